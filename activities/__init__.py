@@ -1,0 +1,1 @@
+"""Every side effect of a lifecycle. Workflows import only `activities.contracts`."""

@@ -1,0 +1,123 @@
+"""The activities a lifecycle calls: one typed input per activity, and a stub per name.
+
+Workflows import this module only, never the implementations, so the workflow sandbox
+never loads SQLAlchemy or SMTP code. The worker registers the implementations in
+`activities.records`, `activities.email` and `activities.assessment` under these names.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, Field
+from temporalio import activity
+
+from models.customer import CustomerProfile
+from models.lifecycle import Phase
+from models.plan import ScoringSettings
+from models.scoring import Assessment, PreviousAssessment
+from models.tasks import Task
+
+
+class LifecycleSnapshot(BaseModel):
+    """The customer's row as the lifecycle sees it now."""
+
+    customer: CustomerProfile
+    plan_name: str
+    plan_version: int
+    phase: Phase
+    term: int
+    term_start: datetime
+    term_end: datetime
+    onboarded: bool
+    churn_reason: str | None = None
+
+
+class TimelineEntry(BaseModel):
+    customer_id: str
+    key: str = Field(description="unique per customer: a retried activity writes it once")
+    at: datetime
+    kind: str
+    message: str
+
+
+class TaskUpdate(BaseModel):
+    task: Task
+    event: TimelineEntry
+
+
+class TaskResultRecord(BaseModel):
+    task: Task
+    result: dict[str, Any]
+    completed_by: str
+    completed_at: datetime
+    success_plan_version: int | None = Field(
+        default=None, description="set when the result carries a (revised) success plan"
+    )
+
+
+class Recipient(StrEnum):
+    customer = "customer"
+    rep = "rep"
+    manager = "manager"
+
+
+class EmailRequest(BaseModel):
+    key: str = Field(description="idempotency key: one email per lifecycle step")
+    template: str
+    customer_id: str
+    to: Recipient
+    assignee: str | None = Field(default=None, description="a person's address, for staff mail")
+    context: dict[str, Any] = Field(default_factory=dict, description="small values only")
+
+
+class EmailReceipt(BaseModel):
+    key: str
+    subject: str
+    to_address: str
+    already_delivered: bool = Field(description="a retried step finds it sent already")
+
+
+class AssessmentRequest(BaseModel):
+    customer_id: str
+    key: str = Field(description="unique per customer: a retried activity scores once")
+    as_of: datetime
+    scoring: ScoringSettings
+    previous: PreviousAssessment | None = None
+
+
+@activity.defn(name="record_lifecycle")
+def record_lifecycle(snapshot: LifecycleSnapshot) -> None:
+    raise NotImplementedError("registered by the worker from activities.records")
+
+
+@activity.defn(name="record_event")
+def record_event(entry: TimelineEntry) -> None:
+    raise NotImplementedError("registered by the worker from activities.records")
+
+
+@activity.defn(name="record_task")
+def record_task(update: TaskUpdate) -> None:
+    raise NotImplementedError("registered by the worker from activities.records")
+
+
+@activity.defn(name="record_task_result")
+def record_task_result(record: TaskResultRecord) -> None:
+    raise NotImplementedError("registered by the worker from activities.records")
+
+
+@activity.defn(name="compose_email")
+def compose_email(request: EmailRequest) -> EmailReceipt:
+    raise NotImplementedError("registered by the worker from activities.email")
+
+
+@activity.defn(name="deliver_email")
+def deliver_email(key: str) -> None:
+    raise NotImplementedError("registered by the worker from activities.email")
+
+
+@activity.defn(name="assess_account")
+def assess_account(request: AssessmentRequest) -> Assessment:
+    raise NotImplementedError("registered by the worker from activities.assessment")

@@ -1,0 +1,178 @@
+"""The records: the queryable projection that the CLI (and later the API) reads.
+
+The lifecycle is the source of truth for what happens next; these rows are written by
+activities and by signal ingestion only. Unique keys make every activity write
+idempotent, so a retried activity never writes twice.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, DateTime, TypeDecorator, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stores UTC and always reads back timezone-aware, on SQLite as on PostgreSQL
+    (SQLite keeps no zone, and comparing naive with aware datetimes is an error)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("naive datetime: Tandem stores timezone-aware times only")
+        return value.astimezone(UTC) if value is not None else None
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
+def _when(**kwargs: Any) -> Any:
+    index = kwargs.pop("index", False)
+    nullable = kwargs.pop("nullable", False)
+    return Field(sa_column=Column(UTCDateTime(), index=index, nullable=nullable), **kwargs)
+
+
+class Customer(SQLModel, table=True):
+    id: str = Field(primary_key=True, max_length=64)
+    company: str = Field(index=True)
+    contact_name: str
+    email: str
+    external_id: str | None = Field(default=None, index=True)
+    owner: str | None = Field(default=None, index=True)
+    plan_name: str
+    plan_version: int
+    phase: str = Field(index=True)
+    term: int = 1
+    term_start: datetime = _when()
+    term_end: datetime = _when(index=True)
+    onboarded: bool = False
+    quadrant: str = Field(default="unknown", index=True)
+    level: float | None = None
+    at_risk: bool = Field(default=False, index=True)
+    renewal_outcome: str | None = None
+    churn_reason: str | None = None
+    created_at: datetime = _when(default_factory=utcnow)
+    updated_at: datetime = _when(default_factory=utcnow)
+
+
+class SuccessPlanRecord(SQLModel, table=True):
+    __tablename__ = "success_plan"
+    __table_args__ = (UniqueConstraint("customer_id", "version"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    customer_id: str = Field(foreign_key="customer.id", index=True)
+    version: int
+    author: str
+    intended_use: str
+    success_definition: str
+    objectives: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    constraints: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = _when()
+
+
+class GoalRecord(SQLModel, table=True):
+    __tablename__ = "goal"
+    __table_args__ = (UniqueConstraint("plan_id", "key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    plan_id: int = Field(foreign_key="success_plan.id", index=True)
+    customer_id: str = Field(foreign_key="customer.id", index=True)
+    key: str
+    metric: str
+    unit: str = ""
+    baseline: float
+    target: float
+    direction: str
+    target_date: date
+
+
+class TaskRecord(SQLModel, table=True):
+    __tablename__ = "task"
+
+    id: str = Field(primary_key=True, max_length=160)
+    customer_id: str = Field(foreign_key="customer.id", index=True)
+    kind: str = Field(index=True)
+    title: str
+    owner_role: str = Field(index=True)
+    assignee: str | None = Field(default=None, index=True)
+    status: str = Field(index=True)
+    due_at: datetime = _when(index=True)
+    created_at: datetime = _when()
+    reminded: bool = False
+    escalated: bool = False
+    playbook: str | None = None
+    completed_at: datetime | None = _when(default=None, nullable=True)
+    completed_by: str | None = None
+    result: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+
+
+class SignalRecord(SQLModel, table=True):
+    __tablename__ = "signal"
+    __table_args__ = (UniqueConstraint("customer_id", "client_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    customer_id: str = Field(foreign_key="customer.id", index=True)
+    kind: str = Field(index=True)
+    value: float
+    goal_key: str | None = None
+    observed_at: datetime = _when(index=True)
+    source: str = "cli"
+    client_id: str | None = None
+    recorded_at: datetime = _when(default_factory=utcnow)
+
+
+class AssessmentRecord(SQLModel, table=True):
+    __tablename__ = "assessment"
+    __table_args__ = (UniqueConstraint("customer_id", "key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    customer_id: str = Field(foreign_key="customer.id", index=True)
+    key: str
+    assessed_at: datetime = _when(index=True)
+    customer_score: float | None = None
+    company_score: float | None = None
+    quadrant: str
+    level: float | None = None
+    trend: float | None = None
+    detail: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+
+
+class OutboxEmail(SQLModel, table=True):
+    __tablename__ = "outbox"
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(unique=True, max_length=240)
+    customer_id: str = Field(foreign_key="customer.id", index=True)
+    template: str
+    to_address: str
+    subject: str
+    text_body: str
+    html_body: str
+    status: str = Field(default="pending", index=True)
+    attempts: int = 0
+    last_error: str | None = None
+    delivered_via: str | None = None
+    created_at: datetime = _when(default_factory=utcnow)
+    delivered_at: datetime | None = _when(default=None, nullable=True)
+
+
+class TimelineEvent(SQLModel, table=True):
+    __tablename__ = "timeline"
+    __table_args__ = (UniqueConstraint("customer_id", "key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    customer_id: str = Field(foreign_key="customer.id", index=True)
+    key: str
+    at: datetime = _when(index=True)
+    kind: str
+    message: str

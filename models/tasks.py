@@ -1,0 +1,206 @@
+"""Human work inside a lifecycle: tasks, their typed results, and how a result is checked."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from models.roles import Role
+from models.scoring import Quadrant
+from models.success_plan import SuccessPlan
+
+
+class TaskKind(StrEnum):
+    kickoff = "kickoff"
+    review_call = "review_call"
+    renewal_checkpoint = "renewal_checkpoint"
+    renewal = "renewal"
+    playbook = "playbook"
+
+
+class TaskStatus(StrEnum):
+    open = "open"
+    done = "done"
+    cancelled = "cancelled"
+
+
+class Task(BaseModel):
+    """A task as the lifecycle tracks it (the database row mirrors this)."""
+
+    task_id: str
+    customer_id: str
+    kind: TaskKind
+    title: str
+    owner_role: Role
+    assignee: str | None = None
+    due_at: datetime
+    created_at: datetime
+    status: TaskStatus = TaskStatus.open
+    reminded: bool = False
+    escalated: bool = False
+    playbook: str | None = Field(default=None, description="which playbook opened it")
+    requires_decision: bool = False
+
+
+class _Result(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class KickoffResult(_Result):
+    """The kickoff's result *is* the success plan, in the customer's words."""
+
+    kind: Literal["kickoff"] = "kickoff"
+    success_plan: SuccessPlan
+    onboarding_complete: bool = Field(
+        default=False, description="the customer is set up even if tutorials are left"
+    )
+    notes: str = ""
+
+
+class ReviewCallResult(_Result):
+    kind: Literal["review_call"] = "review_call"
+    notes: str = Field(min_length=1)
+    goal_progress: dict[str, float] = Field(
+        default_factory=dict, description="goal key -> current measured value"
+    )
+    next_steps: list[str] = Field(default_factory=list)
+    revised_plan: SuccessPlan | None = None
+
+
+class RenewalCheckpointResult(_Result):
+    """The manager's own rating of the account, compared with the automated one."""
+
+    kind: Literal["renewal_checkpoint"] = "renewal_checkpoint"
+    manager_rating: Quadrant
+    notes: str = ""
+
+
+class RenewalOutcome(StrEnum):
+    renewed = "renewed"
+    expanded = "expanded"
+    downgraded = "downgraded"
+    churned = "churned"
+
+
+class RenewalResult(_Result):
+    kind: Literal["renewal"] = "renewal"
+    outcome: RenewalOutcome
+    reason: str = Field(min_length=1)
+    revised_plan: SuccessPlan | None = None
+
+
+class Decision(StrEnum):
+    recover = "recover"
+    let_go = "let_go"
+
+
+class PlaybookResult(_Result):
+    kind: Literal["playbook"] = "playbook"
+    notes: str = Field(min_length=1)
+    decision: Decision | None = None
+
+
+TaskResult = Annotated[
+    KickoffResult | ReviewCallResult | RenewalCheckpointResult | RenewalResult | PlaybookResult,
+    Field(discriminator="kind"),
+]
+_task_result = TypeAdapter(TaskResult)
+
+RESULT_MODELS: dict[TaskKind, type[_Result]] = {
+    TaskKind.kickoff: KickoffResult,
+    TaskKind.review_call: ReviewCallResult,
+    TaskKind.renewal_checkpoint: RenewalCheckpointResult,
+    TaskKind.renewal: RenewalResult,
+    TaskKind.playbook: PlaybookResult,
+}
+
+
+class TaskCompletion(BaseModel):
+    """What a rep or manager submits to finish a task. The result stays a plain mapping
+    on the wire so that the lifecycle, not the caller's deserializer, says what is wrong."""
+
+    task_id: str = Field(min_length=1)
+    completed_by: str = Field(default="unknown", min_length=1)
+    result: dict[str, Any]
+
+
+class TaskReceipt(BaseModel):
+    task_id: str
+    kind: TaskKind
+    completed_at: datetime
+    completed_by: str
+
+
+class InvalidTaskResult(ValueError):
+    """A completion the lifecycle refuses; the message is meant for the person."""
+
+
+def describe_validation_error(error: ValidationError, prefix: str = "") -> str:
+    """One line per problem, each naming the field path, e.g. `result.goals.0.target`."""
+    lines = []
+    for problem in error.errors():
+        path = ".".join(str(p) for p in (prefix, *problem["loc"]) if p != "")
+        lines.append(f"{path or 'value'}: {problem['msg']}")
+    return "; ".join(lines)
+
+
+def check_result(task: Task | None, completion: TaskCompletion, task_id: str) -> TaskResult:
+    """Parse and check a completion against the task it names, or raise InvalidTaskResult."""
+    if task is None:
+        raise InvalidTaskResult(f"unknown task {task_id!r}")
+    if task.status is not TaskStatus.open:
+        raise InvalidTaskResult(f"task {task_id} is not open (it is {task.status.value})")
+    raw = dict(completion.result)
+    kind = raw.setdefault("kind", task.kind.value)
+    if kind != task.kind.value:
+        raise InvalidTaskResult(
+            f"wrong kind: task {task_id} is a {task.kind.value} task, the result is for {kind!r}"
+        )
+    try:
+        result = _task_result.validate_python(raw)
+    except ValidationError as error:
+        raise InvalidTaskResult(describe_validation_error(error, "result")) from None
+    if isinstance(result, PlaybookResult) and task.requires_decision and result.decision is None:
+        raise InvalidTaskResult("result.decision: this playbook needs a decision: recover or let_go")
+    return result
+
+
+def example_result(kind: TaskKind) -> dict[str, Any]:
+    """A filled-in result per kind, for `tandem tasks example` and the docs."""
+    plan = {
+        "intended_use": "Track every deal our 12 reps work, from first call to signature",
+        "success_definition": "Every rep logs their calls in Tandem CRM instead of spreadsheets",
+        "goals": [
+            {
+                "key": "active_reps",
+                "metric": "reps logging calls weekly",
+                "unit": "reps",
+                "baseline": 2,
+                "target": 12,
+                "direction": "increase",
+                "target_date": "2027-06-30",
+            }
+        ],
+        "objectives": ["Retire the shared sales spreadsheet"],
+        "constraints": ["Roll out one sales team at a time"],
+    }
+    examples: dict[TaskKind, dict[str, Any]] = {
+        TaskKind.kickoff: {"kind": "kickoff", "success_plan": plan, "notes": "Kickoff held"},
+        TaskKind.review_call: {
+            "kind": "review_call",
+            "notes": "Two more teams live",
+            "goal_progress": {"active_reps": 7},
+            "next_steps": ["Train the EMEA team"],
+        },
+        TaskKind.renewal_checkpoint: {
+            "kind": "renewal_checkpoint",
+            "manager_rating": "happy_profitable",
+            "notes": "Champion is positive",
+        },
+        TaskKind.renewal: {"kind": "renewal", "outcome": "renewed", "reason": "Goals met"},
+        TaskKind.playbook: {"kind": "playbook", "notes": "Call held", "decision": "recover"},
+    }
+    return examples[kind]

@@ -1,0 +1,59 @@
+"""All configuration in one place: environment variables `TANDEM_*` (or a `.env` file)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TANDEM_", env_file=".env", extra="ignore")
+
+    # Where things live. var/ holds the embedded stack's data: Temporal's file, the
+    # SQLite records and the outbox of .eml files.
+    var_dir: Path = Path("var")
+    database_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("TANDEM_DATABASE_URL", "DATABASE_URL"),
+        description="SQLAlchemy URL; default sqlite:///<var_dir>/tandem.db",
+    )
+    plans_dir: Path | None = Field(
+        default=None, description="extra plan templates (*.toml) beside the built-in ones"
+    )
+
+    # Temporal.
+    temporal_address: str = "127.0.0.1:7233"
+    temporal_namespace: str = "default"
+    task_queue: str = "tandem"
+    temporal_ui_port: int = 8233
+
+    # Email. Without an SMTP host, mail is kept in the outbox and written as .eml files.
+    smtp_host: str | None = None
+    smtp_port: int = 587
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = True
+    smtp_timeout_seconds: float = 20.0
+    mail_from: str = "Tandem Success Team <success@tandem.invalid>"
+    managers_email: str = "success-managers@tandem.invalid"
+    reps_email: str = "success-reps@tandem.invalid"
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.var_dir / 'tandem.db'}"
+
+    @property
+    def outbox_dir(self) -> Path:
+        return self.var_dir / "outbox"
+
+    @property
+    def temporal_db_file(self) -> Path:
+        return self.var_dir / "temporal.db"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,293 @@
+"""One customer's lifecycle, from sign-up to churn, one term at a time.
+
+Reads as the business process: the term's agenda (welcome, tutorials, kickoff, nudges,
+check-ins, review calls, renewal checkpoints, the renewal conversation) is walked in
+date order; tasks for people run alongside with reminders and escalation; a renewal
+continues-as-new into the next term, a churn or a cancellation ends the lifecycle.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import SearchAttributeKey
+from temporalio.exceptions import ApplicationError
+
+from workflows import onboarding, renewal, reviews
+from workflows.agenda import next_step, term_agenda
+from workflows.effects import Mailroom, record
+from workflows.tasks import TaskDesk
+
+with workflow.unsafe.imports_passed_through():
+    from activities import contracts
+    from activities.contracts import LifecycleSnapshot
+    from models.lifecycle import (
+        LifecycleEnd,
+        LifecycleInput,
+        LifecycleState,
+        LifecycleStatus,
+        Phase,
+        SignupReceipt,
+        Step,
+        StepKind,
+    )
+    from models.scoring import Quadrant
+    from activities.contracts import TaskResultRecord
+    from models.tasks import (
+        InvalidTaskResult,
+        KickoffResult,
+        RenewalCheckpointResult,
+        RenewalOutcome,
+        RenewalResult,
+        ReviewCallResult,
+        Task,
+        TaskCompletion,
+        TaskReceipt,
+        TaskResult,
+        TaskStatus,
+        check_result,
+    )
+
+PHASE = SearchAttributeKey.for_keyword("TandemPhase")
+QUADRANT = SearchAttributeKey.for_keyword("TandemQuadrant")
+SEARCH_ATTRIBUTES = [PHASE, QUADRANT]
+
+STEPS = {
+    StepKind.welcome: onboarding.welcome,
+    StepKind.tutorial_invites: onboarding.invite_to_tutorials,
+    StepKind.kickoff: onboarding.schedule_kickoff,
+    StepKind.tutorial_nudge: onboarding.nudge_tutorials,
+    StepKind.check_in: reviews.check_in,
+    StepKind.review_call: reviews.schedule_review_call,
+    StepKind.renewal_checkpoint: renewal.ask_for_rating,
+    StepKind.renewal: renewal.open_conversation,
+}
+
+
+@workflow.defn(name="CustomerLifecycle")
+class CustomerLifecycle:
+    @workflow.init
+    def __init__(self, lifecycle: LifecycleInput) -> None:
+        self.state = lifecycle.state or self._first_term(lifecycle)
+        self.steps_per_run = lifecycle.steps_per_run
+        self.mail = Mailroom()
+        self.desk = TaskDesk(self.state, self.mail)
+
+    @staticmethod
+    def _first_term(lifecycle: LifecycleInput) -> LifecycleState:
+        now = workflow.now()
+        return LifecycleState(
+            customer=lifecycle.customer,
+            plan=lifecycle.plan,
+            signed_up_at=now,
+            term_start=now,
+            term_end=now + timedelta(days=lifecycle.plan.renewal.term_days),
+        )
+
+    @workflow.run
+    async def run(self, lifecycle: LifecycleInput) -> LifecycleEnd:
+        if lifecycle.state is None:
+            await self.save_snapshot()
+        self.index_search_attributes()
+        self.desk.resume()
+        steps_this_run = 0
+        for step in term_agenda(self.state):
+            if step.key in self.state.steps_done:
+                continue
+            if not await self.until(step):
+                break
+            await STEPS[step.kind](self, step)
+            self.state.steps_done.append(step.key)
+            steps_this_run += 1
+            if self.should_continue_as_new(steps_this_run):
+                await self.continue_as_new()
+        await workflow.wait_condition(self.term_is_decided)
+        if self.state.cancel_reason is not None:
+            return await renewal.end(self, f"cancelled: {self.state.cancel_reason}")
+        decision = self.state.renewal
+        assert decision is not None
+        if decision.outcome is RenewalOutcome.churned:
+            return await renewal.end(self, f"churned at renewal: {decision.reason}")
+        # The term runs to its end (check-ins included) before the next one starts.
+        remaining = self.state.term_end - workflow.now()
+        if remaining > timedelta(0):
+            await workflow.wait_condition(lambda: self.state.cancel_reason is not None, timeout=remaining)
+        if self.state.cancel_reason is not None:
+            return await renewal.end(self, f"cancelled: {self.state.cancel_reason}")
+        self.state = renewal.next_term(self.state)
+        await self.continue_as_new()
+        raise AssertionError("unreachable: continue_as_new raises")
+
+    # -- the pace of the process -------------------------------------------------------
+
+    def ended_early(self) -> bool:
+        """A cancellation, or a renewal decided as churn, stops the rest of the term."""
+        decision = self.state.renewal
+        churned = decision is not None and decision.outcome is RenewalOutcome.churned
+        return self.state.cancel_reason is not None or churned
+
+    def term_is_decided(self) -> bool:
+        return self.state.cancel_reason is not None or self.state.renewal is not None
+
+    async def until(self, step: Step) -> bool:
+        """Sleep until the step is due; False when the lifecycle ends first."""
+        remaining = step.at - workflow.now()
+        if remaining > timedelta(0):
+            try:
+                await workflow.wait_condition(self.ended_early, timeout=remaining)
+            except TimeoutError:
+                pass
+        return not self.ended_early()
+
+    def should_continue_as_new(self, steps_this_run: int) -> bool:
+        if self.steps_per_run is not None and steps_this_run >= self.steps_per_run:
+            return True
+        return workflow.info().is_continue_as_new_suggested()
+
+    async def continue_as_new(self) -> None:
+        """Hand the state to a fresh run, once no handler or email is mid-way."""
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        await self.mail.drain()
+        workflow.continue_as_new(
+            LifecycleInput(
+                customer=self.state.customer,
+                plan=self.state.plan,
+                state=self.state,
+                steps_per_run=self.steps_per_run,
+            )
+        )
+
+    async def record_result(self, task: Task, result: TaskResult, receipt: TaskReceipt) -> None:
+        """Store the result (the caller reads its own write), then act on it."""
+        plan = None
+        if isinstance(result, KickoffResult):
+            plan = result.success_plan
+        elif isinstance(result, ReviewCallResult | RenewalResult):
+            plan = result.revised_plan
+        version = self.state.success_plan_version + 1 if plan is not None else None
+        await record(
+            contracts.record_task_result,
+            TaskResultRecord(
+                task=task,
+                result=result.model_dump(mode="json"),
+                completed_by=receipt.completed_by,
+                completed_at=receipt.completed_at,
+                success_plan_version=version,
+            ),
+        )
+        if plan is not None and version is not None:
+            self.state.success_plan, self.state.success_plan_version = plan, version
+        if isinstance(result, KickoffResult):
+            await onboarding.kickoff_held(self, result)
+        elif isinstance(result, RenewalCheckpointResult):
+            await renewal.compare_rating(self, task, result)
+        elif isinstance(result, RenewalResult):
+            self.state.renewal = result
+
+    def key(self, local: str) -> str:
+        """A key unique to this customer and term, for emails, events and assessments."""
+        return f"{self.state.customer.customer_id}:t{self.state.term}:{local}"
+
+    # -- records and visibility --------------------------------------------------------
+
+    async def save_snapshot(self, churn_reason: str | None = None) -> None:
+        state = self.state
+        await record(
+            contracts.record_lifecycle,
+            LifecycleSnapshot(
+                customer=state.customer,
+                plan_name=state.plan.name,
+                plan_version=state.plan.version,
+                phase=state.phase,
+                term=state.term,
+                term_start=state.term_start,
+                term_end=state.term_end,
+                onboarded=state.onboarded,
+                churn_reason=churn_reason,
+            ),
+        )
+
+    async def enter(self, phase: Phase) -> None:
+        if self.state.phase is not phase:
+            self.state.phase = phase
+            self.index_search_attributes()
+            await self.save_snapshot()
+
+    def index_search_attributes(self) -> None:
+        last = self.state.last_assessment
+        quadrant = last.quadrant if last else Quadrant.unknown
+        workflow.upsert_search_attributes(
+            [PHASE.value_set(self.state.phase.value), QUADRANT.value_set(quadrant.value)]
+        )
+
+    # -- what people and systems send --------------------------------------------------
+
+    @workflow.update
+    async def acknowledge_signup(self) -> SignupReceipt:
+        """Sent with the start (update-with-start): returns once the welcome is composed,
+        and tells a repeated sign-up apart from the first."""
+        first = not self.state.signup_acknowledged
+        self.state.signup_acknowledged = True
+        await workflow.wait_condition(
+            lambda: "welcome" in self.state.steps_done or self.state.term > 1 or self.ended_early()
+        )
+        return SignupReceipt(
+            customer_id=self.state.customer.customer_id,
+            workflow_id=workflow.info().workflow_id,
+            phase=self.state.phase,
+            new=first,
+            plan=self.state.plan.label,
+        )
+
+    @workflow.update
+    async def complete_task(self, completion: TaskCompletion) -> TaskReceipt:
+        task = self.state.tasks.get(completion.task_id)
+        try:
+            result = check_result(task, completion, completion.task_id)
+        except InvalidTaskResult as refused:  # a concurrent completion won the race
+            raise ApplicationError(str(refused), type="InvalidTaskResult", non_retryable=True)
+        assert task is not None
+        task.status = TaskStatus.done  # claimed before any await: a second completion is refused
+        receipt = TaskReceipt(
+            task_id=task.task_id,
+            kind=task.kind,
+            completed_at=workflow.now(),
+            completed_by=completion.completed_by,
+        )
+        await self.record_result(task, result, receipt)
+        return receipt
+
+    @complete_task.validator
+    def validate_completion(self, completion: TaskCompletion) -> None:
+        try:
+            check_result(self.state.tasks.get(completion.task_id), completion, completion.task_id)
+        except InvalidTaskResult as refused:
+            raise ApplicationError(str(refused), type="InvalidTaskResult", non_retryable=True)
+
+    @workflow.signal
+    async def tutorial_completed(self, tutorial_key: str) -> None:
+        await onboarding.tutorial_completed(self, tutorial_key)
+
+    @workflow.signal
+    def cancel(self, reason: str) -> None:
+        if self.state.cancel_reason is None:
+            self.state.cancel_reason = reason or "no reason given"
+
+    @workflow.query
+    def status(self) -> LifecycleStatus:
+        state = self.state
+        return LifecycleStatus(
+            customer_id=state.customer.customer_id,
+            company=state.customer.company,
+            phase=state.phase,
+            term=state.term,
+            term_end=state.term_end,
+            plan=state.plan.label,
+            onboarded=state.onboarded,
+            tutorials_done=state.tutorials_done,
+            success_plan=state.success_plan,
+            open_tasks=state.open_tasks(),
+            last_assessment=state.last_assessment,
+            next_step=None if self.ended_early() else next_step(state),
+        )

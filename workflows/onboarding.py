@@ -1,0 +1,112 @@
+"""Sign-up and onboarding: contact at once, personal tutorials, and the kickoff in which
+the success manager records the customer's own definition of success."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from temporalio import workflow
+
+from workflows.effects import event
+
+with workflow.unsafe.imports_passed_through():
+    from activities.contracts import Recipient
+    from models.lifecycle import Phase, Step
+    from models.roles import Role
+    from models.tasks import KickoffResult, TaskKind
+
+if TYPE_CHECKING:
+    from workflows.lifecycle import CustomerLifecycle
+
+
+def _tutorials(lc: CustomerLifecycle, keys: list[str] | None = None) -> list[dict[str, str]]:
+    return [
+        {"key": t.key, "title": t.title, "url": t.url}
+        for t in lc.state.plan.onboarding.tutorials
+        if keys is None or t.key in keys
+    ]
+
+
+def pending_tutorials(lc: CustomerLifecycle) -> list[str]:
+    return [k for k in lc.state.plan.required_tutorials() if k not in lc.state.tutorials_done]
+
+
+async def welcome(lc: CustomerLifecycle, step: Step) -> None:
+    """Reach out at once and offer help getting started (DOMAIN.md §2.1)."""
+    customer = lc.state.customer
+    await lc.mail.send(
+        lc.key(step.key), "welcome", customer.customer_id, Recipient.customer,
+        tutorials=_tutorials(lc),
+    )
+    await event(
+        customer.customer_id, "signed_up", "signed_up",
+        f"Signed up on plan {lc.state.plan.label}; welcome email sent to {customer.email}",
+    )
+
+
+async def invite_to_tutorials(lc: CustomerLifecycle, step: Step) -> None:
+    await lc.mail.send(
+        lc.key(step.key), "tutorial_invite", lc.state.customer.customer_id, Recipient.customer,
+        tutorials=_tutorials(lc),
+    )
+
+
+async def schedule_kickoff(lc: CustomerLifecycle, step: Step) -> None:
+    customer = lc.state.customer
+    task = await lc.desk.open(
+        step.key,
+        TaskKind.kickoff,
+        f"Kickoff with {customer.company}: capture how they define success",
+        Role.manager,
+        due_in=timedelta(days=lc.state.plan.onboarding.kickoff_due_days),
+    )
+    await lc.mail.send(
+        lc.key("kickoff_invite"), "kickoff_invite", customer.customer_id, Recipient.customer,
+        task_id=task.task_id,
+    )
+
+
+async def nudge_tutorials(lc: CustomerLifecycle, step: Step) -> None:
+    pending = pending_tutorials(lc)
+    if lc.state.onboarded or not pending:
+        return
+    await lc.mail.send(
+        lc.key(step.key), "tutorial_nudge", lc.state.customer.customer_id, Recipient.customer,
+        tutorials=_tutorials(lc, pending),
+    )
+
+
+async def tutorial_completed(lc: CustomerLifecycle, tutorial_key: str) -> None:
+    known = {t.key: t.title for t in lc.state.plan.onboarding.tutorials}
+    if tutorial_key not in known:
+        workflow.logger.warning("ignoring unknown tutorial %r", tutorial_key)
+        return
+    if tutorial_key in lc.state.tutorials_done:
+        return
+    lc.state.tutorials_done.append(tutorial_key)
+    await event(
+        lc.state.customer.customer_id, f"tutorial:{tutorial_key}", "tutorial_completed",
+        f"Tutorial completed: {known[tutorial_key]}",
+    )
+    if lc.state.plan.required_tutorials() and not pending_tutorials(lc):
+        await finish_onboarding(lc, "all required tutorials completed")
+
+
+async def kickoff_held(lc: CustomerLifecycle, result: KickoffResult) -> None:
+    if result.onboarding_complete:
+        await finish_onboarding(lc, "the kickoff marked onboarding complete")
+    elif not lc.state.plan.required_tutorials():
+        await finish_onboarding(lc, "kickoff held; the plan has no required tutorials")
+
+
+async def finish_onboarding(lc: CustomerLifecycle, why: str) -> None:
+    if lc.state.onboarded:
+        return
+    lc.state.onboarded = True
+    await event(lc.state.customer.customer_id, "onboarded", "onboarded", f"Onboarding done: {why}")
+    if lc.state.phase is Phase.onboarding:
+        await lc.enter(Phase.adopting)
+    else:
+        await lc.save_snapshot()
+

@@ -1,0 +1,104 @@
+"""Periodic progress reviews: automated check-ins that reassess the account's place in
+the success quadrant, review calls for the manager, and the playbooks a move opens."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from temporalio import workflow
+
+from workflows.effects import event, record
+
+with workflow.unsafe.imports_passed_through():
+    from activities import contracts
+    from activities.contracts import AssessmentRequest, Recipient
+    from models.lifecycle import LastAssessment, Step
+    from models.roles import Role
+    from models.scoring import Assessment, Quadrant, Risk
+    from models.tasks import TaskKind
+
+if TYPE_CHECKING:
+    from workflows.lifecycle import CustomerLifecycle
+
+_SCORED = {
+    Quadrant.happy_profitable,
+    Quadrant.unhappy_profitable,
+    Quadrant.happy_unprofitable,
+    Quadrant.unhappy_unprofitable,
+}
+
+
+def situation(assessment: Assessment, previous: LastAssessment | None) -> str | None:
+    """What changed enough to open a playbook: a new risk, or a move into a quadrant."""
+    had = set(previous.risks) if previous else set()
+    if Risk.neutral_high_profit in assessment.risks and Risk.neutral_high_profit not in had:
+        return Risk.neutral_high_profit.value
+    moved = previous is None or previous.quadrant != assessment.quadrant
+    if assessment.quadrant in _SCORED and moved:
+        return assessment.quadrant.value
+    return None
+
+
+async def check_in(lc: CustomerLifecycle, step: Step) -> None:
+    """Gather signals, measure progress against the customer's goals, reassess, and
+    tell the customer where they stand."""
+    state = lc.state
+    customer_id = state.customer.customer_id
+    previous = state.last_assessment
+    assessment: Assessment = await record(
+        contracts.assess_account,
+        AssessmentRequest(
+            customer_id=customer_id,
+            key=lc.key(step.key),
+            as_of=workflow.now(),
+            scoring=state.plan.scoring,
+            previous=previous.as_previous() if previous else None,
+        ),
+    )
+    state.last_assessment = LastAssessment(
+        assessed_at=assessment.assessed_at,
+        quadrant=assessment.quadrant,
+        level=assessment.level,
+        customer_score=assessment.customer_score,
+        company_score=assessment.company_score,
+        risks=assessment.risks,
+    )
+    lc.index_search_attributes()
+    await lc.mail.send(lc.key(step.key), "checkin_report", customer_id, Recipient.customer)
+    opened = situation(assessment, previous)
+    if opened is not None:
+        await open_playbook(lc, step, opened, previous)
+
+
+async def open_playbook(
+    lc: CustomerLifecycle, step: Step, opened: str, previous: LastAssessment | None
+) -> None:
+    customer = lc.state.customer
+    before = previous.quadrant.value if previous else "no assessment"
+    await event(
+        customer.customer_id, lc.key(f"{step.key}:moved"), "quadrant_changed",
+        f"Assessment moved from {before} to {opened}",
+    )
+    playbook = getattr(lc.state.plan.playbooks, opened)
+    if playbook is None:
+        return
+    await lc.desk.open(
+        f"playbook-{step.key}",
+        TaskKind.playbook,
+        f"{playbook.title}: {customer.company}",
+        playbook.owner_role,
+        due_in=timedelta(days=playbook.due_days),
+        playbook=opened,
+        requires_decision=playbook.requires_decision,
+    )
+
+
+async def schedule_review_call(lc: CustomerLifecycle, step: Step) -> None:
+    await lc.desk.open(
+        step.key,
+        TaskKind.review_call,
+        f"Progress review call with {lc.state.customer.company}",
+        Role.manager,
+        due_in=timedelta(days=lc.state.plan.reviews.review_call_due_days),
+    )

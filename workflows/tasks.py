@@ -1,0 +1,128 @@
+"""The task desk: human work inside a lifecycle, with reminders and escalation.
+
+A task is opened with a deterministic id, persisted through an activity and announced
+to its owner; a follow-up coroutine per open task reminds the owner before the due date
+and escalates to the managers once it is overdue. Completion arrives through the
+lifecycle's `complete_task` update.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+
+from temporalio import workflow
+
+from workflows.effects import Mailroom, record
+
+with workflow.unsafe.imports_passed_through():
+    from activities import contracts
+    from activities.contracts import Recipient, TaskUpdate, TimelineEntry
+    from models.lifecycle import LifecycleState
+    from models.roles import Role
+    from models.tasks import Task, TaskKind, TaskStatus
+
+
+class TaskDesk:
+    def __init__(self, state: LifecycleState, mail: Mailroom) -> None:
+        self._state = state
+        self._mail = mail
+        self._followers: dict[str, asyncio.Task[None]] = {}
+
+    def task_id(self, key: str) -> str:
+        return f"{self._state.customer.customer_id}:t{self._state.term}:{key}"
+
+    async def open(
+        self,
+        key: str,
+        kind: TaskKind,
+        title: str,
+        owner_role: Role,
+        due_in: timedelta,
+        playbook: str | None = None,
+        requires_decision: bool = False,
+    ) -> Task:
+        task_id = self.task_id(key)
+        if task_id in self._state.tasks:  # a resumed step: the task exists already
+            return self._state.tasks[task_id]
+        now = workflow.now()
+        customer = self._state.customer
+        task = Task(
+            task_id=task_id,
+            customer_id=customer.customer_id,
+            kind=kind,
+            title=title,
+            owner_role=owner_role,
+            assignee=customer.owner if owner_role is Role.manager else None,
+            due_at=now + due_in,
+            created_at=now,
+            playbook=playbook,
+            requires_decision=requires_decision,
+        )
+        self._state.tasks[task_id] = task
+        await self._save(task, "task_opened", f"Task opened for the {owner_role.value}: {title}")
+        await self._mail.send(
+            f"{task_id}:assigned", "task_assigned", customer.customer_id,
+            Recipient(owner_role.value), assignee=task.assignee, task_id=task_id,
+        )
+        self.follow_up(task)
+        return task
+
+    def follow_up(self, task: Task) -> None:
+        """Start (or, after continue-as-new, restart) the reminders for an open task."""
+        if task.status is TaskStatus.open and task.task_id not in self._followers:
+            self._followers[task.task_id] = asyncio.create_task(self._follow_up(task))
+
+    def resume(self) -> None:
+        for task in self._state.open_tasks():
+            self.follow_up(task)
+
+    async def close_all(self, reason: str) -> None:
+        for task in self._state.open_tasks():
+            task.status = TaskStatus.cancelled
+            await self._save(task, "task_cancelled", f"Task cancelled ({reason}): {task.title}")
+
+    async def _follow_up(self, task: Task) -> None:
+        plan = self._state.plan.tasks
+        customer_id = self._state.customer.customer_id
+        if not task.reminded:
+            if await self._closed_before(task, task.due_at - timedelta(hours=plan.remind_before_hours)):
+                return
+            task.reminded = True
+            await self._save(task, "task_reminder", f"Reminder sent: {task.title}")
+            await self._mail.send(
+                f"{task.task_id}:reminder", "task_reminder", customer_id,
+                Recipient(task.owner_role.value), assignee=task.assignee, task_id=task.task_id,
+            )
+        if not task.escalated:
+            overdue = task.due_at + timedelta(hours=plan.escalate_after_hours)
+            if await self._closed_before(task, overdue):
+                return
+            task.escalated = True
+            await self._save(task, "task_escalated", f"Overdue, escalated to managers: {task.title}")
+            await self._mail.send(
+                f"{task.task_id}:escalation", "task_escalation", customer_id, Recipient.manager,
+                task_id=task.task_id, reason="The task is overdue.",
+            )
+
+    async def _closed_before(self, task: Task, deadline: datetime) -> bool:
+        """Wait until the task is closed (True) or the deadline passes (False)."""
+        remaining = deadline - workflow.now()
+        if remaining > timedelta(0):
+            try:
+                await workflow.wait_condition(
+                    lambda: task.status is not TaskStatus.open, timeout=remaining
+                )
+            except TimeoutError:
+                pass
+        return task.status is not TaskStatus.open
+
+    async def _save(self, task: Task, kind: str, message: str) -> None:
+        entry = TimelineEntry(
+            customer_id=task.customer_id,
+            key=f"{task.task_id}:{kind}",
+            at=workflow.now(),
+            kind=kind,
+            message=message,
+        )
+        await record(contracts.record_task, TaskUpdate(task=task, event=entry))
