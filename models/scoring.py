@@ -76,9 +76,7 @@ def _expected_progress(as_of: datetime, started: datetime, target: datetime) -> 
     return max(0.0, min(1.0, (as_of - started).total_seconds() / span))
 
 
-def goal_progress(
-    plan: SuccessPlan | None, observations: list[Observation]
-) -> dict[str, float]:
+def goal_progress(plan: SuccessPlan | None, observations: list[Observation]) -> dict[str, float]:
     """Goal key -> share of the way from baseline to target, from the latest measurement."""
     if plan is None:
         return {}
@@ -188,9 +186,9 @@ def assess(
     quadrant = _quadrant(customer, company, settings.neutral_band)
     level = None if customer is None or company is None else round((customer + company) / 2, 4)
     risks = []
-    if customer is not None and company is not None:
-        if abs(customer) < settings.neutral_band and company >= settings.high_profit:
-            risks.append(Risk.neutral_high_profit)
+    neutral_customer = customer is not None and abs(customer) < settings.neutral_band
+    if neutral_customer and company is not None and company >= settings.high_profit:
+        risks.append(Risk.neutral_high_profit)
     trend = None
     if previous is not None and previous.level is not None and level is not None:
         trend = round(level - previous.level, 4)

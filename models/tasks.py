@@ -164,7 +164,9 @@ def check_result(task: Task | None, completion: TaskCompletion, task_id: str) ->
     except ValidationError as error:
         raise InvalidTaskResult(describe_validation_error(error, "result")) from None
     if isinstance(result, PlaybookResult) and task.requires_decision and result.decision is None:
-        raise InvalidTaskResult("result.decision: this playbook needs a decision: recover or let_go")
+        raise InvalidTaskResult(
+            "result.decision: this playbook needs a decision: recover or let_go"
+        )
     return result
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+import contextlib
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
@@ -23,6 +25,16 @@ DELIVERY = RetryPolicy(
     maximum_interval=timedelta(minutes=30),
 )
 DELIVERY_WINDOW = timedelta(days=3)
+
+
+async def wait_for(condition: Callable[[], bool], deadline: datetime) -> bool:
+    """Wait until the condition holds (True) or the deadline passes (False), on a
+    durable timer: a restarted worker waits only for what is left."""
+    remaining = deadline - workflow.now()
+    if remaining > timedelta(0):
+        with contextlib.suppress(TimeoutError):
+            await workflow.wait_condition(condition, timeout=remaining)
+    return condition()
 
 
 async def record(activity: Any, payload: Any) -> Any:
@@ -82,7 +94,9 @@ class Mailroom:
             )
         except ActivityError as error:
             await event(
-                customer_id, f"{key}:undelivered", "email_failed",
+                customer_id,
+                f"{key}:undelivered",
+                "email_failed",
                 f"email {key} could not be delivered: {error.cause or error}",
             )
 

@@ -16,12 +16,12 @@ from temporalio.exceptions import ApplicationError
 
 from workflows import onboarding, renewal, reviews
 from workflows.agenda import next_step, term_agenda
-from workflows.effects import Mailroom, record
+from workflows.effects import Mailroom, record, wait_for
 from workflows.tasks import TaskDesk
 
 with workflow.unsafe.imports_passed_through():
     from activities import contracts
-    from activities.contracts import LifecycleSnapshot
+    from activities.contracts import LifecycleSnapshot, TaskResultRecord
     from models.lifecycle import (
         LifecycleEnd,
         LifecycleInput,
@@ -33,7 +33,6 @@ with workflow.unsafe.imports_passed_through():
         StepKind,
     )
     from models.scoring import Quadrant
-    from activities.contracts import TaskResultRecord
     from models.tasks import (
         InvalidTaskResult,
         KickoffResult,
@@ -110,10 +109,7 @@ class CustomerLifecycle:
         if decision.outcome is RenewalOutcome.churned:
             return await renewal.end(self, f"churned at renewal: {decision.reason}")
         # The term runs to its end (check-ins included) before the next one starts.
-        remaining = self.state.term_end - workflow.now()
-        if remaining > timedelta(0):
-            await workflow.wait_condition(lambda: self.state.cancel_reason is not None, timeout=remaining)
-        if self.state.cancel_reason is not None:
+        if await wait_for(lambda: self.state.cancel_reason is not None, self.state.term_end):
             return await renewal.end(self, f"cancelled: {self.state.cancel_reason}")
         self.state = renewal.next_term(self.state)
         await self.continue_as_new()
@@ -132,13 +128,7 @@ class CustomerLifecycle:
 
     async def until(self, step: Step) -> bool:
         """Sleep until the step is due; False when the lifecycle ends first."""
-        remaining = step.at - workflow.now()
-        if remaining > timedelta(0):
-            try:
-                await workflow.wait_condition(self.ended_early, timeout=remaining)
-            except TimeoutError:
-                pass
-        return not self.ended_early()
+        return not await wait_for(self.ended_early, step.at)
 
     def should_continue_as_new(self, steps_this_run: int) -> bool:
         if self.steps_per_run is not None and steps_this_run >= self.steps_per_run:
@@ -246,7 +236,9 @@ class CustomerLifecycle:
         try:
             result = check_result(task, completion, completion.task_id)
         except InvalidTaskResult as refused:  # a concurrent completion won the race
-            raise ApplicationError(str(refused), type="InvalidTaskResult", non_retryable=True)
+            raise ApplicationError(
+                str(refused), type="InvalidTaskResult", non_retryable=True
+            ) from None
         assert task is not None
         task.status = TaskStatus.done  # claimed before any await: a second completion is refused
         receipt = TaskReceipt(
@@ -263,7 +255,9 @@ class CustomerLifecycle:
         try:
             check_result(self.state.tasks.get(completion.task_id), completion, completion.task_id)
         except InvalidTaskResult as refused:
-            raise ApplicationError(str(refused), type="InvalidTaskResult", non_retryable=True)
+            raise ApplicationError(
+                str(refused), type="InvalidTaskResult", non_retryable=True
+            ) from None
 
     @workflow.signal
     async def tutorial_completed(self, tutorial_key: str) -> None:

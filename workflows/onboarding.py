@@ -36,18 +36,26 @@ async def welcome(lc: CustomerLifecycle, step: Step) -> None:
     """Reach out at once and offer help getting started (DOMAIN.md §2.1)."""
     customer = lc.state.customer
     await lc.mail.send(
-        lc.key(step.key), "welcome", customer.customer_id, Recipient.customer,
+        lc.key(step.key),
+        "welcome",
+        customer.customer_id,
+        Recipient.customer,
         tutorials=_tutorials(lc),
     )
     await event(
-        customer.customer_id, "signed_up", "signed_up",
+        customer.customer_id,
+        "signed_up",
+        "signed_up",
         f"Signed up on plan {lc.state.plan.label}; welcome email sent to {customer.email}",
     )
 
 
 async def invite_to_tutorials(lc: CustomerLifecycle, step: Step) -> None:
     await lc.mail.send(
-        lc.key(step.key), "tutorial_invite", lc.state.customer.customer_id, Recipient.customer,
+        lc.key(step.key),
+        "tutorial_invite",
+        lc.state.customer.customer_id,
+        Recipient.customer,
         tutorials=_tutorials(lc),
     )
 
@@ -62,7 +70,10 @@ async def schedule_kickoff(lc: CustomerLifecycle, step: Step) -> None:
         due_in=timedelta(days=lc.state.plan.onboarding.kickoff_due_days),
     )
     await lc.mail.send(
-        lc.key("kickoff_invite"), "kickoff_invite", customer.customer_id, Recipient.customer,
+        lc.key("kickoff_invite"),
+        "kickoff_invite",
+        customer.customer_id,
+        Recipient.customer,
         task_id=task.task_id,
     )
 
@@ -72,7 +83,10 @@ async def nudge_tutorials(lc: CustomerLifecycle, step: Step) -> None:
     if lc.state.onboarded or not pending:
         return
     await lc.mail.send(
-        lc.key(step.key), "tutorial_nudge", lc.state.customer.customer_id, Recipient.customer,
+        lc.key(step.key),
+        "tutorial_nudge",
+        lc.state.customer.customer_id,
+        Recipient.customer,
         tutorials=_tutorials(lc, pending),
     )
 
@@ -86,7 +100,9 @@ async def tutorial_completed(lc: CustomerLifecycle, tutorial_key: str) -> None:
         return
     lc.state.tutorials_done.append(tutorial_key)
     await event(
-        lc.state.customer.customer_id, f"tutorial:{tutorial_key}", "tutorial_completed",
+        lc.state.customer.customer_id,
+        f"tutorial:{tutorial_key}",
+        "tutorial_completed",
         f"Tutorial completed: {known[tutorial_key]}",
     )
     if lc.state.plan.required_tutorials() and not pending_tutorials(lc):
@@ -109,4 +125,3 @@ async def finish_onboarding(lc: CustomerLifecycle, why: str) -> None:
         await lc.enter(Phase.adopting)
     else:
         await lc.save_snapshot()
-

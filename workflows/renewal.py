@@ -47,7 +47,9 @@ async def ask_for_rating(lc: CustomerLifecycle, step: Step) -> None:
     )
 
 
-async def compare_rating(lc: CustomerLifecycle, task: Task, result: RenewalCheckpointResult) -> None:
+async def compare_rating(
+    lc: CustomerLifecycle, task: Task, result: RenewalCheckpointResult
+) -> None:
     last = lc.state.last_assessment
     if last is None or last.quadrant is Quadrant.unknown:
         return
@@ -60,8 +62,12 @@ async def compare_rating(lc: CustomerLifecycle, task: Task, result: RenewalCheck
     )
     await event(task.customer_id, f"{task.task_id}:disagreement", "rating_disagreement", reason)
     await lc.mail.send(
-        f"{task.task_id}:disagreement", "task_escalation", task.customer_id, Recipient.manager,
-        task_id=task.task_id, reason=reason,
+        f"{task.task_id}:disagreement",
+        "task_escalation",
+        task.customer_id,
+        Recipient.manager,
+        task_id=task.task_id,
+        reason=reason,
     )
 
 
@@ -70,7 +76,10 @@ async def open_conversation(lc: CustomerLifecycle, step: Step) -> None:
     state = lc.state
     await lc.enter(Phase.renewal)
     await lc.mail.send(
-        lc.key(step.key), "renewal_invite", state.customer.customer_id, Recipient.customer,
+        lc.key(step.key),
+        "renewal_invite",
+        state.customer.customer_id,
+        Recipient.customer,
         term_end=state.term_end.date().isoformat(),
     )
     due = state.term_end - timedelta(days=state.plan.renewal.due_days_before_term_end)
@@ -91,10 +100,15 @@ async def end(lc: CustomerLifecycle, reason: str) -> LifecycleEnd:
     lc.index_search_attributes()
     await lc.save_snapshot(churn_reason=reason)
     await lc.mail.send(
-        lc.key("farewell"), "farewell", state.customer.customer_id, Recipient.customer,
+        lc.key("farewell"),
+        "farewell",
+        state.customer.customer_id,
+        Recipient.customer,
         reason=reason,
     )
-    await event(state.customer.customer_id, lc.key("ended"), "churned", f"Lifecycle ended: {reason}")
+    await event(
+        state.customer.customer_id, lc.key("ended"), "churned", f"Lifecycle ended: {reason}"
+    )
     await workflow.wait_condition(workflow.all_handlers_finished)
     await lc.mail.drain()
     return LifecycleEnd(customer_id=state.customer.customer_id, terms=state.term, reason=reason)

@@ -77,7 +77,9 @@ async def open_playbook(
     customer = lc.state.customer
     before = previous.quadrant.value if previous else "no assessment"
     await event(
-        customer.customer_id, lc.key(f"{step.key}:moved"), "quadrant_changed",
+        customer.customer_id,
+        lc.key(f"{step.key}:moved"),
+        "quadrant_changed",
         f"Assessment moved from {before} to {opened}",
     )
     playbook = getattr(lc.state.plan.playbooks, opened)

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 from temporalio import workflow
 
-from workflows.effects import Mailroom, record
+from workflows.effects import Mailroom, record, wait_for
 
 with workflow.unsafe.imports_passed_through():
     from activities import contracts
@@ -62,8 +62,12 @@ class TaskDesk:
         self._state.tasks[task_id] = task
         await self._save(task, "task_opened", f"Task opened for the {owner_role.value}: {title}")
         await self._mail.send(
-            f"{task_id}:assigned", "task_assigned", customer.customer_id,
-            Recipient(owner_role.value), assignee=task.assignee, task_id=task_id,
+            f"{task_id}:assigned",
+            "task_assigned",
+            customer.customer_id,
+            Recipient(owner_role.value),
+            assignee=task.assignee,
+            task_id=task_id,
         )
         self.follow_up(task)
         return task
@@ -86,36 +90,39 @@ class TaskDesk:
         plan = self._state.plan.tasks
         customer_id = self._state.customer.customer_id
         if not task.reminded:
-            if await self._closed_before(task, task.due_at - timedelta(hours=plan.remind_before_hours)):
+            reminder = task.due_at - timedelta(hours=plan.remind_before_hours)
+            if await self._closed_before(task, reminder):
                 return
             task.reminded = True
             await self._save(task, "task_reminder", f"Reminder sent: {task.title}")
             await self._mail.send(
-                f"{task.task_id}:reminder", "task_reminder", customer_id,
-                Recipient(task.owner_role.value), assignee=task.assignee, task_id=task.task_id,
+                f"{task.task_id}:reminder",
+                "task_reminder",
+                customer_id,
+                Recipient(task.owner_role.value),
+                assignee=task.assignee,
+                task_id=task.task_id,
             )
         if not task.escalated:
             overdue = task.due_at + timedelta(hours=plan.escalate_after_hours)
             if await self._closed_before(task, overdue):
                 return
             task.escalated = True
-            await self._save(task, "task_escalated", f"Overdue, escalated to managers: {task.title}")
+            await self._save(
+                task, "task_escalated", f"Overdue, escalated to managers: {task.title}"
+            )
             await self._mail.send(
-                f"{task.task_id}:escalation", "task_escalation", customer_id, Recipient.manager,
-                task_id=task.task_id, reason="The task is overdue.",
+                f"{task.task_id}:escalation",
+                "task_escalation",
+                customer_id,
+                Recipient.manager,
+                task_id=task.task_id,
+                reason="The task is overdue.",
             )
 
-    async def _closed_before(self, task: Task, deadline: datetime) -> bool:
-        """Wait until the task is closed (True) or the deadline passes (False)."""
-        remaining = deadline - workflow.now()
-        if remaining > timedelta(0):
-            try:
-                await workflow.wait_condition(
-                    lambda: task.status is not TaskStatus.open, timeout=remaining
-                )
-            except TimeoutError:
-                pass
-        return task.status is not TaskStatus.open
+    @staticmethod
+    async def _closed_before(task: Task, deadline: datetime) -> bool:
+        return await wait_for(lambda: task.status is not TaskStatus.open, deadline)
 
     async def _save(self, task: Task, kind: str, message: str) -> None:
         entry = TimelineEntry(

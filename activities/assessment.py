@@ -1,0 +1,88 @@
+"""The assessment activity: read the stored signals, score them (pure code in
+`models.scoring`), store the assessment and the customer's new position."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import Engine
+from sqlmodel import Session, col, select
+from temporalio import activity
+
+from activities.contracts import AssessmentRequest
+from db.engine import session_scope
+from db.queries import latest_success_plan
+from models.scoring import Assessment, Quadrant, assess
+from models.signals import Observation
+from models.tables import AssessmentRecord, Customer, SignalRecord, SuccessPlanRecord
+
+
+def _observations(
+    session: Session, customer_id: str, request: AssessmentRequest
+) -> list[Observation]:
+    since = request.as_of - timedelta(days=request.scoring.window_days)
+    rows = session.exec(
+        select(SignalRecord).where(
+            SignalRecord.customer_id == customer_id,
+            col(SignalRecord.observed_at) > since,
+            col(SignalRecord.observed_at) <= request.as_of,
+        )
+    ).all()
+    return [
+        Observation(kind=r.kind, value=r.value, observed_at=r.observed_at, goal_key=r.goal_key)
+        for r in rows
+    ]
+
+
+_UNHAPPY = {Quadrant.unhappy_profitable, Quadrant.unhappy_unprofitable}
+
+
+class AssessmentActivities:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @activity.defn(name="assess_account")
+    def assess_account(self, request: AssessmentRequest) -> Assessment:
+        with session_scope(self.engine) as session:
+            stored = session.exec(
+                select(AssessmentRecord).where(
+                    AssessmentRecord.customer_id == request.customer_id,
+                    AssessmentRecord.key == request.key,
+                )
+            ).first()
+            if stored is not None:  # a retry after the commit: same answer, no second row
+                return Assessment.model_validate(stored.detail)
+            plan = latest_success_plan(session, request.customer_id)
+            first_plan = session.exec(
+                select(SuccessPlanRecord.created_at)
+                .where(SuccessPlanRecord.customer_id == request.customer_id)
+                .order_by(col(SuccessPlanRecord.version))
+            ).first()
+            assessment = assess(
+                _observations(session, request.customer_id, request),
+                request.scoring,
+                request.as_of,
+                success_plan=plan,
+                plan_started=first_plan,
+                previous=request.previous,
+            )
+            session.add(
+                AssessmentRecord(
+                    customer_id=request.customer_id,
+                    key=request.key,
+                    assessed_at=assessment.assessed_at,
+                    customer_score=assessment.customer_score,
+                    company_score=assessment.company_score,
+                    quadrant=assessment.quadrant.value,
+                    level=assessment.level,
+                    trend=assessment.trend,
+                    detail=assessment.model_dump(mode="json"),
+                )
+            )
+            customer = session.get(Customer, request.customer_id)
+            if customer is not None:
+                customer.quadrant, customer.level = assessment.quadrant.value, assessment.level
+                # Unhappy customers are a flight risk whatever they are worth to us (000).
+                customer.at_risk = bool(assessment.risks) or assessment.quadrant in _UNHAPPY
+                session.add(customer)
+            return assessment

@@ -1,0 +1,216 @@
+"""Activities that keep the records: customers, tasks, results, success plans, timeline.
+
+Every write is idempotent (upsert by id, or insert-once by a unique key), because
+Temporal retries an activity until it succeeds and a retry must not write twice.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+from temporalio import activity
+
+from activities.contracts import (
+    LifecycleSnapshot,
+    TaskResultRecord,
+    TaskUpdate,
+    TimelineEntry,
+)
+from db.engine import session_scope
+from models.signals import SignalKind
+from models.success_plan import SuccessPlan
+from models.tables import (
+    Customer,
+    GoalRecord,
+    SignalRecord,
+    SuccessPlanRecord,
+    TaskRecord,
+    TimelineEvent,
+    utcnow,
+)
+from models.tasks import ReviewCallResult, TaskKind, TaskStatus
+
+
+def add_event_once(session: Session, entry: TimelineEntry) -> None:
+    exists = session.exec(
+        select(TimelineEvent.id).where(
+            TimelineEvent.customer_id == entry.customer_id, TimelineEvent.key == entry.key
+        )
+    ).first()
+    if exists is None:
+        session.add(TimelineEvent(**entry.model_dump()))
+
+
+def save_success_plan(
+    session: Session, customer_id: str, version: int, plan: SuccessPlan, author: str, at: Any
+) -> None:
+    exists = session.exec(
+        select(SuccessPlanRecord.id).where(
+            SuccessPlanRecord.customer_id == customer_id, SuccessPlanRecord.version == version
+        )
+    ).first()
+    if exists is not None:
+        return
+    record = SuccessPlanRecord(
+        customer_id=customer_id,
+        version=version,
+        author=author,
+        intended_use=plan.intended_use,
+        success_definition=plan.success_definition,
+        objectives=plan.objectives,
+        constraints=plan.constraints,
+        created_at=at,
+    )
+    session.add(record)
+    session.flush()
+    assert record.id is not None
+    for goal in plan.goals:
+        session.add(GoalRecord(plan_id=record.id, customer_id=customer_id, **goal.model_dump()))
+
+
+class RecordActivities:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def _write(self, work: Any) -> None:
+        """Run one transaction; a concurrent duplicate insert is retried as an update."""
+        try:
+            with session_scope(self.engine) as session:
+                work(session)
+        except IntegrityError:
+            with session_scope(self.engine) as session:
+                work(session)
+
+    @activity.defn(name="record_lifecycle")
+    def record_lifecycle(self, snapshot: LifecycleSnapshot) -> None:
+        def work(session: Session) -> None:
+            profile = snapshot.customer
+            row = session.get(Customer, profile.customer_id) or Customer(
+                id=profile.customer_id,
+                company=profile.company,
+                contact_name=profile.contact_name,
+                email=profile.email,
+                plan_name=snapshot.plan_name,
+                plan_version=snapshot.plan_version,
+                phase=snapshot.phase.value,
+                term_start=snapshot.term_start,
+                term_end=snapshot.term_end,
+            )
+            row.company, row.contact_name, row.email = (
+                profile.company,
+                profile.contact_name,
+                profile.email,
+            )
+            row.owner, row.external_id = profile.owner, profile.external_id
+            row.plan_name, row.plan_version = snapshot.plan_name, snapshot.plan_version
+            row.phase, row.term, row.onboarded = (
+                snapshot.phase.value,
+                snapshot.term,
+                snapshot.onboarded,
+            )
+            row.term_start, row.term_end = snapshot.term_start, snapshot.term_end
+            if snapshot.churn_reason is not None:
+                row.churn_reason = snapshot.churn_reason
+            row.updated_at = utcnow()
+            session.add(row)
+
+        self._write(work)
+
+    @activity.defn(name="record_event")
+    def record_event(self, entry: TimelineEntry) -> None:
+        self._write(lambda session: add_event_once(session, entry))
+
+    @activity.defn(name="record_task")
+    def record_task(self, update: TaskUpdate) -> None:
+        def work(session: Session) -> None:
+            task = update.task
+            row = session.get(TaskRecord, task.task_id) or TaskRecord(
+                id=task.task_id,
+                customer_id=task.customer_id,
+                kind=task.kind.value,
+                title=task.title,
+                owner_role=task.owner_role.value,
+                status=task.status.value,
+                due_at=task.due_at,
+                created_at=task.created_at,
+            )
+            # A completed row is final: a late reminder write must not reopen it.
+            if row.status != TaskStatus.done.value:
+                row.status = task.status.value
+            row.assignee, row.playbook = task.assignee, task.playbook
+            row.reminded, row.escalated = task.reminded, task.escalated
+            session.add(row)
+            add_event_once(session, update.event)
+
+        self._write(work)
+
+    @activity.defn(name="record_task_result")
+    def record_task_result(self, record: TaskResultRecord) -> None:
+        def work(session: Session) -> None:
+            task = record.task
+            row = session.get(TaskRecord, task.task_id)
+            if row is None:
+                raise LookupError(f"task {task.task_id} was never recorded")
+            row.status = TaskStatus.done.value
+            row.completed_at, row.completed_by = record.completed_at, record.completed_by
+            row.result = record.result
+            session.add(row)
+            self._apply_result(session, record)
+            message = f"{task.title}: completed by {record.completed_by}"
+            add_event_once(
+                session,
+                TimelineEntry(
+                    customer_id=task.customer_id,
+                    key=f"{task.task_id}:completed",
+                    at=record.completed_at,
+                    kind="task_completed",
+                    message=message,
+                ),
+            )
+
+        self._write(work)
+
+    @staticmethod
+    def _apply_result(session: Session, record: TaskResultRecord) -> None:
+        """What a result changes beyond its task: plans, goal measurements, renewal."""
+        task, result = record.task, record.result
+        plan_data = result.get("success_plan") or result.get("revised_plan")
+        if plan_data is not None and record.success_plan_version is not None:
+            save_success_plan(
+                session,
+                task.customer_id,
+                record.success_plan_version,
+                SuccessPlan.model_validate(plan_data),
+                record.completed_by,
+                record.completed_at,
+            )
+        if task.kind is TaskKind.review_call:
+            measured = ReviewCallResult.model_validate(result).goal_progress
+            for goal_key, value in measured.items():
+                client_id = f"{task.task_id}:{goal_key}"
+                exists = session.exec(
+                    select(SignalRecord.id).where(
+                        SignalRecord.customer_id == task.customer_id,
+                        SignalRecord.client_id == client_id,
+                    )
+                ).first()
+                if exists is None:
+                    session.add(
+                        SignalRecord(
+                            customer_id=task.customer_id,
+                            kind=SignalKind.goal.value,
+                            value=value,
+                            goal_key=goal_key,
+                            observed_at=record.completed_at,
+                            source=f"review_call:{record.completed_by}",
+                            client_id=client_id,
+                        )
+                    )
+        if task.kind is TaskKind.renewal:
+            customer = session.get(Customer, task.customer_id)
+            if customer is not None:
+                customer.renewal_outcome = result["outcome"]
+                session.add(customer)

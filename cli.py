@@ -1,0 +1,417 @@
+"""`tandem`: the command line of success teams and operators."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Coroutine
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any, NoReturn, TypeVar
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from db.engine import create_schema, make_engine, session_scope
+from db.ingest import record_signals
+from db.queries import (
+    CustomerNotFound,
+    customer_overview,
+    find_customer,
+    list_customers,
+    list_tasks,
+)
+from lifecycles import LifecycleError
+from models.customer import SignUp
+from models.signals import SignalIn, SignalKind
+from models.tasks import TaskCompletion, TaskKind, describe_validation_error, example_result
+from plans import PlanError, load_plan, plan_files
+from settings import Settings
+
+app = typer.Typer(
+    help="Tandem: onboarding and success-plan lifecycles on Temporal.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+plans_app = typer.Typer(help="Plan templates (playbooks).", no_args_is_help=True)
+emails_app = typer.Typer(help="Email templates.", no_args_is_help=True)
+app.add_typer(plans_app, name="plans")
+app.add_typer(emails_app, name="emails")
+out = Console()
+T = TypeVar("T")
+
+
+def fail(message: str) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(1)
+
+
+def settings() -> Settings:
+    return Settings()
+
+
+def engine():  # type: ignore[no-untyped-def]
+    db = make_engine(settings().resolved_database_url)
+    create_schema(db)
+    return db
+
+
+def run(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run one Temporal call; refusals and an unreachable server become one-line errors."""
+    try:
+        return asyncio.run(coroutine)
+    except LifecycleError as error:
+        fail(str(error))
+    except RuntimeError as error:
+        if "connect" in str(error).lower():
+            fail(f"cannot reach Temporal at {settings().temporal_address}: is `make run` running?")
+        raise
+
+
+async def _client():  # type: ignore[no-untyped-def]
+    from lifecycles import connect
+
+    return await connect(settings())
+
+
+def resolve_customer(ref: str) -> str:
+    with session_scope(engine()) as session:
+        try:
+            return find_customer(session, ref).id
+        except CustomerNotFound as error:
+            fail(str(error))
+
+
+def _when(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M") if value else "-"
+
+
+# -- running ---------------------------------------------------------------------------
+
+
+@app.command("run")
+def run_stack() -> None:
+    """Start the embedded stack: Temporal dev server, worker and records (Ctrl-C stops)."""
+    from stack import run_embedded
+
+    try:
+        asyncio.run(run_embedded(settings()))
+    except KeyboardInterrupt:
+        typer.echo("Stopped. Lifecycles resume where they were on the next `make run`.")
+
+
+@app.command("worker")
+def run_worker() -> None:
+    """Run only the worker, against TANDEM_TEMPORAL_ADDRESS."""
+    from stack import run_worker as worker_main
+
+    try:
+        asyncio.run(worker_main(settings()))
+    except KeyboardInterrupt:
+        typer.echo("Worker stopped.")
+
+
+# -- customers ---------------------------------------------------------------------------
+
+
+@app.command()
+def signup(
+    company: Annotated[str, typer.Option(help="the customer's organisation")],
+    contact_name: Annotated[str, typer.Option(help="the person who signed up")],
+    email: Annotated[str, typer.Option(help="their email address")],
+    plan: Annotated[str, typer.Option(help="plan template name or .toml path")] = "default",
+    external_id: Annotated[str | None, typer.Option(help="your CRM or billing id")] = None,
+    owner: Annotated[str | None, typer.Option(help="success manager's email")] = None,
+) -> None:
+    """Sign a customer up: starts their lifecycle (a repeat finds the existing one)."""
+    from lifecycles import sign_up
+
+    try:
+        request = SignUp(
+            company=company,
+            contact_name=contact_name,
+            email=email,
+            plan=plan,
+            external_id=external_id,
+            owner=owner,
+        )
+    except ValidationError as error:
+        fail(describe_validation_error(error))
+    config = settings()
+    try:
+        template = load_plan(plan, config.plans_dir)
+    except PlanError as error:
+        fail(str(error))
+
+    async def go():  # type: ignore[no-untyped-def]
+        return await sign_up(await _client(), request, template, config.task_queue)
+
+    receipt = run(go())
+    if receipt.new:
+        out.print(
+            f"Signed up [bold]{request.company}[/] as [bold]{receipt.customer_id}[/] "
+            f"(lifecycle {receipt.workflow_id}, plan {receipt.plan})."
+        )
+        out.print(f"Welcome email composed for {request.email}; see {config.outbox_dir}/")
+    else:
+        out.print(
+            f"{request.company} is already signed up as {receipt.customer_id} "
+            f"(phase {receipt.phase.value}); nothing was sent again."
+        )
+
+
+@app.command()
+def customers() -> None:
+    """List customers with their phase and quadrant."""
+    with session_scope(engine()) as session:
+        rows = list_customers(session)
+    table = Table("id", "company", "phase", "term", "quadrant", "level", "renewal", "at risk")
+    for c in rows:
+        level = f"{c.level:+.2f}" if c.level is not None else "-"
+        table.add_row(
+            c.id,
+            c.company,
+            c.phase,
+            str(c.term),
+            c.quadrant,
+            level,
+            c.term_end.date().isoformat(),
+            "yes" if c.at_risk else "",
+        )
+    out.print(table if rows else "No customers yet: `tandem signup --help`.")
+
+
+@app.command()
+def show(customer: Annotated[str, typer.Argument(help="customer id or company name")]) -> None:
+    """The customer's phase, success plan, open tasks, latest assessment and timeline."""
+    with session_scope(engine()) as session:
+        try:
+            view = customer_overview(session, customer)
+        except CustomerNotFound as error:
+            fail(str(error))
+    c = view.customer
+    out.print(f"[bold]{c['company']}[/] ({c['id']}), {c['contact_name']} <{c['email']}>")
+    out.print(
+        f"Phase {c['phase']} · term {c['term']} ends {c['term_end'].date()} · "
+        f"plan {c['plan_name']}@v{c['plan_version']} · onboarded: {c['onboarded']}"
+    )
+    if c["churn_reason"]:
+        out.print(f"Ended: {c['churn_reason']}")
+    plan = view.success_plan
+    out.print("\n[bold]Success plan[/]" + (f" (v{plan['version']})" if plan else ""))
+    if plan:
+        out.print(f"  In their words: “{plan['success_definition']}”")
+        out.print(f"  Intended use: {plan['intended_use']}")
+        for goal in view.goals:
+            now = (
+                "not measured yet"
+                if goal["current"] is None
+                else (f"{goal['current']:g} ({goal['progress']:.0%} of the way)")
+            )
+            out.print(
+                f"  • {goal['metric']}: {goal['baseline']:g} → {goal['target']:g} "
+                f"{goal['unit']} by {goal['target_date']}; now {now}"
+            )
+        for line in plan["objectives"]:
+            out.print(f"  objective: {line}")
+        for line in plan["constraints"]:
+            out.print(f"  constraint: {line}")
+    else:
+        out.print("  not captured yet (the kickoff task records it)")
+    a = view.assessment
+    out.print("\n[bold]Latest assessment[/]")
+    if a:
+        detail = a["detail"]
+        out.print(
+            f"  {a['quadrant']} · customer {a['customer_score']} · company "
+            f"{a['company_score']} · level {a['level']} · {_when(a['assessed_at'])}"
+        )
+        if detail.get("risks"):
+            out.print(f"  risks: {', '.join(detail['risks'])}")
+        if detail.get("missing"):
+            out.print(f"  missing inputs: {', '.join(detail['missing'])}")
+    else:
+        out.print("  none yet (the first check-in makes one)")
+    out.print("\n[bold]Open tasks[/]")
+    for t in view.open_tasks:
+        out.print(
+            f"  {t['id']}  {t['title']} · {t['owner_role']} · due {_when(t['due_at'])}"
+            + (" · ESCALATED" if t["escalated"] else "")
+        )
+    if not view.open_tasks:
+        out.print("  none")
+    out.print("\n[bold]Timeline[/] (newest first)")
+    for e in view.timeline:
+        out.print(f"  {_when(e['at'])}  {e['message']}")
+
+
+@app.command()
+def signal(
+    customer: Annotated[str, typer.Argument(help="customer id or company name")],
+    kind: Annotated[SignalKind, typer.Argument(help="what was measured")],
+    value: Annotated[float, typer.Argument()],
+    goal: Annotated[str | None, typer.Option(help="goal key, for kind 'goal'")] = None,
+    at: Annotated[datetime | None, typer.Option(help="when measured (UTC), default now")] = None,
+    client_id: Annotated[str | None, typer.Option("--id", help="idempotency id")] = None,
+) -> None:
+    """Record a measured input (nps, csat, usage, tickets, fcr, aht, revenue, cost, goal)."""
+    observed = (at.replace(tzinfo=UTC) if at and at.tzinfo is None else at) or datetime.now(UTC)
+    customer_id = resolve_customer(customer)
+    try:
+        item = SignalIn(
+            customer_id=customer_id,
+            kind=kind,
+            value=value,
+            goal_key=goal,
+            observed_at=observed,
+            client_id=client_id,
+        )
+    except ValidationError as error:
+        fail(describe_validation_error(error))
+    added = record_signals(engine(), [item])
+    out.print(
+        f"Recorded {kind.value} = {value:g} for {customer_id}."
+        if added
+        else "Already recorded (same --id); nothing changed."
+    )
+
+
+@app.command("tutorial-done")
+def tutorial_done(customer: str, tutorial: str) -> None:
+    """Tell the lifecycle the customer completed a tutorial."""
+    from lifecycles import tutorial_completed
+
+    customer_id = resolve_customer(customer)
+
+    async def go() -> None:
+        await tutorial_completed(await _client(), customer_id, tutorial)
+
+    run(go())
+    out.print(f"Sent: {customer_id} completed tutorial {tutorial!r}.")
+
+
+@app.command()
+def cancel(customer: str, reason: Annotated[str, typer.Option(help="why they leave")]) -> None:
+    """The customer cancels mid-term: open work closes, a farewell is sent, the lifecycle ends."""
+    from lifecycles import cancel as cancel_lifecycle
+
+    customer_id = resolve_customer(customer)
+
+    async def go() -> None:
+        await cancel_lifecycle(await _client(), customer_id, reason)
+
+    run(go())
+    out.print(f"Cancellation sent to {customer_id}'s lifecycle.")
+
+
+# -- tasks -------------------------------------------------------------------------------
+
+
+@app.command()
+def tasks(
+    role: Annotated[str | None, typer.Option(help="rep or manager")] = None,
+    customer: Annotated[str | None, typer.Option(help="customer id or company")] = None,
+    all_tasks: Annotated[bool, typer.Option("--all", help="include closed tasks")] = False,
+) -> None:
+    """Open human tasks, soonest due first."""
+    customer_id = resolve_customer(customer) if customer else None
+    with session_scope(engine()) as session:
+        rows = list_tasks(
+            session, role=role, customer_id=customer_id, status=None if all_tasks else "open"
+        )
+    table = Table("task id", "kind", "customer", "owner", "assignee", "due", "state")
+    now = datetime.now(UTC)
+    for t in rows:
+        state = t.status
+        if t.status == "open" and t.due_at < now:
+            state = "overdue"
+        if t.escalated and t.status == "open":
+            state += ", escalated"
+        table.add_row(
+            t.id, t.kind, t.customer_id, t.owner_role, t.assignee or "-", _when(t.due_at), state
+        )
+    out.print(table if rows else "No open tasks.")
+
+
+@app.command()
+def complete(
+    task_id: str,
+    result: Annotated[Path, typer.Option(help="JSON result file ('-' for stdin)")],
+    by: Annotated[str, typer.Option(help="who completed it")] = "cli",
+) -> None:
+    """Complete a task with its typed result (see `tandem result-example KIND`)."""
+    from lifecycles import complete_task
+
+    try:
+        text = sys.stdin.read() if str(result) == "-" else result.read_text(encoding="utf-8")
+        data = json.loads(text)
+    except FileNotFoundError:
+        fail(f"{result}: no such file")
+    except json.JSONDecodeError as error:
+        fail(f"{result}: not valid JSON: {error}")
+    if not isinstance(data, dict):
+        fail(f"{result}: the result must be a JSON object")
+    completion = TaskCompletion(task_id=task_id, completed_by=by, result=data)
+
+    async def go():  # type: ignore[no-untyped-def]
+        return await complete_task(await _client(), completion)
+
+    receipt = run(go())
+    out.print(f"Completed {receipt.task_id} ({receipt.kind.value}) by {receipt.completed_by}.")
+
+
+@app.command("result-example")
+def result_example(kind: TaskKind) -> None:
+    """Print an example result for a task kind, to copy into a file."""
+    typer.echo(json.dumps(example_result(kind), indent=2))
+
+
+# -- plans and emails ----------------------------------------------------------------------
+
+
+@plans_app.command("list")
+def plans_list() -> None:
+    """Plan templates by name."""
+    for name, path in plan_files(settings().plans_dir).items():
+        out.print(f"{name}\t{path}")
+
+
+@plans_app.command("validate")
+def plans_validate(file: Path) -> None:
+    """Check a plan file; errors name the field path."""
+    try:
+        plan = load_plan(str(file)) if file.suffix == ".toml" else fail(f"{file}: not a .toml")
+    except PlanError as error:
+        fail(str(error))
+    out.print(f"{file}: valid plan {plan.label} with {len(plan.onboarding.tutorials)} tutorials")
+
+
+@plans_app.command("show")
+def plans_show(name: str) -> None:
+    """A plan template with every default filled in, as JSON."""
+    try:
+        typer.echo(load_plan(name, settings().plans_dir).model_dump_json(indent=2))
+    except PlanError as error:
+        fail(str(error))
+
+
+@emails_app.command("preview")
+def emails_preview(
+    name: str, html: Annotated[bool, typer.Option(help="print the HTML part")] = False
+) -> None:
+    """Render an email template with sample data."""
+    from activities.email import preview
+
+    try:
+        email = preview(name)
+    except (KeyError, ValueError) as error:
+        fail(str(error).strip("'\""))
+    typer.echo(f"Subject: {email.subject}\n")
+    typer.echo(email.html if html else email.text)
+
+
+if __name__ == "__main__":
+    app()

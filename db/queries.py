@@ -1,0 +1,156 @@
+"""Reads shared by the CLI and the API: each returns plain models, never open sessions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+from sqlalchemy import func, or_
+from sqlmodel import Session, col, select
+
+from models.success_plan import Goal, SuccessPlan
+from models.tables import (
+    AssessmentRecord,
+    Customer,
+    GoalRecord,
+    OutboxEmail,
+    SignalRecord,
+    SuccessPlanRecord,
+    TaskRecord,
+    TimelineEvent,
+)
+
+
+class CustomerNotFound(LookupError):
+    pass
+
+
+def find_customer(session: Session, ref: str) -> Customer:
+    """By id, external id or (unambiguous) company name, case-insensitively."""
+    row = session.get(Customer, ref)
+    if row is not None:
+        return row
+    matches = session.exec(
+        select(Customer).where(
+            or_(Customer.external_id == ref, func.lower(Customer.company) == ref.lower())
+        )
+    ).all()
+    if len(matches) == 1:
+        return matches[0]
+    if len(matches) > 1:
+        ids = ", ".join(m.id for m in matches)
+        raise CustomerNotFound(f"{ref!r} matches several customers: {ids}; use the id")
+    raise CustomerNotFound(f"no customer {ref!r} (try `tandem customers`)")
+
+
+def latest_plan_record(session: Session, customer_id: str) -> SuccessPlanRecord | None:
+    return session.exec(
+        select(SuccessPlanRecord)
+        .where(SuccessPlanRecord.customer_id == customer_id)
+        .order_by(col(SuccessPlanRecord.version).desc())
+    ).first()
+
+
+def latest_success_plan(session: Session, customer_id: str) -> SuccessPlan | None:
+    record = latest_plan_record(session, customer_id)
+    if record is None:
+        return None
+    goals = session.exec(select(GoalRecord).where(GoalRecord.plan_id == record.id)).all()
+    return SuccessPlan(
+        intended_use=record.intended_use,
+        success_definition=record.success_definition,
+        objectives=record.objectives,
+        constraints=record.constraints,
+        goals=[
+            Goal.model_validate(g.model_dump(exclude={"id", "plan_id", "customer_id"}))
+            for g in goals
+        ],
+    )
+
+
+def latest_goal_values(session: Session, customer_id: str) -> dict[str, float]:
+    rows = session.exec(
+        select(SignalRecord)
+        .where(SignalRecord.customer_id == customer_id, SignalRecord.kind == "goal")
+        .order_by(col(SignalRecord.observed_at))
+    ).all()
+    return {r.goal_key: r.value for r in rows if r.goal_key}
+
+
+def latest_assessment(session: Session, customer_id: str) -> AssessmentRecord | None:
+    return session.exec(
+        select(AssessmentRecord)
+        .where(AssessmentRecord.customer_id == customer_id)
+        .order_by(col(AssessmentRecord.assessed_at).desc(), col(AssessmentRecord.id).desc())
+    ).first()
+
+
+def list_tasks(
+    session: Session,
+    role: str | None = None,
+    customer_id: str | None = None,
+    assignee: str | None = None,
+    status: str | None = "open",
+    limit: int = 200,
+) -> list[TaskRecord]:
+    query = select(TaskRecord).order_by(col(TaskRecord.due_at), col(TaskRecord.id)).limit(limit)
+    if status:
+        query = query.where(TaskRecord.status == status)
+    if role:
+        query = query.where(TaskRecord.owner_role == role)
+    if customer_id:
+        query = query.where(TaskRecord.customer_id == customer_id)
+    if assignee:
+        query = query.where(TaskRecord.assignee == assignee)
+    return list(session.exec(query).all())
+
+
+def list_customers(session: Session, limit: int = 200) -> list[Customer]:
+    return list(session.exec(select(Customer).order_by(col(Customer.company)).limit(limit)).all())
+
+
+class CustomerOverview(BaseModel):
+    customer: dict[str, Any]
+    success_plan: dict[str, Any] | None
+    goals: list[dict[str, Any]]
+    open_tasks: list[dict[str, Any]]
+    assessment: dict[str, Any] | None
+    emails: list[dict[str, Any]]
+    timeline: list[dict[str, Any]]
+
+
+def customer_overview(session: Session, ref: str, timeline_limit: int = 50) -> CustomerOverview:
+    customer = find_customer(session, ref)
+    plan_record = latest_plan_record(session, customer.id)
+    values = latest_goal_values(session, customer.id)
+    goals = []
+    if plan_record is not None:
+        for g in session.exec(select(GoalRecord).where(GoalRecord.plan_id == plan_record.id)):
+            current = values.get(g.key)
+            progress = None if current is None else (current - g.baseline) / (g.target - g.baseline)
+            goals.append({**g.model_dump(), "current": current, "progress": progress})
+    assessment = latest_assessment(session, customer.id)
+    emails = session.exec(
+        select(OutboxEmail)
+        .where(OutboxEmail.customer_id == customer.id)
+        .order_by(col(OutboxEmail.created_at).desc())
+        .limit(20)
+    ).all()
+    timeline = session.exec(
+        select(TimelineEvent)
+        .where(TimelineEvent.customer_id == customer.id)
+        .order_by(col(TimelineEvent.at).desc(), col(TimelineEvent.id).desc())
+        .limit(timeline_limit)
+    ).all()
+    return CustomerOverview(
+        customer=customer.model_dump(),
+        success_plan=plan_record.model_dump() if plan_record else None,
+        goals=goals,
+        open_tasks=[t.model_dump() for t in list_tasks(session, customer_id=customer.id)],
+        assessment=assessment.model_dump() if assessment else None,
+        emails=[
+            e.model_dump(include={"key", "template", "to_address", "subject", "status"})
+            for e in emails
+        ],
+        timeline=[e.model_dump(include={"at", "kind", "message"}) for e in timeline],
+    )

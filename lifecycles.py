@@ -1,0 +1,104 @@
+"""The Python client of lifecycles: what the CLI (and the API) call to start one, send it
+events and read it. Every call goes through Temporal; none writes the records directly."""
+
+from __future__ import annotations
+
+from temporalio.client import (
+    Client,
+    WithStartWorkflowOperation,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+)
+from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
+
+from models.customer import CustomerProfile, SignUp, workflow_id_for
+from models.lifecycle import LifecycleEnd, LifecycleInput, LifecycleStatus, SignupReceipt
+from models.plan import PlanTemplate
+from models.tasks import TaskCompletion, TaskReceipt
+from settings import Settings
+from workflows.lifecycle import CustomerLifecycle
+
+
+class LifecycleError(Exception):
+    """A refusal or a missing lifecycle, with a message for the person who asked."""
+
+
+async def connect(settings: Settings) -> Client:
+    return await Client.connect(
+        settings.temporal_address,
+        namespace=settings.temporal_namespace,
+        data_converter=pydantic_data_converter,
+    )
+
+
+async def sign_up(
+    client: Client, signup: SignUp, plan: PlanTemplate, task_queue: str
+) -> SignupReceipt:
+    """Start the customer's lifecycle, or find the one already running (update-with-start),
+    and return once the welcome email is composed."""
+    customer = CustomerProfile.from_signup(signup)
+    start = WithStartWorkflowOperation(
+        CustomerLifecycle.run,
+        LifecycleInput(customer=customer, plan=plan),
+        id=workflow_id_for(customer.customer_id),
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        task_queue=task_queue,
+    )
+    return await client.execute_update_with_start_workflow(
+        CustomerLifecycle.acknowledge_signup, start_workflow_operation=start
+    )
+
+
+def customer_of_task(task_id: str) -> str:
+    return task_id.split(":", 1)[0]
+
+
+def _handle(client: Client, customer_id: str) -> WorkflowHandle[CustomerLifecycle, LifecycleEnd]:
+    return client.get_workflow_handle_for(CustomerLifecycle.run, workflow_id_for(customer_id))
+
+
+async def _explain(customer_id: str, error: Exception) -> LifecycleError:
+    if isinstance(error, WorkflowUpdateFailedError):
+        cause = error.cause
+        message = cause.message if isinstance(cause, ApplicationError) else str(cause or error)
+        return LifecycleError(message)
+    if isinstance(error, RPCError) and error.status is RPCStatusCode.NOT_FOUND:
+        return LifecycleError(f"no running lifecycle for customer {customer_id!r}")
+    return LifecycleError(str(error))
+
+
+async def complete_task(client: Client, completion: TaskCompletion) -> TaskReceipt:
+    """Returns once the result is recorded, so the caller can read its own write."""
+    customer_id = customer_of_task(completion.task_id)
+    try:
+        return await _handle(client, customer_id).execute_update(
+            CustomerLifecycle.complete_task, completion
+        )
+    except (WorkflowUpdateFailedError, RPCError) as error:
+        raise await _explain(customer_id, error) from None
+
+
+async def status(client: Client, customer_id: str) -> LifecycleStatus:
+    try:
+        return await _handle(client, customer_id).query(CustomerLifecycle.status)
+    except RPCError as error:
+        raise await _explain(customer_id, error) from None
+
+
+async def tutorial_completed(client: Client, customer_id: str, tutorial_key: str) -> None:
+    try:
+        await _handle(client, customer_id).signal(
+            CustomerLifecycle.tutorial_completed, tutorial_key
+        )
+    except RPCError as error:
+        raise await _explain(customer_id, error) from None
+
+
+async def cancel(client: Client, customer_id: str, reason: str) -> None:
+    try:
+        await _handle(client, customer_id).signal(CustomerLifecycle.cancel, reason)
+    except RPCError as error:
+        raise await _explain(customer_id, error) from None

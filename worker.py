@@ -1,0 +1,68 @@
+"""The Temporal worker: registers the lifecycle workflow and every activity."""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+
+from activities.email import EmailActivities
+from sqlalchemy import Engine
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.client import Client
+from temporalio.service import RPCError
+from temporalio.worker import Worker
+
+from activities.assessment import AssessmentActivities
+from activities.records import RecordActivities
+from settings import Settings
+from workflows.lifecycle import SEARCH_ATTRIBUTES, CustomerLifecycle
+
+log = logging.getLogger("tandem.worker")
+
+# Activities are synchronous (SQLAlchemy, smtplib): they run on this many threads.
+ACTIVITY_THREADS = 16
+
+
+def build_worker(
+    client: Client, settings: Settings, engine: Engine, task_queue: str | None = None
+) -> Worker:
+    records = RecordActivities(engine)
+    email = EmailActivities(engine, settings)
+    assessment = AssessmentActivities(engine)
+    return Worker(
+        client,
+        task_queue=task_queue or settings.task_queue,
+        workflows=[CustomerLifecycle],
+        activities=[
+            records.record_lifecycle,
+            records.record_event,
+            records.record_task,
+            records.record_task_result,
+            email.compose_email,
+            email.deliver_email,
+            assessment.assess_account,
+        ],
+        activity_executor=ThreadPoolExecutor(ACTIVITY_THREADS),
+        max_concurrent_activities=ACTIVITY_THREADS,
+    )
+
+
+async def ensure_search_attributes(client: Client, namespace: str) -> None:
+    """Register TandemPhase and TandemQuadrant so Temporal's UI can filter lifecycles.
+    Already registered is fine; a server that refuses gets a clear instruction."""
+    wanted = {key.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD for key in SEARCH_ATTRIBUTES}
+    try:
+        await client.operator_service.add_search_attributes(
+            AddSearchAttributesRequest(namespace=namespace, search_attributes=wanted)
+        )
+    except RPCError as error:
+        if "already" in str(error).lower():
+            return
+        names = " ".join(f"--name {n} --type Keyword" for n in wanted)
+        log.warning(
+            "could not register search attributes (%s); ask your Temporal admin to run: "
+            "temporal operator search-attribute create %s",
+            error,
+            names,
+        )
