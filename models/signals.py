@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from enum import StrEnum
 
@@ -50,6 +51,8 @@ class SignalIn(Observation):
 
     @model_validator(mode="after")
     def _in_range(self) -> SignalIn:
+        if not math.isfinite(self.value):
+            raise ValueError(f"{self.kind.value} must be a finite number, got {self.value}")
         if self.kind is SignalKind.goal:
             if not self.goal_key:
                 raise ValueError("a goal signal needs goal_key (which of the customer's goals)")

@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from models.roles import Role
 from models.scoring import Quadrant
@@ -107,8 +107,6 @@ TaskResult = Annotated[
     KickoffResult | ReviewCallResult | RenewalCheckpointResult | RenewalResult | PlaybookResult,
     Field(discriminator="kind"),
 ]
-_task_result = TypeAdapter(TaskResult)
-
 RESULT_MODELS: dict[TaskKind, type[_Result]] = {
     TaskKind.kickoff: KickoffResult,
     TaskKind.review_call: ReviewCallResult,
@@ -160,7 +158,9 @@ def check_result(task: Task | None, completion: TaskCompletion, task_id: str) ->
             f"wrong kind: task {task_id} is a {task.kind.value} task, the result is for {kind!r}"
         )
     try:
-        result = _task_result.validate_python(raw)
+        # The kind's own model, not the discriminated union: error paths then read
+        # `result.success_plan`, without the union's tag in the middle.
+        result: TaskResult = RESULT_MODELS[task.kind].model_validate(raw)  # type: ignore[assignment]
     except ValidationError as error:
         raise InvalidTaskResult(describe_validation_error(error, "result")) from None
     if isinstance(result, PlaybookResult) and task.requires_decision and result.decision is None:
