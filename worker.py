@@ -12,6 +12,7 @@ from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client
 from temporalio.service import RPCError
 from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.assessment import AssessmentActivities
 from activities.records import RecordActivities
@@ -19,6 +20,12 @@ from settings import Settings
 from workflows.lifecycle import SEARCH_ATTRIBUTES, CustomerLifecycle
 
 log = logging.getLogger("tandem.worker")
+
+# Pydantic validators in the payloads call these lazily; they are pure, so the sandbox
+# may share them rather than re-import them into every workflow run.
+SANDBOX = SandboxedWorkflowRunner(
+    restrictions=SandboxRestrictions.default.with_passthrough_modules("email_validator", "idna")
+)
 
 # Activities are synchronous (SQLAlchemy, smtplib): they run on this many threads.
 ACTIVITY_THREADS = 16
@@ -34,6 +41,7 @@ def build_worker(
         client,
         task_queue=task_queue or settings.task_queue,
         workflows=[CustomerLifecycle],
+        workflow_runner=SANDBOX,
         activities=[
             records.record_lifecycle,
             records.record_event,

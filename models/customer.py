@@ -5,7 +5,20 @@ from __future__ import annotations
 import hashlib
 import re
 
-from pydantic import BaseModel, EmailStr, Field, field_validator
+from typing import Annotated
+
+from email_validator import EmailNotValidError, validate_email
+from pydantic import AfterValidator, BaseModel, Field, field_validator
+
+def _email(value: str) -> str:
+    # Syntax only (no DNS at sign-up); `.test` domains are allowed for trials and demos.
+    try:
+        return validate_email(value, check_deliverability=False, test_environment=True).normalized
+    except EmailNotValidError as error:
+        raise ValueError(str(error)) from None
+
+
+EmailAddress = Annotated[str, AfterValidator(_email)]
 
 CUSTOMER_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
 
@@ -19,7 +32,7 @@ class SignUp(BaseModel):
 
     company: str = Field(min_length=1, max_length=200)
     contact_name: str = Field(min_length=1, max_length=200)
-    email: EmailStr
+    email: EmailAddress
     plan: str = Field(default="default", min_length=1)
     external_id: str | None = Field(
         default=None,
@@ -52,7 +65,7 @@ class CustomerProfile(BaseModel):
     customer_id: str = Field(pattern=CUSTOMER_ID_PATTERN)
     company: str
     contact_name: str
-    email: EmailStr
+    email: EmailAddress
     owner: str | None = None
     external_id: str | None = None
 

@@ -16,7 +16,7 @@ from temporalio.exceptions import ApplicationError
 
 from workflows import onboarding, renewal, reviews
 from workflows.agenda import next_step, term_agenda
-from workflows.effects import Mailroom, record, wait_for
+from workflows.effects import Mailroom, event, record, wait_for
 from workflows.tasks import TaskDesk
 
 with workflow.unsafe.imports_passed_through():
@@ -86,8 +86,14 @@ class CustomerLifecycle:
 
     @workflow.run
     async def run(self, lifecycle: LifecycleInput) -> LifecycleEnd:
-        if lifecycle.state is None:
+        if not self.state.steps_done:  # a new lifecycle, or a new term
             await self.save_snapshot()
+            if self.state.history:
+                last = self.state.history[-1]
+                await event(
+                    self.state.customer.customer_id, self.key("term_started"), "term_started",
+                    f"Term {self.state.term} started ({last.outcome.value}: {last.reason})",
+                )
         self.index_search_attributes()
         self.desk.resume()
         steps_this_run = 0

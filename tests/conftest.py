@@ -1,0 +1,164 @@
+"""Shared fixtures: the real time-skipping Temporal test server, a real SQLite records
+file per test, and the real worker with every activity."""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine
+from temporalio.client import Client, WorkflowHandle
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import RPCError
+from temporalio.testing import WorkflowEnvironment
+
+from db.engine import create_schema, make_engine
+from settings import Settings
+from stack import find_binary
+from worker import build_worker, ensure_search_attributes
+
+
+@pytest.fixture(scope="session")
+async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=find_binary("temporal-test-server"),
+        data_converter=pydantic_data_converter,
+    )
+    await ensure_search_attributes(env.client, "default")
+    yield env
+    await env.shutdown()
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(var_dir=tmp_path / "var", database_url=None, smtp_host=None, plans_dir=None)
+
+
+@pytest.fixture
+def engine(settings: Settings) -> Iterator[Engine]:
+    engine = make_engine(settings.resolved_database_url)
+    create_schema(engine)
+    yield engine
+    engine.dispose()
+
+
+class Harness:
+    """What a workflow test needs: the client, the queue, the records, the settings."""
+
+    def __init__(
+        self, env: WorkflowEnvironment, settings: Settings, engine: Engine, queue: str
+    ) -> None:
+        self.env, self.settings, self.engine, self.task_queue = env, settings, engine, queue
+        self.workflow_ids: set[str] = set()
+
+    async def terminate_all(self) -> None:
+        """The time-skipping server stops skipping while any workflow has work pending,
+        so a test's lifecycles must not outlive its worker."""
+        for workflow_id in self.workflow_ids:
+            with contextlib.suppress(RPCError):
+                await self.client.get_workflow_handle(workflow_id).terminate("test over")
+
+    @property
+    def client(self) -> Client:
+        return self.env.client
+
+
+@pytest.fixture
+async def harness(
+    time_skipping_env: WorkflowEnvironment, settings: Settings, engine: Engine
+) -> AsyncIterator[Harness]:
+    queue = f"tandem-test-{uuid.uuid4().hex[:8]}"
+    async with build_worker(time_skipping_env.client, settings, engine, task_queue=queue):
+        harness = Harness(time_skipping_env, settings, engine, queue)
+        yield harness
+        await harness.terminate_all()
+
+
+# -- helpers the lifecycle tests share ----------------------------------------------------
+
+from datetime import datetime, timedelta  # noqa: E402
+from typing import Any  # noqa: E402
+
+from sqlmodel import Session, select  # noqa: E402
+
+import lifecycles  # noqa: E402
+from db.ingest import record_signals  # noqa: E402
+from models.customer import SignUp, workflow_id_for  # noqa: E402
+from models.lifecycle import LifecycleEnd, LifecycleStatus, SignupReceipt  # noqa: E402
+from models.plan import PlanTemplate  # noqa: E402
+from models.signals import SignalIn, SignalKind  # noqa: E402
+from models.tables import OutboxEmail, TaskRecord  # noqa: E402
+from models.tasks import TaskCompletion, TaskReceipt  # noqa: E402
+from plans import load_plan  # noqa: E402
+from workflows.lifecycle import CustomerLifecycle  # noqa: E402
+
+
+class Lifecycle:
+    """One customer driven through the real worker, as a success team would."""
+
+    def __init__(self, harness: Harness, signup: SignUp, plan: PlanTemplate) -> None:
+        self.h, self.signup, self.plan = harness, signup, plan
+        self.customer_id = signup.customer_id
+        harness.workflow_ids.add(workflow_id_for(self.customer_id))
+
+    async def sign_up(self) -> SignupReceipt:
+        return await lifecycles.sign_up(self.h.client, self.signup, self.plan, self.h.task_queue)
+
+    async def status(self) -> LifecycleStatus:
+        return await lifecycles.status(self.h.client, self.customer_id)
+
+    async def advance(self, **delta: float) -> None:
+        await self.h.env.sleep(timedelta(**delta))
+
+    async def now(self) -> datetime:
+        return await self.h.env.get_current_time()
+
+    async def complete(self, task_id: str, result: dict[str, Any]) -> TaskReceipt:
+        completion = TaskCompletion(task_id=task_id, completed_by="ada.manager", result=result)
+        return await lifecycles.complete_task(self.h.client, completion)
+
+    async def signals(self, **values: float | list[float]) -> None:
+        at = await self.now()
+        items = []
+        for kind, value in values.items():
+            for v in value if isinstance(value, list) else [value]:
+                items.append(
+                    SignalIn(customer_id=self.customer_id, kind=SignalKind(kind), value=v,
+                             observed_at=at)
+                )
+                at += timedelta(seconds=1)
+        record_signals(self.h.engine, items)
+
+    def emails(self, template: str | None = None) -> list[OutboxEmail]:
+        with Session(self.h.engine) as session:
+            query = select(OutboxEmail).where(OutboxEmail.customer_id == self.customer_id)
+            if template:
+                query = query.where(OutboxEmail.template == template)
+            return list(session.exec(query).all())
+
+    def task_row(self, task_id: str) -> TaskRecord | None:
+        with Session(self.h.engine) as session:
+            return session.get(TaskRecord, task_id)
+
+    def task_id(self, key: str, term: int = 1) -> str:
+        return f"{self.customer_id}:t{term}:{key}"
+
+    def handle(self) -> WorkflowHandle[CustomerLifecycle, LifecycleEnd]:
+        return self.h.client.get_workflow_handle_for(
+            CustomerLifecycle.run, workflow_id_for(self.customer_id)
+        )
+
+
+@pytest.fixture
+def default_plan() -> PlanTemplate:
+    return load_plan("default")
+
+
+@pytest.fixture
+def acme(harness: Harness, default_plan: PlanTemplate) -> Lifecycle:
+    signup = SignUp(company="Acme Analytics", contact_name="Ada Lovelace",
+                    email=f"ada-{uuid.uuid4().hex[:6]}@acme.test", plan="default")
+    return Lifecycle(harness, signup, default_plan)

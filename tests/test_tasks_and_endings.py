@@ -1,0 +1,139 @@
+"""Tasks (reminders, escalation, refusals), repeated sign-ups, churn, cancellation and
+continue-as-new, on the real time-skipping server with the real worker."""
+
+from __future__ import annotations
+
+import pytest
+from sqlmodel import Session, select
+
+from lifecycles import LifecycleError
+from models.customer import CustomerProfile, workflow_id_for
+from models.lifecycle import LifecycleInput
+from models.tables import Customer, SuccessPlanRecord, TimelineEvent
+from tests.conftest import Lifecycle
+from tests.test_lifecycle import kickoff_result
+from workflows.lifecycle import CustomerLifecycle
+
+
+async def test_late_kickoff_is_reminded_then_escalated(acme: Lifecycle) -> None:
+    await acme.sign_up()
+    kickoff = acme.task_id("kickoff")
+    await acme.advance(days=5)
+    row = acme.task_row(kickoff)
+    assert row is not None and not row.reminded and not row.escalated
+
+    await acme.advance(days=1, hours=1)  # a day before the due date (day 7)
+    row = acme.task_row(kickoff)
+    assert row.reminded and not row.escalated
+    assert len(acme.emails("task_reminder")) == 1
+
+    await acme.advance(days=3)  # two days overdue
+    row = acme.task_row(kickoff)
+    assert row.escalated and row.status == "open"
+    escalation = acme.emails("task_escalation")
+    assert len(escalation) == 1
+    assert escalation[0].to_address == acme.h.settings.managers_email
+
+    await acme.complete(kickoff, kickoff_result())  # late, but still accepted
+    assert acme.task_row(kickoff).status == "done"
+
+
+async def test_invalid_completions_are_refused_and_write_nothing(acme: Lifecycle) -> None:
+    await acme.sign_up()
+    await acme.advance(hours=1)
+    kickoff = acme.task_id("kickoff")
+
+    refusals = {
+        "result.success_plan: Field required": {"kind": "kickoff"},
+        "wrong kind": {"kind": "renewal", "outcome": "renewed", "reason": "x"},
+        "target must be above baseline": {
+            **kickoff_result(),
+            "success_plan": {
+                **kickoff_result()["success_plan"],
+                "goals": [{**kickoff_result()["success_plan"]["goals"][0], "target": 1}],
+            },
+        },
+    }
+    for message, result in refusals.items():
+        with pytest.raises(LifecycleError, match=message):
+            await acme.complete(kickoff, result)
+    with pytest.raises(LifecycleError, match="unknown task"):
+        await acme.complete(acme.task_id("no-such-task"), kickoff_result())
+
+    with Session(acme.h.engine) as session:
+        assert session.exec(select(SuccessPlanRecord)).all() == []
+        kinds = [e.kind for e in session.exec(select(TimelineEvent)).all()]
+    assert "task_completed" not in kinds
+    assert acme.task_row(kickoff).status == "open"
+
+    await acme.complete(kickoff, kickoff_result())
+    with pytest.raises(LifecycleError, match="is not open"):
+        await acme.complete(kickoff, kickoff_result())
+
+
+async def test_unknown_customer_is_a_clear_error(acme: Lifecycle) -> None:
+    with pytest.raises(LifecycleError, match="no running lifecycle"):
+        await acme.complete("nobody-123456:t1:kickoff", kickoff_result())
+
+
+async def test_repeated_signup_sends_one_welcome(acme: Lifecycle) -> None:
+    first = await acme.sign_up()
+    again = await acme.sign_up()
+    assert first.new and not again.new
+    assert first.customer_id == again.customer_id
+    await acme.advance(hours=1)
+    assert len(acme.emails("welcome")) == 1
+
+
+async def test_churn_at_renewal_ends_the_lifecycle(acme: Lifecycle) -> None:
+    await acme.sign_up()
+    await acme.advance(days=276)
+    renewal = acme.task_id("renewal")
+    assert acme.task_row(renewal).status == "open"
+    await acme.complete(
+        renewal, {"kind": "renewal", "outcome": "churned", "reason": "Budget cut"}
+    )
+    end = await acme.handle().result()
+    assert end.reason == "churned at renewal: Budget cut" and end.terms == 1
+    with Session(acme.h.engine) as session:
+        row = session.get(Customer, acme.customer_id)
+    assert row.phase == "churned" and "Budget cut" in row.churn_reason
+    assert len(acme.emails("farewell")) == 1
+    assert acme.task_row(acme.task_id("kickoff")).status == "cancelled"
+
+
+async def test_cancel_mid_term(acme: Lifecycle) -> None:
+    await acme.sign_up()
+    await acme.advance(days=10)
+    await acme.handle().signal(CustomerLifecycle.cancel, "Moved to a competitor")
+    end = await acme.handle().result()
+    assert end.reason == "cancelled: Moved to a competitor"
+    with Session(acme.h.engine) as session:
+        row = session.get(Customer, acme.customer_id)
+    assert row.phase == "churned" and "Moved to a competitor" in row.churn_reason
+    assert len(acme.emails("farewell")) == 1
+    assert acme.task_row(acme.task_id("kickoff")).status == "cancelled"
+    assert acme.emails("checkin_report") == []  # nothing scheduled runs after the end
+
+
+async def test_continue_as_new_keeps_state(acme: Lifecycle) -> None:
+    customer = CustomerProfile.from_signup(acme.signup)
+    handle = await acme.h.client.start_workflow(
+        CustomerLifecycle.run,
+        LifecycleInput(customer=customer, plan=acme.plan, steps_per_run=2),
+        id=workflow_id_for(acme.customer_id),
+        task_queue=acme.h.task_queue,
+    )
+    first_run = (await handle.describe()).run_id
+    await acme.advance(days=40)
+    status = await acme.status()
+    assert (await handle.describe()).run_id != first_run  # it has continued as new
+    assert acme.task_id("kickoff") in {t.task_id for t in status.open_tasks}
+    assert status.next_step is not None and status.next_step.key == "check_in-2"
+
+    # A task opened in an earlier run is still completed through the update.
+    await acme.complete(acme.task_id("kickoff"), kickoff_result())
+    await acme.advance(days=25)
+    status = await acme.status()
+    assert status.success_plan is not None
+    assert len(acme.emails("welcome")) == 1 and len(acme.emails("checkin_report")) == 2
