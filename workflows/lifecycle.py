@@ -72,6 +72,7 @@ class CustomerLifecycle:
         self.steps_per_run = lifecycle.steps_per_run
         self.mail = Mailroom()
         self.desk = TaskDesk(self.state, self.mail)
+        self._indexed: tuple[str, str] | None = None
 
     @staticmethod
     def _first_term(lifecycle: LifecycleInput) -> LifecycleState:
@@ -212,10 +213,12 @@ class CustomerLifecycle:
 
     def index_search_attributes(self) -> None:
         last = self.state.last_assessment
-        quadrant = last.quadrant if last else Quadrant.unknown
-        workflow.upsert_search_attributes(
-            [PHASE.value_set(self.state.phase.value), QUADRANT.value_set(quadrant.value)]
-        )
+        indexed = (self.state.phase.value, (last.quadrant if last else Quadrant.unknown).value)
+        if indexed != self._indexed:  # an unchanged upsert would only grow the history
+            self._indexed = indexed
+            workflow.upsert_search_attributes(
+                [PHASE.value_set(indexed[0]), QUADRANT.value_set(indexed[1])]
+            )
 
     # -- what people and systems send --------------------------------------------------
 

@@ -1,0 +1,72 @@
+"""Replay: a change to the workflow code that would break running lifecycles fails here.
+
+`tests/histories/` keeps histories recorded from released workflow versions; each is
+replayed against today's code. To record a new one after a deliberate, patched change:
+`TANDEM_RECORD_HISTORIES=1 make test` and commit the new file.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from temporalio.client import WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
+
+from tests.conftest import Lifecycle
+from tests.test_lifecycle import GOOD, UNHAPPY_BUT_PROFITABLE, kickoff_result
+from worker import SANDBOX
+from workflows.lifecycle import CustomerLifecycle
+
+HISTORIES = Path(__file__).parent / "histories"
+
+
+def replayer() -> Replayer:
+    return Replayer(
+        workflows=[CustomerLifecycle],
+        data_converter=pydantic_data_converter,
+        workflow_runner=SANDBOX,
+    )
+
+
+async def a_year_of(acme: Lifecycle) -> WorkflowHistory:
+    """Every kind of step, task, event and update once; returns the first term's history."""
+    await acme.sign_up()
+    await acme.sign_up()
+    await acme.advance(hours=1)
+    first_run = (await acme.handle().describe()).run_id
+    await acme.signals(**GOOD)
+    await acme.handle().signal(CustomerLifecycle.tutorial_completed, "first-steps")
+    await acme.advance(days=10)  # the kickoff is late: reminder, then escalation
+    await acme.complete(acme.task_id("kickoff"), kickoff_result())
+    await acme.advance(days=100)
+    await acme.signals(**UNHAPPY_BUT_PROFITABLE)
+    await acme.advance(days=170)
+    await acme.complete(
+        acme.task_id("renewal_checkpoint-180d"),
+        {"kind": "renewal_checkpoint", "manager_rating": "happy_unprofitable"},
+    )
+    await acme.complete(
+        acme.task_id("renewal"), {"kind": "renewal", "outcome": "expanded", "reason": "More seats"}
+    )
+    await acme.advance(days=100)
+    assert (await acme.status()).term == 2
+    handle = acme.h.client.get_workflow_handle(acme.handle().id, run_id=first_run)
+    return await handle.fetch_history()
+
+
+async def test_todays_history_replays(acme: Lifecycle) -> None:
+    history = await a_year_of(acme)
+    await replayer().replay_workflow(history)
+    if os.environ.get("TANDEM_RECORD_HISTORIES"):
+        HISTORIES.mkdir(exist_ok=True)
+        version = len(list(HISTORIES.glob("*.json"))) + 1
+        (HISTORIES / f"first-term-v{version}.json").write_text(history.to_json())
+
+
+@pytest.mark.parametrize("path", sorted(HISTORIES.glob("*.json")), ids=lambda p: p.stem)
+async def test_recorded_histories_replay(path: Path) -> None:
+    history = WorkflowHistory.from_json(path.stem, path.read_text())
+    await replayer().replay_workflow(history)
