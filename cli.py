@@ -315,6 +315,7 @@ def tasks(
     role: Annotated[str | None, typer.Option(help="rep or manager")] = None,
     customer: Annotated[str | None, typer.Option(help="customer id or company")] = None,
     all_tasks: Annotated[bool, typer.Option("--all", help="include closed tasks")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
     """Open human tasks, soonest due first."""
     customer_id = resolve_customer(customer) if customer else None
@@ -322,7 +323,11 @@ def tasks(
         rows = list_tasks(
             session, role=role, customer_id=customer_id, status=None if all_tasks else "open"
         )
-    table = Table("task id", "kind", "customer", "owner", "assignee", "due", "state")
+    if as_json:
+        typer.echo(json.dumps([t.model_dump(mode="json") for t in rows], indent=2))
+        return
+    table = Table("kind", "customer", "owner", "assignee", "due", "state", "task id")
+    table.columns[-1].no_wrap = True
     now = datetime.now(UTC)
     for t in rows:
         state = t.status
@@ -331,7 +336,7 @@ def tasks(
         if t.escalated and t.status == "open":
             state += ", escalated"
         table.add_row(
-            t.id, t.kind, t.customer_id, t.owner_role, t.assignee or "-", _when(t.due_at), state
+            t.kind, t.customer_id, t.owner_role, t.assignee or "-", _when(t.due_at), state, t.id
         )
     out.print(table if rows else "No open tasks.")
 

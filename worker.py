@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from concurrent.futures import ThreadPoolExecutor
 
-from activities.email import EmailActivities
 from sqlalchemy import Engine
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
@@ -15,6 +14,7 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.assessment import AssessmentActivities
+from activities.email import EmailActivities
 from activities.records import RecordActivities
 from settings import Settings
 from workflows.lifecycle import SEARCH_ATTRIBUTES, CustomerLifecycle
