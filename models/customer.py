@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import re
-
 from typing import Annotated
 
 from email_validator import EmailNotValidError, validate_email
 from pydantic import AfterValidator, BaseModel, Field, field_validator
+
 
 def _email(value: str) -> str:
     # Syntax only (no DNS at sign-up); `.test` domains are allowed for trials and demos.

@@ -1,0 +1,148 @@
+"""`make run`'s embedded stack, driven as a new user would: the real `tandem run`
+(Temporal dev server from the wheel, worker, SQLite) and the real `tandem` CLI."""
+
+from __future__ import annotations
+
+import email
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from email.message import EmailMessage
+from email.policy import default as default_policy
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+TANDEM = str(Path(sys.executable).parent / "tandem")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Stack:
+    def __init__(self, var_dir: Path) -> None:
+        self.var_dir = var_dir
+        self.env = {
+            **os.environ,
+            "TANDEM_VAR_DIR": str(var_dir),
+            "TANDEM_TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}",
+            "TANDEM_TEMPORAL_UI_PORT": str(free_port()),
+        }
+        for name in ("TANDEM_DATABASE_URL", "DATABASE_URL", "TANDEM_SMTP_HOST"):
+            self.env.pop(name, None)
+        self.process: subprocess.Popen[str] | None = None
+        self.output = ""
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [TANDEM, "run"], env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            text=True, start_new_session=True,
+        )
+        deadline = time.monotonic() + 60
+        assert self.process.stdout is not None
+        while time.monotonic() < deadline:
+            line = self.process.stdout.readline()
+            self.output += line
+            if "Ctrl-C stops everything" in line:
+                return
+            if not line and self.process.poll() is not None:
+                break
+        pytest.fail(f"`tandem run` did not start:\n{self.output}")
+
+    def stop(self) -> int:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGINT)  # what Ctrl-C sends
+        try:
+            code = self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            raise
+        self.output += self.process.stdout.read() if self.process.stdout else ""
+        return code
+
+    def tandem(self, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            [TANDEM, *args], env=self.env, capture_output=True, text=True, timeout=60
+        )
+        if ok:
+            assert done.returncode == 0, f"tandem {' '.join(args)} failed:\n{done.stderr}"
+        return done
+
+    def emails(self) -> list[EmailMessage]:
+        files = sorted((self.var_dir / "outbox").glob("*.eml"))
+        return [email.message_from_bytes(p.read_bytes(), policy=default_policy) for p in files]
+
+    def wait_for_email(self, subject_part: str, timeout: float = 20) -> EmailMessage:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for message in self.emails():
+                if subject_part.lower() in str(message["Subject"]).lower():
+                    return message
+            time.sleep(0.2)
+        pytest.fail(f"no email with {subject_part!r} in its subject: {self.emails()}")
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[Stack]:
+    stack = Stack(tmp_path / "var")
+    stack.start()
+    yield stack
+    if stack.process and stack.process.poll() is None:
+        stack.stop()
+
+
+def test_signup_to_kickoff_through_the_cli_and_a_restart(stack: Stack, tmp_path: Path) -> None:
+    signup = ["signup", "--company", "Acme", "--contact-name", "Ada", "--email", "ada@acme.test"]
+    first = stack.tandem(*signup)
+    assert "Signed up Acme" in first.stdout
+    welcome = stack.wait_for_email("welcome")
+    assert welcome["To"] == "ada@acme.test"
+    assert welcome.get_body(("plain",)) is not None and welcome.get_body(("html",)) is not None
+
+    again = stack.tandem(*signup)
+    assert "already signed up" in again.stdout
+    time.sleep(1)
+    assert sum("welcome" in str(m["Subject"]).lower() for m in stack.emails()) == 1
+
+    assert "kickoff" in stack.tandem("tasks").stdout
+    tasks = json.loads(stack.tandem("tasks", "--json").stdout)
+    assert [t["kind"] for t in tasks] == ["kickoff"] and tasks[0]["owner_role"] == "manager"
+    kickoff = tasks[0]["id"]
+
+    # Bad input: one clear line, non-zero exit, nothing changed.
+    bad = stack.tandem("signup", "--company", "X", "--contact-name", "Y", "--email", "nope",
+                       ok=False)
+    assert bad.returncode == 1 and "email" in bad.stderr
+    unknown_plan = stack.tandem(*signup[:-2], "--email", "b@acme.test", "--plan", "gold", ok=False)
+    assert unknown_plan.returncode == 1 and "unknown plan 'gold'" in unknown_plan.stderr
+    result = tmp_path / "kickoff.json"
+    result.write_text(json.dumps({"kind": "kickoff"}))
+    refused = stack.tandem("complete", kickoff, "--result", str(result), ok=False)
+    assert refused.returncode == 1 and "result.success_plan: Field required" in refused.stderr
+    assert "not captured yet" in stack.tandem("show", "Acme").stdout
+
+    result.write_text(stack.tandem("result-example", "kickoff").stdout)
+    assert "Completed" in stack.tandem("complete", kickoff, "--result", str(result)).stdout
+    assert "Every rep logs" in stack.tandem("show", "Acme").stdout  # its own write, at once
+    assert "Recorded nps" in stack.tandem("signal", "Acme", "nps", "9").stdout
+    out_of_range = stack.tandem("signal", "Acme", "nps", "11", ok=False)
+    assert "nps must be between 0 and 10" in out_of_range.stderr
+
+    # Ctrl-C stops cleanly; the next `tandem run` resumes the lifecycle where it was.
+    assert stack.stop() == 0
+    assert "Stopped" in stack.output
+    stack.start()
+    assert "tutorial" in stack.tandem("tutorial-done", "Acme", "first-steps").stdout
+    deadline = time.monotonic() + 20
+    while "Tutorial completed" not in stack.tandem("show", "Acme").stdout:
+        assert time.monotonic() < deadline, "the resumed lifecycle did not react"
+        time.sleep(0.3)

@@ -1,0 +1,468 @@
+"""Email: templates, the outbox (compose), and delivery by file and by real SMTP."""
+
+from __future__ import annotations
+
+import email
+import hashlib
+import re
+import smtplib
+import socket
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, date, datetime, timedelta
+from email.message import EmailMessage
+from email.policy import default as default_policy
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword
+from sqlalchemy import Engine
+from sqlmodel import select
+from temporalio.exceptions import ApplicationError
+
+from activities.contracts import EmailRequest, Recipient
+from activities.email import (
+    CUSTOMER_TEMPLATES,
+    STAFF_TEMPLATES,
+    TEMPLATES,
+    EmailActivities,
+    build_context,
+    message_id,
+    preview,
+    render_email,
+    sample_context,
+)
+from db.engine import create_schema, make_engine, session_scope
+from models.scoring import Quadrant
+from models.tables import (
+    AssessmentRecord,
+    Customer,
+    GoalRecord,
+    OutboxEmail,
+    SignalRecord,
+    SuccessPlanRecord,
+    TaskRecord,
+)
+from settings import Settings
+
+TAG = re.compile(r"</?[A-Za-z][^>]*>")
+NOW = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
+FROM = "Tandem Success Team <success@tandem.invalid>"
+
+
+# --- templates ------------------------------------------------------------------------
+
+
+def test_there_are_ten_templates() -> None:
+    assert len(TEMPLATES) == 10
+    assert set(CUSTOMER_TEMPLATES) | set(STAFF_TEMPLATES) == set(TEMPLATES)
+
+
+@pytest.mark.parametrize("name", TEMPLATES)
+def test_every_template_renders(name: str) -> None:
+    rendered = preview(name)
+    assert rendered.subject.strip() and "\n" not in rendered.subject
+    assert rendered.text.strip()
+    assert rendered.html.strip().startswith("<!DOCTYPE html>")
+    assert not TAG.search(rendered.text), f"HTML tag in the text part of {name}"
+    assert "Acme Analytics" in rendered.text + rendered.subject
+
+
+@pytest.mark.parametrize("name", TEMPLATES)
+def test_html_escapes_the_data(name: str) -> None:
+    context = sample_context(name)
+    context["customer"]["company"] = "<script>alert(1)</script>"
+    rendered = render_email(name, context)
+    assert "&lt;script&gt;" in rendered.html
+    assert "<script>alert" not in rendered.html
+    assert "\n" not in rendered.subject
+
+
+@pytest.mark.parametrize("quadrant", list(Quadrant))
+@pytest.mark.parametrize("name", CUSTOMER_TEMPLATES)
+def test_customers_never_see_profitability(name: str, quadrant: Quadrant) -> None:
+    for score in (None, -0.8, 0.0, 0.8):
+        context = sample_context(name)
+        context["assessment"].update(quadrant=quadrant.value, customer_score=score)
+        rendered = render_email(name, context)
+        whole = f"{rendered.subject}\n{rendered.text}\n{rendered.html}".lower()
+        assert "profitable" not in whole  # covers "unprofitable" too
+        assert "company score" not in whole and "quadrant" not in whole
+
+
+def test_staff_mail_shows_the_task_and_the_assessment() -> None:
+    rendered = preview("task_escalation")
+    for part in (rendered.text, rendered.html):
+        assert "Kickoff call with Acme Analytics" in part
+        assert "kickoff" in part and "UTC" in part
+        assert "happy unprofitable" in part and "0.46" in part
+        assert "The task is overdue." in part
+
+
+def test_checkin_report_without_a_success_plan() -> None:
+    context = sample_context("checkin_report") | {"success_plan": None, "goals": []}
+    context["assessment"] = None
+    rendered = render_email("checkin_report", context)
+    assert "not captured your goals" in rendered.text
+    assert "not captured your goals" in rendered.html
+
+
+def test_checkin_report_with_goals_not_measured_yet() -> None:
+    context = sample_context("checkin_report")
+    for goal in context["goals"]:
+        goal.update(current=None, progress=None)
+    rendered = render_email("checkin_report", context)
+    assert "not been able to measure your goals yet" in rendered.text
+    assert "50%" not in rendered.text
+
+
+def test_renewal_invite_asks_about_their_success_not_for_a_renewal() -> None:
+    context = sample_context("renewal_invite")
+    rendered = render_email("renewal_invite", context)
+    assert context["success_plan"]["success_definition"] in rendered.text
+    assert "how can we help you be more successful" in rendered.text.replace("\n", " ")
+    assert "please renew" not in rendered.text.lower()
+    assert "26 reps" in rendered.text and "50% of the way there" in rendered.text
+
+
+def test_preview_of_an_unknown_template_lists_the_valid_ones() -> None:
+    with pytest.raises(KeyError) as caught:
+        preview("nope")
+    assert isinstance(caught.value, ValueError)
+    assert "welcome" in str(caught.value) and "task_escalation" in str(caught.value)
+
+
+# --- the outbox -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[Engine]:
+    engine = make_engine(f"sqlite:///{tmp_path}/t.db")
+    create_schema(engine)
+    with session_scope(engine) as session:
+        session.add(
+            Customer(
+                id="acme", company="Acme Analytics", contact_name="Dana Reyes",
+                email="dana@acme.example", owner="sam@tandem.invalid", plan_name="standard",
+                plan_version=1, phase="onboarding", term_start=NOW,
+                term_end=NOW + timedelta(days=365),
+            )
+        )  # fmt: skip
+    yield engine
+    engine.dispose()
+
+
+def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = dict(
+        var_dir=tmp_path, smtp_host=None, smtp_username=None, smtp_password=None,
+        smtp_starttls=False, smtp_timeout_seconds=5.0, mail_from=FROM,
+        managers_email="managers@tandem.invalid", reps_email="reps@tandem.invalid",
+    )  # fmt: skip
+    return Settings(**(values | overrides))
+
+
+def welcome(key: str = "acme:t1:welcome") -> EmailRequest:
+    tutorials = [{"key": "pipeline", "title": "Your first pipeline", "url": "https://x.test/p"}]
+    return EmailRequest(
+        key=key, template="welcome", customer_id="acme", to=Recipient.customer,
+        context={"tutorials": tutorials},
+    )  # fmt: skip
+
+
+def outbox(engine: Engine) -> list[OutboxEmail]:
+    with session_scope(engine) as session:
+        return list(session.exec(select(OutboxEmail)))
+
+
+def test_compose_twice_stores_one_email(engine: Engine, tmp_path: Path) -> None:
+    acts = EmailActivities(engine, make_settings(tmp_path))
+    first = acts.compose_email(welcome())
+    second = acts.compose_email(welcome())
+    assert first == second
+    assert first.to_address == "dana@acme.example" and not first.already_delivered
+    rows = outbox(engine)
+    assert len(rows) == 1 and rows[0].status == "pending" and rows[0].attempts == 0
+    assert "Your first pipeline" in rows[0].text_body
+    assert 'href="https://x.test/p"' in rows[0].html_body
+
+
+def test_concurrent_composes_store_one_email(engine: Engine, tmp_path: Path) -> None:
+    acts = EmailActivities(engine, make_settings(tmp_path))
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        receipts = list(pool.map(lambda _: acts.compose_email(welcome()), range(8)))
+    assert len({r.key for r in receipts}) == 1
+    assert len(outbox(engine)) == 1
+
+
+@pytest.mark.parametrize(
+    ("to", "assignee", "owner", "expected"),
+    [
+        (Recipient.rep, None, None, "reps@tandem.invalid"),
+        (Recipient.rep, "ana@tandem.invalid", None, "ana@tandem.invalid"),
+        (Recipient.manager, "lee@tandem.invalid", "sam@tandem.invalid", "lee@tandem.invalid"),
+        (Recipient.manager, None, "sam@tandem.invalid", "sam@tandem.invalid"),
+        (Recipient.manager, None, "Sam", "managers@tandem.invalid"),
+        (Recipient.manager, None, None, "managers@tandem.invalid"),
+    ],
+)
+def test_staff_recipients(
+    engine: Engine, tmp_path: Path, to: Recipient, assignee: str | None, owner: str | None,
+    expected: str,
+) -> None:  # fmt: skip
+    with session_scope(engine) as session:
+        customer = session.get(Customer, "acme")
+        assert customer is not None
+        customer.owner = owner
+    request = EmailRequest(
+        key="acme:esc", template="task_escalation", customer_id="acme", to=to,
+        assignee=assignee, context={"reason": "The task is overdue."},
+    )  # fmt: skip
+    receipt = EmailActivities(engine, make_settings(tmp_path)).compose_email(request)
+    assert receipt.to_address == expected
+
+
+def test_context_comes_from_the_records(engine: Engine, tmp_path: Path) -> None:
+    with session_scope(engine) as session:
+        plan = SuccessPlanRecord(
+            customer_id="acme", version=1, author="sam", intended_use="pipeline",
+            success_definition="every rep works from the pipeline", objectives=["a"],
+            constraints=["b"], created_at=NOW,
+        )  # fmt: skip
+        session.add(plan)
+        session.flush()
+        assert plan.id is not None
+        session.add(
+            GoalRecord(
+                plan_id=plan.id, customer_id="acme", key="reps", metric="Active reps",
+                unit="reps", baseline=10, target=30, direction="increase",
+                target_date=date(2025, 9, 1),
+            )
+        )  # fmt: skip
+        for day, value in ((1, 14.0), (20, 20.0)):
+            session.add(
+                SignalRecord(
+                    customer_id="acme", kind="goal", goal_key="reps", value=value,
+                    observed_at=NOW + timedelta(days=day), client_id=f"s{day}",
+                )
+            )  # fmt: skip
+        session.add(
+            AssessmentRecord(
+                customer_id="acme", key="a1", assessed_at=NOW, customer_score=0.4,
+                company_score=0.3, quadrant="happy_profitable", level=0.35, detail={},
+            )
+        )  # fmt: skip
+        session.add(
+            TaskRecord(
+                id="acme:kickoff", customer_id="acme", kind="kickoff", title="Kickoff",
+                owner_role="manager", status="open", due_at=NOW + timedelta(days=7),
+                created_at=NOW,
+            )
+        )  # fmt: skip
+    request = EmailRequest(
+        key="k", template="task_assigned", customer_id="acme", to=Recipient.manager,
+        context={"task_id": "acme:kickoff"},
+    )  # fmt: skip
+    with session_scope(engine) as session:
+        customer = session.get(Customer, "acme")
+        assert customer is not None
+        context = build_context(session, customer, request, make_settings(tmp_path))
+    assert context["sender"] == "Tandem Success Team"
+    assert context["task_id"] == "acme:kickoff"
+    assert context["task"]["title"] == "Kickoff" and context["task"]["due_at"].tzinfo
+    assert context["success_plan"]["version"] == 1
+    assert context["assessment"]["quadrant"] == "happy_profitable"
+    [goal] = context["goals"]
+    assert goal["current"] == 20.0 and goal["progress"] == pytest.approx(0.5)
+    assert goal["target_date"] == "2025-09-01"
+    assert "Kickoff" in render_email("task_assigned", context).text
+
+
+# --- delivery -------------------------------------------------------------------------
+
+
+def parse(raw: bytes) -> EmailMessage:
+    message = email.message_from_bytes(raw, policy=default_policy)
+    assert isinstance(message, EmailMessage)
+    return message
+
+
+def check_message(message: EmailMessage, key: str, customer: bool) -> None:
+    types = [part.get_content_type() for part in message.walk()]
+    assert "text/plain" in types and "text/html" in types
+    plain = message.get_body(preferencelist=("plain",))
+    html = message.get_body(preferencelist=("html",))
+    assert plain is not None and html is not None
+    assert "<p>" not in plain.get_content() and "<p>" in html.get_content()
+    expected_id = f"<{hashlib.sha256(key.encode()).hexdigest()[:32]}@tandem>"
+    assert message["Message-ID"] == expected_id == message_id(key)
+    assert message["From"] == FROM and message["Date"]
+    if customer:
+        assert message["To"] == "dana@acme.example"
+        assert message["List-Unsubscribe"] == "<mailto:success@tandem.invalid?subject=unsubscribe>"
+    else:
+        assert message["List-Unsubscribe"] is None
+
+
+def test_deliver_to_files_once(engine: Engine, tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    acts = EmailActivities(engine, settings)
+    receipt = acts.compose_email(welcome())
+    acts.deliver_email(receipt.key)
+    acts.deliver_email(receipt.key)
+    files = list(settings.outbox_dir.iterdir())
+    assert len(files) == 1 and files[0].suffix == ".eml"
+    message = parse(files[0].read_bytes())
+    check_message(message, receipt.key, customer=True)
+    assert message["Subject"] == receipt.subject
+    [row] = outbox(engine)
+    assert (row.status, row.delivered_via, row.attempts) == ("sent", "file", 1)
+    assert row.delivered_at is not None
+    assert acts.compose_email(welcome()).already_delivered
+
+
+def test_staff_mail_has_no_unsubscribe(engine: Engine, tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    acts = EmailActivities(engine, settings)
+    request = EmailRequest(
+        key="acme:esc", template="task_escalation", customer_id="acme", to=Recipient.manager,
+        context={"reason": "The task is overdue."},
+    )  # fmt: skip
+    acts.deliver_email(acts.compose_email(request).key)
+    [path] = settings.outbox_dir.iterdir()
+    check_message(parse(path.read_bytes()), "acme:esc", customer=False)
+
+
+def test_deliver_an_unknown_key_is_not_retried(engine: Engine, tmp_path: Path) -> None:
+    with pytest.raises(ApplicationError) as caught:
+        EmailActivities(engine, make_settings(tmp_path)).deliver_email("missing")
+    assert caught.value.non_retryable
+
+
+class Collector:
+    def __init__(self) -> None:
+        self.envelopes: list[Envelope] = []
+        self.logins: list[tuple[bytes, bytes]] = []
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        if address.startswith("nobody@"):
+            return "550 No such user here"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Envelope) -> str:
+        self.envelopes.append(envelope)
+        return "250 Message accepted for delivery"
+
+    def authenticate(
+        self, server: Any, session: Any, envelope: Any, mechanism: str, data: Any
+    ) -> AuthResult:
+        assert isinstance(data, LoginPassword)
+        self.logins.append((data.login, data.password))
+        return AuthResult(success=data.password == b"secret")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[tuple[Collector, int]]:
+    collector = Collector()
+    port = free_port()
+    controller = Controller(
+        collector, hostname="127.0.0.1", port=port,
+        authenticator=collector.authenticate, auth_require_tls=False,
+    )  # fmt: skip
+    controller.start()
+    yield collector, port
+    controller.stop()
+
+
+@pytest.mark.parametrize("starttls", [False, True])  # True: the server offers none, go on
+def test_deliver_by_smtp(
+    engine: Engine, tmp_path: Path, smtp_server: tuple[Collector, int], starttls: bool
+) -> None:
+    collector, port = smtp_server
+    settings = make_settings(tmp_path, smtp_host="127.0.0.1", smtp_port=port,
+                             smtp_starttls=starttls)  # fmt: skip
+    acts = EmailActivities(engine, settings)
+    receipt = acts.compose_email(welcome())
+    acts.deliver_email(receipt.key)
+    acts.deliver_email(receipt.key)
+    [envelope] = collector.envelopes
+    assert envelope.mail_from == "success@tandem.invalid"
+    assert envelope.rcpt_tos == ["dana@acme.example"]
+    assert isinstance(envelope.content, bytes)
+    check_message(parse(envelope.content), receipt.key, customer=True)
+    [row] = outbox(engine)
+    assert (row.status, row.delivered_via, row.attempts) == ("sent", "smtp", 1)
+    assert not settings.outbox_dir.exists()
+
+
+def test_deliver_by_smtp_with_login(
+    engine: Engine, tmp_path: Path, smtp_server: tuple[Collector, int]
+) -> None:
+    collector, port = smtp_server
+    settings = make_settings(tmp_path, smtp_host="127.0.0.1", smtp_port=port,
+                             smtp_username="tandem", smtp_password="secret")  # fmt: skip
+    acts = EmailActivities(engine, settings)
+    acts.deliver_email(acts.compose_email(welcome()).key)
+    assert collector.logins == [(b"tandem", b"secret")]
+    assert len(collector.envelopes) == 1
+
+
+def test_no_password_in_clear_when_starttls_is_missing(
+    engine: Engine, tmp_path: Path, smtp_server: tuple[Collector, int]
+) -> None:
+    collector, port = smtp_server
+    settings = make_settings(tmp_path, smtp_host="127.0.0.1", smtp_port=port, smtp_starttls=True,
+                             smtp_username="tandem", smtp_password="secret")  # fmt: skip
+    acts = EmailActivities(engine, settings)
+    with pytest.raises(smtplib.SMTPNotSupportedError, match="refusing to log in without TLS"):
+        acts.deliver_email(acts.compose_email(welcome()).key)
+    assert collector.logins == [] and collector.envelopes == []
+    [row] = outbox(engine)
+    assert row.status == "pending" and "STARTTLS" in (row.last_error or "")
+
+
+def test_refused_recipient_is_a_permanent_failure(
+    engine: Engine, tmp_path: Path, smtp_server: tuple[Collector, int]
+) -> None:
+    _, port = smtp_server
+    settings = make_settings(tmp_path, smtp_host="127.0.0.1", smtp_port=port)
+    acts = EmailActivities(engine, settings)
+    with session_scope(engine) as session:
+        session.get(Customer, "acme").email = "nobody@acme.example"
+    with pytest.raises(ApplicationError, match="recipient refused") as refused:
+        acts.deliver_email(acts.compose_email(welcome()).key)
+    assert refused.value.non_retryable
+    [row] = outbox(engine)
+    assert row.status == "failed"
+
+
+def test_smtp_outage_is_recorded_and_raised(engine: Engine, tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, smtp_host="127.0.0.1", smtp_port=free_port())
+    acts = EmailActivities(engine, settings)
+    receipt = acts.compose_email(welcome())
+    with pytest.raises(OSError):
+        acts.deliver_email(receipt.key)
+    [row] = outbox(engine)
+    assert (row.status, row.attempts, row.delivered_via) == ("pending", 1, None)
+    assert row.last_error and "Connection" in row.last_error
+    # Once the server is back, the retry delivers and counts as the second attempt.
+    collector = Collector()
+    controller = Controller(collector, hostname="127.0.0.1", port=settings.smtp_port)
+    controller.start()
+    try:
+        acts.deliver_email(receipt.key)
+    finally:
+        controller.stop()
+    assert len(collector.envelopes) == 1
+    [row] = outbox(engine)
+    assert (row.status, row.attempts, row.delivered_via) == ("sent", 2, "smtp")
