@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 from collections.abc import Coroutine
 from datetime import UTC, datetime
@@ -60,21 +61,23 @@ def engine():  # type: ignore[no-untyped-def]
 
 
 def run(coroutine: Coroutine[Any, Any, T]) -> T:
-    """Run one Temporal call; refusals and an unreachable server become one-line errors."""
+    """Run one Temporal call; refusals become one-line errors and a non-zero exit."""
     try:
         return asyncio.run(coroutine)
     except LifecycleError as error:
         fail(str(error))
-    except RuntimeError as error:
-        if "connect" in str(error).lower():
-            fail(f"cannot reach Temporal at {settings().temporal_address}: is `make run` running?")
-        raise
 
 
 async def _client():  # type: ignore[no-untyped-def]
     from lifecycles import connect
 
-    return await connect(settings())
+    config = settings()
+    try:
+        return await connect(config)
+    except RuntimeError as error:  # the SDK's connection failure
+        raise LifecycleError(
+            f"cannot reach Temporal at {config.temporal_address} ({error}): is `make run` running?"
+        ) from None
 
 
 def resolve_customer(ref: str) -> str:
@@ -326,8 +329,8 @@ def tasks(
     if as_json:
         typer.echo(json.dumps([t.model_dump(mode="json") for t in rows], indent=2))
         return
-    table = Table("kind", "customer", "owner", "assignee", "due", "state", "task id")
-    table.columns[-1].no_wrap = True
+    table = Table("task id", "kind", "owner", "due", "state")
+    table.columns[0].no_wrap = True
     now = datetime.now(UTC)
     for t in rows:
         state = t.status
@@ -335,9 +338,8 @@ def tasks(
             state = "overdue"
         if t.escalated and t.status == "open":
             state += ", escalated"
-        table.add_row(
-            t.kind, t.customer_id, t.owner_role, t.assignee or "-", _when(t.due_at), state, t.id
-        )
+        owner = f"{t.owner_role} ({t.assignee})" if t.assignee else t.owner_role
+        table.add_row(t.id, t.kind, owner, t.due_at.date().isoformat(), state)
     out.print(table if rows else "No open tasks.")
 
 
@@ -418,5 +420,19 @@ def emails_preview(
     typer.echo(email.html if html else email.text)
 
 
+def main() -> None:
+    """The console script. Temporal's client keeps native threads that can crash the
+    interpreter's shutdown (temporalio/sdk-python#300, seen here as SIGABRT under load),
+    so a finished command flushes its output and leaves without finalisation."""
+    code = 0
+    try:
+        app()
+    except SystemExit as done:
+        code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    app()
+    main()

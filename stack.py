@@ -20,7 +20,6 @@ from db.engine import create_schema, make_engine
 from lifecycles import connect
 from settings import Settings
 from worker import build_worker, ensure_search_attributes
-from workflows.lifecycle import SEARCH_ATTRIBUTES
 
 
 def find_binary(name: str) -> str:
@@ -79,7 +78,6 @@ async def run_embedded(settings: Settings) -> None:
                 port=int(port),
                 ui=True,
                 ui_port=settings.temporal_ui_port,
-                search_attributes=SEARCH_ATTRIBUTES,
                 dev_server_existing_path=find_binary("temporal"),
                 dev_server_database_filename=str(settings.temporal_db_file),
             )

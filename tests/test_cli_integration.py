@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import email
 import json
 import os
@@ -17,6 +18,7 @@ from email.policy import default as default_policy
 from pathlib import Path
 
 import pytest
+from temporalio.client import Client
 
 pytestmark = pytest.mark.integration
 TANDEM = str(Path(sys.executable).parent / "tandem")
@@ -77,6 +79,15 @@ class Stack:
             assert done.returncode == 0, f"tandem {' '.join(args)} failed:\n{done.stderr}"
         return done
 
+    async def list_workflows(self, query: str) -> list[str]:
+        client = await Client.connect(self.env["TANDEM_TEMPORAL_ADDRESS"])
+        deadline = time.monotonic() + 20
+        while True:  # visibility is eventually consistent
+            ids = [w.id async for w in client.list_workflows(query)]
+            if ids or time.monotonic() > deadline:
+                return ids
+            await asyncio.sleep(0.3)
+
     def emails(self) -> list[EmailMessage]:
         files = sorted((self.var_dir / "outbox").glob("*.eml"))
         return [email.message_from_bytes(p.read_bytes(), policy=default_policy) for p in files]
@@ -114,6 +125,9 @@ def test_signup_to_kickoff_through_the_cli_and_a_restart(stack: Stack, tmp_path:
     assert sum("welcome" in str(m["Subject"]).lower() for m in stack.emails()) == 1
 
     assert "kickoff" in stack.tandem("tasks").stdout
+    # Temporal's own UI can filter lifecycles by phase (custom search attributes).
+    listed = asyncio.run(stack.list_workflows('TandemPhase = "onboarding"'))
+    assert listed == [f"customer-{first.stdout.split(' as ')[1].split()[0]}"]
     tasks = json.loads(stack.tandem("tasks", "--json").stdout)
     assert [t["kind"] for t in tasks] == ["kickoff"] and tasks[0]["owner_role"] == "manager"
     kickoff = tasks[0]["id"]
