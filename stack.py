@@ -80,6 +80,7 @@ async def run_embedded(settings: Settings) -> None:
                 ui_port=settings.temporal_ui_port,
                 dev_server_existing_path=find_binary("temporal"),
                 dev_server_database_filename=str(settings.temporal_db_file),
+                dev_server_log_level="error",
             )
             await stack.enter_async_context(env)
             client = env.client

@@ -62,7 +62,7 @@ class Stack:
 
     def stop(self) -> int:
         assert self.process is not None
-        self.process.send_signal(signal.SIGINT)  # what Ctrl-C sends
+        os.killpg(self.process.pid, signal.SIGINT)  # Ctrl-C: the whole foreground group
         try:
             code = self.process.wait(timeout=30)
         except subprocess.TimeoutExpired:

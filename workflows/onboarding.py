@@ -46,7 +46,7 @@ async def welcome(lc: CustomerLifecycle, step: Step) -> None:
         customer.customer_id,
         "signed_up",
         "signed_up",
-        f"Signed up on plan {lc.state.plan.label}; welcome email sent to {customer.email}",
+        f"Signed up on plan {lc.state.plan.label}; welcome email on its way to {customer.email}",
     )
 
 
