@@ -1,0 +1,84 @@
+"""The CLI's own checks, before anything reaches Temporal: clear one-line errors,
+exit code 1, nothing changed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from cli import app
+from plans import BUILT_IN
+
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TANDEM_VAR_DIR", str(tmp_path / "var"))
+    monkeypatch.setenv("TANDEM_TEMPORAL_ADDRESS", "127.0.0.1:1")  # nothing listens there
+    monkeypatch.delenv("TANDEM_DATABASE_URL", raising=False)
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+
+
+def test_plans_validate_accepts_the_default_plan() -> None:
+    done = runner.invoke(app, ["plans", "validate", str(BUILT_IN / "default.toml")])
+    assert done.exit_code == 0 and "valid plan default@v1 with 3 tutorials" in done.output
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('name = "x"\n[renewal]\nlead_days = 400\n', "lead_days must be shorter than term_days"),
+        ('name = "x"\n[scoring.weights]\nnps = -1\n', "scoring.weights.nps: Input should be"),
+        ('name = "x"\n[reviews]\ncheckin_every = 3\n', "reviews.checkin_every: Extra inputs"),
+        ('name = "x"\n[onboarding\n', "not valid TOML"),
+    ],
+)
+def test_plans_validate_names_the_field(tmp_path: Path, text: str, message: str) -> None:
+    plan = tmp_path / "bad.toml"
+    plan.write_text(text)
+    done = runner.invoke(app, ["plans", "validate", str(plan)])
+    assert done.exit_code == 1 and message in done.output
+
+
+def test_signup_refuses_bad_input_before_contacting_temporal() -> None:
+    bad_email = runner.invoke(
+        app, ["signup", "--company", "Acme", "--contact-name", "Ada", "--email", "ada@"]
+    )
+    assert bad_email.exit_code == 1 and "email:" in bad_email.output
+    blank = runner.invoke(
+        app, ["signup", "--company", "  ", "--contact-name", "Ada", "--email", "a@acme.test"]
+    )
+    assert blank.exit_code == 1 and "company: Value error, must not be blank" in blank.output
+    plan = runner.invoke(app, ["signup", "--company", "A", "--contact-name", "B",
+                               "--email", "a@acme.test", "--plan", "platinum"])
+    assert plan.exit_code == 1 and "unknown plan 'platinum' (known plans: default)" in plan.output
+
+
+def test_unreachable_temporal_is_one_clear_line() -> None:
+    done = runner.invoke(
+        app, ["signup", "--company", "A", "--contact-name", "B", "--email", "a@acme.test"]
+    )
+    assert done.exit_code == 1
+    assert "cannot reach Temporal at 127.0.0.1:1" in done.output and "make run" in done.output
+
+
+def test_unknown_customer_and_bad_result_file(tmp_path: Path) -> None:
+    assert "no customer 'nobody'" in runner.invoke(app, ["show", "nobody"]).output
+    result = tmp_path / "r.json"
+    result.write_text("{not json")
+    done = runner.invoke(app, ["complete", "x:t1:kickoff", "--result", str(result)])
+    assert done.exit_code == 1 and "not valid JSON" in done.output
+    missing = runner.invoke(app, ["complete", "x:t1:kickoff", "--result", str(tmp_path / "no")])
+    assert missing.exit_code == 1 and "no such file" in missing.output
+
+
+def test_result_example_and_email_preview() -> None:
+    example = runner.invoke(app, ["result-example", "renewal"])
+    assert example.exit_code == 0 and '"outcome": "renewed"' in example.output
+    preview = runner.invoke(app, ["emails", "preview", "renewal_invite"])
+    assert preview.exit_code == 0 and preview.output.startswith("Subject: ")
+    unknown = runner.invoke(app, ["emails", "preview", "newsletter"])
+    assert unknown.exit_code == 1 and "welcome" in unknown.output

@@ -1,0 +1,118 @@
+"""Review calls, renewal checkpoints and a mail server that is down, on the real
+time-skipping server with the real worker."""
+
+from __future__ import annotations
+
+import socket
+import uuid
+
+from sqlmodel import Session, select
+
+from db.queries import latest_goal_values, latest_success_plan
+from models.customer import SignUp
+from models.tables import OutboxEmail, TimelineEvent
+from settings import Settings
+from tests.conftest import Harness, Lifecycle
+from tests.test_lifecycle import GOOD, UNHAPPY_BUT_PROFITABLE, kickoff_result
+from worker import build_worker
+
+
+async def test_review_call_records_goal_progress_and_revises_the_plan(acme: Lifecycle) -> None:
+    await acme.sign_up()
+    await acme.advance(hours=1)
+    await acme.complete(acme.task_id("kickoff"), kickoff_result())
+    await acme.advance(days=91)
+    review = acme.task_id("review_call-1")
+    assert acme.task_row(review).status == "open"
+
+    revised = kickoff_result()["success_plan"]
+    revised["success_definition"] = "Every rep and every manager works from the pipeline"
+    await acme.complete(review, {
+        "kind": "review_call",
+        "notes": "EMEA team live",
+        "goal_progress": {"active_reps": 9},
+        "next_steps": ["Train the managers"],
+        "revised_plan": revised,
+    })
+    with Session(acme.h.engine) as session:
+        assert latest_goal_values(session, acme.customer_id) == {"active_reps": 9}
+        plan = latest_success_plan(session, acme.customer_id)
+    assert plan is not None and plan.success_definition.startswith("Every rep and every manager")
+    status = await acme.status()
+    assert status.success_plan.success_definition == plan.success_definition
+
+
+async def test_manager_rating_far_from_the_assessment_is_escalated(acme: Lifecycle) -> None:
+    await acme.sign_up()
+    await acme.advance(days=150)
+    await acme.signals(**UNHAPPY_BUT_PROFITABLE)
+    await acme.advance(days=40)  # the check-in on day 180 scores it; checkpoint on day 185
+    status = await acme.status()
+    assert status.last_assessment.quadrant.value == "unhappy_profitable"
+    checkpoint = acme.task_id("renewal_checkpoint-180d")
+    # The manager sees it the other way round on both axes: more than a quadrant apart.
+    await acme.complete(
+        checkpoint, {"kind": "renewal_checkpoint", "manager_rating": "happy_unprofitable"}
+    )
+    await acme.advance(hours=1)
+    escalations = [e for e in acme.emails("task_escalation") if "disagreement" in e.key]
+    assert len(escalations) == 1 and "happy_unprofitable" in escalations[0].text_body
+    with Session(acme.h.engine) as session:
+        kinds = {e.kind for e in session.exec(select(TimelineEvent)).all()}
+    assert "rating_disagreement" in kinds
+
+
+async def test_a_close_rating_is_not_escalated(acme: Lifecycle) -> None:
+    await acme.sign_up()
+    await acme.advance(days=150)
+    await acme.signals(**GOOD)
+    await acme.advance(days=40)
+    await acme.complete(
+        acme.task_id("renewal_checkpoint-180d"),
+        {"kind": "renewal_checkpoint", "manager_rating": "neutral"},
+    )
+    await acme.advance(hours=1)
+    assert [e for e in acme.emails("task_escalation") if "disagreement" in e.key] == []
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+async def test_mail_server_down_never_blocks_the_lifecycle(
+    harness: Harness, default_plan, tmp_path
+) -> None:
+    """With SMTP unreachable the lifecycle goes on: tasks open, later steps run; the
+    emails wait in the outbox, retried with backoff, and a give-up is on the timeline."""
+    down = Settings(var_dir=tmp_path / "down", smtp_host="127.0.0.1", smtp_port=closed_port(),
+                    smtp_starttls=False)
+    queue = f"{harness.task_queue}-down"
+    async with build_worker(harness.client, down, harness.engine, task_queue=queue):
+        customer = Lifecycle(
+            Harness(harness.env, down, harness.engine, queue),
+            SignUp(company="Offline Ltd", contact_name="Olu", plan="default",
+                   email=f"olu-{uuid.uuid4().hex[:6]}@offline.test"),
+            default_plan,
+        )
+        harness.workflow_ids |= customer.h.workflow_ids
+        receipt = await customer.sign_up()  # returns: the welcome is composed, not sent
+        assert receipt.new
+        await customer.advance(days=3, hours=12)
+        status = await customer.status()
+        assert customer.task_id("kickoff") in {t.task_id for t in status.open_tasks}
+        assert len(customer.emails("tutorial_nudge")) == 1  # the day-3 step ran regardless
+        with Session(harness.engine) as session:
+            welcome = session.exec(
+                select(OutboxEmail).where(OutboxEmail.key.endswith(":t1:welcome"),
+                                          OutboxEmail.customer_id == customer.customer_id)
+            ).one()
+            failed = session.exec(
+                select(TimelineEvent).where(TimelineEvent.kind == "email_failed",
+                                            TimelineEvent.customer_id == customer.customer_id)
+            ).all()
+        assert welcome.status == "pending" and welcome.attempts > 1
+        assert "Connection refused" in (welcome.last_error or "")
+        assert failed, "after the delivery window the give-up is on the timeline"
+        await customer.h.terminate_all()
