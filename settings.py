@@ -8,6 +8,9 @@ from pathlib import Path
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# Good enough for a laptop; `TANDEM_PRODUCTION=true` refuses to start with it.
+DEV_SECRET = "tandem-development-secret-change-me"
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TANDEM_", env_file=".env", extra="ignore")
@@ -40,6 +43,29 @@ class Settings(BaseSettings):
     mail_from: str = "Tandem Success Team <success@tandem.invalid>"
     managers_email: str = "success-managers@tandem.invalid"
     reps_email: str = "success-reps@tandem.invalid"
+
+    # The HTTP API and dashboard.
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    public_url: str = Field(
+        default="http://127.0.0.1:8000", description="base of the links in customer emails"
+    )
+    secret_key: str = Field(
+        default=DEV_SECRET, description="signs survey and plan links and browser sessions"
+    )
+    webhook_secret: str = Field(default=DEV_SECRET, description="HMAC key of POST /webhooks/signup")
+    webhook_tolerance_seconds: int = 300
+    survey_link_days: int = 14
+    plan_link_days: int = 60
+    production: bool = Field(
+        default=False, description="refuse default secrets; secure cookies (HTTPS)"
+    )
+
+    def insecure_defaults(self) -> list[str]:
+        """The secrets still at their development defaults."""
+        return [
+            name for name in ("secret_key", "webhook_secret") if getattr(self, name) == DEV_SECRET
+        ]
 
     @property
     def resolved_database_url(self) -> str:

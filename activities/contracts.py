@@ -18,6 +18,7 @@ from models.customer import CustomerProfile
 from models.lifecycle import Phase
 from models.plan import ScoringSettings
 from models.scoring import Assessment, PreviousAssessment
+from models.success_plan import CustomerPlanEdit
 from models.tasks import Task
 
 
@@ -71,6 +72,7 @@ class EmailRequest(BaseModel):
     to: Recipient
     assignee: str | None = Field(default=None, description="a person's address, for staff mail")
     context: dict[str, Any] = Field(default_factory=dict, description="small values only")
+    held: bool = Field(default=False, description="kept in the outbox until a manager decides")
 
 
 class EmailReceipt(BaseModel):
@@ -78,6 +80,22 @@ class EmailReceipt(BaseModel):
     subject: str
     to_address: str
     already_delivered: bool = Field(description="a retried step finds it sent already")
+
+
+class EmailRevision(BaseModel):
+    """A reviewed email: send as edited, or drop."""
+
+    key: str
+    drop: bool = False
+    subject: str | None = None
+    text: str | None = None
+
+
+class CustomerPlanRecord(BaseModel):
+    customer_id: str
+    version: int
+    edit: CustomerPlanEdit
+    at: datetime
 
 
 class AssessmentRequest(BaseModel):
@@ -106,6 +124,16 @@ def record_task(update: TaskUpdate) -> None:
 @activity.defn(name="record_task_result")
 def record_task_result(record: TaskResultRecord) -> None:
     raise NotImplementedError("registered by the worker from activities.records")
+
+
+@activity.defn(name="record_customer_plan")
+def record_customer_plan(record: CustomerPlanRecord) -> None:
+    raise NotImplementedError("registered by the worker from activities.records")
+
+
+@activity.defn(name="revise_email")
+def revise_email(revision: EmailRevision) -> None:
+    raise NotImplementedError("registered by the worker from activities.email")
 
 
 @activity.defn(name="compose_email")

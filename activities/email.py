@@ -20,6 +20,7 @@ from importlib.resources import files
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from markupsafe import escape
 from pydantic import BaseModel
 from sqlalchemy import Engine, update
 from sqlalchemy.exc import IntegrityError
@@ -27,15 +28,13 @@ from sqlmodel import Session, col, select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.contracts import EmailReceipt, EmailRequest, Recipient
+from activities.contracts import EmailReceipt, EmailRequest, EmailRevision, Recipient
 from db.engine import session_scope
+from db.queries import goals_with_progress, latest_assessment, latest_plan_record
+from links import LinkSigner
 from models.tables import (
-    AssessmentRecord,
     Customer,
-    GoalRecord,
     OutboxEmail,
-    SignalRecord,
-    SuccessPlanRecord,
     TaskRecord,
 )
 from settings import Settings
@@ -123,28 +122,9 @@ def build_context(
     session: Session, customer: Customer, request: EmailRequest, settings: Settings
 ) -> dict[str, Any]:
     """Everything a template may use: the request's own context plus the records."""
-    plan = session.exec(
-        select(SuccessPlanRecord)
-        .where(SuccessPlanRecord.customer_id == customer.id)
-        .order_by(col(SuccessPlanRecord.version).desc())
-    ).first()
-    goals: list[dict[str, Any]] = []
-    if plan is not None:
-        for goal in session.exec(
-            select(GoalRecord).where(GoalRecord.plan_id == plan.id).order_by(col(GoalRecord.id))
-        ):
-            latest = session.exec(
-                select(SignalRecord)
-                .where(SignalRecord.customer_id == customer.id, SignalRecord.kind == "goal")
-                .where(SignalRecord.goal_key == goal.key)
-                .order_by(col(SignalRecord.observed_at).desc(), col(SignalRecord.id).desc())
-            ).first()
-            goals.append(_goal(goal, latest.value if latest else None))
-    assessment = session.exec(
-        select(AssessmentRecord)
-        .where(AssessmentRecord.customer_id == customer.id)
-        .order_by(col(AssessmentRecord.assessed_at).desc(), col(AssessmentRecord.id).desc())
-    ).first()
+    plan = latest_plan_record(session, customer.id)
+    goals = goals_with_progress(session, plan)
+    assessment = latest_assessment(session, customer.id)
     task = None
     if "task_id" in request.context:
         task = session.get(TaskRecord, request.context["task_id"])
@@ -160,7 +140,8 @@ def build_context(
             "objectives": list(plan.objectives), "constraints": list(plan.constraints),
             "version": plan.version,
         },
-        "goals": goals,
+        "goals": [{**g, "target_date": g["target_date"].isoformat()} for g in goals],
+        "links": _links(customer, request, settings),
         "assessment": None if assessment is None else {
             "quadrant": assessment.quadrant, "level": assessment.level,
             "customer_score": assessment.customer_score,
@@ -176,14 +157,17 @@ def build_context(
     }  # fmt: skip
 
 
-def _goal(goal: GoalRecord, current: float | None) -> dict[str, Any]:
-    span = goal.target - goal.baseline
-    return {
-        "key": goal.key, "metric": goal.metric, "unit": goal.unit,
-        "baseline": goal.baseline, "target": goal.target, "direction": goal.direction,
-        "target_date": goal.target_date.isoformat(), "current": current,
-        "progress": None if current is None or span == 0 else (current - goal.baseline) / span,
-    }  # fmt: skip
+def _links(customer: Customer, request: EmailRequest, settings: Settings) -> dict[str, Any]:
+    """Signed links for customer mail: their success-plan page, and one-click answers
+    for the check-in's survey (one answer per survey: the email's key)."""
+    if request.to is not Recipient.customer:
+        return {}
+    signer = LinkSigner(settings.secret_key, settings.public_url)
+    links: dict[str, Any] = {"plan": signer.plan_link(customer.id)}
+    if request.template == "checkin_report":
+        links["nps"] = signer.survey_links(customer.id, "nps", request.key)
+        links["csat"] = signer.survey_links(customer.id, "csat", request.key)
+    return links
 
 
 def _sender(settings: Settings) -> str:
@@ -272,6 +256,7 @@ class EmailActivities:
                 key=request.key, customer_id=customer.id, template=request.template,
                 to_address=self._address(request, customer), subject=rendered.subject,
                 text_body=rendered.text, html_body=rendered.html,
+                status="held" if request.held else "pending",
             )  # fmt: skip
         try:
             with session_scope(self._engine) as session:
@@ -284,6 +269,30 @@ class EmailActivities:
                 raise
             return _receipt(stored)
         return _receipt(row)
+
+    @activity.defn(name="revise_email")
+    def revise_email(self, revision: EmailRevision) -> None:
+        """A manager's review: drop the email, or replace its words before it goes."""
+        with session_scope(self._engine) as session:
+            row = _find(session, revision.key)
+            if row is None:
+                raise ApplicationError(f"no email {revision.key!r}", non_retryable=True)
+            if row.status == "sent":
+                return
+            if revision.drop:
+                row.status = "dropped"
+            else:
+                row.status = "pending"
+                if revision.subject:
+                    row.subject = " ".join(revision.subject.split())
+                if revision.text:
+                    row.text_body = revision.text.strip() + "\n"
+                    # The manager wrote plain text; the HTML part shows it as written.
+                    row.html_body = (
+                        '<div style="font-family:sans-serif;white-space:pre-wrap">'
+                        f"{escape(revision.text.strip())}</div>"
+                    )
+            session.add(row)
 
     @activity.defn(name="deliver_email")
     def deliver_email(self, key: str) -> None:
@@ -388,6 +397,7 @@ def sample_context(template: str) -> dict[str, Any]:
             "constraints": ["Roll out region by region, EMEA first"], "version": 1,
         },
         "goals": goals,
+        "links": {} if template not in CUSTOMER_TEMPLATES else _sample_links(template),
         "assessment": {"quadrant": "happy_unprofitable", "level": 0.21, "customer_score": 0.46,
                        "company_score": -0.04, "trend": 0.08,
                        "assessed_at": now - timedelta(days=2)},
@@ -398,6 +408,15 @@ def sample_context(template: str) -> dict[str, Any]:
         },
         "sender": "Tandem Success Team",
     }  # fmt: skip
+
+
+def _sample_links(template: str) -> dict[str, Any]:
+    signer = LinkSigner("preview-only", "https://tandem.example")
+    links: dict[str, Any] = {"plan": signer.plan_link("acme")}
+    if template == "checkin_report":
+        links["nps"] = signer.survey_links("acme", "nps", "acme:t1:check_in-1")
+        links["csat"] = signer.survey_links("acme", "csat", "acme:t1:check_in-1")
+    return links
 
 
 def preview(name: str) -> RenderedEmail:

@@ -14,6 +14,7 @@ from sqlmodel import Session, select
 from temporalio import activity
 
 from activities.contracts import (
+    CustomerPlanRecord,
     LifecycleSnapshot,
     TaskResultRecord,
     TaskUpdate,
@@ -71,6 +72,40 @@ def save_success_plan(
         session.add(GoalRecord(plan_id=record.id, customer_id=customer_id, **goal.model_dump()))
 
 
+def save_customer_words(session: Session, record: CustomerPlanRecord) -> None:
+    exists = session.exec(
+        select(SuccessPlanRecord.id).where(
+            SuccessPlanRecord.customer_id == record.customer_id,
+            SuccessPlanRecord.version == record.version,
+        )
+    ).first()
+    if exists is None:
+        edit = record.edit
+        session.add(
+            SuccessPlanRecord(
+                customer_id=record.customer_id,
+                version=record.version,
+                author=edit.author,
+                source="customer",
+                intended_use=edit.intended_use,
+                success_definition=edit.success_definition,
+                objectives=edit.objectives,
+                constraints=edit.constraints,
+                created_at=record.at,
+            )
+        )
+        add_event_once(
+            session,
+            TimelineEntry(
+                customer_id=record.customer_id,
+                key=f"customer_plan:v{record.version}",
+                at=record.at,
+                kind="customer_plan",
+                message=f"The customer described success in their own words (v{record.version})",
+            ),
+        )
+
+
 class RecordActivities:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -123,6 +158,10 @@ class RecordActivities:
     def record_event(self, entry: TimelineEntry) -> None:
         self._write(lambda session: add_event_once(session, entry))
 
+    @activity.defn(name="record_customer_plan")
+    def record_customer_plan(self, record: CustomerPlanRecord) -> None:
+        self._write(lambda session: save_customer_words(session, record))
+
     @activity.defn(name="record_task")
     def record_task(self, update: TaskUpdate) -> None:
         def work(session: Session) -> None:
@@ -140,7 +179,7 @@ class RecordActivities:
             # A completed row is final: a late reminder write must not reopen it.
             if row.status != TaskStatus.done.value:
                 row.status = task.status.value
-            row.assignee, row.playbook = task.assignee, task.playbook
+            row.assignee, row.playbook, row.email_key = task.assignee, task.playbook, task.email_key
             row.reminded, row.escalated = task.reminded, task.escalated
             session.add(row)
             add_event_once(session, update.event)

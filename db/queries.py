@@ -43,10 +43,14 @@ def find_customer(session: Session, ref: str) -> Customer:
     raise CustomerNotFound(f"no customer {ref!r} (try `tandem customers`)")
 
 
-def latest_plan_record(session: Session, customer_id: str) -> SuccessPlanRecord | None:
+def latest_plan_record(
+    session: Session, customer_id: str, source: str = "manager"
+) -> SuccessPlanRecord | None:
+    """The latest version the manager recorded (goals included), or with
+    source="customer" the latest the customer wrote on their own page."""
     return session.exec(
         select(SuccessPlanRecord)
-        .where(SuccessPlanRecord.customer_id == customer_id)
+        .where(SuccessPlanRecord.customer_id == customer_id, SuccessPlanRecord.source == source)
         .order_by(col(SuccessPlanRecord.version).desc())
     ).first()
 
@@ -66,6 +70,22 @@ def latest_success_plan(session: Session, customer_id: str) -> SuccessPlan | Non
             for g in goals
         ],
     )
+
+
+def goals_with_progress(session: Session, plan: SuccessPlanRecord | None) -> list[dict[str, Any]]:
+    """The plan's goals with the latest measured value and the share of the way there."""
+    if plan is None:
+        return []
+    values = latest_goal_values(session, plan.customer_id)
+    goals = []
+    for goal in session.exec(
+        select(GoalRecord).where(GoalRecord.plan_id == plan.id).order_by(col(GoalRecord.id))
+    ):
+        current = values.get(goal.key)
+        span = goal.target - goal.baseline
+        progress = None if current is None or span == 0 else (current - goal.baseline) / span
+        goals.append({**goal.model_dump(), "current": current, "progress": progress})
+    return goals
 
 
 def latest_goal_values(session: Session, customer_id: str) -> dict[str, float]:
@@ -112,6 +132,7 @@ def list_customers(session: Session, limit: int = 200) -> list[Customer]:
 class CustomerOverview(BaseModel):
     customer: dict[str, Any]
     success_plan: dict[str, Any] | None
+    customer_words: dict[str, Any] | None
     goals: list[dict[str, Any]]
     open_tasks: list[dict[str, Any]]
     assessment: dict[str, Any] | None
@@ -122,13 +143,8 @@ class CustomerOverview(BaseModel):
 def customer_overview(session: Session, ref: str, timeline_limit: int = 50) -> CustomerOverview:
     customer = find_customer(session, ref)
     plan_record = latest_plan_record(session, customer.id)
-    values = latest_goal_values(session, customer.id)
-    goals = []
-    if plan_record is not None:
-        for g in session.exec(select(GoalRecord).where(GoalRecord.plan_id == plan_record.id)):
-            current = values.get(g.key)
-            progress = None if current is None else (current - g.baseline) / (g.target - g.baseline)
-            goals.append({**g.model_dump(), "current": current, "progress": progress})
+    customer_words = latest_plan_record(session, customer.id, source="customer")
+    goals = goals_with_progress(session, plan_record)
     assessment = latest_assessment(session, customer.id)
     emails = session.exec(
         select(OutboxEmail)
@@ -145,6 +161,7 @@ def customer_overview(session: Session, ref: str, timeline_limit: int = 50) -> C
     return CustomerOverview(
         customer=customer.model_dump(),
         success_plan=plan_record.model_dump() if plan_record else None,
+        customer_words=customer_words.model_dump() if customer_words else None,
         goals=goals,
         open_tasks=[t.model_dump() for t in list_tasks(session, customer_id=customer.id)],
         assessment=assessment.model_dump() if assessment else None,

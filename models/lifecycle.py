@@ -77,6 +77,9 @@ class LifecycleState(BaseModel):
     onboarded: bool = False
     success_plan: SuccessPlan | None = None
     success_plan_version: int = 0
+    customer_definition: str | None = Field(
+        default=None, description="success in the customer's own words, from their page"
+    )
     tasks: dict[str, Task] = Field(default_factory=dict)
     last_assessment: LastAssessment | None = None
     renewal: RenewalResult | None = None
@@ -112,6 +115,7 @@ class LifecycleStatus(BaseModel):
     onboarded: bool
     tutorials_done: list[str]
     success_plan: SuccessPlan | None
+    customer_definition: str | None = None
     open_tasks: list[Task]
     last_assessment: LastAssessment | None
     next_step: Step | None
@@ -131,3 +135,9 @@ class SignupReceipt(BaseModel):
     phase: Phase
     new: bool = Field(description="False when this customer had already signed up")
     plan: str
+
+
+class CustomerPlanReceipt(BaseModel):
+    customer_id: str
+    version: int
+    recorded_at: datetime

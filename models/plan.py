@@ -7,6 +7,8 @@ on the customer.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from models.roles import Role
@@ -91,6 +93,16 @@ class ScoringSettings(StrictModel):
     )
 
 
+class EmailReviewSettings(StrictModel):
+    """Customer emails wait for the account's manager to approve or edit them."""
+
+    enabled: bool = False
+    deadline_hours: int = Field(default=24, ge=1)
+    on_deadline: Literal["send", "drop"] = Field(
+        default="send", description="what happens to an email nobody reviewed in time"
+    )
+
+
 class Playbook(StrictModel):
     """The work one situation opens: a task for a role, with its own due date."""
 
@@ -122,6 +134,7 @@ class PlanTemplate(StrictModel):
     renewal: RenewalSettings = Field(default_factory=RenewalSettings)
     scoring: ScoringSettings = Field(default_factory=ScoringSettings)
     playbooks: Playbooks = Field(default_factory=Playbooks)
+    email_review: EmailReviewSettings = Field(default_factory=EmailReviewSettings)
 
     @property
     def label(self) -> str:

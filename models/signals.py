@@ -64,3 +64,11 @@ class SignalIn(Observation):
             bound = f"between {low:g} and {high:g}" if high is not None else f"at least {low:g}"
             raise ValueError(f"{self.kind.value} must be {bound}, got {self.value:g}")
         return self
+
+
+class SurveyAnswer(BaseModel):
+    """A one-click survey answer, told to the lifecycle after it is recorded."""
+
+    kind: SignalKind
+    value: float
+    survey: str

@@ -63,3 +63,25 @@ class SuccessPlan(BaseModel):
 
     def goal(self, key: str) -> Goal | None:
         return next((g for g in self.goals if g.key == key), None)
+
+
+class CustomerPlanEdit(BaseModel):
+    """What the customer writes on their own success-plan page, in their own words.
+    Recorded as the customer's version beside the manager's; goals stay the manager's."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    success_definition: str = Field(min_length=3, max_length=4000)
+    intended_use: str = Field(default="", max_length=4000)
+    objectives: list[str] = Field(default_factory=list, max_length=20)
+    constraints: list[str] = Field(default_factory=list, max_length=20)
+    author: str = Field(default="customer", max_length=200)
+
+    @model_validator(mode="after")
+    def _tidy(self) -> CustomerPlanEdit:
+        self.success_definition = self.success_definition.strip()
+        if len(self.success_definition) < 3:
+            raise ValueError("success_definition: please say in a few words what success means")
+        self.objectives = [o.strip() for o in self.objectives if o.strip()]
+        self.constraints = [c.strip() for c in self.constraints if c.strip()]
+        return self

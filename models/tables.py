@@ -73,6 +73,7 @@ class SuccessPlanRecord(SQLModel, table=True):
     customer_id: str = Field(foreign_key="customer.id", index=True)
     version: int
     author: str
+    source: str = Field(default="manager", index=True, description="manager or customer")
     intended_use: str
     success_definition: str
     objectives: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
@@ -111,6 +112,7 @@ class TaskRecord(SQLModel, table=True):
     reminded: bool = False
     escalated: bool = False
     playbook: str | None = None
+    email_key: str | None = None
     completed_at: datetime | None = _when(default=None, nullable=True)
     completed_by: str | None = None
     result: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
@@ -176,3 +178,32 @@ class TimelineEvent(SQLModel, table=True):
     at: datetime = _when(index=True)
     kind: str
     message: str
+
+
+class ApiToken(SQLModel, table=True):
+    """An API token; only its SHA-256 is stored, the token itself is shown once."""
+
+    __tablename__ = "api_token"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str
+    role: str = Field(index=True)
+    person: str | None = Field(default=None, description="matches task assignees (reps)")
+    token_hash: str = Field(unique=True, max_length=64)
+    prefix: str = Field(max_length=12)
+    created_at: datetime = _when(default_factory=utcnow)
+    last_used_at: datetime | None = _when(default=None, nullable=True)
+    revoked_at: datetime | None = _when(default=None, nullable=True)
+
+
+class AuditEntry(SQLModel, table=True):
+    """Who did what and when: task completions, plan changes, tokens."""
+
+    __tablename__ = "audit_log"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = _when(default_factory=utcnow, index=True)
+    actor: str
+    action: str = Field(index=True)
+    subject: str = Field(index=True)
+    detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))

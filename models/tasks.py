@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from models.roles import Role
 from models.scoring import Quadrant
@@ -19,6 +19,7 @@ class TaskKind(StrEnum):
     renewal_checkpoint = "renewal_checkpoint"
     renewal = "renewal"
     playbook = "playbook"
+    email_review = "email_review"
 
 
 class TaskStatus(StrEnum):
@@ -43,6 +44,7 @@ class Task(BaseModel):
     escalated: bool = False
     playbook: str | None = Field(default=None, description="which playbook opened it")
     requires_decision: bool = False
+    email_key: str | None = Field(default=None, description="the email an email_review is about")
 
 
 class _Result(BaseModel):
@@ -103,8 +105,34 @@ class PlaybookResult(_Result):
     decision: Decision | None = None
 
 
+class ReviewDecision(StrEnum):
+    approve = "approve"
+    edit = "edit"
+    reject = "reject"
+
+
+class EmailReviewResult(_Result):
+    """The manager's decision on a customer email held for review."""
+
+    kind: Literal["email_review"] = "email_review"
+    decision: ReviewDecision
+    subject: str | None = Field(default=None, max_length=300)
+    text: str | None = Field(default=None, max_length=20000, description="the edited text")
+
+    @model_validator(mode="after")
+    def _edit_has_text(self) -> EmailReviewResult:
+        if self.decision is ReviewDecision.edit and not (self.text or "").strip():
+            raise ValueError("an edit needs the new text")
+        return self
+
+
 TaskResult = Annotated[
-    KickoffResult | ReviewCallResult | RenewalCheckpointResult | RenewalResult | PlaybookResult,
+    KickoffResult
+    | ReviewCallResult
+    | RenewalCheckpointResult
+    | RenewalResult
+    | PlaybookResult
+    | EmailReviewResult,
     Field(discriminator="kind"),
 ]
 RESULT_MODELS: dict[TaskKind, type[_Result]] = {
@@ -113,6 +141,7 @@ RESULT_MODELS: dict[TaskKind, type[_Result]] = {
     TaskKind.renewal_checkpoint: RenewalCheckpointResult,
     TaskKind.renewal: RenewalResult,
     TaskKind.playbook: PlaybookResult,
+    TaskKind.email_review: EmailReviewResult,
 }
 
 
@@ -204,5 +233,6 @@ def example_result(kind: TaskKind) -> dict[str, Any]:
         },
         TaskKind.renewal: {"kind": "renewal", "outcome": "renewed", "reason": "Goals met"},
         TaskKind.playbook: {"kind": "playbook", "notes": "Call held", "decision": "recover"},
+        TaskKind.email_review: {"kind": "email_review", "decision": "approve"},
     }
     return examples[kind]

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -14,7 +14,19 @@ from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from activities import contracts
-    from activities.contracts import EmailRequest, Recipient, TimelineEntry
+    from activities.contracts import (
+        EmailReceipt,
+        EmailRequest,
+        EmailRevision,
+        Recipient,
+        TimelineEntry,
+    )
+    from models.lifecycle import LifecycleState
+    from models.roles import Role
+    from models.tasks import EmailReviewResult, ReviewDecision, TaskKind, TaskStatus
+
+if TYPE_CHECKING:
+    from workflows.tasks import TaskDesk
 
 # Records must not be lost: retry until the database is back, backing off to a minute.
 RECORDS = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1))
@@ -54,10 +66,14 @@ async def event(customer_id: str, key: str, kind: str, message: str) -> None:
 class Mailroom:
     """Composes each email in the lifecycle's own step (so it is persisted before the
     step counts as done) and delivers it in the background, so a failing mail server
-    slows nothing and kills nothing."""
+    slows nothing and kills nothing. Under a plan with email review, customer emails
+    first wait for the account's manager (an email_review task) or the deadline."""
 
-    def __init__(self) -> None:
+    def __init__(self, state: LifecycleState) -> None:
+        self._state = state
         self._deliveries: set[asyncio.Task[None]] = set()
+        self.desk: TaskDesk | None = None  # set by the lifecycle; reviews open tasks
+        self.decisions: dict[str, EmailReviewResult] = {}
 
     async def send(
         self,
@@ -68,6 +84,7 @@ class Mailroom:
         assignee: str | None = None,
         **context: Any,
     ) -> None:
+        held = to is Recipient.customer and self._state.plan.email_review.enabled
         request = EmailRequest(
             key=key,
             template=template,
@@ -75,13 +92,46 @@ class Mailroom:
             to=to,
             assignee=assignee,
             context=context,
+            held=held,
         )
         receipt = await record(contracts.compose_email, request)
         if receipt.already_delivered:
             return
-        delivery = asyncio.create_task(self._deliver(customer_id, key))
+        work = self._review_then_deliver(customer_id, receipt) if held else None
+        delivery = asyncio.create_task(work or self._deliver(customer_id, key))
         self._deliveries.add(delivery)
         delivery.add_done_callback(self._deliveries.discard)
+
+    async def _review_then_deliver(self, customer_id: str, receipt: EmailReceipt) -> None:
+        assert self.desk is not None
+        settings = self._state.plan.email_review
+        local = receipt.key.removeprefix(f"{customer_id}:")
+        task = await self.desk.open(
+            f"email_review-{local}",
+            TaskKind.email_review,
+            f"Review before it goes to the customer: {receipt.subject}",
+            Role.manager,
+            due_in=timedelta(hours=settings.deadline_hours),
+            email_key=receipt.key,
+        )
+        decided = await wait_for(lambda: task.status is not TaskStatus.open, task.due_at)
+        decision = self.decisions.pop(receipt.key, None)
+        if not decided:
+            send = settings.on_deadline == "send"
+            why = "deadline passed, sent as written" if send else "deadline passed, dropped"
+            await self.desk.close(task, why)
+            if send:
+                await self._deliver(customer_id, receipt.key)
+                return
+        elif decision is not None and decision.decision is not ReviewDecision.reject:
+            if decision.decision is ReviewDecision.edit:
+                revision = EmailRevision(
+                    key=receipt.key, subject=decision.subject, text=decision.text
+                )
+                await record(contracts.revise_email, revision)
+            await self._deliver(customer_id, receipt.key)
+            return
+        await record(contracts.revise_email, EmailRevision(key=receipt.key, drop=True))
 
     async def _deliver(self, customer_id: str, key: str) -> None:
         try:

@@ -9,6 +9,7 @@ continues-as-new into the next term, a churn or a cancellation ends the lifecycl
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from temporalio import workflow
 from temporalio.common import SearchAttributeKey
@@ -20,9 +21,12 @@ from workflows.effects import Mailroom, event, record, wait_for
 from workflows.tasks import TaskDesk
 
 with workflow.unsafe.imports_passed_through():
+    from pydantic import ValidationError
+
     from activities import contracts
-    from activities.contracts import LifecycleSnapshot, TaskResultRecord
+    from activities.contracts import CustomerPlanRecord, LifecycleSnapshot, TaskResultRecord
     from models.lifecycle import (
+        CustomerPlanReceipt,
         LifecycleEnd,
         LifecycleInput,
         LifecycleState,
@@ -33,7 +37,10 @@ with workflow.unsafe.imports_passed_through():
         StepKind,
     )
     from models.scoring import Quadrant
+    from models.signals import SurveyAnswer
+    from models.success_plan import CustomerPlanEdit
     from models.tasks import (
+        EmailReviewResult,
         InvalidTaskResult,
         KickoffResult,
         RenewalCheckpointResult,
@@ -46,6 +53,7 @@ with workflow.unsafe.imports_passed_through():
         TaskResult,
         TaskStatus,
         check_result,
+        describe_validation_error,
     )
 
 PHASE = SearchAttributeKey.for_keyword("TandemPhase")
@@ -70,8 +78,9 @@ class CustomerLifecycle:
     def __init__(self, lifecycle: LifecycleInput) -> None:
         self.state = lifecycle.state or self._first_term(lifecycle)
         self.steps_per_run = lifecycle.steps_per_run
-        self.mail = Mailroom()
+        self.mail = Mailroom(self.state)
         self.desk = TaskDesk(self.state, self.mail)
+        self.mail.desk = self.desk
         self._indexed: tuple[str, str] | None = None
 
     @staticmethod
@@ -92,7 +101,9 @@ class CustomerLifecycle:
             if self.state.history:
                 last = self.state.history[-1]
                 await event(
-                    self.state.customer.customer_id, self.key("term_started"), "term_started",
+                    self.state.customer.customer_id,
+                    self.key("term_started"),
+                    "term_started",
                     f"Term {self.state.term} started ({last.outcome.value}: {last.reason})",
                 )
         self.index_search_attributes()
@@ -181,6 +192,8 @@ class CustomerLifecycle:
             await renewal.compare_rating(self, task, result)
         elif isinstance(result, RenewalResult):
             self.state.renewal = result
+        elif isinstance(result, EmailReviewResult) and task.email_key:
+            self.mail.decisions[task.email_key] = result
 
     def key(self, local: str) -> str:
         """A key unique to this customer and term, for emails, events and assessments."""
@@ -272,6 +285,48 @@ class CustomerLifecycle:
     async def tutorial_completed(self, tutorial_key: str) -> None:
         await onboarding.tutorial_completed(self, tutorial_key)
 
+    @workflow.update
+    async def edit_success_plan(self, edit: dict[str, Any]) -> CustomerPlanReceipt:
+        """The customer states, in their own words, what success means to them."""
+        words = self._check_plan_edit(edit)
+        self.state.success_plan_version += 1
+        version = self.state.success_plan_version
+        plan_record = CustomerPlanRecord(
+            customer_id=self.state.customer.customer_id,
+            version=version,
+            edit=words,
+            at=workflow.now(),
+        )
+        await record(contracts.record_customer_plan, plan_record)
+        self.state.customer_definition = words.success_definition
+        return CustomerPlanReceipt(
+            customer_id=plan_record.customer_id, version=version, recorded_at=plan_record.at
+        )
+
+    @edit_success_plan.validator
+    def validate_plan_edit(self, edit: dict[str, Any]) -> None:
+        self._check_plan_edit(edit)
+
+    def _check_plan_edit(self, edit: dict[str, Any]) -> CustomerPlanEdit:
+        if self.state.phase is Phase.churned:
+            raise ApplicationError("this lifecycle has ended", type="InvalidPlanEdit")
+        try:
+            return CustomerPlanEdit.model_validate(edit)
+        except ValidationError as error:
+            raise ApplicationError(
+                describe_validation_error(error), type="InvalidPlanEdit", non_retryable=True
+            ) from None
+
+    @workflow.signal
+    async def survey_answered(self, answer: SurveyAnswer) -> None:
+        """Recorded by the survey page already; the lifecycle keeps it on the timeline."""
+        await event(
+            self.state.customer.customer_id,
+            f"survey:{answer.survey}:{answer.kind.value}",
+            "survey_answered",
+            f"Survey answered: {answer.kind.value.upper()} {answer.value:g}",
+        )
+
     @workflow.signal
     def cancel(self, reason: str) -> None:
         if self.state.cancel_reason is None:
@@ -290,6 +345,7 @@ class CustomerLifecycle:
             onboarded=state.onboarded,
             tutorials_done=state.tutorials_done,
             success_plan=state.success_plan,
+            customer_definition=state.customer_definition,
             open_tasks=state.open_tasks(),
             last_assessment=state.last_assessment,
             next_step=None if self.ended_early() else next_step(state),

@@ -41,6 +41,7 @@ class TaskDesk:
         due_in: timedelta,
         playbook: str | None = None,
         requires_decision: bool = False,
+        email_key: str | None = None,
     ) -> Task:
         task_id = self.task_id(key)
         if task_id in self._state.tasks:  # a resumed step: the task exists already
@@ -58,6 +59,7 @@ class TaskDesk:
             created_at=now,
             playbook=playbook,
             requires_decision=requires_decision,
+            email_key=email_key,
         )
         self._state.tasks[task_id] = task
         await self._save(task, "task_opened", f"Task opened for the {owner_role.value}: {title}")
@@ -81,10 +83,13 @@ class TaskDesk:
         for task in self._state.open_tasks():
             self.follow_up(task)
 
+    async def close(self, task: Task, reason: str) -> None:
+        task.status = TaskStatus.cancelled
+        await self._save(task, "task_cancelled", f"Task closed ({reason}): {task.title}")
+
     async def close_all(self, reason: str) -> None:
         for task in self._state.open_tasks():
-            task.status = TaskStatus.cancelled
-            await self._save(task, "task_cancelled", f"Task cancelled ({reason}): {task.title}")
+            await self.close(task, reason)
 
     async def _follow_up(self, task: Task) -> None:
         plan = self._state.plan.tasks

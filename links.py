@@ -1,0 +1,68 @@
+"""Signed links in customer emails: one-click survey answers and the customer's own
+success-plan page. A link carries its claims signed with the secret key and a
+timestamp, so a tampered link is refused and an expired one is recognised."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from pydantic import BaseModel, ValidationError
+
+SurveyKind = Literal["nps", "csat"]
+SCALES: dict[str, range] = {"nps": range(0, 11), "csat": range(1, 6)}
+
+
+class LinkError(ValueError):
+    def __init__(self, reason: Literal["invalid", "expired"], message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class SurveyClaim(BaseModel):
+    customer_id: str
+    kind: SurveyKind
+    value: int
+    survey: str  # the check-in it belongs to: an answer is recorded once per survey
+
+
+class PlanClaim(BaseModel):
+    customer_id: str
+
+
+class LinkSigner:
+    def __init__(self, secret: str, public_url: str) -> None:
+        self._survey = URLSafeTimedSerializer(secret, salt="tandem.survey")
+        self._plan = URLSafeTimedSerializer(secret, salt="tandem.plan")
+        self.public_url = public_url.rstrip("/")
+
+    def survey_links(self, customer_id: str, kind: SurveyKind, survey: str) -> list[dict[str, Any]]:
+        """One link per answer on the scale, for a one-click survey in an email."""
+        links = []
+        for value in SCALES[kind]:
+            claim = SurveyClaim(customer_id=customer_id, kind=kind, value=value, survey=survey)
+            token = self._survey.dumps(claim.model_dump())
+            links.append({"value": value, "url": f"{self.public_url}/s/{token}"})
+        return links
+
+    def plan_link(self, customer_id: str) -> str:
+        token = self._plan.dumps(PlanClaim(customer_id=customer_id).model_dump())
+        return f"{self.public_url}/p/{token}"
+
+    def read_survey(self, token: str, max_age_days: int) -> SurveyClaim:
+        return _read(self._survey, token, max_age_days, SurveyClaim)  # type: ignore[return-value]
+
+    def read_plan(self, token: str, max_age_days: int) -> PlanClaim:
+        return _read(self._plan, token, max_age_days, PlanClaim)  # type: ignore[return-value]
+
+
+def _read(
+    serializer: URLSafeTimedSerializer, token: str, max_age_days: int, model: type[BaseModel]
+) -> BaseModel:
+    try:
+        data = serializer.loads(token, max_age=max_age_days * 86400)
+        return model.model_validate(data)
+    except SignatureExpired:
+        raise LinkError("expired", "This link has expired.") from None
+    except (BadSignature, ValidationError):
+        raise LinkError("invalid", "This link is not valid.") from None
