@@ -15,8 +15,16 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from models.customer import CustomerProfile, SignUp, workflow_id_for
-from models.lifecycle import LifecycleEnd, LifecycleInput, LifecycleStatus, SignupReceipt
+from models.lifecycle import (
+    CustomerPlanReceipt,
+    LifecycleEnd,
+    LifecycleInput,
+    LifecycleStatus,
+    SignupReceipt,
+)
 from models.plan import PlanTemplate
+from models.signals import SurveyAnswer
+from models.success_plan import CustomerPlanEdit
 from models.tasks import TaskCompletion, TaskReceipt
 from settings import Settings
 from workflows.lifecycle import CustomerLifecycle
@@ -100,5 +108,24 @@ async def tutorial_completed(client: Client, customer_id: str, tutorial_key: str
 async def cancel(client: Client, customer_id: str, reason: str) -> None:
     try:
         await _handle(client, customer_id).signal(CustomerLifecycle.cancel, reason)
+    except RPCError as error:
+        raise await _explain(customer_id, error) from None
+
+
+async def edit_success_plan(
+    client: Client, customer_id: str, edit: CustomerPlanEdit
+) -> CustomerPlanReceipt:
+    """The customer's own words, through the lifecycle (validated there, then stored)."""
+    try:
+        return await _handle(client, customer_id).execute_update(
+            CustomerLifecycle.edit_success_plan, edit.model_dump()
+        )
+    except (WorkflowUpdateFailedError, RPCError) as error:
+        raise await _explain(customer_id, error) from None
+
+
+async def survey_answered(client: Client, customer_id: str, answer: SurveyAnswer) -> None:
+    try:
+        await _handle(client, customer_id).signal(CustomerLifecycle.survey_answered, answer)
     except RPCError as error:
         raise await _explain(customer_id, error) from None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel
@@ -171,3 +172,68 @@ def customer_overview(session: Session, ref: str, timeline_limit: int = 50) -> C
         ],
         timeline=[e.model_dump(include={"at", "kind", "message"}) for e in timeline],
     )
+
+
+class CustomerFilters(BaseModel):
+    quadrant: str | None = None
+    phase: str | None = None
+    owner: str | None = None
+    renewal_before: datetime | None = None
+    at_risk: bool | None = None
+
+
+def search_customers(
+    session: Session, filters: CustomerFilters, after: str | None, limit: int
+) -> list[Customer]:
+    """Keyset pagination on the primary key: a page costs the same at 100,000 rows as at
+    10, where an OFFSET would scan everything before it."""
+    query = select(Customer).order_by(col(Customer.id)).limit(limit)
+    if after:
+        query = query.where(col(Customer.id) > after)
+    if filters.quadrant:
+        query = query.where(Customer.quadrant == filters.quadrant)
+    if filters.phase:
+        query = query.where(Customer.phase == filters.phase)
+    if filters.owner:
+        query = query.where(Customer.owner == filters.owner)
+    if filters.renewal_before:
+        query = query.where(col(Customer.term_end) < filters.renewal_before)
+    if filters.at_risk is not None:
+        query = query.where(Customer.at_risk == filters.at_risk)
+    return list(session.exec(query).all())
+
+
+def assessment_history(
+    session: Session, customer_id: str, limit: int = 60
+) -> list[AssessmentRecord]:
+    rows = session.exec(
+        select(AssessmentRecord)
+        .where(AssessmentRecord.customer_id == customer_id)
+        .order_by(col(AssessmentRecord.assessed_at).desc(), col(AssessmentRecord.id).desc())
+        .limit(limit)
+    ).all()
+    return list(reversed(rows))
+
+
+def task_inbox(
+    session: Session,
+    person: str | None,
+    rep_only: bool,
+    status: str | None = "open",
+    kind: str | None = None,
+    customer_id: str | None = None,
+    limit: int = 200,
+) -> list[TaskRecord]:
+    """A rep's inbox is the reps' tasks that are theirs or nobody's; a manager's is all."""
+    query = select(TaskRecord).order_by(col(TaskRecord.due_at), col(TaskRecord.id)).limit(limit)
+    if rep_only:
+        query = query.where(TaskRecord.owner_role == "rep").where(
+            or_(col(TaskRecord.assignee).is_(None), TaskRecord.assignee == person)
+        )
+    if status:
+        query = query.where(TaskRecord.status == status)
+    if kind:
+        query = query.where(TaskRecord.kind == kind)
+    if customer_id:
+        query = query.where(TaskRecord.customer_id == customer_id)
+    return list(session.exec(query).all())

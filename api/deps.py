@@ -1,0 +1,130 @@
+"""Everything a route depends on, in one place: settings, records, Temporal, the caller."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Annotated
+
+from fastapi import Depends, Request
+from pydantic import BaseModel
+from sqlalchemy import Engine
+from sqlmodel import Session, select
+from temporalio.client import Client
+
+from api.errors import ApiError
+from db.tokens import hash_token
+from lifecycles import connect
+from models.tables import ApiToken
+from settings import Settings
+
+
+class Role(StrEnum):
+    rep = "rep"
+    manager = "manager"
+    admin = "admin"
+
+
+class Principal(BaseModel):
+    """Who is calling: from an API token, or a browser session made from one."""
+
+    token_id: int
+    name: str
+    role: Role
+    person: str | None = None
+
+    @property
+    def actor(self) -> str:
+        return self.person or self.name
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_engine(request: Request) -> Engine:
+    return request.app.state.engine
+
+
+def get_session(engine: Annotated[Engine, Depends(get_engine)]) -> Iterator[Session]:
+    with Session(engine, expire_on_commit=False) as session:
+        yield session
+
+
+async def get_client(request: Request) -> Client:
+    """One Temporal client per app, connected on first use so the API can start first."""
+    state = request.app.state
+    async with state.client_lock:
+        if state.client is None:
+            try:
+                state.client = await connect(state.settings)
+            except RuntimeError as error:
+                raise ApiError(
+                    503, "temporal_unavailable", f"cannot reach Temporal: {error}"
+                ) from None
+    return state.client
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+SessionDep = Annotated[Session, Depends(get_session)]
+EngineDep = Annotated[Engine, Depends(get_engine)]
+ClientDep = Annotated[Client, Depends(get_client)]
+
+
+def _principal(session: Session, row: ApiToken | None) -> Principal | None:
+    if row is None or row.revoked_at is not None or row.id is None:
+        return None
+    now = datetime.now(UTC)
+    # Note use, but not on every request: a write per call would cost more than it tells.
+    if row.last_used_at is None or now - row.last_used_at > timedelta(minutes=5):
+        row.last_used_at = now
+        session.add(row)
+        session.commit()
+    return Principal(token_id=row.id, name=row.name, role=Role(row.role), person=row.person)
+
+
+def principal_for_token(session: Session, token: str) -> Principal | None:
+    row = session.exec(select(ApiToken).where(ApiToken.token_hash == hash_token(token))).first()
+    return _principal(session, row)
+
+
+def principal_for_session(request: Request, session: Session) -> Principal | None:
+    """A browser session names its token; a revoked token ends the session too."""
+    token_id = request.scope.get("session", {}).get("token_id")
+    return _principal(session, session.get(ApiToken, token_id)) if token_id else None
+
+
+def current_principal(request: Request, session: SessionDep) -> Principal:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and token:
+        principal = principal_for_token(session, token.strip())
+    else:
+        principal = principal_for_session(request, session)
+    if principal is None:
+        raise ApiError(401, "unauthorized", "a valid API token is required (Authorization: Bearer)")
+    return principal
+
+
+PrincipalDep = Annotated[Principal, Depends(current_principal)]
+
+
+def require(*roles: Role):  # type: ignore[no-untyped-def]
+    """A dependency that admits only the given roles."""
+
+    def check(principal: PrincipalDep) -> Principal:
+        if principal.role not in roles:
+            allowed = " or ".join(r.value for r in roles)
+            raise ApiError(403, "forbidden", f"this needs the {allowed} role")
+        return principal
+
+    return Depends(check)
+
+
+ManagerDep = Annotated[Principal, require(Role.manager, Role.admin)]
+AdminDep = Annotated[Principal, require(Role.admin)]
+
+
+def new_client_lock() -> asyncio.Lock:
+    return asyncio.Lock()

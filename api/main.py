@@ -1,0 +1,65 @@
+"""The FastAPI application: `create_app()` wires settings, records and Temporal.
+
+OpenAPI is published at /docs and /openapi.json.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy import Engine
+from starlette.middleware.sessions import SessionMiddleware
+from temporalio.client import Client
+
+from api import errors
+from api.routes import customers, plans, public, signals, tasks, tokens, webhooks
+from api.web import STATIC_DIR
+from db.engine import create_schema, make_engine
+from settings import Settings
+
+
+class InsecureSettings(RuntimeError):
+    pass
+
+
+def create_app(
+    settings: Settings | None = None, engine: Engine | None = None, client: Client | None = None
+) -> FastAPI:
+    settings = settings or Settings()
+    if settings.production and settings.insecure_defaults():
+        names = ", ".join(f"TANDEM_{n.upper()}" for n in settings.insecure_defaults())
+        raise InsecureSettings(f"refusing to start in production with default secrets: {names}")
+    engine = engine or make_engine(settings.resolved_database_url)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        create_schema(engine)
+        yield
+
+    app = FastAPI(
+        title="Tandem",
+        version="0.1.0",
+        description="Onboarding and success-plan lifecycles for customer-success teams.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.client = client
+    app.state.client_lock = asyncio.Lock()
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=settings.secret_key,
+        session_cookie="tandem_session",
+        same_site="lax",
+        https_only=settings.production,
+        max_age=12 * 3600,
+    )
+    errors.install(app)
+    for module in (webhooks, customers, tasks, signals, plans, tokens, public):
+        app.include_router(module.router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    return app

@@ -1,0 +1,185 @@
+"""The customer's pages, reached by signed links in their emails: one-click survey
+answers and their own success plan. No login: the signed link is the key."""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import ValidationError
+
+from api.deps import ClientDep, EngineDep, SessionDep, SettingsDep
+from api.web import TEMPLATES
+from db.ingest import record_signals
+from db.queries import CustomerNotFound, customer_overview
+from lifecycles import LifecycleError, edit_success_plan, survey_answered
+from links import SCALES, LinkError, LinkSigner
+from models.signals import SignalIn, SignalKind, SurveyAnswer
+from models.success_plan import CustomerPlanEdit
+from settings import Settings
+
+router = APIRouter(tags=["customer pages"], include_in_schema=True)
+_STATUS = {"invalid": 400, "expired": 410}
+
+
+def _signer(settings: Settings) -> LinkSigner:
+    return LinkSigner(settings.secret_key, settings.public_url)
+
+
+def _message(request: Request, status: int, heading: str, message: str) -> HTMLResponse:
+    return TEMPLATES.TemplateResponse(
+        request,
+        "public_message.html",
+        {"heading": heading, "message": message},
+        status_code=status,
+    )
+
+
+@router.get("/s/{token}", response_class=HTMLResponse)
+async def answer_survey(
+    token: str, request: Request, settings: SettingsDep, engine: EngineDep, client: ClientDep
+) -> HTMLResponse:
+    """One click records the answer once, thanks the customer, and tells the lifecycle."""
+    try:
+        claim = _signer(settings).read_survey(token, settings.survey_link_days)
+    except LinkError as error:
+        detail = "Please use the latest email from us." if error.reason == "expired" else ""
+        return _message(
+            request,
+            _STATUS[error.reason],
+            str(error),
+            detail or "The link may have been changed on the way. Nothing was recorded.",
+        )
+    if claim.value not in SCALES[claim.kind]:
+        return _message(request, 400, "This link is not valid.", "Nothing was recorded.")
+    answer = SignalIn(
+        customer_id=claim.customer_id,
+        kind=SignalKind(claim.kind),
+        value=claim.value,
+        observed_at=datetime.now(UTC),
+        source="survey",
+        client_id=f"survey:{claim.survey}:{claim.kind}",
+    )
+    try:
+        added = record_signals(engine, [answer])
+    except CustomerNotFound:
+        return _message(request, 404, "We could not find your account.", "Nothing was recorded.")
+    if not added:
+        return _message(
+            request,
+            409,
+            "You have already answered this one.",
+            "Thank you: we kept your first answer.",
+        )
+    # The answer is recorded either way; a lifecycle that has ended needs no news.
+    with contextlib.suppress(LifecycleError):
+        await survey_answered(
+            client,
+            claim.customer_id,
+            SurveyAnswer(kind=answer.kind, value=answer.value, survey=claim.survey),
+        )
+    return _message(
+        request,
+        200,
+        "Thank you!",
+        f"We recorded your answer ({claim.value}). It helps us help you.",
+    )
+
+
+def _plan_form(view: Any) -> dict[str, str]:
+    words = view.customer_words or view.success_plan or {}
+    return {
+        "success_definition": words.get("success_definition", ""),
+        "intended_use": words.get("intended_use", ""),
+        "objectives": "\n".join(words.get("objectives", [])),
+        "constraints": "\n".join(words.get("constraints", [])),
+    }
+
+
+def _plan_page(
+    request: Request,
+    view: Any,
+    form: dict[str, str],
+    errors: dict[str, str],
+    saved: bool,
+    status: int = 200,
+) -> HTMLResponse:
+    return TEMPLATES.TemplateResponse(
+        request,
+        "plan_page.html",
+        {
+            "customer": view.customer,
+            "goals": view.goals,
+            "form": form,
+            "errors": errors,
+            "saved": saved,
+        },
+        status_code=status,
+    )
+
+
+@router.get("/p/{token}", response_class=HTMLResponse)
+def plan_page(
+    token: str, request: Request, settings: SettingsDep, session: SessionDep, saved: bool = False
+) -> HTMLResponse:
+    try:
+        claim = _signer(settings).read_plan(token, settings.plan_link_days)
+        view = customer_overview(session, claim.customer_id)
+    except LinkError as error:
+        return _message(
+            request,
+            _STATUS[error.reason],
+            str(error),
+            "Please use the link in our latest email, or reply to it and we will send a new one.",
+        )
+    except CustomerNotFound:
+        return _message(request, 404, "We could not find your account.", "")
+    return _plan_page(request, view, _plan_form(view), {}, saved)
+
+
+@router.post("/p/{token}", response_class=HTMLResponse)
+async def save_plan(
+    token: str,
+    request: Request,
+    settings: SettingsDep,
+    session: SessionDep,
+    client: ClientDep,
+    success_definition: Annotated[str, Form()] = "",
+    intended_use: Annotated[str, Form()] = "",
+    objectives: Annotated[str, Form()] = "",
+    constraints: Annotated[str, Form()] = "",
+) -> Response:
+    try:
+        claim = _signer(settings).read_plan(token, settings.plan_link_days)
+        view = customer_overview(session, claim.customer_id)
+    except LinkError as error:
+        return _message(request, _STATUS[error.reason], str(error), "Nothing was saved.")
+    except CustomerNotFound:
+        return _message(request, 404, "We could not find your account.", "Nothing was saved.")
+    form = {
+        "success_definition": success_definition,
+        "intended_use": intended_use,
+        "objectives": objectives,
+        "constraints": constraints,
+    }
+    try:
+        edit = CustomerPlanEdit(
+            success_definition=success_definition,
+            intended_use=intended_use,
+            objectives=objectives.splitlines(),
+            constraints=constraints.splitlines(),
+            author=f"customer:{view.customer['email']}",
+        )
+    except ValidationError as error:
+        fields = {str(e["loc"][0]) if e["loc"] else "form": e["msg"] for e in error.errors()}
+        errors = {k if k in form else "success_definition": v for k, v in fields.items()}
+        return _plan_page(request, view, form, errors, False, status=422)
+    try:
+        await edit_success_plan(client, claim.customer_id, edit)
+    except LifecycleError as refused:
+        return _plan_page(request, view, form, {"form": str(refused)}, False, status=422)
+    # Post/redirect/get: a reload does not submit the form twice.
+    return RedirectResponse(f"/p/{token}?saved=true", status_code=303)

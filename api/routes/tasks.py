@@ -1,0 +1,105 @@
+"""Tasks: the caller's inbox, and completion through the lifecycle's update (a result
+the lifecycle refuses is a 422 with its message, and nothing is written)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, Field
+from sqlmodel import Session
+
+from api.deps import ClientDep, PrincipalDep, Role, SessionDep
+from api.errors import ApiError, not_found
+from db.queries import task_inbox
+from lifecycles import LifecycleError, complete_task
+from models.tables import TaskRecord
+from models.tasks import TaskCompletion, TaskReceipt
+
+router = APIRouter(prefix="/tasks", tags=["tasks"])
+
+
+class TaskView(BaseModel):
+    id: str
+    customer_id: str
+    kind: str
+    title: str
+    owner_role: str
+    assignee: str | None
+    status: str
+    due_at: datetime
+    created_at: datetime
+    reminded: bool
+    escalated: bool
+    overdue: bool
+    playbook: str | None
+    email_key: str | None
+    completed_at: datetime | None
+    completed_by: str | None
+    result: dict[str, Any] | None
+
+
+class Completion(BaseModel):
+    result: dict[str, Any] = Field(description="the typed result of this task's kind")
+
+
+def view(task: TaskRecord, now: datetime) -> TaskView:
+    overdue = task.status == "open" and task.due_at < now
+    return TaskView(overdue=overdue, **task.model_dump())
+
+
+def visible_task(session: Session, task_id: str, principal: PrincipalDep) -> TaskRecord:
+    task = session.get(TaskRecord, task_id)
+    if task is None:
+        raise not_found("task", task_id)
+    if principal.role is Role.rep and (
+        task.owner_role != "rep" or task.assignee not in (None, principal.person)
+    ):
+        raise ApiError(403, "forbidden", "a rep sees and completes their own tasks only")
+    return task
+
+
+@router.get("", response_model=list[TaskView])
+def inbox(
+    session: SessionDep,
+    principal: PrincipalDep,
+    status: Annotated[str | None, Query(pattern="^(open|done|cancelled)$")] = "open",
+    kind: str | None = None,
+    customer: str | None = None,
+    overdue: bool | None = None,
+) -> list[TaskView]:
+    rows = task_inbox(
+        session,
+        person=principal.person,
+        rep_only=principal.role is Role.rep,
+        status=status,
+        kind=kind,
+        customer_id=customer,
+    )
+    now = datetime.now().astimezone()
+    views = [view(t, now) for t in rows]
+    return [v for v in views if overdue is None or v.overdue == overdue]
+
+
+@router.post("/{task_id}/complete", response_model=TaskReceipt)
+async def complete(
+    task_id: str,
+    completion: Completion,
+    session: SessionDep,
+    principal: PrincipalDep,
+    client: ClientDep,
+) -> TaskReceipt:
+    visible_task(session, task_id, principal)
+    request = TaskCompletion(
+        task_id=task_id, completed_by=principal.actor, result=completion.result
+    )
+    try:
+        return await complete_task(client, request)
+    except LifecycleError as refused:
+        raise ApiError(422, "task_refused", str(refused), _field(str(refused))) from None
+
+
+def _field(message: str) -> str | None:
+    head = message.split(":", 1)[0]
+    return head if head.startswith("result") else None
