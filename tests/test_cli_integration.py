@@ -17,6 +17,7 @@ from email.message import EmailMessage
 from email.policy import default as default_policy
 from pathlib import Path
 
+import httpx
 import pytest
 from temporalio.client import Client
 
@@ -38,6 +39,7 @@ class Stack:
             "TANDEM_VAR_DIR": str(var_dir),
             "TANDEM_TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}",
             "TANDEM_TEMPORAL_UI_PORT": str(free_port()),
+            "TANDEM_API_PORT": str(free_port()),
         }
         for name in ("TANDEM_DATABASE_URL", "DATABASE_URL", "TANDEM_SMTP_HOST"):
             self.env.pop(name, None)
@@ -150,6 +152,22 @@ def test_signup_to_kickoff_through_the_cli_and_a_restart(stack: Stack, tmp_path:
     assert "Recorded nps" in stack.tandem("signal", "Acme", "nps", "9").stdout
     out_of_range = stack.tandem("signal", "Acme", "nps", "11", ok=False)
     assert "nps must be between 0 and 10" in out_of_range.stderr
+
+    # The API and dashboard run in the same stack, with a first admin token made for us.
+    token = (stack.var_dir / "first-admin-token").read_text().strip()
+    api = f"http://127.0.0.1:{stack.env['TANDEM_API_PORT']}"
+    assert f"{api}/login" in stack.output and token in stack.output
+    listed = httpx.get(f"{api}/customers", headers={"Authorization": f"Bearer {token}"})
+    assert listed.status_code == 200 and [c["company"] for c in listed.json()["items"]] == ["Acme"]
+    assert httpx.get(f"{api}/openapi.json").json()["info"]["title"] == "Tandem"
+
+    # `tandem demo` places a handful of customers across the quadrant at once.
+    demo = stack.tandem("demo").stdout
+    for quadrant in ("happy_profitable", "unhappy_profitable", "happy_unprofitable",
+                     "unhappy_unprofitable", "neutral"):
+        assert quadrant in demo, demo
+    companies = {c["company"]: c for c in json.loads(stack.tandem("customers", "--json").stdout)}
+    assert companies["Wayne Media"]["quadrant"] == "neutral" and companies["Wayne Media"]["at_risk"]
 
     # Ctrl-C stops cleanly; the next `tandem run` resumes the lifecycle where it was.
     assert stack.stop() == 0

@@ -36,7 +36,7 @@ with workflow.unsafe.imports_passed_through():
         Step,
         StepKind,
     )
-    from models.scoring import Quadrant
+    from models.scoring import Assessment, Quadrant
     from models.signals import SurveyAnswer
     from models.success_plan import CustomerPlanEdit
     from models.tasks import (
@@ -316,6 +316,17 @@ class CustomerLifecycle:
             raise ApplicationError(
                 describe_validation_error(error), type="InvalidPlanEdit", non_retryable=True
             ) from None
+
+    @workflow.update
+    async def reassess(self) -> Assessment:
+        """Score the account now, between check-ins (e.g. after importing signals);
+        no email goes to the customer, but a move still opens its playbook."""
+        if self.state.phase is Phase.churned:
+            raise ApplicationError("this lifecycle has ended", type="LifecycleEnded")
+        self.state.reassessments += 1
+        return await reviews.assess_and_report(
+            self, f"reassess-{self.state.reassessments}", email=False
+        )
 
     @workflow.signal
     async def survey_answered(self, answer: SurveyAnswer) -> None:

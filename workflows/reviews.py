@@ -41,8 +41,12 @@ def situation(assessment: Assessment, previous: LastAssessment | None) -> str | 
 
 
 async def check_in(lc: CustomerLifecycle, step: Step) -> None:
-    """Gather signals, measure progress against the customer's goals, reassess, and
-    tell the customer where they stand."""
+    await assess_and_report(lc, step.key)
+
+
+async def assess_and_report(lc: CustomerLifecycle, key: str, email: bool = True) -> Assessment:
+    """Gather signals, measure progress against the customer's goals, reassess, tell the
+    customer where they stand, and open the playbook a move calls for."""
     state = lc.state
     customer_id = state.customer.customer_id
     previous = state.last_assessment
@@ -50,7 +54,7 @@ async def check_in(lc: CustomerLifecycle, step: Step) -> None:
         contracts.assess_account,
         AssessmentRequest(
             customer_id=customer_id,
-            key=lc.key(step.key),
+            key=lc.key(key),
             as_of=workflow.now(),
             scoring=state.plan.scoring,
             previous=previous.as_previous() if previous else None,
@@ -65,20 +69,22 @@ async def check_in(lc: CustomerLifecycle, step: Step) -> None:
         risks=assessment.risks,
     )
     lc.index_search_attributes()
-    await lc.mail.send(lc.key(step.key), "checkin_report", customer_id, Recipient.customer)
+    if email:
+        await lc.mail.send(lc.key(key), "checkin_report", customer_id, Recipient.customer)
     opened = situation(assessment, previous)
     if opened is not None:
-        await open_playbook(lc, step, opened, previous)
+        await open_playbook(lc, key, opened, previous)
+    return assessment
 
 
 async def open_playbook(
-    lc: CustomerLifecycle, step: Step, opened: str, previous: LastAssessment | None
+    lc: CustomerLifecycle, key: str, opened: str, previous: LastAssessment | None
 ) -> None:
     customer = lc.state.customer
     before = previous.quadrant.value if previous else "no assessment"
     await event(
         customer.customer_id,
-        lc.key(f"{step.key}:moved"),
+        lc.key(f"{key}:moved"),
         "quadrant_changed",
         f"Assessment moved from {before} to {opened}",
     )
@@ -86,7 +92,7 @@ async def open_playbook(
     if playbook is None:
         return
     await lc.desk.open(
-        f"playbook-{step.key}",
+        f"playbook-{key}",
         TaskKind.playbook,
         f"{playbook.title}: {customer.company}",
         playbook.owner_role,

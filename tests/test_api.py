@@ -1,0 +1,203 @@
+"""The HTTP API against the real worker and the real time-skipping Temporal server."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+from sqlmodel import Session, select
+
+from links import LinkSigner
+from models.customer import workflow_id_for
+from models.tables import Customer, SignalRecord, SuccessPlanRecord, TaskRecord, TimelineEvent
+from tests.api_support import Api, api_for
+from tests.conftest import Harness, Lifecycle
+from tests.test_lifecycle import kickoff_result
+
+
+@pytest.fixture
+async def api(harness: Harness) -> AsyncIterator[Api]:
+    async with api_for(harness) as api:
+        yield api
+
+
+def signup_payload(external_id: str | None = None) -> dict:
+    external_id = external_id or f"crm-{uuid.uuid4().hex[:8]}"
+    return {"company": "Globex", "contact_name": "Hank", "email": "hank@globex.test",
+            "external_id": external_id}
+
+
+def rows(harness: Harness, table: type) -> list:
+    with Session(harness.engine) as session:
+        return list(session.exec(select(table)).all())
+
+
+async def test_webhook_signature_cases(api: Api, harness: Harness) -> None:
+    payload = signup_payload()
+    harness.workflow_ids.add(workflow_id_for(payload["external_id"]))
+    unsigned = await api.http.post("/webhooks/signup", json=payload)
+    assert unsigned.status_code == 401
+    assert unsigned.json()["error"]["code"] == "bad_signature"
+    assert (await api.webhook(payload, secret="not-the-secret")).status_code == 401
+    stale = await api.webhook(payload, at=time.time() - 3600)
+    assert stale.status_code == 401 and "stale" in stale.json()["error"]["message"]
+    assert rows(harness, Customer) == []  # nothing was started
+
+    first = await api.webhook(payload)
+    assert first.status_code == 201 and first.json()["new"] is True
+    again = await api.webhook(payload)
+    assert again.status_code == 200 and again.json()["new"] is False
+    assert again.json()["customer_id"] == first.json()["customer_id"] == payload["external_id"]
+    assert len(rows(harness, Customer)) == 1
+
+    invalid = await api.webhook({**payload, "email": "not-an-email"})
+    assert invalid.status_code == 422 and invalid.json()["error"]["field"] == "email"
+    no_id = await api.webhook({k: v for k, v in payload.items() if k != "external_id"})
+    assert no_id.status_code == 422 and no_id.json()["error"]["field"] == "external_id"
+    unknown_plan = await api.webhook({**payload, "plan": "gold"})
+    assert unknown_plan.status_code == 422 and "unknown plan 'gold'" in unknown_plan.text
+
+
+async def test_roles_and_task_completion(api: Api, acme: Lifecycle) -> None:
+    assert (await api.get("/tasks", role=None)).status_code == 401
+    bad = await api.http.get("/tasks", headers={"Authorization": "Bearer tdm_nope"})
+    assert bad.status_code == 401 and bad.json()["error"]["code"] == "unauthorized"
+
+    await acme.sign_up()
+    await acme.advance(hours=1)
+    kickoff = acme.task_id("kickoff")
+    manager_inbox = (await api.get("/tasks")).json()
+    assert [t["id"] for t in manager_inbox] == [kickoff]
+    assert (await api.get("/tasks", role="rep")).json() == []  # a manager's task
+    as_rep = await api.post(f"/tasks/{kickoff}/complete", role="rep", json={"result": {}})
+    assert as_rep.status_code == 403
+    assert (await api.get("/tokens")).status_code == 403  # admins only
+    assert (await api.get("/tokens", role="admin")).status_code == 200
+
+    refused = await api.post(f"/tasks/{kickoff}/complete", json={"result": {"kind": "kickoff"}})
+    assert refused.status_code == 422
+    error = refused.json()["error"]
+    assert error["code"] == "task_refused" and error["field"] == "result.success_plan"
+    assert "Field required" in error["message"]
+    assert acme.task_row(kickoff).status == "open" and rows(acme.h, SuccessPlanRecord) == []
+
+    done = await api.post(f"/tasks/{kickoff}/complete", json={"result": kickoff_result()})
+    assert done.status_code == 200 and done.json()["completed_by"] == "sam@team.test"
+    assert acme.task_row(kickoff).status == "done"  # read your own write
+    detail = (await api.get(f"/customers/{acme.customer_id}")).json()
+    assert detail["success_plan"]["success_definition"].startswith("Every rep logs")
+    assert detail["goals"][0]["key"] == "active_reps"
+
+
+async def test_not_found_is_404_in_one_shape(api: Api) -> None:
+    for path in ("/customers/nobody", "/plans/platinum"):
+        response = await api.get(path)
+        assert response.status_code == 404
+        assert set(response.json()["error"]) == {"status", "code", "message", "field"}
+    missing = await api.post("/tasks/nobody:t1:kickoff/complete", json={"result": {}})
+    assert missing.status_code == 404
+    assert (await api.get("/no/such/route")).status_code == 404
+
+
+async def test_signal_batches_validate_and_are_idempotent(api: Api, acme: Lifecycle) -> None:
+    await acme.sign_up()
+    now = (await acme.now()).isoformat()
+    batch = [
+        {"customer_id": acme.customer_id, "kind": "nps", "value": 9, "observed_at": now,
+         "client_id": "s-1"},
+        {"customer_id": acme.customer_id, "kind": "csat", "value": 7, "observed_at": now},
+    ]
+    invalid = await api.post("/signals", json={"signals": batch})
+    assert invalid.status_code == 422 and invalid.json()["error"]["field"] == "signals.1"
+    assert "csat must be between 1 and 5" in invalid.json()["error"]["message"]
+    assert rows(acme.h, SignalRecord) == []  # the valid first item was not stored either
+
+    batch[1]["value"] = 4
+    batch[1]["client_id"] = "s-2"
+    first = await api.post("/signals", json={"signals": batch})
+    assert first.json() == {"received": 2, "added": 2, "duplicates": 0}
+    again = await api.post("/signals", json={"signals": batch})
+    assert again.json() == {"received": 2, "added": 0, "duplicates": 2}
+    unknown = await api.post("/signals", json={"signals": [{**batch[0], "customer_id": "x"}]})
+    assert unknown.status_code == 404
+    assert (await api.post("/signals", role="rep", json={"signals": batch})).status_code == 403
+
+
+async def test_survey_link_records_once(api: Api, acme: Lifecycle) -> None:
+    await acme.sign_up()
+    signer = LinkSigner(api.settings.secret_key, "http://test")
+    links = signer.survey_links(acme.customer_id, "nps", f"{acme.customer_id}:t1:check_in-1")
+    nine = links[9]["url"].removeprefix("http://test")
+
+    thanks = await api.http.get(nine)
+    assert thanks.status_code == 200 and "Thank you" in thanks.text
+    replay = await api.http.get(links[3]["url"].removeprefix("http://test"))
+    assert replay.status_code == 409 and "already answered" in replay.text
+    tampered = await api.http.get(nine[:-3] + ("AAA" if not nine.endswith("AAA") else "BBB"))
+    assert tampered.status_code == 400 and "not valid" in tampered.text
+    [answer] = rows(acme.h, SignalRecord)
+    assert (answer.kind, answer.value, answer.source) == ("nps", 9, "survey")
+
+    await acme.advance(minutes=5)  # the lifecycle hears of it and keeps it on the timeline
+    assert "survey_answered" in {e.kind for e in rows(acme.h, TimelineEvent)}
+
+
+async def test_expired_survey_link(harness: Harness, acme: Lifecycle, monkeypatch) -> None:
+    await acme.sign_up()
+    async with api_for(harness) as api:
+        import itsdangerous.timed
+
+        real = itsdangerous.timed.time.time
+        monkeypatch.setattr(itsdangerous.timed.time, "time", lambda: real() - 30 * 86400)
+        url = LinkSigner(api.settings.secret_key, "http://test").survey_links(
+            acme.customer_id, "csat", "old-survey")[4]["url"]
+        monkeypatch.setattr(itsdangerous.timed.time, "time", real)
+        expired = await api.http.get(url.removeprefix("http://test"))
+    assert expired.status_code == 410 and "expired" in expired.text
+    assert rows(harness, SignalRecord) == []
+
+
+async def test_customer_writes_their_own_success_plan(api: Api, acme: Lifecycle) -> None:
+    await acme.sign_up()
+    await acme.advance(hours=1)
+    await acme.complete(acme.task_id("kickoff"), kickoff_result())
+    page = LinkSigner(api.settings.secret_key, "http://test").plan_link(acme.customer_id)
+    path = page.removeprefix("http://test")
+    form = await api.http.get(path)
+    assert form.status_code == 200 and "Every rep logs" in form.text  # the manager's words
+
+    blank = await api.http.post(path, data={"success_definition": " "})
+    assert blank.status_code == 422 and "field-error" in blank.text
+    saved = await api.http.post(path, data={
+        "success_definition": "Our reps stop keeping their own spreadsheets",
+        "objectives": "Forecast in an afternoon\n\nOne pipeline",
+    })
+    assert saved.status_code == 303
+    shown = await api.http.get(saved.headers["location"])
+    assert "we have recorded it in your words" in shown.text
+    [words] = [p for p in rows(acme.h, SuccessPlanRecord) if p.source == "customer"]
+    assert words.objectives == ["Forecast in an afternoon", "One pipeline"]
+    assert (await acme.status()).customer_definition.startswith("Our reps stop")
+    detail = (await api.get(f"/customers/{acme.customer_id}")).json()
+    assert detail["customer_words"]["success_definition"].startswith("Our reps stop")
+    assert detail["success_plan"]["success_definition"].startswith("Every rep logs")
+
+
+async def test_customer_list_filters_and_pages(api: Api, harness: Harness) -> None:
+    for n in range(5):
+        payload = signup_payload(f"list-{n}")
+        harness.workflow_ids.add(workflow_id_for(payload["external_id"]))
+        assert (await api.webhook(payload)).status_code == 201
+    first = (await api.get("/customers", params={"limit": 2})).json()
+    assert [c["id"] for c in first["items"]] == ["list-0", "list-1"]
+    second = (await api.get("/customers", params={"limit": 2, "cursor": first["next_cursor"]}))
+    assert [c["id"] for c in second.json()["items"]] == ["list-2", "list-3"]
+    onboarding = (await api.get("/customers", params={"phase": "onboarding"})).json()["items"]
+    assert len(onboarding) == 5
+    assert (await api.get("/customers", params={"quadrant": "happy_profitable"})).json() == {
+        "items": [], "next_cursor": None}
+    bad = await api.get("/customers", params={"limit": 0})
+    assert bad.status_code == 422 and bad.json()["error"]["field"] == "limit"
+    assert rows(harness, TaskRecord)  # kickoff tasks were opened for each
