@@ -24,6 +24,7 @@ from db.engine import session_scope
 from models.signals import SignalKind
 from models.success_plan import SuccessPlan
 from models.tables import (
+    AuditEntry,
     Customer,
     GoalRecord,
     SignalRecord,
@@ -92,6 +93,15 @@ def save_customer_words(session: Session, record: CustomerPlanRecord) -> None:
                 objectives=edit.objectives,
                 constraints=edit.constraints,
                 created_at=record.at,
+            )
+        )
+        session.add(
+            AuditEntry(
+                at=record.at,
+                actor=edit.author,
+                action="success_plan.customer_edit",
+                subject=record.customer_id,
+                detail={"version": record.version, **edit.model_dump()},
             )
         )
         add_event_once(
@@ -193,11 +203,22 @@ class RecordActivities:
             row = session.get(TaskRecord, task.task_id)
             if row is None:
                 raise LookupError(f"task {task.task_id} was never recorded")
+            if row.completed_at is not None:  # a retry after the commit: all written already
+                return
             row.status = TaskStatus.done.value
             row.completed_at, row.completed_by = record.completed_at, record.completed_by
             row.result = record.result
             session.add(row)
             self._apply_result(session, record)
+            session.add(
+                AuditEntry(
+                    at=record.completed_at,
+                    actor=record.completed_by,
+                    action="task.completed",
+                    subject=task.task_id,
+                    detail={"kind": task.kind.value, "result": record.result},
+                )
+            )
             message = f"{task.title}: completed by {record.completed_by}"
             add_event_once(
                 session,

@@ -114,7 +114,12 @@ class Mailroom:
             due_in=timedelta(hours=settings.deadline_hours),
             email_key=receipt.key,
         )
-        decided = await wait_for(lambda: task.status is not TaskStatus.open, task.due_at)
+        # The decision, not the task's status: a completed task's result is recorded
+        # before the lifecycle hands the decision over.
+        decided = await wait_for(
+            lambda: receipt.key in self.decisions or task.status is TaskStatus.cancelled,
+            task.due_at,
+        )
         decision = self.decisions.pop(receipt.key, None)
         if not decided:
             send = settings.on_deadline == "send"
