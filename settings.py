@@ -55,6 +55,8 @@ class Settings(BaseSettings):
     )
     webhook_secret: str = Field(default=DEV_SECRET, description="HMAC key of POST /webhooks/signup")
     webhook_tolerance_seconds: int = 300
+    webhook_rate_per_minute: int = Field(default=120, ge=1, description="per client address")
+    login_rate_per_minute: int = Field(default=10, ge=1, description="per client address")
     survey_link_days: int = 14
     plan_link_days: int = 60
     production: bool = Field(

@@ -15,6 +15,7 @@ from sqlmodel import Session, select
 from temporalio.client import Client
 
 from api.errors import ApiError
+from api.security import RateLimiter
 from db.tokens import hash_token
 from lifecycles import connect
 from models.tables import ApiToken
@@ -108,6 +109,18 @@ def current_principal(request: Request, session: SessionDep) -> Principal:
 
 
 PrincipalDep = Annotated[Principal, Depends(current_principal)]
+
+
+def rate_limit(name: str):  # type: ignore[no-untyped-def]
+    """A dependency that refuses a client (by address) past the named limit with a 429."""
+
+    def check(request: Request) -> None:
+        limiter: RateLimiter = request.app.state.rate_limits[name]
+        client = request.client.host if request.client else "unknown"
+        if not limiter.allow(client):
+            raise ApiError(429, "rate_limited", f"too many {name} requests; try again shortly")
+
+    return Depends(check)
 
 
 def require(*roles: Role):  # type: ignore[no-untyped-def]

@@ -47,6 +47,16 @@ _CODES = {
 }
 
 
+DOCUMENTED = {
+    401: "no valid API token",
+    403: "the token's role may not do this",
+    404: "no such thing",
+    422: "invalid request, or a refusal by the lifecycle",
+    429: "too many requests",
+    503: "Temporal is unreachable",
+}
+
+
 def error_response(body: ErrorBody, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"error": body.model_dump()}, status_code=body.status, headers=headers)
 

@@ -16,6 +16,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from temporalio.client import Client
 
 from api import errors
+from api.security import RateLimiter
 from api.routes import customers, plans, public, signals, tasks, tokens, webhooks
 from api.web import STATIC_DIR
 from db.engine import create_schema, make_engine
@@ -45,11 +46,20 @@ def create_app(
         version="0.1.0",
         description="Onboarding and success-plan lifecycles for customer-success teams.",
         lifespan=lifespan,
+        responses={
+            status: {"model": errors.ErrorResponse, "description": description}
+            for status, description in errors.DOCUMENTED.items()
+        },
     )
     app.state.settings = settings
     app.state.engine = engine
     app.state.client = client
     app.state.client_lock = asyncio.Lock()
+    # Per client address; the endpoints a stranger can reach without a token.
+    app.state.rate_limits = {
+        "webhook": RateLimiter(settings.webhook_rate_per_minute, 60),
+        "login": RateLimiter(settings.login_rate_per_minute, 60),
+    }
     app.add_middleware(
         SessionMiddleware,
         secret_key=settings.secret_key,

@@ -201,3 +201,9 @@ async def test_customer_list_filters_and_pages(api: Api, harness: Harness) -> No
     bad = await api.get("/customers", params={"limit": 0})
     assert bad.status_code == 422 and bad.json()["error"]["field"] == "limit"
     assert rows(harness, TaskRecord)  # kickoff tasks were opened for each
+
+
+async def test_webhook_is_rate_limited(harness: Harness) -> None:
+    async with api_for(harness, webhook_rate_per_minute=3) as api:
+        codes = [(await api.webhook({"x": 1})).status_code for _ in range(4)]
+    assert codes == [422, 422, 422, 429]

@@ -21,7 +21,26 @@ from models.signals import SignalIn, SignalKind, SurveyAnswer
 from models.success_plan import CustomerPlanEdit
 from settings import Settings
 
-router = APIRouter(tags=["customer pages"], include_in_schema=True)
+router = APIRouter(tags=["customer pages"])
+
+
+def _pages(**codes: str) -> dict[int | str, dict[str, Any]]:
+    """These routes answer people with HTML pages, errors included."""
+    return {
+        int(c.removeprefix("s")): {"description": d, "content": {"text/html": {}}}
+        for c, d in codes.items()
+    }
+
+
+SURVEY_PAGES = _pages(
+    s400="tampered link", s404="unknown customer", s409="already answered", s410="expired link"
+)
+PLAN_PAGES = _pages(
+    s400="tampered link",
+    s404="unknown customer",
+    s410="expired link",
+    s422="the words were refused",
+)
 _STATUS = {"invalid": 400, "expired": 410}
 
 
@@ -38,7 +57,7 @@ def _message(request: Request, status: int, heading: str, message: str) -> HTMLR
     )
 
 
-@router.get("/s/{token}", response_class=HTMLResponse)
+@router.get("/s/{token}", response_class=HTMLResponse, responses=SURVEY_PAGES)
 async def answer_survey(
     token: str, request: Request, settings: SettingsDep, engine: EngineDep, client: ClientDep
 ) -> HTMLResponse:
@@ -121,7 +140,7 @@ def _plan_page(
     )
 
 
-@router.get("/p/{token}", response_class=HTMLResponse)
+@router.get("/p/{token}", response_class=HTMLResponse, responses=PLAN_PAGES)
 def plan_page(
     token: str, request: Request, settings: SettingsDep, session: SessionDep, saved: bool = False
 ) -> HTMLResponse:
@@ -140,7 +159,11 @@ def plan_page(
     return _plan_page(request, view, _plan_form(view), {}, saved)
 
 
-@router.post("/p/{token}", response_class=HTMLResponse)
+@router.post(
+    "/p/{token}",
+    response_class=HTMLResponse,
+    responses={303: {"description": "saved"}, **PLAN_PAGES},
+)
 async def save_plan(
     token: str,
     request: Request,

@@ -13,7 +13,7 @@ import json
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field, ValidationError
 
-from api.deps import ClientDep, SettingsDep
+from api.deps import ClientDep, SettingsDep, rate_limit
 from api.errors import ApiError
 from api.security import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_webhook
 from lifecycles import sign_up
@@ -48,6 +48,7 @@ class WebhookReceipt(BaseModel):
     "/webhooks/signup",
     response_model=WebhookReceipt,
     responses={401: {"description": "bad, missing or stale signature"}},
+    dependencies=[rate_limit("webhook")],
     openapi_extra={
         "requestBody": {
             "required": True,

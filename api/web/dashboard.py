@@ -1,0 +1,497 @@
+"""The success team's dashboard: server-rendered pages on a browser session.
+
+A session is made at /login from an API token and names that token, so revoking the
+token ends the session. Every form that changes something carries the session's CSRF
+token. Task forms build the kind's result and hand it to the lifecycle, which is the
+only judge of it: a refusal comes back with the field path, shown beside that field.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlmodel import Session, col, select
+
+from api.deps import Principal, Role, SessionDep, get_client, principal_for_session
+from api.deps import principal_for_token as token_principal
+from api.errors import ApiError
+from api.routes.tasks import visible_task
+from api.web import TEMPLATES
+from db import metrics
+from db.queries import (
+    CustomerNotFound,
+    assessment_history,
+    customer_overview,
+    latest_success_plan,
+    task_inbox,
+)
+from lifecycles import LifecycleError, complete_task
+from models.scoring import Quadrant
+from models.tables import Customer, OutboxEmail, TaskRecord
+from models.tasks import Decision, RenewalOutcome, ReviewDecision, TaskCompletion, TaskKind
+from plans import PlanError, load_plan
+
+router = APIRouter(include_in_schema=False)
+
+GOAL_FIELDS = ("key", "metric", "unit", "baseline", "target", "direction", "target_date")
+PLOT = 200  # half the scatter's plotting width, in SVG units; the origin is at (240, 240)
+NEUTRAL_BAND = 0.1  # the default plan's; only shades the chart, scoring has its own
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _csrf(request: Request) -> str:
+    if "csrf" not in request.session:
+        request.session["csrf"] = secrets.token_urlsafe(32)
+    return request.session["csrf"]
+
+
+def _csrf_ok(request: Request, sent: Any) -> bool:
+    expected = request.session.get("csrf")
+    return bool(expected) and isinstance(sent, str) and secrets.compare_digest(expected, sent)
+
+
+def _page(
+    request: Request,
+    principal: Principal | None,
+    name: str,
+    status: int = 200,
+    **context: Any,
+) -> HTMLResponse:
+    context |= {
+        "principal": principal,
+        "manager": principal is not None and principal.role is not Role.rep,
+        "csrf": _csrf(request),
+        "notice": request.session.pop("notice", None),
+        "path": request.url.path,
+    }
+    return TEMPLATES.TemplateResponse(request, name, context, status_code=status)
+
+
+def _message(
+    request: Request, principal: Principal | None, status: int, heading: str, text: str
+) -> HTMLResponse:
+    return _page(request, principal, "dash_message.html", status, heading=heading, message=text)
+
+
+def _login_redirect(request: Request) -> RedirectResponse:
+    return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+
+
+def _safe_next(target: str | None) -> str:
+    # Only a path on this site: "//evil.test" or "https://..." would leave it.
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return "/"
+
+
+# -- session -------------------------------------------------------------------------------
+
+_ICON = (
+    '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32"><rect width="32" height="32" '
+    'rx="6" fill="#1a56db"/><path d="M9 10h14M16 10v13" stroke="#fff" stroke-width="4"/></svg>'
+)
+
+
+@router.get("/favicon.ico")
+def favicon() -> Response:
+    # Browsers ask for it on every site; a 404 would be an error in every page's console.
+    return Response(_ICON, media_type="image/svg+xml", headers={"Cache-Control": "max-age=86400"})
+
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_form(request: Request, session: SessionDep, next: str = "/") -> Response:
+    if principal_for_session(request, session) is not None:
+        return RedirectResponse(_safe_next(next), status_code=303)
+    return _page(request, None, "login.html", next=_safe_next(next), error=None)
+
+
+@router.post("/login", response_class=HTMLResponse)
+async def login(request: Request, session: SessionDep) -> Response:
+    form = await request.form()
+    if not _csrf_ok(request, form.get("csrf")):
+        return _message(request, None, 403, "This form has expired.", "Please log in again.")
+    target = _safe_next(str(form.get("next", "/")))
+    principal = token_principal(session, str(form.get("token", "")).strip())
+    if principal is None:
+        error = "That token is not valid (or has been revoked)."
+        return _page(request, None, "login.html", 401, next=target, error=error)
+    # A fresh session: nothing from before the login (e.g. a planted id) carries over.
+    request.session.clear()
+    request.session.update(token_id=principal.token_id, csrf=secrets.token_urlsafe(32))
+    return RedirectResponse(target, status_code=303)
+
+
+@router.post("/logout")
+async def logout(request: Request) -> Response:
+    form = await request.form()
+    if not _csrf_ok(request, form.get("csrf")):
+        return _message(request, None, 403, "This form has expired.", "Nothing was changed.")
+    request.session.clear()
+    return RedirectResponse("/login", status_code=303)
+
+
+# -- portfolio -----------------------------------------------------------------------------
+
+
+def _sx(value: float) -> float:
+    return round(240 + PLOT * max(-1.0, min(1.0, value)), 1)
+
+
+def _sy(value: float) -> float:
+    return round(240 - PLOT * max(-1.0, min(1.0, value)), 1)
+
+
+def _dots(points: list[metrics.Point]) -> list[dict[str, Any]]:
+    """SVG geometry: area proportional to revenue, the biggest earner drawn first so the
+    small dots stay on top and clickable."""
+    top = max((p.revenue for p in points), default=0.0) or 1.0
+    dots = []
+    for p in points:
+        trail = p.previous_x is not None and p.previous_y is not None
+        dots.append(
+            {
+                "p": p,
+                "cx": _sx(p.x),
+                "cy": _sy(p.y),
+                "r": round(4 + 10 * math.sqrt(max(p.revenue, 0.0) / top), 1),
+                "trail": (_sx(p.previous_x), _sy(p.previous_y)) if trail else None,  # type: ignore[arg-type]
+            }
+        )
+    return dots
+
+
+def _flag(value: str) -> bool | None:
+    return {"yes": True, "no": False}.get(value)
+
+
+@router.get("/", response_class=HTMLResponse)
+def portfolio_page(
+    request: Request, session: SessionDep, quadrant: str = "", phase: str = "", at_risk: str = ""
+) -> Response:
+    principal = principal_for_session(request, session)
+    if principal is None:
+        return _login_redirect(request)
+    if principal.role is Role.rep:  # a rep's home is their own work
+        return RedirectResponse("/app/tasks", status_code=303)
+    filters = metrics.PointFilters(
+        quadrant=quadrant or None, phase=phase or None, at_risk=_flag(at_risk)
+    )
+    view = metrics.portfolio(session, filters=filters)
+    band = round(PLOT * NEUTRAL_BAND, 1)
+    return _page(
+        request,
+        principal,
+        "dash_portfolio.html",
+        view=view,
+        dots=_dots(view.points),
+        band=band,
+        filters={"quadrant": quadrant, "phase": phase, "at_risk": at_risk},
+        quadrants=metrics.QUADRANTS,
+        phases=("onboarding", "adopting", "renewal"),
+    )
+
+
+# -- one customer --------------------------------------------------------------------------
+
+
+def _history_chart(session: Session, customer_id: str) -> list[dict[str, Any]]:
+    history = assessment_history(session, customer_id)
+    if not history:
+        return []
+    first, last = history[0].assessed_at, history[-1].assessed_at
+    span = (last - first).total_seconds() or 1.0
+    return [
+        {
+            "a": a,
+            "x": round(40 + 540 * (a.assessed_at - first).total_seconds() / span, 1)
+            if len(history) > 1
+            else 310,
+            "y": None if a.level is None else round(80 - 70 * a.level, 1),
+        }
+        for a in history
+    ]
+
+
+@router.get("/app/customers/{customer_id}", response_class=HTMLResponse)
+def customer_page(customer_id: str, request: Request, session: SessionDep) -> Response:
+    principal = principal_for_session(request, session)
+    if principal is None:
+        return _login_redirect(request)
+    try:
+        view = customer_overview(session, customer_id)
+    except CustomerNotFound:
+        return _message(request, principal, 404, "No such customer.", "Check the link.")
+    rep = principal.role is Role.rep
+    tasks = [
+        t
+        for t in view.open_tasks
+        if not rep or (t["owner_role"] == "rep" and t["assignee"] in (None, principal.person))
+    ]
+    chart = _history_chart(session, view.customer["id"])
+    line = " ".join(f"{c['x']},{c['y']}" for c in chart if c["y"] is not None)
+    return _page(
+        request,
+        principal,
+        "dash_customer.html",
+        view=view,
+        tasks=tasks,
+        chart=chart,
+        line=line,
+        now=_now(),
+    )
+
+
+# -- tasks ---------------------------------------------------------------------------------
+
+
+@router.get("/app/tasks", response_class=HTMLResponse)
+def tasks_page(request: Request, session: SessionDep) -> Response:
+    principal = principal_for_session(request, session)
+    if principal is None:
+        return _login_redirect(request)
+    tasks = task_inbox(session, principal.person, rep_only=principal.role is Role.rep)
+    ids = {t.customer_id for t in tasks}
+    names = dict(
+        session.exec(select(Customer.id, Customer.company).where(col(Customer.id).in_(ids))).all()
+    )
+    return _page(request, principal, "dash_tasks.html", tasks=tasks, names=names, now=_now())
+
+
+def _task_context(session: Session, task: TaskRecord, settings_dir: Any) -> dict[str, Any]:
+    customer = session.get(Customer, task.customer_id)
+    context: dict[str, Any] = {"task": task, "customer": customer}
+    if task.kind in (TaskKind.review_call, TaskKind.kickoff):
+        plan = latest_success_plan(session, task.customer_id)
+        context["plan_goals"] = plan.goals if plan else []
+    if task.kind == TaskKind.playbook and customer is not None and task.playbook:
+        try:
+            playbook = getattr(load_plan(customer.plan_name, settings_dir).playbooks, task.playbook)
+            context["needs_decision"] = bool(playbook and playbook.requires_decision)
+        except (PlanError, AttributeError):
+            context["needs_decision"] = False
+    if task.kind == TaskKind.email_review and task.email_key:
+        context["email"] = session.exec(
+            select(OutboxEmail).where(OutboxEmail.key == task.email_key)
+        ).first()
+    context |= {
+        "quadrants": [q.value for q in Quadrant if q is not Quadrant.unknown],
+        "outcomes": [o.value for o in RenewalOutcome],
+        "decisions": [d.value for d in Decision],
+        "review_decisions": [d.value for d in ReviewDecision],
+    }
+    return context
+
+
+def _lines(value: Any) -> list[str]:
+    return [line.strip() for line in str(value or "").splitlines() if line.strip()]
+
+
+def _result(kind: str, form: dict[str, str], goal_count: int) -> tuple[dict[str, Any], list[int]]:
+    """The kind's result from the form, as the person typed it: numbers and dates stay
+    text, so the lifecycle's own validation names what is wrong. Also returns, for the
+    kickoff, which form fieldset each goal in the result came from (blank ones are left
+    out, and an error path `goals.N` must point back at the right fieldset)."""
+    text = {k: v.strip() for k, v in form.items()}
+    if kind == TaskKind.kickoff:
+        goals, origin = [], []
+        for i in range(goal_count):
+            goal = {f: text.get(f"goals-{i}-{f}", "") for f in GOAL_FIELDS}
+            if any(goal[f] for f in GOAL_FIELDS if f != "direction"):
+                goals.append(goal)
+                origin.append(i)
+        plan = {
+            "intended_use": text.get("intended_use", ""),
+            "success_definition": text.get("success_definition", ""),
+            "goals": goals,
+            "objectives": _lines(form.get("objectives")),
+            "constraints": _lines(form.get("constraints")),
+        }
+        return {
+            "success_plan": plan,
+            "onboarding_complete": "onboarding_complete" in form,
+            "notes": text.get("notes", ""),
+        }, origin
+    if kind == TaskKind.review_call:
+        progress = {
+            k.removeprefix("goal_progress-"): v
+            for k, v in text.items()
+            if k.startswith("goal_progress-") and v
+        }
+        steps = _lines(form.get("next_steps"))
+        return {"notes": text.get("notes", ""), "goal_progress": progress, "next_steps": steps}, []
+    fields = {
+        TaskKind.renewal_checkpoint: ("manager_rating", "notes"),
+        TaskKind.renewal: ("outcome", "reason"),
+        TaskKind.playbook: ("notes", "decision"),
+        TaskKind.email_review: ("decision", "subject", "text"),
+    }[TaskKind(kind)]
+    # An optional field left blank is absent, not an empty (and invalid) value.
+    optional = {"decision", "subject", "text"}
+    return {f: text.get(f, "") for f in fields if text.get(f) or f not in optional}, []
+
+
+def _field_errors(message: str, kind: str, origin: list[int]) -> dict[str, str]:
+    """`result.success_plan.goals.0.target: msg; ...` -> {"goals-0-target": "msg", ...}."""
+    errors: dict[str, str] = {}
+    for part in message.split("; "):
+        path, sep, text = part.partition(": ")
+        parts = path.split(".")
+        if not sep or parts[0] != "result":
+            errors.setdefault("form", part)
+            continue
+        parts = parts[1:]
+        if parts[:1] == ["success_plan"]:
+            parts = parts[1:] or ["goals"]  # plan-level checks are about its goals
+        if not parts:
+            field = "text" if kind == TaskKind.email_review else "form"
+        elif parts[0] == "goals" and len(parts) > 1 and parts[1].isdigit():
+            n = int(parts[1])
+            field = "-".join(["goals", str(origin[n] if n < len(origin) else n), *parts[2:3]])
+        elif parts[0] == "goal_progress" and len(parts) > 1:
+            field = f"goal_progress-{parts[1]}"
+        else:
+            field = parts[0]
+        errors.setdefault(field, text)
+    return errors
+
+
+def _open_task(
+    request: Request, session: Session, task_id: str
+) -> tuple[Principal | None, TaskRecord | Response]:
+    principal = principal_for_session(request, session)
+    if principal is None:
+        return None, _login_redirect(request)
+    try:
+        return principal, visible_task(session, task_id, principal)
+    except ApiError as error:
+        heading = "No such task." if error.body.status == 404 else "Not your task."
+        return principal, _message(
+            request, principal, error.body.status, heading, error.body.message
+        )
+
+
+@router.get("/app/tasks/{task_id}", response_class=HTMLResponse)
+def task_page(task_id: str, request: Request, session: SessionDep) -> Response:
+    principal, task = _open_task(request, session, task_id)
+    if not isinstance(task, TaskRecord):
+        return task
+    goals = max(1, len(task.result["success_plan"]["goals"]) if task.result else 1)
+    context = _task_context(session, task, request.app.state.settings.plans_dir)
+    return _page(
+        request, principal, "dash_task.html", form={}, errors={}, goal_count=goals, **context
+    )
+
+
+@router.post("/app/tasks/{task_id}", response_class=HTMLResponse)
+async def submit_task(task_id: str, request: Request, session: SessionDep) -> Response:
+    principal, task = _open_task(request, session, task_id)
+    if not isinstance(task, TaskRecord):
+        return task
+    assert principal is not None
+    raw = await request.form()
+    if not _csrf_ok(request, raw.get("csrf")):
+        return _message(
+            request,
+            principal,
+            403,
+            "This form has expired.",
+            "Nothing was saved. Reload the task and submit it again.",
+        )
+    form = {k: v for k, v in raw.items() if isinstance(v, str) and k != "csrf"}
+    try:
+        goal_count = max(1, min(20, int(form.get("goal_count", "1"))))
+    except ValueError:
+        goal_count = 1
+    context = _task_context(session, task, request.app.state.settings.plans_dir)
+    if form.get("action") == "add_goal":  # another empty goal fieldset; nothing is sent
+        return _page(
+            request,
+            principal,
+            "dash_task.html",
+            form=form,
+            errors={},
+            goal_count=min(20, goal_count + 1),
+            focus_goal=goal_count,
+            **context,
+        )
+    if task.status != "open":
+        return _message(
+            request,
+            principal,
+            409,
+            "This task is closed already.",
+            f"It is {task.status}; nothing was changed.",
+        )
+    result, origin = _result(task.kind, form, goal_count)
+    try:
+        client = await get_client(request)
+        await complete_task(
+            client, TaskCompletion(task_id=task.id, completed_by=principal.actor, result=result)
+        )
+    except ApiError as error:
+        return _message(
+            request, principal, error.body.status, "Please try again shortly.", error.body.message
+        )
+    except LifecycleError as refused:
+        errors = _field_errors(str(refused), task.kind, origin)
+        return _page(
+            request,
+            principal,
+            "dash_task.html",
+            422,
+            form=form,
+            errors=errors,
+            goal_count=goal_count,
+            **context,
+        )
+    request.session["notice"] = f"Done: {task.title}."
+    return RedirectResponse("/app/tasks", status_code=303)
+
+
+# -- renewals and team ---------------------------------------------------------------------
+
+
+def _manager_only(request: Request, session: Session) -> Principal | Response:
+    principal = principal_for_session(request, session)
+    if principal is None:
+        return _login_redirect(request)
+    if principal.role is Role.rep:
+        return _message(
+            request,
+            principal,
+            403,
+            "For managers.",
+            "This page is for success managers and admins.",
+        )
+    return principal
+
+
+@router.get("/app/renewals", response_class=HTMLResponse)
+def renewals_page(request: Request, session: SessionDep, days: int = 180) -> Response:
+    principal = _manager_only(request, session)
+    if not isinstance(principal, Principal):
+        return principal
+    days = max(1, min(days, 730))
+    months: dict[str, list[metrics.RenewalRow]] = {}
+    for row in metrics.upcoming_renewals(session, days=days):
+        months.setdefault(row.term_end.strftime("%B %Y"), []).append(row)
+    return _page(request, principal, "dash_renewals.html", months=months, days=days)
+
+
+@router.get("/app/team", response_class=HTMLResponse)
+def team_page(request: Request, session: SessionDep, period_days: int = 90) -> Response:
+    principal = _manager_only(request, session)
+    if not isinstance(principal, Principal):
+        return principal
+    period_days = max(1, min(period_days, 730))
+    report = metrics.team_report(session, period_days=period_days)
+    return _page(request, principal, "dash_team.html", report=report, period_days=period_days)
