@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException
 
 log = logging.getLogger("tandem.api")
@@ -84,6 +85,12 @@ def install(app: FastAPI) -> None:
             for e in problems
         )
         return error_response(ErrorBody(status=422, code="invalid", message=message, field=field))
+
+    @app.exception_handler(DataError)
+    async def _unstorable(_: Request, error: DataError) -> JSONResponse:
+        # e.g. a NUL character, which PostgreSQL text cannot hold: the input is at fault.
+        message = "the request holds a value the records cannot store (such as a NUL character)"
+        return error_response(ErrorBody(status=422, code="invalid", message=message))
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, error: Exception) -> JSONResponse:

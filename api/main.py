@@ -16,9 +16,9 @@ from starlette.middleware.sessions import SessionMiddleware
 from temporalio.client import Client
 
 from api import errors
+from api.routes import customers, plans, portfolio, public, signals, tasks, tokens, webhooks
 from api.security import RateLimiter
-from api.routes import customers, plans, public, signals, tasks, tokens, webhooks
-from api.web import STATIC_DIR
+from api.web import STATIC_DIR, dashboard
 from db.engine import create_schema, make_engine
 from settings import Settings
 
@@ -69,7 +69,8 @@ def create_app(
         max_age=12 * 3600,
     )
     errors.install(app)
-    for module in (webhooks, customers, tasks, signals, plans, tokens, public):
+    for module in (webhooks, customers, tasks, signals, plans, tokens, public, portfolio):
         app.include_router(module.router)
+    app.include_router(dashboard.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

@@ -207,3 +207,12 @@ async def test_webhook_is_rate_limited(harness: Harness) -> None:
     async with api_for(harness, webhook_rate_per_minute=3) as api:
         codes = [(await api.webhook({"x": 1})).status_code for _ in range(4)]
     assert codes == [422, 422, 422, 429]
+
+
+async def test_unstorable_input_is_a_422_not_a_500(api: Api) -> None:
+    """Found by the fuzzer: PostgreSQL text cannot hold NUL; it must not be a 500."""
+    response = await api.get("/customers", params={"owner": "\x00"})
+    if api.h.engine.dialect.name == "postgresql":
+        assert response.status_code == 422 and response.json()["error"]["code"] == "invalid"
+    else:  # SQLite stores and compares NUL like any other character
+        assert response.status_code == 200 and response.json()["items"] == []

@@ -12,6 +12,7 @@ import math
 import secrets
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -37,10 +38,19 @@ from models.tasks import Decision, RenewalOutcome, ReviewDecision, TaskCompletio
 from plans import PlanError, load_plan
 
 router = APIRouter(include_in_schema=False)
+TOO_MANY = ("Too many attempts", "Please wait a minute before trying again.")
 
 GOAL_FIELDS = ("key", "metric", "unit", "baseline", "target", "direction", "target_date")
-PLOT = 200  # half the scatter's plotting width, in SVG units; the origin is at (240, 240)
+PLOT = 190  # the scatter: -1..1 spans 240 ± 190 SVG units, inside a 400-unit plot square
 NEUTRAL_BAND = 0.1  # the default plan's; only shades the chart, scoring has its own
+EXPIRED = ("This form has expired.", "Nothing was saved. Reload the page and try again.")
+MANAGERS_ONLY = ("For managers.", "This page is for success managers and admins.")
+CHOICES = {  # the select boxes of the task forms
+    "quadrants": [q.value for q in Quadrant if q is not Quadrant.unknown],
+    "outcomes": [o.value for o in RenewalOutcome],
+    "decisions": [d.value for d in Decision],
+    "review_decisions": [d.value for d in ReviewDecision],
+}
 
 
 def _now() -> datetime:
@@ -59,11 +69,7 @@ def _csrf_ok(request: Request, sent: Any) -> bool:
 
 
 def _page(
-    request: Request,
-    principal: Principal | None,
-    name: str,
-    status: int = 200,
-    **context: Any,
+    request: Request, principal: Principal | None, name: str, status: int = 200, **context: Any
 ) -> HTMLResponse:
     context |= {
         "principal": principal,
@@ -82,7 +88,7 @@ def _message(
 
 
 def _login_redirect(request: Request) -> RedirectResponse:
-    return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+    return RedirectResponse(f"/login?next={quote(request.url.path, safe='/:')}", status_code=303)
 
 
 def _safe_next(target: str | None) -> str:
@@ -106,7 +112,6 @@ def favicon() -> Response:
     return Response(_ICON, media_type="image/svg+xml", headers={"Cache-Control": "max-age=86400"})
 
 
-
 @router.get("/login", response_class=HTMLResponse)
 def login_form(request: Request, session: SessionDep, next: str = "/") -> Response:
     if principal_for_session(request, session) is not None:
@@ -118,7 +123,10 @@ def login_form(request: Request, session: SessionDep, next: str = "/") -> Respon
 async def login(request: Request, session: SessionDep) -> Response:
     form = await request.form()
     if not _csrf_ok(request, form.get("csrf")):
-        return _message(request, None, 403, "This form has expired.", "Please log in again.")
+        return _message(request, None, 403, *EXPIRED)
+    address = request.client.host if request.client else "unknown"
+    if not request.app.state.rate_limits["login"].allow(address):
+        return _message(request, None, 429, *TOO_MANY)
     target = _safe_next(str(form.get("next", "/")))
     principal = token_principal(session, str(form.get("token", "")).strip())
     if principal is None:
@@ -134,7 +142,7 @@ async def login(request: Request, session: SessionDep) -> Response:
 async def logout(request: Request) -> Response:
     form = await request.form()
     if not _csrf_ok(request, form.get("csrf")):
-        return _message(request, None, 403, "This form has expired.", "Nothing was changed.")
+        return _message(request, None, 403, *EXPIRED)
     request.session.clear()
     return RedirectResponse("/login", status_code=303)
 
@@ -142,31 +150,27 @@ async def logout(request: Request) -> Response:
 # -- portfolio -----------------------------------------------------------------------------
 
 
-def _sx(value: float) -> float:
-    return round(240 + PLOT * max(-1.0, min(1.0, value)), 1)
-
-
-def _sy(value: float) -> float:
-    return round(240 - PLOT * max(-1.0, min(1.0, value)), 1)
+def _at(value: float, sign: int) -> float:
+    """An axis value (-1..1) as an SVG coordinate; sign -1 for y, which grows downward."""
+    return round(240 + sign * PLOT * max(-1.0, min(1.0, value)), 1)
 
 
 def _dots(points: list[metrics.Point]) -> list[dict[str, Any]]:
-    """SVG geometry: area proportional to revenue, the biggest earner drawn first so the
-    small dots stay on top and clickable."""
+    """Dot area proportional to revenue. Points come most revenue first, so the big dots
+    are drawn first and the small ones stay on top, visible and clickable."""
     top = max((p.revenue for p in points), default=0.0) or 1.0
-    dots = []
-    for p in points:
-        trail = p.previous_x is not None and p.previous_y is not None
-        dots.append(
-            {
-                "p": p,
-                "cx": _sx(p.x),
-                "cy": _sy(p.y),
-                "r": round(4 + 10 * math.sqrt(max(p.revenue, 0.0) / top), 1),
-                "trail": (_sx(p.previous_x), _sy(p.previous_y)) if trail else None,  # type: ignore[arg-type]
-            }
-        )
-    return dots
+    return [
+        {
+            "p": p,
+            "cx": _at(p.x, 1),
+            "cy": _at(p.y, -1),
+            "r": round(4 + 10 * math.sqrt(max(p.revenue, 0.0) / top), 1),
+            "trail": None
+            if p.previous_x is None or p.previous_y is None
+            else (_at(p.previous_x, 1), _at(p.previous_y, -1)),
+        }
+        for p in points
+    ]
 
 
 def _flag(value: str) -> bool | None:
@@ -238,16 +242,8 @@ def customer_page(customer_id: str, request: Request, session: SessionDep) -> Re
     ]
     chart = _history_chart(session, view.customer["id"])
     line = " ".join(f"{c['x']},{c['y']}" for c in chart if c["y"] is not None)
-    return _page(
-        request,
-        principal,
-        "dash_customer.html",
-        view=view,
-        tasks=tasks,
-        chart=chart,
-        line=line,
-        now=_now(),
-    )
+    context = {"view": view, "tasks": tasks, "chart": chart, "line": line, "now": _now()}
+    return _page(request, principal, "dash_customer.html", **context)
 
 
 # -- tasks ---------------------------------------------------------------------------------
@@ -269,7 +265,7 @@ def tasks_page(request: Request, session: SessionDep) -> Response:
 def _task_context(session: Session, task: TaskRecord, settings_dir: Any) -> dict[str, Any]:
     customer = session.get(Customer, task.customer_id)
     context: dict[str, Any] = {"task": task, "customer": customer}
-    if task.kind in (TaskKind.review_call, TaskKind.kickoff):
+    if task.kind == TaskKind.review_call:  # a field per goal of the current plan
         plan = latest_success_plan(session, task.customer_id)
         context["plan_goals"] = plan.goals if plan else []
     if task.kind == TaskKind.playbook and customer is not None and task.playbook:
@@ -282,13 +278,7 @@ def _task_context(session: Session, task: TaskRecord, settings_dir: Any) -> dict
         context["email"] = session.exec(
             select(OutboxEmail).where(OutboxEmail.key == task.email_key)
         ).first()
-    context |= {
-        "quadrants": [q.value for q in Quadrant if q is not Quadrant.unknown],
-        "outcomes": [o.value for o in RenewalOutcome],
-        "decisions": [d.value for d in Decision],
-        "review_decisions": [d.value for d in ReviewDecision],
-    }
-    return context
+    return context | CHOICES
 
 
 def _lines(value: Any) -> list[str]:
@@ -384,11 +374,8 @@ def task_page(task_id: str, request: Request, session: SessionDep) -> Response:
     principal, task = _open_task(request, session, task_id)
     if not isinstance(task, TaskRecord):
         return task
-    goals = max(1, len(task.result["success_plan"]["goals"]) if task.result else 1)
     context = _task_context(session, task, request.app.state.settings.plans_dir)
-    return _page(
-        request, principal, "dash_task.html", form={}, errors={}, goal_count=goals, **context
-    )
+    return _page(request, principal, "dash_task.html", form={}, errors={}, goal_count=1, **context)
 
 
 @router.post("/app/tasks/{task_id}", response_class=HTMLResponse)
@@ -399,38 +386,19 @@ async def submit_task(task_id: str, request: Request, session: SessionDep) -> Re
     assert principal is not None
     raw = await request.form()
     if not _csrf_ok(request, raw.get("csrf")):
-        return _message(
-            request,
-            principal,
-            403,
-            "This form has expired.",
-            "Nothing was saved. Reload the task and submit it again.",
-        )
+        return _message(request, principal, 403, *EXPIRED)
     form = {k: v for k, v in raw.items() if isinstance(v, str) and k != "csrf"}
     try:
         goal_count = max(1, min(20, int(form.get("goal_count", "1"))))
     except ValueError:
         goal_count = 1
     context = _task_context(session, task, request.app.state.settings.plans_dir)
-    if form.get("action") == "add_goal":  # another empty goal fieldset; nothing is sent
-        return _page(
-            request,
-            principal,
-            "dash_task.html",
-            form=form,
-            errors={},
-            goal_count=min(20, goal_count + 1),
-            focus_goal=goal_count,
-            **context,
-        )
+    context |= {"form": form, "errors": {}, "goal_count": goal_count}
+    if form.get("action") == "add_goal":  # one more empty goal fieldset; nothing is sent
+        context |= {"goal_count": min(20, goal_count + 1), "focus_goal": goal_count}
+        return _page(request, principal, "dash_task.html", **context)
     if task.status != "open":
-        return _message(
-            request,
-            principal,
-            409,
-            "This task is closed already.",
-            f"It is {task.status}; nothing was changed.",
-        )
+        return _message(request, principal, 409, "This task is closed already.", "")
     result, origin = _result(task.kind, form, goal_count)
     try:
         client = await get_client(request)
@@ -442,17 +410,8 @@ async def submit_task(task_id: str, request: Request, session: SessionDep) -> Re
             request, principal, error.body.status, "Please try again shortly.", error.body.message
         )
     except LifecycleError as refused:
-        errors = _field_errors(str(refused), task.kind, origin)
-        return _page(
-            request,
-            principal,
-            "dash_task.html",
-            422,
-            form=form,
-            errors=errors,
-            goal_count=goal_count,
-            **context,
-        )
+        context["errors"] = _field_errors(str(refused), task.kind, origin)
+        return _page(request, principal, "dash_task.html", 422, **context)
     request.session["notice"] = f"Done: {task.title}."
     return RedirectResponse("/app/tasks", status_code=303)
 
@@ -465,13 +424,7 @@ def _manager_only(request: Request, session: Session) -> Principal | Response:
     if principal is None:
         return _login_redirect(request)
     if principal.role is Role.rep:
-        return _message(
-            request,
-            principal,
-            403,
-            "For managers.",
-            "This page is for success managers and admins.",
-        )
+        return _message(request, principal, 403, *MANAGERS_ONLY)
     return principal
 
 
