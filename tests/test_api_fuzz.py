@@ -4,16 +4,15 @@ input, no 5xx, and every response matches its documented schema."""
 from __future__ import annotations
 
 import schemathesis
-from schemathesis import checks
 from hypothesis import HealthCheck, given
 from hypothesis import settings as examples
+from schemathesis import checks
 from sqlalchemy import Engine
 from temporalio.testing import WorkflowEnvironment
 
 from api.main import create_app
 from db.tokens import create_token
 from settings import Settings
-
 
 # What the API promises: never a 5xx, and status, content type and body as documented.
 # (Not "every schema-valid input is accepted": a made-up cursor is rightly a 422.)

@@ -18,7 +18,7 @@ from sqlmodel import Session, select
 
 from api.main import create_app
 from api.routes import portfolio
-from api.web import dashboard
+from api.web import dashboard, task_forms
 from db.tokens import create_token
 from models.customer import SignUp
 from models.plan import PlanTemplate
@@ -257,7 +257,7 @@ async def test_portfolio_counts_and_escaping(
     ],
 )
 def test_each_form_makes_its_kinds_result(kind: str, form: dict[str, str]) -> None:
-    result, _ = dashboard._result(kind, form, 1)
+    result, _ = task_forms.form_result(kind, form, 1)
     parsed = RESULT_MODELS[TaskKind(kind)].model_validate(result)
     assert parsed.kind == kind
     # A blank optional field is no key at all, not an empty (and invalid) value.
@@ -276,14 +276,14 @@ def test_refusals_point_at_their_fields() -> None:
         "result.success_plan.intended_use: String should have at least 1 character"
     )
     # The result's second goal came from the form's third fieldset (the second was blank).
-    errors = dashboard._field_errors(message, "kickoff", [0, 2])
+    errors = task_forms.field_errors(message, "kickoff", [0, 2])
     assert errors == {
         "goals-2-target": "Input should be a valid number",
         "intended_use": "String should have at least 1 character",
     }
-    assert dashboard._field_errors(
+    assert task_forms.field_errors(
         "result: Value error, an edit needs the new text", "email_review", []
     ) == {"text": "Value error, an edit needs the new text"}
-    assert dashboard._field_errors("task x is not open (it is done)", "playbook", []) == {
+    assert task_forms.field_errors("task x is not open (it is done)", "playbook", []) == {
         "form": "task x is not open (it is done)"
     }

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from db import metrics
+from db import metrics, team_metrics
 from models.tables import (
     AssessmentRecord,
     Customer,
@@ -258,7 +258,7 @@ def test_points_are_filtered_and_capped(book: Session) -> None:
 
 
 def test_team_metrics_over_the_period(book: Session) -> None:
-    team = metrics.team_metrics(book, START, NOW)
+    team = team_metrics.team_metrics(book, START, NOW)
     # Eight customers existed at the start, h had churned: 7 active; e churned since.
     assert (team.active_at_start, team.churned) == (7, 1)
     assert team.churn_rate == round(1 / 7, 4) and team.retention_rate == round(6 / 7, 4)
@@ -289,12 +289,12 @@ def test_playbook_effect_counts_only_the_90_days_after(engine: Engine) -> None:
         b.assessment("soon", ago(10) + timedelta(days=89), 0.3, 0.3, "happy_profitable", 0.3)
         b.task("q", "soon", "done", ago(10), done=ago(10), playbook="neutral_high_profit")
         session.commit()
-        [effect] = metrics.playbook_effectiveness(session, START, NOW)
+        [effect] = team_metrics.playbook_effectiveness(session, START, NOW)
     assert (effect.accounts, effect.improved, effect.rate) == (2, 1, 0.5)
 
 
 def test_team_report_has_six_calendar_months(book: Session) -> None:
-    report = metrics.team_report(book, now=NOW)
+    report = team_metrics.team_report(book, now=NOW)
     assert [m.period_start.date() for m in report.monthly] == [
         date(2026, m, 1) for m in range(1, 7)
     ]
@@ -336,7 +336,7 @@ def test_upcoming_renewals_with_plan_progress(book: Session) -> None:
     b.signal("a", "goal", 5, ago(3), goal="reps")
     b.signal("a", "goal", 75, ago(3), goal="hours")
     book.commit()
-    rows = metrics.upcoming_renewals(book, now=NOW, days=180)
+    rows = team_metrics.upcoming_renewals(book, now=NOW, days=180)
     assert [r.id for r in rows] == ["d", "c", "a", "f"]  # by term end; b is 200 days out
     a = rows[2]
     # Only the latest manager version (v3: reps 0 -> 20) counts: 5 of 20 is 0.25.

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from api.deps import ManagerDep, SessionDep
-from db import metrics
+from db import metrics, team_metrics
 
 router = APIRouter(tags=["portfolio"])
 
@@ -35,10 +35,10 @@ def portfolio(
     )
 
 
-@router.get("/metrics/team", response_model=metrics.TeamReport)
+@router.get("/metrics/team", response_model=team_metrics.TeamReport)
 def team(
     session: SessionDep, _: ManagerDep, period_days: PeriodDays = metrics.DEFAULT_PERIOD_DAYS
-) -> metrics.TeamReport:
+) -> team_metrics.TeamReport:
     """Retention and churn, NPS, CSAT, first-contact resolution, handle time, tasks closed
     on time and playbook effectiveness over the period, plus the last six months."""
-    return metrics.team_report(session, period_days=period_days)
+    return team_metrics.team_report(session, period_days=period_days)

@@ -23,34 +23,25 @@ from api.deps import principal_for_token as token_principal
 from api.errors import ApiError
 from api.routes.tasks import visible_task
 from api.web import TEMPLATES
-from db import metrics
+from api.web.task_forms import field_errors, form_result, task_context
+from db import metrics, team_metrics
 from db.queries import (
     CustomerNotFound,
     assessment_history,
     customer_overview,
-    latest_success_plan,
     task_inbox,
 )
 from lifecycles import LifecycleError, complete_task
-from models.scoring import Quadrant
-from models.tables import Customer, OutboxEmail, TaskRecord
-from models.tasks import Decision, RenewalOutcome, ReviewDecision, TaskCompletion, TaskKind
-from plans import PlanError, load_plan
+from models.tables import Customer, TaskRecord
+from models.tasks import TaskCompletion
 
 router = APIRouter(include_in_schema=False)
 TOO_MANY = ("Too many attempts", "Please wait a minute before trying again.")
 
-GOAL_FIELDS = ("key", "metric", "unit", "baseline", "target", "direction", "target_date")
 PLOT = 190  # the scatter: -1..1 spans 240 ± 190 SVG units, inside a 400-unit plot square
 NEUTRAL_BAND = 0.1  # the default plan's; only shades the chart, scoring has its own
 EXPIRED = ("This form has expired.", "Nothing was saved. Reload the page and try again.")
 MANAGERS_ONLY = ("For managers.", "This page is for success managers and admins.")
-CHOICES = {  # the select boxes of the task forms
-    "quadrants": [q.value for q in Quadrant if q is not Quadrant.unknown],
-    "outcomes": [o.value for o in RenewalOutcome],
-    "decisions": [d.value for d in Decision],
-    "review_decisions": [d.value for d in ReviewDecision],
-}
 
 
 def _now() -> datetime:
@@ -262,98 +253,6 @@ def tasks_page(request: Request, session: SessionDep) -> Response:
     return _page(request, principal, "dash_tasks.html", tasks=tasks, names=names, now=_now())
 
 
-def _task_context(session: Session, task: TaskRecord, settings_dir: Any) -> dict[str, Any]:
-    customer = session.get(Customer, task.customer_id)
-    context: dict[str, Any] = {"task": task, "customer": customer}
-    if task.kind == TaskKind.review_call:  # a field per goal of the current plan
-        plan = latest_success_plan(session, task.customer_id)
-        context["plan_goals"] = plan.goals if plan else []
-    if task.kind == TaskKind.playbook and customer is not None and task.playbook:
-        try:
-            playbook = getattr(load_plan(customer.plan_name, settings_dir).playbooks, task.playbook)
-            context["needs_decision"] = bool(playbook and playbook.requires_decision)
-        except (PlanError, AttributeError):
-            context["needs_decision"] = False
-    if task.kind == TaskKind.email_review and task.email_key:
-        context["email"] = session.exec(
-            select(OutboxEmail).where(OutboxEmail.key == task.email_key)
-        ).first()
-    return context | CHOICES
-
-
-def _lines(value: Any) -> list[str]:
-    return [line.strip() for line in str(value or "").splitlines() if line.strip()]
-
-
-def _result(kind: str, form: dict[str, str], goal_count: int) -> tuple[dict[str, Any], list[int]]:
-    """The kind's result from the form, as the person typed it: numbers and dates stay
-    text, so the lifecycle's own validation names what is wrong. Also returns, for the
-    kickoff, which form fieldset each goal in the result came from (blank ones are left
-    out, and an error path `goals.N` must point back at the right fieldset)."""
-    text = {k: v.strip() for k, v in form.items()}
-    if kind == TaskKind.kickoff:
-        goals, origin = [], []
-        for i in range(goal_count):
-            goal = {f: text.get(f"goals-{i}-{f}", "") for f in GOAL_FIELDS}
-            if any(goal[f] for f in GOAL_FIELDS if f != "direction"):
-                goals.append(goal)
-                origin.append(i)
-        plan = {
-            "intended_use": text.get("intended_use", ""),
-            "success_definition": text.get("success_definition", ""),
-            "goals": goals,
-            "objectives": _lines(form.get("objectives")),
-            "constraints": _lines(form.get("constraints")),
-        }
-        return {
-            "success_plan": plan,
-            "onboarding_complete": "onboarding_complete" in form,
-            "notes": text.get("notes", ""),
-        }, origin
-    if kind == TaskKind.review_call:
-        progress = {
-            k.removeprefix("goal_progress-"): v
-            for k, v in text.items()
-            if k.startswith("goal_progress-") and v
-        }
-        steps = _lines(form.get("next_steps"))
-        return {"notes": text.get("notes", ""), "goal_progress": progress, "next_steps": steps}, []
-    fields = {
-        TaskKind.renewal_checkpoint: ("manager_rating", "notes"),
-        TaskKind.renewal: ("outcome", "reason"),
-        TaskKind.playbook: ("notes", "decision"),
-        TaskKind.email_review: ("decision", "subject", "text"),
-    }[TaskKind(kind)]
-    # An optional field left blank is absent, not an empty (and invalid) value.
-    optional = {"decision", "subject", "text"}
-    return {f: text.get(f, "") for f in fields if text.get(f) or f not in optional}, []
-
-
-def _field_errors(message: str, kind: str, origin: list[int]) -> dict[str, str]:
-    """`result.success_plan.goals.0.target: msg; ...` -> {"goals-0-target": "msg", ...}."""
-    errors: dict[str, str] = {}
-    for part in message.split("; "):
-        path, sep, text = part.partition(": ")
-        parts = path.split(".")
-        if not sep or parts[0] != "result":
-            errors.setdefault("form", part)
-            continue
-        parts = parts[1:]
-        if parts[:1] == ["success_plan"]:
-            parts = parts[1:] or ["goals"]  # plan-level checks are about its goals
-        if not parts:
-            field = "text" if kind == TaskKind.email_review else "form"
-        elif parts[0] == "goals" and len(parts) > 1 and parts[1].isdigit():
-            n = int(parts[1])
-            field = "-".join(["goals", str(origin[n] if n < len(origin) else n), *parts[2:3]])
-        elif parts[0] == "goal_progress" and len(parts) > 1:
-            field = f"goal_progress-{parts[1]}"
-        else:
-            field = parts[0]
-        errors.setdefault(field, text)
-    return errors
-
-
 def _open_task(
     request: Request, session: Session, task_id: str
 ) -> tuple[Principal | None, TaskRecord | Response]:
@@ -374,7 +273,7 @@ def task_page(task_id: str, request: Request, session: SessionDep) -> Response:
     principal, task = _open_task(request, session, task_id)
     if not isinstance(task, TaskRecord):
         return task
-    context = _task_context(session, task, request.app.state.settings.plans_dir)
+    context = task_context(session, task, request.app.state.settings.plans_dir)
     return _page(request, principal, "dash_task.html", form={}, errors={}, goal_count=1, **context)
 
 
@@ -392,14 +291,14 @@ async def submit_task(task_id: str, request: Request, session: SessionDep) -> Re
         goal_count = max(1, min(20, int(form.get("goal_count", "1"))))
     except ValueError:
         goal_count = 1
-    context = _task_context(session, task, request.app.state.settings.plans_dir)
+    context = task_context(session, task, request.app.state.settings.plans_dir)
     context |= {"form": form, "errors": {}, "goal_count": goal_count}
     if form.get("action") == "add_goal":  # one more empty goal fieldset; nothing is sent
         context |= {"goal_count": min(20, goal_count + 1), "focus_goal": goal_count}
         return _page(request, principal, "dash_task.html", **context)
     if task.status != "open":
         return _message(request, principal, 409, "This task is closed already.", "")
-    result, origin = _result(task.kind, form, goal_count)
+    result, origin = form_result(task.kind, form, goal_count)
     try:
         client = await get_client(request)
         await complete_task(
@@ -410,7 +309,7 @@ async def submit_task(task_id: str, request: Request, session: SessionDep) -> Re
             request, principal, error.body.status, "Please try again shortly.", error.body.message
         )
     except LifecycleError as refused:
-        context["errors"] = _field_errors(str(refused), task.kind, origin)
+        context["errors"] = field_errors(str(refused), task.kind, origin)
         return _page(request, principal, "dash_task.html", 422, **context)
     request.session["notice"] = f"Done: {task.title}."
     return RedirectResponse("/app/tasks", status_code=303)
@@ -434,8 +333,8 @@ def renewals_page(request: Request, session: SessionDep, days: int = 180) -> Res
     if not isinstance(principal, Principal):
         return principal
     days = max(1, min(days, 730))
-    months: dict[str, list[metrics.RenewalRow]] = {}
-    for row in metrics.upcoming_renewals(session, days=days):
+    months: dict[str, list[team_metrics.RenewalRow]] = {}
+    for row in team_metrics.upcoming_renewals(session, days=days):
         months.setdefault(row.term_end.strftime("%B %Y"), []).append(row)
     return _page(request, principal, "dash_renewals.html", months=months, days=days)
 
@@ -446,5 +345,5 @@ def team_page(request: Request, session: SessionDep, period_days: int = 90) -> R
     if not isinstance(principal, Principal):
         return principal
     period_days = max(1, min(period_days, 730))
-    report = metrics.team_report(session, period_days=period_days)
+    report = team_metrics.team_report(session, period_days=period_days)
     return _page(request, principal, "dash_team.html", report=report, period_days=period_days)
