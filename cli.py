@@ -42,6 +42,8 @@ tokens_app = typer.Typer(help="API tokens for reps, managers and admins.", no_ar
 emails_app = typer.Typer(help="Email templates.", no_args_is_help=True)
 app.add_typer(plans_app, name="plans")
 app.add_typer(tokens_app, name="tokens")
+db_app = typer.Typer(help="The records database: schema migrations.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
 app.add_typer(emails_app, name="emails")
 out = Console()
 T = TypeVar("T")
@@ -494,6 +496,54 @@ def tokens_revoke(token_id: int) -> None:
     if revoke_token(engine(), token_id) is None:
         fail(f"no token {token_id}")
     out.print(f"Token {token_id} revoked.")
+
+
+def _database() -> tuple[str, str]:
+    """The records URL, and the same with any password masked, for printing."""
+    from sqlalchemy import make_url
+
+    url = settings().resolved_database_url
+    return url, make_url(url).render_as_string(hide_password=True)
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    revision: Annotated[str, typer.Argument(help="target revision")] = "head",
+) -> None:
+    """Apply the schema migrations to the records database (a no-op when up to date)."""
+    from alembic.util import CommandError
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from db import migrate
+
+    url, shown = _database()
+    try:
+        before = migrate.current(url)
+        migrate.upgrade(url, revision)
+        after = migrate.current(url)
+    except (CommandError, SQLAlchemyError) as error:
+        fail(f"{shown}: {str(error).splitlines()[0]}")
+    if before == after:
+        typer.echo(f"{shown}: already at {after}")
+    else:
+        typer.echo(f"{shown}: upgraded from {before or 'an empty database'} to {after}")
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """The records database's schema revision, and the latest this version knows."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from db import migrate
+
+    url, shown = _database()
+    try:
+        revision = migrate.current(url)
+    except SQLAlchemyError as error:
+        fail(f"{shown}: {str(error).splitlines()[0]}")
+    latest = ", ".join(migrate.heads())
+    state = "up to date" if revision == latest else f"latest is {latest}"
+    typer.echo(f"{shown}: at {revision or 'no revision (empty)'} ({state})")
 
 
 @emails_app.command("preview")

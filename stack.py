@@ -16,7 +16,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
 import uvicorn
-from sqlalchemy import Engine
+from sqlalchemy import Engine, make_url
 from temporalio.client import Client
 
 from api.main import create_app
@@ -57,7 +57,7 @@ Tandem is running.
   HTTP API        {site}/docs
   Temporal        {settings.temporal_address} (namespace {settings.temporal_namespace})
   Temporal UI     {ui}
-  Records         {settings.resolved_database_url}
+  Records         {make_url(settings.resolved_database_url).render_as_string(hide_password=True)}
   Outbox          {settings.outbox_dir}/ (emails as .eml files while no SMTP is configured)
 
 Sign up a first customer, from another terminal:

@@ -5,22 +5,38 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import Engine, event
-from sqlmodel import Session, SQLModel, create_engine
+from sqlalchemy import URL, Engine, event, make_url
+from sqlmodel import Session, create_engine
 
 from models import tables  # noqa: F401  (registers the tables on SQLModel.metadata)
 
+# Hosted PostgreSQL services hand out `postgres://` and `postgresql://` URLs; SQLAlchemy
+# would read those as psycopg2 (or refuse `postgres`), and Tandem ships psycopg 3.
+_POSTGRES_SCHEMES = {"postgres", "postgresql"}
 
-def make_engine(url: str) -> Engine:
-    if url.startswith("sqlite"):
-        path = url.removeprefix("sqlite:///")
-        if path and path != ":memory:":
+
+def database_url(url: str | URL) -> URL:
+    """The URL as SQLAlchemy should see it: PostgreSQL always through psycopg 3."""
+    parsed = make_url(url)
+    if parsed.drivername in _POSTGRES_SCHEMES:
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
+def make_engine(url: str | URL) -> Engine:
+    # The URL object goes to create_engine as is: rendering it back to a string would
+    # need care with passwords and percent-escapes.
+    parsed = database_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        path = parsed.database
+        if path and path != ":memory:" and not path.startswith("file:"):
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(parsed, connect_args={"check_same_thread": False, "timeout": 30})
 
         @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(connection, _record) -> None:  # type: ignore[no-untyped-def]
+        def _sqlite_pragmas(connection: Any, _record: Any) -> None:
             # WAL lets the CLI read while the worker writes; foreign keys are off by default.
             cursor = connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
@@ -28,11 +44,34 @@ def make_engine(url: str) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True)
+
+    # The worker runs up to 16 activities at once, each with its own session: the pool
+    # lets them all connect instead of queueing behind SQLAlchemy's default of 5 + 10.
+    engine = create_engine(parsed, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    if parsed.get_backend_name() == "postgresql":
+
+        @event.listens_for(engine, "connect")
+        def _postgres_utc(connection: Any, _record: Any) -> None:
+            # timestamptz values come back in the session's zone; UTC makes them read back
+            # exactly as on SQLite, whatever the server's or the role's default zone is.
+            # Autocommit for the SET, so it is not undone by the pool's first rollback.
+            autocommit = connection.autocommit
+            connection.autocommit = True
+            with connection.cursor() as cursor:
+                cursor.execute("SET TIME ZONE 'UTC'")
+            connection.autocommit = autocommit
+
+    return engine
 
 
 def create_schema(engine: Engine) -> None:
-    SQLModel.metadata.create_all(engine)
+    """Bring the records' schema to the latest migration (a no-op when it is there).
+
+    The name predates the migrations: the worker, the CLI, the API and the tests call it
+    on start, so a new release upgrades the schema the first time it runs."""
+    from db.migrate import upgrade  # db.migrate imports this module
+
+    upgrade(engine)
 
 
 @contextmanager

@@ -4,6 +4,7 @@ assessment reads them. Idempotent by the client's own id, so a resent batch is h
 from __future__ import annotations
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
 from db.engine import session_scope
@@ -13,7 +14,16 @@ from models.tables import SignalRecord
 
 
 def record_signals(engine: Engine, signals: list[SignalIn]) -> int:
-    """Store the signals in one transaction; returns how many were new."""
+    """Store the signals in one transaction; returns how many were new. Two senders of
+    the same client ids at once (a double-clicked survey link): the loser's transaction
+    fails on the unique key and is replayed, finding the winner's rows."""
+    try:
+        return _record(engine, signals)
+    except IntegrityError:
+        return _record(engine, signals)
+
+
+def _record(engine: Engine, signals: list[SignalIn]) -> int:
     added = 0
     with session_scope(engine) as session:
         for signal in signals:

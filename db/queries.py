@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, field_validator
 from sqlalchemy import func, or_
 from sqlmodel import Session, col, select
 
@@ -180,6 +180,12 @@ class CustomerFilters(BaseModel):
     owner: str | None = None
     renewal_before: datetime | None = None
     at_risk: bool | None = None
+
+    @field_validator("renewal_before")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        # A date without a zone means UTC, like every time Tandem stores.
+        return value.replace(tzinfo=UTC) if value and value.tzinfo is None else value
 
 
 def search_customers(

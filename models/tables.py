@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, TypeDecorator, UniqueConstraint
+from sqlalchemy import JSON, Column, DateTime, Index, TypeDecorator, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -43,6 +43,16 @@ def _when(**kwargs: Any) -> Any:
 
 
 class Customer(SQLModel, table=True):
+    # The customer list filters on one of these and pages by id (keyset): with the id in
+    # the index, a filtered page is read in order and the scan stops at the page's end.
+    # (term_end, "renewal due before", is a range: its own index, index=True, serves it.)
+    __table_args__ = (
+        Index("ix_customer_quadrant_id", "quadrant", "id"),
+        Index("ix_customer_phase_id", "phase", "id"),
+        Index("ix_customer_owner_id", "owner", "id"),
+        Index("ix_customer_at_risk_id", "at_risk", "id"),
+    )
+
     id: str = Field(primary_key=True, max_length=64)
     company: str = Field(index=True)
     contact_name: str
@@ -99,6 +109,14 @@ class GoalRecord(SQLModel, table=True):
 
 class TaskRecord(SQLModel, table=True):
     __tablename__ = "task"
+    # Task lists and inboxes: open work soonest due first (due_at, then id), for everyone,
+    # for a role, for an assignee; and one customer's open tasks.
+    __table_args__ = (
+        Index("ix_task_status_due_at_id", "status", "due_at", "id"),
+        Index("ix_task_owner_role_status_due_at_id", "owner_role", "status", "due_at", "id"),
+        Index("ix_task_assignee_status_due_at_id", "assignee", "status", "due_at", "id"),
+        Index("ix_task_customer_id_status", "customer_id", "status"),
+    )
 
     id: str = Field(primary_key=True, max_length=160)
     customer_id: str = Field(foreign_key="customer.id", index=True)
@@ -120,7 +138,11 @@ class TaskRecord(SQLModel, table=True):
 
 class SignalRecord(SQLModel, table=True):
     __tablename__ = "signal"
-    __table_args__ = (UniqueConstraint("customer_id", "client_id"),)
+    __table_args__ = (
+        UniqueConstraint("customer_id", "client_id"),
+        # One customer's signals of a kind over time: goal values, survey answers.
+        Index("ix_signal_customer_id_kind_observed_at", "customer_id", "kind", "observed_at"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     customer_id: str = Field(foreign_key="customer.id", index=True)
@@ -135,7 +157,11 @@ class SignalRecord(SQLModel, table=True):
 
 class AssessmentRecord(SQLModel, table=True):
     __tablename__ = "assessment"
-    __table_args__ = (UniqueConstraint("customer_id", "key"),)
+    __table_args__ = (
+        UniqueConstraint("customer_id", "key"),
+        # The latest assessment and the history: newest first, ties by id.
+        Index("ix_assessment_customer_id_assessed_at_id", "customer_id", "assessed_at", "id"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     customer_id: str = Field(foreign_key="customer.id", index=True)
@@ -151,6 +177,8 @@ class AssessmentRecord(SQLModel, table=True):
 
 class OutboxEmail(SQLModel, table=True):
     __tablename__ = "outbox"
+    # One customer's recent emails, newest first.
+    __table_args__ = (Index("ix_outbox_customer_id_created_at", "customer_id", "created_at"),)
 
     id: int | None = Field(default=None, primary_key=True)
     key: str = Field(unique=True, max_length=240)
@@ -170,7 +198,11 @@ class OutboxEmail(SQLModel, table=True):
 
 class TimelineEvent(SQLModel, table=True):
     __tablename__ = "timeline"
-    __table_args__ = (UniqueConstraint("customer_id", "key"),)
+    __table_args__ = (
+        UniqueConstraint("customer_id", "key"),
+        # One customer's timeline, newest first, ties by id.
+        Index("ix_timeline_customer_id_at_id", "customer_id", "at", "id"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     customer_id: str = Field(foreign_key="customer.id", index=True)

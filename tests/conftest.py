@@ -1,21 +1,25 @@
-"""Shared fixtures: the real time-skipping Temporal test server, a real SQLite records
-file per test, and the real worker with every activity."""
+"""Shared fixtures: the real time-skipping Temporal test server, real records per test
+(a SQLite file, and a fresh schema on the real PostgreSQL), and the real worker with
+every activity."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, create_engine
+from sqlalchemy.pool import NullPool
 from temporalio.client import Client, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
-from db.engine import create_schema, make_engine
+from db.engine import create_schema, database_url, make_engine
 from settings import Settings
 from stack import find_binary
 from worker import build_worker, ensure_search_attributes
@@ -32,13 +36,84 @@ async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
     await env.shutdown()
 
 
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings(var_dir=tmp_path / "var", database_url=None, smtp_host=None, plans_dir=None)
+# -- the records: every test on the `engine` fixture runs on SQLite and on PostgreSQL ----
+
+DATABASES = ["sqlite", "postgresql"]
+# A database the tests may create schemas in (each test its own, dropped after).
+POSTGRES_URL = os.environ.get(
+    "TANDEM_TEST_POSTGRES_URL", "postgresql+psycopg://root@127.0.0.1:5432/test"
+)
+_postgres_checked: list[str | None] = []  # [why it is unusable, or None], once a session
+
+
+def postgres_unavailable() -> str | None:
+    """Why the test PostgreSQL cannot be used, or None; asked once per session, so a
+    missing server costs one connection timeout, not one per test."""
+    if not _postgres_checked:
+        url = database_url(POSTGRES_URL)
+        where = f"{url.host}:{url.port or 5432}"
+        try:
+            probe = create_engine(url, poolclass=NullPool, connect_args={"connect_timeout": 3})
+            try:
+                with probe.connect():
+                    _postgres_checked.append(None)
+            finally:
+                probe.dispose()
+        except Exception as error:  # no driver, no server, no access: not usable here
+            lines = str(error).strip().splitlines() or [type(error).__name__]
+            _postgres_checked.append(f"PostgreSQL not reachable at {where}: {lines[0]}")
+    return _postgres_checked[0]
+
+
+@contextlib.contextmanager
+def postgres_schema() -> Iterator[str]:
+    """A new empty schema on the test PostgreSQL, dropped afterwards. Yields a URL whose
+    connections see only that schema (search_path), so tests and runs never meet.
+
+    Skips the test when PostgreSQL is absent; with TANDEM_TEST_REQUIRE_POSTGRES=1 (CI)
+    that is a failure instead, so a broken service cannot pass as a green build."""
+    reason = postgres_unavailable()
+    if reason is not None:
+        if os.environ.get("TANDEM_TEST_REQUIRE_POSTGRES") == "1":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    name = f"tandem_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(database_url(POSTGRES_URL), poolclass=NullPool)
+    with admin.begin() as connection:
+        connection.exec_driver_sql(f'CREATE SCHEMA "{name}"')
+    url = database_url(POSTGRES_URL).update_query_dict({"options": f"-csearch_path={name}"})
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.begin() as connection:
+            # A connection left open by the test would hold locks: fail, do not hang.
+            connection.exec_driver_sql("SET LOCAL lock_timeout = '10s'")
+            connection.exec_driver_sql(f'DROP SCHEMA "{name}" CASCADE')
+        admin.dispose()
+
+
+def _database(request: pytest.FixtureRequest) -> str:
+    """The database the test's `engine` runs on (SQLite for a test without one)."""
+    callspec = getattr(request.node, "callspec", None)
+    return callspec.params.get("engine", "sqlite") if callspec is not None else "sqlite"
 
 
 @pytest.fixture
-def engine(settings: Settings) -> Iterator[Engine]:
+def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Settings]:
+    """The settings of a test; their database URL is the one the `engine` fixture uses,
+    so code that connects by the settings (the API, the CLI) sees the same records."""
+    values = dict(var_dir=tmp_path / "var", smtp_host=None, plans_dir=None)
+    if _database(request) == "postgresql":
+        with postgres_schema() as url:
+            yield Settings(**values, database_url=url)
+    else:
+        yield Settings(**values, database_url=None)
+
+
+@pytest.fixture(params=DATABASES, ids=DATABASES)
+def engine(request: pytest.FixtureRequest, settings: Settings) -> Iterator[Engine]:
+    """The records, migrated to the latest revision, on SQLite then on PostgreSQL."""
+    assert _database(request) == request.param
     engine = make_engine(settings.resolved_database_url)
     create_schema(engine)
     yield engine
@@ -58,8 +133,19 @@ class Harness:
         """The time-skipping server stops skipping while any workflow has work pending,
         so a test's lifecycles must not outlive its worker."""
         for workflow_id in self.workflow_ids:
+            handle = self.client.get_workflow_handle(workflow_id)
             with contextlib.suppress(RPCError):
-                await self.client.get_workflow_handle(workflow_id).terminate("test over")
+                # Terminating with an activity in flight leaves the test server's clock
+                # locked for every later test: let the activities finish first.
+                quiet = 0
+                for _ in range(200):
+                    raw = (await handle.describe()).raw_description
+                    busy = raw.pending_activities or raw.HasField("pending_workflow_task")
+                    quiet = 0 if busy else quiet + 1
+                    if quiet == 3:
+                        break
+                    await asyncio.sleep(0.02)
+                await handle.terminate("test over")
 
     @property
     def client(self) -> Client:

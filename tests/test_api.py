@@ -216,3 +216,8 @@ async def test_unstorable_input_is_a_422_not_a_500(api: Api) -> None:
         assert response.status_code == 422 and response.json()["error"]["code"] == "invalid"
     else:  # SQLite stores and compares NUL like any other character
         assert response.status_code == 200 and response.json()["items"] == []
+
+
+async def test_renewal_before_without_a_zone_means_utc(api: Api) -> None:
+    response = await api.get("/customers", params={"renewal_before": "2030-01-01T00:00:00"})
+    assert response.status_code == 200 and response.json()["items"] == []

@@ -1,0 +1,1 @@
+"""Alembic revisions of the records' schema; applied by `db.migrate` (see README)."""
