@@ -22,8 +22,11 @@ class Api:
         self.h, self.http = harness, http
         self.settings = http._transport.app.state.settings  # type: ignore[attr-defined]
         self.tokens: dict[str, str] = {}
-        for role, person in (("admin", None), ("manager", "sam@team.test"),
-                             ("rep", "riley@team.test")):
+        for role, person in (
+            ("admin", None),
+            ("manager", "sam@team.test"),
+            ("rep", "riley@team.test"),
+        ):
             _, self.tokens[role] = create_token(harness.engine, role.title(), role, person)
 
     def auth(self, role: str) -> dict[str, str]:
@@ -41,8 +44,11 @@ class Api:
         body = json.dumps(payload).encode()
         stamp = str(int(at if at is not None else time.time()))
         signature = sign_webhook(secret or self.settings.webhook_secret, stamp, body)
-        headers = {TIMESTAMP_HEADER: stamp, SIGNATURE_HEADER: signature,
-                   "Content-Type": "application/json"}
+        headers = {
+            TIMESTAMP_HEADER: stamp,
+            SIGNATURE_HEADER: signature,
+            "Content-Type": "application/json",
+        }
         return await self.http.post("/webhooks/signup", content=body, headers=headers)
 
 

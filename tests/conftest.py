@@ -212,8 +212,9 @@ class Lifecycle:
         for kind, value in values.items():
             for v in value if isinstance(value, list) else [value]:
                 items.append(
-                    SignalIn(customer_id=self.customer_id, kind=SignalKind(kind), value=v,
-                             observed_at=at)
+                    SignalIn(
+                        customer_id=self.customer_id, kind=SignalKind(kind), value=v, observed_at=at
+                    )
                 )
                 at += timedelta(seconds=1)
         record_signals(self.h.engine, items)
@@ -245,6 +246,10 @@ def default_plan() -> PlanTemplate:
 
 @pytest.fixture
 def acme(harness: Harness, default_plan: PlanTemplate) -> Lifecycle:
-    signup = SignUp(company="Acme Analytics", contact_name="Ada Lovelace",
-                    email=f"ada-{uuid.uuid4().hex[:6]}@acme.test", plan="default")
+    signup = SignUp(
+        company="Acme Analytics",
+        contact_name="Ada Lovelace",
+        email=f"ada-{uuid.uuid4().hex[:6]}@acme.test",
+        plan="default",
+    )
     return Lifecycle(harness, signup, default_plan)

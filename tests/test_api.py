@@ -25,8 +25,12 @@ async def api(harness: Harness) -> AsyncIterator[Api]:
 
 def signup_payload(external_id: str | None = None) -> dict:
     external_id = external_id or f"crm-{uuid.uuid4().hex[:8]}"
-    return {"company": "Globex", "contact_name": "Hank", "email": "hank@globex.test",
-            "external_id": external_id}
+    return {
+        "company": "Globex",
+        "contact_name": "Hank",
+        "email": "hank@globex.test",
+        "external_id": external_id,
+    }
 
 
 def rows(harness: Harness, table: type) -> list:
@@ -105,8 +109,13 @@ async def test_signal_batches_validate_and_are_idempotent(api: Api, acme: Lifecy
     await acme.sign_up()
     now = (await acme.now()).isoformat()
     batch = [
-        {"customer_id": acme.customer_id, "kind": "nps", "value": 9, "observed_at": now,
-         "client_id": "s-1"},
+        {
+            "customer_id": acme.customer_id,
+            "kind": "nps",
+            "value": 9,
+            "observed_at": now,
+            "client_id": "s-1",
+        },
         {"customer_id": acme.customer_id, "kind": "csat", "value": 7, "observed_at": now},
     ]
     invalid = await api.post("/signals", json={"signals": batch})
@@ -152,7 +161,8 @@ async def test_expired_survey_link(harness: Harness, acme: Lifecycle, monkeypatc
         real = itsdangerous.timed.time.time
         monkeypatch.setattr(itsdangerous.timed.time, "time", lambda: real() - 30 * 86400)
         url = LinkSigner(api.settings.secret_key, "http://test").survey_links(
-            acme.customer_id, "csat", "old-survey")[4]["url"]
+            acme.customer_id, "csat", "old-survey"
+        )[4]["url"]
         monkeypatch.setattr(itsdangerous.timed.time, "time", real)
         expired = await api.http.get(url.removeprefix("http://test"))
     assert expired.status_code == 410 and "expired" in expired.text
@@ -170,10 +180,13 @@ async def test_customer_writes_their_own_success_plan(api: Api, acme: Lifecycle)
 
     blank = await api.http.post(path, data={"success_definition": " "})
     assert blank.status_code == 422 and "field-error" in blank.text
-    saved = await api.http.post(path, data={
-        "success_definition": "Our reps stop keeping their own spreadsheets",
-        "objectives": "Forecast in an afternoon\n\nOne pipeline",
-    })
+    saved = await api.http.post(
+        path,
+        data={
+            "success_definition": "Our reps stop keeping their own spreadsheets",
+            "objectives": "Forecast in an afternoon\n\nOne pipeline",
+        },
+    )
     assert saved.status_code == 303
     shown = await api.http.get(saved.headers["location"])
     assert "we have recorded it in your words" in shown.text
@@ -192,12 +205,14 @@ async def test_customer_list_filters_and_pages(api: Api, harness: Harness) -> No
         assert (await api.webhook(payload)).status_code == 201
     first = (await api.get("/customers", params={"limit": 2})).json()
     assert [c["id"] for c in first["items"]] == ["list-0", "list-1"]
-    second = (await api.get("/customers", params={"limit": 2, "cursor": first["next_cursor"]}))
+    second = await api.get("/customers", params={"limit": 2, "cursor": first["next_cursor"]})
     assert [c["id"] for c in second.json()["items"]] == ["list-2", "list-3"]
     onboarding = (await api.get("/customers", params={"phase": "onboarding"})).json()["items"]
     assert len(onboarding) == 5
     assert (await api.get("/customers", params={"quadrant": "happy_profitable"})).json() == {
-        "items": [], "next_cursor": None}
+        "items": [],
+        "next_cursor": None,
+    }
     bad = await api.get("/customers", params={"limit": 0})
     assert bad.status_code == 422 and bad.json()["error"]["field"] == "limit"
     assert rows(harness, TaskRecord)  # kickoff tasks were opened for each

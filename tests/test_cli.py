@@ -52,8 +52,20 @@ def test_signup_refuses_bad_input_before_contacting_temporal() -> None:
         app, ["signup", "--company", "  ", "--contact-name", "Ada", "--email", "a@acme.test"]
     )
     assert blank.exit_code == 1 and "company: Value error, must not be blank" in blank.output
-    plan = runner.invoke(app, ["signup", "--company", "A", "--contact-name", "B",
-                               "--email", "a@acme.test", "--plan", "platinum"])
+    plan = runner.invoke(
+        app,
+        [
+            "signup",
+            "--company",
+            "A",
+            "--contact-name",
+            "B",
+            "--email",
+            "a@acme.test",
+            "--plan",
+            "platinum",
+        ],
+    )
     assert plan.exit_code == 1 and "unknown plan 'platinum' (known plans: default)" in plan.output
 
 

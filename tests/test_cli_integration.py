@@ -48,8 +48,12 @@ class Stack:
 
     def start(self) -> None:
         self.process = subprocess.Popen(
-            [TANDEM, "run"], env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            text=True, start_new_session=True,
+            [TANDEM, "run"],
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
         )
         deadline = time.monotonic() + 60
         assert self.process.stdout is not None
@@ -135,8 +139,9 @@ def test_signup_to_kickoff_through_the_cli_and_a_restart(stack: Stack, tmp_path:
     kickoff = tasks[0]["id"]
 
     # Bad input: one clear line, non-zero exit, nothing changed.
-    bad = stack.tandem("signup", "--company", "X", "--contact-name", "Y", "--email", "nope",
-                       ok=False)
+    bad = stack.tandem(
+        "signup", "--company", "X", "--contact-name", "Y", "--email", "nope", ok=False
+    )
     assert bad.returncode == 1 and "email" in bad.stderr
     unknown_plan = stack.tandem(*signup[:-2], "--email", "b@acme.test", "--plan", "gold", ok=False)
     assert unknown_plan.returncode == 1 and "unknown plan 'gold'" in unknown_plan.stderr
@@ -163,8 +168,13 @@ def test_signup_to_kickoff_through_the_cli_and_a_restart(stack: Stack, tmp_path:
 
     # `tandem demo` places a handful of customers across the quadrant at once.
     demo = stack.tandem("demo").stdout
-    for quadrant in ("happy_profitable", "unhappy_profitable", "happy_unprofitable",
-                     "unhappy_unprofitable", "neutral"):
+    for quadrant in (
+        "happy_profitable",
+        "unhappy_profitable",
+        "happy_unprofitable",
+        "unhappy_unprofitable",
+        "neutral",
+    ):
         assert quadrant in demo, demo
     companies = {c["company"]: c for c in json.loads(stack.tandem("customers", "--json").stdout)}
     assert companies["Wayne Media"]["quadrant"] == "neutral" and companies["Wayne Media"]["at_risk"]

@@ -32,8 +32,11 @@ async def test_full_first_year_into_second_term(acme: Lifecycle) -> None:
     status = await acme.status()
     kickoff = acme.task_id("kickoff")
     assert [t.task_id for t in status.open_tasks] == [kickoff]
-    assert {e.template for e in acme.emails()} >= {"tutorial_invite", "kickoff_invite",
-                                                   "task_assigned"}
+    assert {e.template for e in acme.emails()} >= {
+        "tutorial_invite",
+        "kickoff_invite",
+        "task_assigned",
+    }
 
     # The kickoff's result is the customer's own definition of success.
     await acme.complete(kickoff, kickoff_result())
@@ -78,8 +81,10 @@ async def test_full_first_year_into_second_term(acme: Lifecycle) -> None:
     invite = acme.emails("renewal_invite")
     assert len(invite) == 1 and "Every rep logs" in invite[0].text_body
 
-    await acme.complete(renewal, {"kind": "renewal", "outcome": "renewed",
-                                  "reason": "Seven of twelve reps are live"})
+    await acme.complete(
+        renewal,
+        {"kind": "renewal", "outcome": "renewed", "reason": "Seven of twelve reps are live"},
+    )
     await acme.advance(days=100)
     status = await acme.status()
     assert status.term == 2 and status.phase.value == "adopting"

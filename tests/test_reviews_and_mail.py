@@ -27,13 +27,16 @@ async def test_review_call_records_goal_progress_and_revises_the_plan(acme: Life
 
     revised = kickoff_result()["success_plan"]
     revised["success_definition"] = "Every rep and every manager works from the pipeline"
-    await acme.complete(review, {
-        "kind": "review_call",
-        "notes": "EMEA team live",
-        "goal_progress": {"active_reps": 9},
-        "next_steps": ["Train the managers"],
-        "revised_plan": revised,
-    })
+    await acme.complete(
+        review,
+        {
+            "kind": "review_call",
+            "notes": "EMEA team live",
+            "goal_progress": {"active_reps": 9},
+            "next_steps": ["Train the managers"],
+            "revised_plan": revised,
+        },
+    )
     with Session(acme.h.engine) as session:
         assert latest_goal_values(session, acme.customer_id) == {"active_reps": 9}
         plan = latest_success_plan(session, acme.customer_id)
@@ -86,14 +89,22 @@ async def test_mail_server_down_never_blocks_the_lifecycle(
 ) -> None:
     """With SMTP unreachable the lifecycle goes on: tasks open, later steps run; the
     emails wait in the outbox, retried with backoff, and a give-up is on the timeline."""
-    down = Settings(var_dir=tmp_path / "down", smtp_host="127.0.0.1", smtp_port=closed_port(),
-                    smtp_starttls=False)
+    down = Settings(
+        var_dir=tmp_path / "down",
+        smtp_host="127.0.0.1",
+        smtp_port=closed_port(),
+        smtp_starttls=False,
+    )
     queue = f"{harness.task_queue}-down"
     async with build_worker(harness.client, down, harness.engine, task_queue=queue):
         customer = Lifecycle(
             Harness(harness.env, down, harness.engine, queue),
-            SignUp(company="Offline Ltd", contact_name="Olu", plan="default",
-                   email=f"olu-{uuid.uuid4().hex[:6]}@offline.test"),
+            SignUp(
+                company="Offline Ltd",
+                contact_name="Olu",
+                plan="default",
+                email=f"olu-{uuid.uuid4().hex[:6]}@offline.test",
+            ),
             default_plan,
         )
         harness.workflow_ids |= customer.h.workflow_ids
@@ -105,12 +116,16 @@ async def test_mail_server_down_never_blocks_the_lifecycle(
         assert len(customer.emails("tutorial_nudge")) == 1  # the day-3 step ran regardless
         with Session(harness.engine) as session:
             welcome = session.exec(
-                select(OutboxEmail).where(OutboxEmail.key.endswith(":t1:welcome"),
-                                          OutboxEmail.customer_id == customer.customer_id)
+                select(OutboxEmail).where(
+                    OutboxEmail.key.endswith(":t1:welcome"),
+                    OutboxEmail.customer_id == customer.customer_id,
+                )
             ).one()
             failed = session.exec(
-                select(TimelineEvent).where(TimelineEvent.kind == "email_failed",
-                                            TimelineEvent.customer_id == customer.customer_id)
+                select(TimelineEvent).where(
+                    TimelineEvent.kind == "email_failed",
+                    TimelineEvent.customer_id == customer.customer_id,
+                )
             ).all()
         assert welcome.status == "pending" and welcome.attempts > 1
         assert "Connection refused" in (welcome.last_error or "")

@@ -90,9 +90,7 @@ async def test_churn_at_renewal_ends_the_lifecycle(acme: Lifecycle) -> None:
     await acme.advance(days=276)
     renewal = acme.task_id("renewal")
     assert acme.task_row(renewal).status == "open"
-    await acme.complete(
-        renewal, {"kind": "renewal", "outcome": "churned", "reason": "Budget cut"}
-    )
+    await acme.complete(renewal, {"kind": "renewal", "outcome": "churned", "reason": "Budget cut"})
     end = await acme.handle().result()
     assert end.reason == "churned at renewal: Budget cut" and end.terms == 1
     with Session(acme.h.engine) as session:
