@@ -561,6 +561,25 @@ def emails_preview(
     typer.echo(email.html if html else email.text)
 
 
+@app.command("codec-server")
+def codec_server(
+    port: Annotated[int, typer.Option(help="port to listen on")] = 8081,
+    host: Annotated[str, typer.Option(help="keep loopback unless it sits behind auth")] = (
+        "127.0.0.1"
+    ),
+    origin: Annotated[
+        list[str] | None, typer.Option(help="a Temporal UI origin allowed to call it (repeat)")
+    ] = None,
+) -> None:
+    """Decrypt payloads for Temporal's UI when TANDEM_ENCRYPTION_KEYS is set."""
+    from codec import DEFAULT_ORIGINS, EncryptionKeyError, encryption_keys_of, serve
+
+    try:
+        serve(encryption_keys_of(Settings()), host, port, origin or DEFAULT_ORIGINS)
+    except EncryptionKeyError as error:
+        fail(str(error))
+
+
 def main() -> None:
     """The console script. Temporal's client keeps native threads that can crash the
     interpreter's shutdown (temporalio/sdk-python#300, seen here as SIGABRT under load),

@@ -10,10 +10,10 @@ from temporalio.client import (
     WorkflowUpdateFailedError,
 )
 from temporalio.common import WorkflowIDConflictPolicy
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.service import RPCError, RPCStatusCode, TLSConfig
 
+from codec import data_converter
 from models.customer import CustomerProfile, SignUp, workflow_id_for
 from models.lifecycle import (
     CustomerPlanReceipt,
@@ -35,11 +35,31 @@ class LifecycleError(Exception):
     """A refusal or a missing lifecycle, with a message for the person who asked."""
 
 
+def tls_config(settings: Settings) -> TLSConfig | bool:
+    """mTLS with the configured client certificate, plain TLS for an API key or
+    `temporal_tls`, none for the embedded dev server."""
+    if settings.temporal_tls_cert or settings.temporal_tls_key:
+        if not (settings.temporal_tls_cert and settings.temporal_tls_key):
+            raise LifecycleError("TANDEM_TEMPORAL_TLS_CERT and TANDEM_TEMPORAL_TLS_KEY go together")
+        return TLSConfig(
+            client_cert=settings.temporal_tls_cert.read_bytes(),
+            client_private_key=settings.temporal_tls_key.read_bytes(),
+            server_root_ca_cert=(
+                settings.temporal_tls_ca.read_bytes() if settings.temporal_tls_ca else None
+            ),
+        )
+    if settings.temporal_tls_ca:
+        return TLSConfig(server_root_ca_cert=settings.temporal_tls_ca.read_bytes())
+    return settings.temporal_tls or bool(settings.temporal_api_key)
+
+
 async def connect(settings: Settings) -> Client:
     return await Client.connect(
         settings.temporal_address,
         namespace=settings.temporal_namespace,
-        data_converter=pydantic_data_converter,
+        api_key=settings.temporal_api_key,
+        tls=tls_config(settings),
+        data_converter=data_converter(settings),
     )
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated, Any
 
-from pydantic import AliasChoices, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # Good enough for a laptop; `TANDEM_PRODUCTION=true` refuses to start with it.
 DEV_SECRET = "tandem-development-secret-change-me"
@@ -32,6 +34,17 @@ class Settings(BaseSettings):
     temporal_namespace: str = "default"
     task_queue: str = "tandem"
     temporal_ui_port: int = 8233
+    # An existing cluster (Temporal Cloud or your own): mTLS client certificate and key
+    # files, or an API key. Either one turns TLS on.
+    temporal_tls_cert: Path | None = Field(default=None, description="client certificate (PEM)")
+    temporal_tls_key: Path | None = Field(default=None, description="its private key (PEM)")
+    temporal_tls_ca: Path | None = Field(
+        default=None, description="server CA (PEM) when not a public one"
+    )
+    temporal_tls: bool = Field(default=False, description="TLS without a client certificate")
+    temporal_api_key: str | None = Field(default=None, repr=False)
+    # Payload encryption (codec.py): comma-separated or a JSON list; the first encrypts.
+    encryption_keys: Annotated[list[str], NoDecode] = Field(default_factory=list, repr=False)
 
     # Email. Without an SMTP host, mail is kept in the outbox and written as .eml files.
     smtp_host: str | None = None
@@ -62,6 +75,16 @@ class Settings(BaseSettings):
     production: bool = Field(
         default=False, description="refuse default secrets; secure cookies (HTTPS)"
     )
+
+    @field_validator("encryption_keys", mode="before")
+    @classmethod
+    def _key_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = value.strip()
+            if value.startswith("["):
+                return json.loads(value)
+            return [key.strip() for key in value.split(",") if key.strip()]
+        return value
 
     def insecure_defaults(self) -> list[str]:
         """The secrets still at their development defaults."""
