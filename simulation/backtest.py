@@ -1,0 +1,207 @@
+"""`tandem backtest`: what a changed plan's scoring would have said, from the records alone.
+
+Every recorded assessment is scored again with `models.scoring.assess`: the same signals
+(those observed up to its `assessed_at`; the window is the new plan's), the success plan
+in force then, the same plan start, and the new `scoring` settings. No lifecycle is
+touched; nothing is written.
+
+Reported: the accounts whose quadrant at their latest assessment would change, and how
+well "at risk" (an unhappy quadrant or a risk flag, as the records mark it) at the latest
+assessment anticipated the churns that really happened (phase `churned`; a customer who
+churned before any assessment counts as a miss): precision and recall under the recorded
+scoring and under the new one.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlmodel import Session, col, select
+
+from models.plan import ScoringSettings
+from models.scoring import Assessment, PreviousAssessment, Quadrant, assess
+from models.signals import Observation, SignalKind
+from models.success_plan import Goal, SuccessPlan
+from models.tables import AssessmentRecord, Customer, GoalRecord, SignalRecord, SuccessPlanRecord
+
+UNHAPPY = {Quadrant.unhappy_profitable.value, Quadrant.unhappy_unprofitable.value}
+
+
+def at_risk(quadrant: str, risks: list[str]) -> bool:
+    """As the records mark `customer.at_risk`: unhappy whatever the profit, or a risk."""
+    return quadrant in UNHAPPY or bool(risks)
+
+
+@dataclass(frozen=True)
+class Confusion:
+    flagged: int
+    churned: int
+    caught: int  # flagged and churned
+
+    @property
+    def precision(self) -> float | None:
+        return self.caught / self.flagged if self.flagged else None
+
+    @property
+    def recall(self) -> float | None:
+        return self.caught / self.churned if self.churned else None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "flagged": self.flagged,
+            "churned": self.churned,
+            "caught": self.caught,
+            "precision": self.precision,
+            "recall": self.recall,
+        }
+
+
+def confusion(flagged: set[str], churned: set[str]) -> Confusion:
+    return Confusion(flagged=len(flagged), churned=len(churned), caught=len(flagged & churned))
+
+
+@dataclass
+class Rescored:
+    customer_id: str
+    key: str
+    assessed_at: datetime
+    old_quadrant: str
+    old_risks: list[str]
+    old_scores: tuple[float | None, float | None]
+    new: Assessment
+
+    @property
+    def changed(self) -> bool:
+        return self.old_quadrant != self.new.quadrant.value
+
+
+@dataclass
+class _Plan:
+    version: int
+    created_at: datetime
+    plan: SuccessPlan | None  # None for a version without goals (the customer's own words)
+
+
+def _plans(session: Session) -> dict[str, list[_Plan]]:
+    goals: dict[int, list[Goal]] = defaultdict(list)
+    for g in session.exec(select(GoalRecord).order_by(col(GoalRecord.id))):
+        fields = {k: v for k, v in g.model_dump().items() if k in Goal.model_fields}
+        goals[g.plan_id].append(Goal.model_validate(fields))
+    plans: dict[str, list[_Plan]] = defaultdict(list)
+    for record in session.exec(select(SuccessPlanRecord).order_by(col(SuccessPlanRecord.version))):
+        assert record.id is not None
+        manager = getattr(record, "source", "manager") == "manager"
+        plan = None
+        if manager and goals[record.id]:
+            plan = SuccessPlan(
+                intended_use=record.intended_use,
+                success_definition=record.success_definition,
+                objectives=record.objectives,
+                constraints=record.constraints,
+                goals=goals[record.id],
+            )
+        plans[record.customer_id].append(_Plan(record.version, record.created_at, plan))
+    return plans
+
+
+def _in_force(plans: list[_Plan], at: datetime) -> SuccessPlan | None:
+    """The manager's latest version recorded by then, as the assessment activity read it."""
+    recorded = [p for p in plans if p.plan is not None and p.created_at <= at]
+    return max(recorded, key=lambda p: p.version).plan if recorded else None
+
+
+def rescore(engine: Engine, scoring: ScoringSettings) -> list[Rescored]:
+    with Session(engine) as session:
+        signals: dict[str, list[Observation]] = defaultdict(list)
+        for s in session.exec(select(SignalRecord).order_by(col(SignalRecord.observed_at))):
+            signals[s.customer_id].append(
+                Observation(
+                    kind=SignalKind(s.kind),
+                    value=s.value,
+                    observed_at=s.observed_at,
+                    goal_key=s.goal_key,
+                )
+            )
+        plans = _plans(session)
+        records = list(
+            session.exec(
+                select(AssessmentRecord).order_by(
+                    col(AssessmentRecord.customer_id),
+                    col(AssessmentRecord.assessed_at),
+                    col(AssessmentRecord.id),
+                )
+            )
+        )
+    rescored: list[Rescored] = []
+    previous: dict[str, PreviousAssessment] = {}
+    for record in records:
+        customer_plans = plans.get(record.customer_id, [])
+        # The activity takes the first version's date (of any source) as the plan's start.
+        started = customer_plans[0].created_at if customer_plans else None
+        new = assess(
+            [o for o in signals[record.customer_id] if o.observed_at <= record.assessed_at],
+            scoring,
+            record.assessed_at,
+            success_plan=_in_force(customer_plans, record.assessed_at),
+            plan_started=started,
+            previous=previous.get(record.customer_id),
+        )
+        previous[record.customer_id] = PreviousAssessment(quadrant=new.quadrant, level=new.level)
+        rescored.append(
+            Rescored(
+                customer_id=record.customer_id,
+                key=record.key,
+                assessed_at=record.assessed_at,
+                old_quadrant=record.quadrant,
+                old_risks=list(record.detail.get("risks", [])),
+                old_scores=(record.customer_score, record.company_score),
+                new=new,
+            )
+        )
+    return rescored
+
+
+def backtest(engine: Engine, scoring: ScoringSettings) -> dict[str, Any]:
+    rescored = rescore(engine, scoring)
+    with Session(engine) as session:
+        customers = {c.id: c for c in session.exec(select(Customer))}
+    latest: dict[str, Rescored] = {}
+    for r in rescored:  # in assessed_at order: the last one per customer wins
+        latest[r.customer_id] = r
+    # A churn never assessed is still a churn that scoring failed to anticipate.
+    churned = {cid for cid, c in customers.items() if c.phase == "churned"}
+    old_flagged = {cid for cid, r in latest.items() if at_risk(r.old_quadrant, r.old_risks)}
+    new_flagged = {
+        cid
+        for cid, r in latest.items()
+        if at_risk(r.new.quadrant.value, [risk.value for risk in r.new.risks])
+    }
+    changes = [
+        {
+            "customer": cid,
+            "company": customers[cid].company if cid in customers else "",
+            "assessed_at": r.assessed_at.isoformat(),
+            "old": r.old_quadrant,
+            "new": r.new.quadrant.value,
+            "old_scores": list(r.old_scores),
+            "new_scores": [r.new.customer_score, r.new.company_score],
+            "churned": cid in churned,
+        }
+        for cid, r in sorted(latest.items())
+        if r.changed
+    ]
+    return {
+        "assessments": len(rescored),
+        "assessments_changed": sum(r.changed for r in rescored),
+        "accounts": len(latest),
+        "churned": len(churned),
+        "changes": changes,
+        "at_risk": {
+            "old": confusion(old_flagged, churned).as_dict(),
+            "new": confusion(new_flagged, churned).as_dict(),
+        },
+    }

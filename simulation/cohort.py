@@ -1,0 +1,359 @@
+"""A synthetic cohort through the REAL lifecycles on the time-skipping server.
+
+The simulator is the customers (signals, tutorials, cancellations, renewal answers) and
+the success team (every task completed with a typed result, sometimes late). It moves
+time a day at a time with `env.sleep`, so tasks are completed on their own schedule, and
+takes a snapshot of every lifecycle (`status` query) after each monthly check-in.
+
+All of its choices come from generators seeded by (seed, customer, what, when) and are
+keyed to days since the cohort started, never to the wall clock, so one seed gives the
+same cohort, the same choices and the same results.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, time, timedelta
+from typing import Any
+
+from rich.progress import Progress
+from sqlalchemy import Engine
+from sqlmodel import Session, col, select
+from temporalio.service import RPCError
+from temporalio.testing import WorkflowEnvironment
+
+import lifecycles
+from db.ingest import record_signals
+from models.customer import workflow_id_for
+from models.plan import PlanTemplate
+from models.scoring import Quadrant
+from models.signals import SignalIn, SignalKind
+from models.tables import Customer, TaskRecord
+from models.tasks import (
+    Decision,
+    KickoffResult,
+    PlaybookResult,
+    RenewalCheckpointResult,
+    RenewalOutcome,
+    RenewalResult,
+    ReviewCallResult,
+    TaskCompletion,
+)
+from simulation.personas import (
+    Account,
+    drift,
+    goal_value,
+    manager_rating,
+    monthly_signals,
+    renewal_decision,
+    respond_to_playbook,
+    rng_for,
+    success_plan,
+)
+
+DAY = timedelta(days=1)
+MONTH_DAYS = 30  # the default plan's check-in cadence: one snapshot per check-in
+IN_FLIGHT = 20
+WALKAWAY_MONTHS = 2
+
+
+@dataclass
+class Position:
+    quadrant: str
+    customer_score: float | None
+    company_score: float | None
+
+
+@dataclass
+class Snapshot:
+    """After a month's check-in: each live customer's place, and who has left."""
+
+    month: int
+    positions: dict[str, Position]
+    churned: list[str]
+
+
+@dataclass
+class CohortRun:
+    env: WorkflowEnvironment
+    engine: Engine
+    plan: PlanTemplate
+    accounts: list[Account]
+    seed: int
+    months: int
+    task_queue: str
+    progress: Progress | None = None
+    snapshots: list[Snapshot] = field(default_factory=list)
+    day: float = 0.0
+    _start: datetime | None = None
+    _scheduled: dict[str, float] = field(default_factory=dict)
+    _finished: set[str] = field(default_factory=set)
+    _tutorials: dict[tuple[str, str], float] = field(default_factory=dict)
+
+    @property
+    def by_id(self) -> dict[str, Account]:
+        return {a.customer_id: a for a in self.accounts}
+
+    def live(self) -> list[Account]:
+        return [a for a in self.accounts if a.churned_month is None]
+
+    # -- the clock ----------------------------------------------------------------------
+
+    def day_of(self, at: datetime) -> float:
+        assert self._start is not None
+        return (at - self._start) / DAY
+
+    async def advance(self, days: float) -> None:
+        await self.env.sleep(timedelta(days=days))
+        self.day += days
+
+    # -- the run ------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        progress_task = None
+        if self.progress is not None:
+            progress_task = self.progress.add_task(
+                f"{self.plan.label}: signing up", total=self.months * MONTH_DAYS
+            )
+        await self._each(
+            lambda a: lifecycles.sign_up(self.env.client, a.signup, self.plan, self.task_queue),
+            self.accounts,
+        )
+        self._start = await self.env.get_current_time()
+        self._plan_tutorials()
+        # Act at half days: clear of the lifecycles' own steps, which fall on whole days.
+        await self.advance(0.5)
+        try:
+            for month in range(self.months):
+                if self.progress is not None and progress_task is not None:
+                    self.progress.update(
+                        progress_task, description=f"{self.plan.label}: month {month + 1}"
+                    )
+                if month > 0:
+                    for account in self.live():
+                        drift(account, self.seed, month)
+                await self._signals(month)
+                for _ in range(MONTH_DAYS):
+                    await self._tutorials_due()
+                    await self._work()
+                    await self.advance(1)
+                    if self.progress is not None and progress_task is not None:
+                        self.progress.advance(progress_task)
+                await self._snapshot(month + 1)
+                await self._walkaways(month + 1)
+        finally:
+            await self.terminate_all()
+
+    async def _each(self, call: Callable[[Any], Awaitable[Any]], items: Iterable[Any]) -> list[Any]:
+        gate = asyncio.Semaphore(IN_FLIGHT)
+
+        async def one(item: Any) -> Any:
+            async with gate:
+                return await call(item)
+
+        return list(await asyncio.gather(*(one(item) for item in items)))
+
+    async def terminate_all(self) -> None:
+        """The time-skipping server stops skipping while a workflow has work and no
+        worker: no lifecycle may outlive this run's worker."""
+        for account in self.accounts:
+            with contextlib.suppress(RPCError):
+                await self.env.client.get_workflow_handle(
+                    workflow_id_for(account.customer_id)
+                ).terminate("simulation over")
+
+    # -- the customers --------------------------------------------------------------------
+
+    def _plan_tutorials(self) -> None:
+        keys = [t.key for t in self.plan.onboarding.tutorials]
+        for account in self.accounts:
+            rng = rng_for(self.seed, account.key, "tutorials")
+            done = round(account.persona.tutorials * len(keys))
+            for n, key in enumerate(keys[:done]):
+                self._tutorials[(account.customer_id, key)] = 1 + 2 * n + rng.randint(0, 2)
+
+    async def _tutorials_due(self) -> None:
+        due = sorted(k for k, day in self._tutorials.items() if day <= self.day)
+        for customer_id, key in due:
+            del self._tutorials[(customer_id, key)]
+            if self.by_id[customer_id].churned_month is None:
+                await lifecycles.tutorial_completed(self.env.client, customer_id, key)
+
+    async def _signals(self, month: int) -> None:
+        at = await self.env.get_current_time()
+        items: list[SignalIn] = []
+        for account in self.live():
+            figures = monthly_signals(account, self.seed, month, self.day)
+            goals = figures.pop("goals")
+            for n, (kind, value) in enumerate(figures.items()):
+                items.append(
+                    SignalIn(
+                        customer_id=account.customer_id,
+                        kind=SignalKind(kind),
+                        value=value,
+                        observed_at=at + timedelta(seconds=n),
+                        source="simulation",
+                    )
+                )
+            for key, value in goals.items():
+                items.append(
+                    SignalIn(
+                        customer_id=account.customer_id,
+                        kind=SignalKind.goal,
+                        goal_key=key,
+                        value=value,
+                        observed_at=at,
+                        source="simulation",
+                    )
+                )
+        await asyncio.to_thread(record_signals, self.engine, items)
+
+    async def _walkaways(self, month: int) -> None:
+        for account in self.live():
+            if not account.persona.walkaway:
+                continue
+            account.unhappy_months = account.unhappy_months + 1 if account.happiness < -0.3 else 0
+            if account.unhappy_months >= WALKAWAY_MONTHS:
+                account.churned_month = month
+                await lifecycles.cancel(
+                    self.env.client,
+                    account.customer_id,
+                    "Left for a competitor after months of frustration",
+                )
+
+    # -- the success team -------------------------------------------------------------------
+
+    def _open_tasks(self) -> list[TaskRecord]:
+        live = [a.customer_id for a in self.live()]
+        with Session(self.engine) as session:
+            return list(
+                session.exec(
+                    select(TaskRecord)
+                    .where(TaskRecord.status == "open", col(TaskRecord.customer_id).in_(live))
+                    .order_by(col(TaskRecord.id))
+                ).all()
+            )
+
+    @staticmethod
+    def _key(task: TaskRecord, account: Account) -> str:
+        """The task's id with the customer's position for its id: seeds its draws."""
+        return f"{account.key}:{task.id.split(':', 1)[1]}"
+
+    def _when(self, task: TaskRecord, account: Account) -> float:
+        """The day the team gets to it: mostly before the due date, sometimes late enough
+        to be escalated (the plan escalates two days after the due date)."""
+        rng = rng_for(self.seed, self._key(task, account), "when")
+        created, due = round(self.day_of(task.created_at)), round(self.day_of(task.due_at))
+        escalate_days = self.plan.tasks.escalate_after_hours / 24
+        if rng.random() < account.persona.late_share:
+            return due + escalate_days + 1.5
+        return rng.randint(created + 1, max(created + 1, due - 1)) + 0.5
+
+    async def _work(self) -> None:
+        rows = await asyncio.to_thread(self._open_tasks)
+        due: list[tuple[TaskRecord, Account]] = []
+        for row in rows:
+            if row.id in self._finished:
+                continue
+            account = self.by_id[row.customer_id]
+            when = self._scheduled.setdefault(row.id, self._when(row, account))
+            if when <= self.day:
+                due.append((row, account))
+        completions = [(row, account, self._result(row, account)) for row, account in due]
+        await self._each(self._complete, [c for c in completions if c[2] is not None])
+
+    async def _complete(self, item: tuple[TaskRecord, Account, dict[str, Any] | None]) -> None:
+        row, _, result = item
+        assert result is not None
+        completion = TaskCompletion(
+            task_id=row.id, completed_by=f"sim-{row.owner_role}", result=result
+        )
+        with contextlib.suppress(lifecycles.LifecycleError):  # ended meanwhile (a churn)
+            await lifecycles.complete_task(self.env.client, completion)
+        self._finished.add(row.id)
+
+    def _result(self, row: TaskRecord, account: Account) -> dict[str, Any] | None:
+        """The typed result a success team would record, and what it does to the customer."""
+        assert self._start is not None
+        key = self._key(row, account)
+        rng = rng_for(self.seed, key, "result")
+        today = (self._start + timedelta(days=self.day)).date()
+        term_days = self.plan.renewal.term_days
+        if row.kind == "kickoff":
+            account.plan_start_day = self.day
+            plan = success_plan(account, today, term_days)
+            target = datetime.combine(today + timedelta(days=term_days), time(), UTC)
+            account.target_day = self.day_of(target)
+            return KickoffResult.model_validate(
+                {
+                    "success_plan": plan,
+                    "notes": f"Kickoff held with {account.signup.company}",
+                    "onboarding_complete": account.persona.tutorials < 1 and rng.random() < 0.5,
+                }
+            ).model_dump(mode="json")
+        if row.kind == "review_call":
+            measured = {g["key"]: goal_value(g, account, self.day) for g in account.goals}
+            return ReviewCallResult(
+                notes="Progress reviewed against their goals",
+                goal_progress=measured,
+                next_steps=["Train the next team"],
+            ).model_dump(mode="json")
+        if row.kind == "renewal_checkpoint":
+            rating = manager_rating(account, self.seed, key, self.plan.scoring.target_margin)
+            return RenewalCheckpointResult(
+                manager_rating=Quadrant(rating), notes="The manager's own view"
+            ).model_dump(mode="json")
+        if row.kind == "renewal":
+            outcome, reason = renewal_decision(account, self.seed, key)
+            revised = None
+            if outcome is not RenewalOutcome.churned:
+                revised = success_plan(account, today, term_days)
+                account.target_day += term_days
+            return RenewalResult(outcome=outcome, reason=reason, revised_plan=revised).model_dump(
+                mode="json"
+            )
+        if row.kind == "playbook":
+            return self._playbook(row, account, rng.random())
+        if row.kind == "email_review":
+            return {"kind": "email_review", "decision": "approve"}
+        return None  # a kind this simulator does not know: left open
+
+    def _playbook(self, row: TaskRecord, account: Account, draw: float) -> dict[str, Any]:
+        situation = row.playbook or ""
+        playbook = getattr(self.plan.playbooks, situation, None)
+        decision = None
+        if playbook is not None and playbook.requires_decision:
+            keep = account.persona.responds or draw >= 0.7
+            decision = Decision.recover if keep else Decision.let_go
+            account.let_go = account.let_go or decision is Decision.let_go
+        respond_to_playbook(account, situation)
+        return PlaybookResult(
+            notes=f"{situation.replace('_', ' ')}: call held", decision=decision
+        ).model_dump(mode="json")
+
+    # -- what we see ------------------------------------------------------------------------
+
+    async def _snapshot(self, month: int) -> None:
+        with Session(self.engine) as session:
+            ended = {
+                c.id for c in session.exec(select(Customer).where(Customer.phase == "churned"))
+            }
+        for account in self.accounts:
+            if account.customer_id in ended and account.churned_month is None:
+                account.churned_month = month
+        watched = [a for a in self.accounts if a.customer_id not in ended]
+        statuses = await self._each(
+            lambda a: lifecycles.status(self.env.client, a.customer_id), watched
+        )
+        positions = {}
+        for status in statuses:
+            last = status.last_assessment
+            positions[status.customer_id] = Position(
+                quadrant=last.quadrant.value if last else "unknown",
+                customer_score=last.customer_score if last else None,
+                company_score=last.company_score if last else None,
+            )
+        self.snapshots.append(Snapshot(month, positions, sorted(ended)))
