@@ -4,6 +4,7 @@ under two side by side; writes simulation.json and simulation.html."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import sqlite3
 import tempfile
@@ -14,6 +15,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 from temporalio.testing import WorkflowEnvironment
 
 from db.engine import create_schema, make_engine
@@ -25,6 +27,15 @@ from simulation.report import render
 from simulation.results import summarize
 from stack import find_binary
 from worker import build_worker, ensure_search_attributes
+
+
+@functools.cache
+def quiet_runtime() -> Runtime:
+    """The test server does not advertise a capability the SDK's core warns about on
+    every worker start; that warning would only bury the progress bar."""
+    quiet = TelemetryFilter(core_level="ERROR", other_level="ERROR")
+    return Runtime(telemetry=TelemetryConfig(logging=LoggingConfig(filter=quiet)))
+
 
 JSON_NAME = "simulation.json"
 HTML_NAME = "simulation.html"
@@ -38,6 +49,7 @@ async def _server(env: WorkflowEnvironment | None) -> AsyncIterator[WorkflowEnvi
     started = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=find_binary("temporal-test-server"),
         data_converter=pydantic_data_converter,
+        runtime=quiet_runtime(),
     )
     try:
         yield started
