@@ -252,6 +252,11 @@ def show(customer: Annotated[str, typer.Argument(help="customer id or company na
     )
     if c["churn_reason"]:
         out.print(f"Ended: {c['churn_reason']}")
+    if c["unsubscribed_at"]:
+        out.print(
+            f"Unsubscribed from automated email {_when(c['unsubscribed_at'])} "
+            f"({c['unsubscribed_by']}): customer mail is kept back, staff mail still goes"
+        )
     plan = view.success_plan
     out.print("\n[bold]Success plan[/]" + (f" (v{plan['version']})" if plan else ""))
     if plan:
@@ -329,6 +334,22 @@ def signal(
         if added
         else "Already recorded (same --id); nothing changed."
     )
+
+
+@app.command()
+def unsubscribe(
+    customer: Annotated[str, typer.Argument(help="customer id or company name")],
+    undo: Annotated[bool, typer.Option("--undo", help="send them automated email again")] = False,
+    by: Annotated[str, typer.Option(help="who records it")] = os.environ.get("USER", "cli"),
+) -> None:
+    """Stop automated email to a customer who asked (e.g. replied "unsubscribe").
+    Their tasks for the team still open and staff still get notified."""
+    from db.unsubscribe import set_unsubscribed
+
+    customer_id = resolve_customer(customer)
+    changed = set_unsubscribed(engine(), customer_id, not undo, "cli", actor=by)
+    state = "subscribed again" if undo else "unsubscribed"
+    out.print(f"{customer_id}: {state}." if changed else f"{customer_id} was {state} already.")
 
 
 @app.command("tutorial-done")

@@ -1,12 +1,14 @@
-"""Signed links in customer emails: one-click survey answers and the customer's own
-success-plan page. A link carries its claims signed with the secret key and a
-timestamp, so a tampered link is refused and an expired one is recognised."""
+"""Signed links in customer emails: one-click survey answers, the customer's own
+success-plan page, and unsubscribing. A link carries its claims signed with the secret
+key and a timestamp, so a tampered link is refused and an expired one is recognised.
+An unsubscribe link never expires: a years-old email must still let its reader stop
+the mail (and the link only ever turns mail off, or back on)."""
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
-from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from itsdangerous import BadSignature, SignatureExpired, URLSafeSerializer, URLSafeTimedSerializer
 from pydantic import BaseModel, ValidationError
 
 SurveyKind = Literal["nps", "csat"]
@@ -30,10 +32,16 @@ class PlanClaim(BaseModel):
     customer_id: str
 
 
+class UnsubscribeClaim(BaseModel):
+    customer_id: str
+
+
 class LinkSigner:
     def __init__(self, secret: str, public_url: str) -> None:
         self._survey = URLSafeTimedSerializer(secret, salt="tandem.survey")
         self._plan = URLSafeTimedSerializer(secret, salt="tandem.plan")
+        # Untimed: no expiry to check, and a shorter token in the List-Unsubscribe header.
+        self._unsubscribe = URLSafeSerializer(secret, salt="tandem.unsubscribe")
         self.public_url = public_url.rstrip("/")
 
     def survey_links(self, customer_id: str, kind: SurveyKind, survey: str) -> list[dict[str, Any]]:
@@ -49,11 +57,21 @@ class LinkSigner:
         token = self._plan.dumps(PlanClaim(customer_id=customer_id).model_dump())
         return f"{self.public_url}/p/{token}"
 
+    def unsubscribe_link(self, customer_id: str) -> str:
+        token = self._unsubscribe.dumps(UnsubscribeClaim(customer_id=customer_id).model_dump())
+        return f"{self.public_url}/u/{token}"
+
     def read_survey(self, token: str, max_age_days: int) -> SurveyClaim:
         return _read(self._survey, token, max_age_days, SurveyClaim)  # type: ignore[return-value]
 
     def read_plan(self, token: str, max_age_days: int) -> PlanClaim:
         return _read(self._plan, token, max_age_days, PlanClaim)  # type: ignore[return-value]
+
+    def read_unsubscribe(self, token: str) -> UnsubscribeClaim:
+        try:
+            return UnsubscribeClaim.model_validate(self._unsubscribe.loads(token))
+        except (BadSignature, ValidationError):
+            raise LinkError("invalid", "This link is not valid.") from None
 
 
 def _read(

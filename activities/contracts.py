@@ -79,7 +79,10 @@ class EmailReceipt(BaseModel):
     key: str
     subject: str
     to_address: str
-    already_delivered: bool = Field(description="a retried step finds it sent already")
+    already_delivered: bool = Field(
+        description="nothing left to deliver: a retried step finds it sent already, or "
+        "it is kept back because the customer unsubscribed"
+    )
 
 
 class EmailRevision(BaseModel):

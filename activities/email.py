@@ -2,19 +2,19 @@
 
 Composing and delivering are separate activities so the rendered message is stored under
 its idempotency key before any delivery is tried; a retried delivery sends the same
-Message-ID again, so a receiving server can drop the duplicate.
+Message-ID again, so a receiving server can drop the duplicate. Customer mail for a
+customer who unsubscribed is composed but kept back (activities/suppression.py).
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import smtplib
 import ssl
 from datetime import UTC, date, datetime, timedelta
 from email.message import EmailMessage
-from email.utils import format_datetime, parseaddr
+from email.utils import parseaddr
 from functools import lru_cache
 from importlib.resources import files
 from typing import Any
@@ -29,14 +29,13 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.contracts import EmailReceipt, EmailRequest, EmailRevision, Recipient
+from activities.message import build_message, eml_filename
+from activities.message import message_id as message_id  # re-exported: tests read it here
+from activities.suppression import SUPPRESSED, suppress, unsubscribed
 from db.engine import session_scope
 from db.queries import goals_with_progress, latest_assessment, latest_plan_record
 from links import LinkSigner
-from models.tables import (
-    Customer,
-    OutboxEmail,
-    TaskRecord,
-)
+from models.tables import Customer, OutboxEmail, TaskRecord
 from settings import Settings
 
 CUSTOMER_TEMPLATES = [
@@ -158,12 +157,15 @@ def build_context(
 
 
 def _links(customer: Customer, request: EmailRequest, settings: Settings) -> dict[str, Any]:
-    """Signed links for customer mail: their success-plan page, and one-click answers
-    for the check-in's survey (one answer per survey: the email's key)."""
+    """Signed links for customer mail: their success-plan page, unsubscribing, and
+    one-click answers for the check-in's survey (one answer per survey: the email's key)."""
     if request.to is not Recipient.customer:
         return {}
     signer = LinkSigner(settings.secret_key, settings.public_url)
-    links: dict[str, Any] = {"plan": signer.plan_link(customer.id)}
+    links: dict[str, Any] = {
+        "plan": signer.plan_link(customer.id),
+        "unsubscribe": signer.unsubscribe_link(customer.id),
+    }
     if request.template == "checkin_report":
         links["nps"] = signer.survey_links(customer.id, "nps", request.key)
         links["csat"] = signer.survey_links(customer.id, "csat", request.key)
@@ -175,42 +177,16 @@ def _sender(settings: Settings) -> str:
     return name or address
 
 
-def message_id(key: str) -> str:
-    """The same key always gives the same Message-ID, so a resend is recognisable."""
-    return f"<{hashlib.sha256(key.encode()).hexdigest()[:32]}@tandem>"
-
-
-def eml_filename(key: str) -> str:
-    # The hash suffix keeps keys that differ only in unsafe characters apart.
-    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", key)[:180]
-    return f"{safe}-{hashlib.sha256(key.encode()).hexdigest()[:8]}.eml"
-
-
-def build_message(row: OutboxEmail, settings: Settings) -> EmailMessage:
-    message = EmailMessage()
-    message["From"] = settings.mail_from
-    message["To"] = row.to_address
-    message["Subject"] = row.subject
-    # The compose time, not the send time: a resend is then byte-for-byte the same mail.
-    message["Date"] = format_datetime(row.created_at)
-    message["Message-ID"] = message_id(row.key)
-    message["Auto-Submitted"] = "auto-generated"  # RFC 3834: no auto-replies to us
-    if row.template in CUSTOMER_TEMPLATES:
-        address = parseaddr(settings.mail_from)[1]
-        message["List-Unsubscribe"] = f"<mailto:{address}?subject=unsubscribe>"
-    message.set_content(row.text_body)
-    message.add_alternative(row.html_body, subtype="html")
-    return message
-
-
 def _find(session: Session, key: str) -> OutboxEmail | None:
     return session.exec(select(OutboxEmail).where(OutboxEmail.key == key)).first()
 
 
 def _receipt(row: OutboxEmail) -> EmailReceipt:
-    sent = row.status == "sent"
+    # A suppressed email counts as delivered: there is nothing left to deliver, and the
+    # lifecycle then opens no review task for it either.
+    done = row.status in ("sent", SUPPRESSED)
     return EmailReceipt(
-        key=row.key, subject=row.subject, to_address=row.to_address, already_delivered=sent
+        key=row.key, subject=row.subject, to_address=row.to_address, already_delivered=done
     )
 
 
@@ -261,6 +237,8 @@ class EmailActivities:
         try:
             with session_scope(self._engine) as session:
                 session.add(row)
+                if opted_out := unsubscribed(session, row, row.template in CUSTOMER_TEMPLATES):
+                    suppress(session, row, opted_out)
         except IntegrityError:
             # A concurrent attempt stored it first; its row is the one that counts.
             with session_scope(self._engine) as session:
@@ -298,13 +276,21 @@ class EmailActivities:
     def deliver_email(self, key: str) -> None:
         with session_scope(self._engine) as session:
             row = _find(session, key)
-        if row is None:
-            raise ApplicationError(
-                f"no email with key {key!r} in the outbox", type="UnknownEmail", non_retryable=True
-            )
-        if row.status == "sent":
-            return
-        message = build_message(row, self._settings)
+            if row is None:
+                raise ApplicationError(
+                    f"no email with key {key!r} in the outbox",
+                    type="UnknownEmail",
+                    non_retryable=True,
+                )
+            if row.status in ("sent", SUPPRESSED):
+                return
+            # Read now, not at compose time: a held email may wait days for its review,
+            # and a delivery may be retried for days, while the customer opts out.
+            customer_mail = row.template in CUSTOMER_TEMPLATES
+            if opted_out := unsubscribed(session, row, customer_mail):
+                suppress(session, row, opted_out)
+                return
+        message = build_message(row, self._settings, customer_mail)
         try:
             via = self._transmit(message, key)
         except smtplib.SMTPRecipientsRefused as error:
@@ -412,7 +398,10 @@ def sample_context(template: str) -> dict[str, Any]:
 
 def _sample_links(template: str) -> dict[str, Any]:
     signer = LinkSigner("preview-only", "https://tandem.example")
-    links: dict[str, Any] = {"plan": signer.plan_link("acme")}
+    links: dict[str, Any] = {
+        "plan": signer.plan_link("acme"),
+        "unsubscribe": signer.unsubscribe_link("acme"),
+    }
     if template == "checkin_report":
         links["nps"] = signer.survey_links("acme", "nps", "acme:t1:check_in-1")
         links["csat"] = signer.survey_links("acme", "csat", "acme:t1:check_in-1")

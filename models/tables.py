@@ -71,6 +71,10 @@ class Customer(SQLModel, table=True):
     at_risk: bool = Field(default=False, index=True)
     renewal_outcome: str | None = None
     churn_reason: str | None = None
+    # The contact opted out of automated email (their unsubscribe link, or staff acting
+    # on a reply): the email activity reads it at send time, so the lifecycle needs no news.
+    unsubscribed_at: datetime | None = _when(default=None, nullable=True)
+    unsubscribed_by: str | None = None
     created_at: datetime = _when(default_factory=utcnow)
     updated_at: datetime = _when(default_factory=utcnow)
 

@@ -83,12 +83,13 @@ def backtest(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """Re-score recorded assessments under a changed plan's scoring; no lifecycle is touched."""
-    from db.engine import make_engine
+    from db.engine import create_schema, make_engine
     from simulation.backtest import backtest as run_backtest
 
     scoring = _plan(plan).scoring
     engine = make_engine(database_url or Settings().resolved_database_url)
     try:
+        create_schema(engine)  # as every command does: an older records file is migrated
         report = run_backtest(engine, scoring)
     finally:
         engine.dispose()

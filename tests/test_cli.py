@@ -66,7 +66,10 @@ def test_signup_refuses_bad_input_before_contacting_temporal() -> None:
             "platinum",
         ],
     )
-    assert plan.exit_code == 1 and "unknown plan 'platinum' (known plans: default)" in plan.output
+    assert (
+        plan.exit_code == 1
+        and "unknown plan 'platinum' (known plans: default, high_touch)" in plan.output
+    )
 
 
 def test_unreachable_temporal_is_one_clear_line() -> None:

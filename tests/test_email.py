@@ -300,9 +300,13 @@ def check_message(message: EmailMessage, key: str, customer: bool) -> None:
     assert message["From"] == FROM and message["Date"]
     if customer:
         assert message["To"] == "dana@acme.example"
-        assert message["List-Unsubscribe"] == "<mailto:success@tandem.invalid?subject=unsubscribe>"
+        # The one-click link first (RFC 8058), the mailto for programs that only know mail.
+        link, mailto = (part.strip() for part in str(message["List-Unsubscribe"]).split(","))
+        assert link.startswith("<http") and "/u/" in link and link.endswith(">")
+        assert mailto == "<mailto:success@tandem.invalid?subject=unsubscribe>"
+        assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     else:
-        assert message["List-Unsubscribe"] is None
+        assert message["List-Unsubscribe"] is None and message["List-Unsubscribe-Post"] is None
 
 
 def test_deliver_to_files_once(engine: Engine, tmp_path: Path) -> None:

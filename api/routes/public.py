@@ -1,5 +1,5 @@
 """The customer's pages, reached by signed links in their emails: one-click survey
-answers and their own success plan. No login: the signed link is the key."""
+answers, their own success plan, and unsubscribing. No login: the signed link is the key."""
 
 from __future__ import annotations
 
@@ -10,15 +10,20 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
+from sqlalchemy import Engine
+from starlette.concurrency import run_in_threadpool
 
 from api.deps import ClientDep, EngineDep, SessionDep, SettingsDep
 from api.web import TEMPLATES
+from db.engine import session_scope
 from db.ingest import record_signals
 from db.queries import CustomerNotFound, customer_overview
+from db.unsubscribe import set_unsubscribed
 from lifecycles import LifecycleError, edit_success_plan, survey_answered
 from links import SCALES, LinkError, LinkSigner
 from models.signals import SignalIn, SignalKind, SurveyAnswer
 from models.success_plan import CustomerPlanEdit
+from models.tables import Customer
 from settings import Settings
 
 router = APIRouter(tags=["customer pages"])
@@ -206,3 +211,100 @@ async def save_plan(
         return _plan_page(request, view, form, {"form": str(refused)}, False, status=422)
     # Post/redirect/get: a reload does not submit the form twice.
     return RedirectResponse(f"/p/{token}?saved=true", status_code=303)
+
+
+# -- unsubscribing ------------------------------------------------------------------------
+# From the signed link in every customer email's footer and List-Unsubscribe header. GET
+# shows a page and changes nothing: link scanners and previews open links and must not
+# unsubscribe anyone. POST records it: the page's button, or a mail program's RFC 8058
+# one-click request (body `List-Unsubscribe=One-Click`, no cookies, no page). The signed
+# token is the only key, so neither needs a session or a CSRF token. Both are idempotent;
+# a forged token changes nothing.
+
+UNSUBSCRIBE_PAGES = _pages(s400="tampered link", s404="unknown customer")
+
+
+def _unsubscribe_claim(request: Request, token: str, settings: Settings) -> str | HTMLResponse:
+    """The customer id the link is for, or the page that refuses it."""
+    try:
+        return _signer(settings).read_unsubscribe(token).customer_id
+    except LinkError as error:
+        return _message(
+            request,
+            400,
+            str(error),
+            "The link may have been changed on the way. Nothing was changed: please use the "
+            "link in our latest email, or reply to it with “unsubscribe” in the subject.",
+        )
+
+
+def _unsubscribe_page(
+    request: Request, engine: Engine, token: str, customer_id: str, changed: bool
+) -> HTMLResponse:
+    with session_scope(engine) as session:
+        customer = session.get(Customer, customer_id)
+    if customer is None:
+        return _message(request, 404, "We could not find your account.", "Nothing was changed.")
+    since = customer.unsubscribed_at
+    context = {
+        "company": customer.company,
+        "email": customer.email,
+        "unsubscribed": since is not None,
+        "since": f"{since.day} {since:%B %Y}" if since else None,
+        "changed": changed,
+        "unsubscribe_url": f"/u/{token}",
+        "resubscribe_url": f"/u/{token}/resubscribe",
+    }
+    return TEMPLATES.TemplateResponse(request, "unsubscribe_page.html", context)
+
+
+def _set_unsubscribed(
+    request: Request, engine: Engine, token: str, customer_id: str, on: bool, via: str
+) -> HTMLResponse:
+    try:
+        changed = set_unsubscribed(engine, customer_id, on, via)
+    except CustomerNotFound:
+        return _message(request, 404, "We could not find your account.", "Nothing was changed.")
+    return _unsubscribe_page(request, engine, token, customer_id, changed)
+
+
+@router.get("/u/{token}", response_class=HTMLResponse, responses=UNSUBSCRIBE_PAGES)
+def unsubscribe_page(
+    token: str, request: Request, settings: SettingsDep, engine: EngineDep
+) -> HTMLResponse:
+    customer_id = _unsubscribe_claim(request, token, settings)
+    if isinstance(customer_id, HTMLResponse):
+        return customer_id
+    return _unsubscribe_page(request, engine, token, customer_id, changed=False)
+
+
+@router.post("/u/{token}", response_class=HTMLResponse, responses=UNSUBSCRIBE_PAGES)
+async def unsubscribe(
+    token: str, request: Request, settings: SettingsDep, engine: EngineDep
+) -> HTMLResponse:
+    customer_id = _unsubscribe_claim(request, token, settings)
+    if isinstance(customer_id, HTMLResponse):
+        return customer_id
+    form: dict[str, Any] = {}
+    # Any body, or none, is a request to unsubscribe; the form only says how it came.
+    with contextlib.suppress(Exception):
+        form = dict(await request.form())
+    if form.get("via") == "page":
+        via = "unsubscribe page"
+    elif form.get("List-Unsubscribe") == "One-Click":
+        via = "one-click from their mail program"
+    else:
+        via = "unsubscribe link"
+    return await run_in_threadpool(
+        _set_unsubscribed, request, engine, token, customer_id, True, via
+    )
+
+
+@router.post("/u/{token}/resubscribe", response_class=HTMLResponse, responses=UNSUBSCRIBE_PAGES)
+def resubscribe(
+    token: str, request: Request, settings: SettingsDep, engine: EngineDep
+) -> HTMLResponse:
+    customer_id = _unsubscribe_claim(request, token, settings)
+    if isinstance(customer_id, HTMLResponse):
+        return customer_id
+    return _set_unsubscribed(request, engine, token, customer_id, False, "unsubscribe page")

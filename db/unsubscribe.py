@@ -1,0 +1,70 @@
+"""A customer's email opt-out: set by their unsubscribe link (or by staff acting on an
+"unsubscribe" reply), cleared if they opt back in.
+
+A preference, not lifecycle state: it is written here, beside the lifecycle, like
+signal ingestion, and the email activity reads it when it composes and delivers, so a
+running lifecycle needs no news and its history no new commands. Each change is one
+conditional UPDATE, so a double-clicked link (or a mail program's one-click POST racing
+the person's own click) records the change, its audit entry and its timeline line once.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import Engine, update
+from sqlmodel import col
+
+from db.engine import session_scope
+from db.queries import find_customer
+from models.tables import AuditEntry, Customer, TimelineEvent
+
+
+def set_unsubscribed(
+    engine: Engine, customer_id: str, unsubscribed: bool, via: str, actor: str | None = None
+) -> bool:
+    """Opt the customer out of (or back into) automated email; True when this call
+    changed it, False when it was so already. The actor is a person on the team, or
+    None for the customer's own contact (recorded by address). Raises CustomerNotFound."""
+    now = datetime.now(UTC)
+    with session_scope(engine) as session:
+        customer = find_customer(session, customer_id)
+        actor = actor or f"customer:{customer.email}"
+        current = col(Customer.unsubscribed_at)
+        changed = session.exec(
+            update(Customer)
+            .where(col(Customer.id) == customer.id)
+            .where(current.is_(None) if unsubscribed else current.is_not(None))
+            .values(
+                unsubscribed_at=now if unsubscribed else None,
+                unsubscribed_by=actor if unsubscribed else None,
+            )
+        ).rowcount
+        if not changed:
+            return False
+        action = "email.unsubscribed" if unsubscribed else "email.resubscribed"
+        session.add(
+            AuditEntry(
+                at=now,
+                actor=actor,
+                action=action,
+                subject=customer.id,
+                detail={"email": customer.email, "via": via},
+            )
+        )
+        message = (
+            f"Unsubscribed from automated email ({via}, {actor})"
+            if unsubscribed
+            else f"Subscribed to automated email again ({via}, {actor})"
+        )
+        # The conditional update above lets one call only this far: a plain insert.
+        session.add(
+            TimelineEvent(
+                customer_id=customer.id,
+                key=f"{action}:{now.isoformat()}",
+                at=now,
+                kind=action.replace(".", "_"),
+                message=message,
+            )
+        )
+    return True
