@@ -11,10 +11,12 @@ import os
 from pathlib import Path
 
 import pytest
+from temporalio import workflow
 from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
+from tests.changed_lifecycle import PatchedChange, UnpatchedChange
 from tests.conftest import Lifecycle
 from tests.test_lifecycle import GOOD, UNHAPPY_BUT_PROFITABLE, kickoff_result
 from worker import SANDBOX
@@ -23,9 +25,9 @@ from workflows.lifecycle import CustomerLifecycle
 HISTORIES = Path(__file__).parent / "histories"
 
 
-def replayer() -> Replayer:
+def replayer(lifecycle: type = CustomerLifecycle) -> Replayer:
     return Replayer(
-        workflows=[CustomerLifecycle],
+        workflows=[lifecycle],
         data_converter=pydantic_data_converter,
         workflow_runner=SANDBOX,
     )
@@ -70,3 +72,22 @@ async def test_todays_history_replays(acme: Lifecycle) -> None:
 async def test_recorded_histories_replay(path: Path) -> None:
     history = WorkflowHistory.from_json(path.stem, path.read_text())
     await replayer().replay_workflow(history)
+
+
+# -- the check itself is checked: a change that would break running lifecycles fails ----
+
+RECORDED = sorted(HISTORIES.glob("*.json"))[0]
+
+
+async def test_a_change_without_a_patch_is_caught() -> None:
+    """One timer added before the first step, no patch: the recorded history's first
+    command is an activity, the code's is now a timer. Replay refuses it."""
+    history = WorkflowHistory.from_json(RECORDED.stem, RECORDED.read_text())
+    with pytest.raises(workflow.NondeterminismError, match=r"(?i)nondeterminism"):
+        await replayer(UnpatchedChange).replay_workflow(history)
+
+
+async def test_the_same_change_behind_a_patch_replays() -> None:
+    history = WorkflowHistory.from_json(RECORDED.stem, RECORDED.read_text())
+    result = await replayer(PatchedChange).replay_workflow(history)
+    assert result.replay_failure is None
