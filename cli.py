@@ -6,31 +6,23 @@ import asyncio
 import json
 import os
 import sys
-from collections.abc import Coroutine
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import Annotated
 
 import typer
 from pydantic import ValidationError
-from rich.console import Console
 from rich.table import Table
 
-from db.engine import create_schema, make_engine, session_scope
+from commands.admin import codec_server, db_app, emails_app, plans_app, tokens_app
+from commands.common import client, engine, fail, out, resolve_customer, run, settings, when
+from db.engine import session_scope
 from db.ingest import record_signals
-from db.queries import (
-    CustomerNotFound,
-    customer_overview,
-    find_customer,
-    list_customers,
-    list_tasks,
-)
-from lifecycles import LifecycleError
+from db.queries import CustomerNotFound, customer_overview, list_customers, list_tasks
 from models.customer import SignUp
 from models.signals import SignalIn, SignalKind
 from models.tasks import TaskCompletion, TaskKind, describe_validation_error, example_result
-from plans import PlanError, load_plan, plan_files
-from settings import Settings
+from plans import PlanError, load_plan
 from simulation.cli import app as simulation_app
 
 app = typer.Typer(
@@ -38,65 +30,12 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-plans_app = typer.Typer(help="Plan templates (playbooks).", no_args_is_help=True)
-tokens_app = typer.Typer(help="API tokens for reps, managers and admins.", no_args_is_help=True)
-emails_app = typer.Typer(help="Email templates.", no_args_is_help=True)
 app.add_typer(plans_app, name="plans")
 app.add_typer(tokens_app, name="tokens")
-db_app = typer.Typer(help="The records database: schema migrations.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(emails_app, name="emails")
 app.add_typer(simulation_app)  # `tandem simulate` and `tandem backtest`
-out = Console()
-T = TypeVar("T")
-
-
-def fail(message: str) -> NoReturn:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(1)
-
-
-def settings() -> Settings:
-    return Settings()
-
-
-def engine():  # type: ignore[no-untyped-def]
-    db = make_engine(settings().resolved_database_url)
-    create_schema(db)
-    return db
-
-
-def run(coroutine: Coroutine[Any, Any, T]) -> T:
-    """Run one Temporal call; refusals become one-line errors and a non-zero exit."""
-    try:
-        return asyncio.run(coroutine)
-    except LifecycleError as error:
-        fail(str(error))
-
-
-async def _client():  # type: ignore[no-untyped-def]
-    from lifecycles import connect
-
-    config = settings()
-    try:
-        return await connect(config)
-    except RuntimeError as error:  # the SDK's connection failure
-        raise LifecycleError(
-            f"cannot reach Temporal at {config.temporal_address} ({error}): is `make run` running?"
-        ) from None
-
-
-def resolve_customer(ref: str) -> str:
-    with session_scope(engine()) as session:
-        try:
-            return find_customer(session, ref).id
-        except CustomerNotFound as error:
-            fail(str(error))
-
-
-def _when(value: datetime | None) -> str:
-    return value.strftime("%Y-%m-%d %H:%M") if value else "-"
-
+app.command("codec-server")(codec_server)
 
 # -- running ---------------------------------------------------------------------------
 
@@ -156,7 +95,7 @@ def signup(
         fail(str(error))
 
     async def go():  # type: ignore[no-untyped-def]
-        return await sign_up(await _client(), request, template, config.task_queue)
+        return await sign_up(await client(), request, template, config.task_queue)
 
     receipt = run(go())
     if receipt.new:
@@ -184,7 +123,7 @@ def demo(plan: Annotated[str, typer.Option(help="plan template")] = "default") -
         fail(str(error))
 
     async def go():  # type: ignore[no-untyped-def]
-        return await seed_demo(await _client(), engine(), template, config.task_queue)
+        return await seed_demo(await client(), engine(), template, config.task_queue)
 
     out.print("Seeding demo customers through their lifecycles:")
     placed = run(go())
@@ -199,7 +138,7 @@ def reassess(customer: Annotated[str, typer.Argument(help="customer id or compan
     customer_id = resolve_customer(customer)
 
     async def go():  # type: ignore[no-untyped-def]
-        return await reassess_now(await _client(), customer_id)
+        return await reassess_now(await client(), customer_id)
 
     a = run(go())
     out.print(
@@ -254,7 +193,7 @@ def show(customer: Annotated[str, typer.Argument(help="customer id or company na
         out.print(f"Ended: {c['churn_reason']}")
     if c["unsubscribed_at"]:
         out.print(
-            f"Unsubscribed from automated email {_when(c['unsubscribed_at'])} "
+            f"Unsubscribed from automated email {when(c['unsubscribed_at'])} "
             f"({c['unsubscribed_by']}): customer mail is kept back, staff mail still goes"
         )
     plan = view.success_plan
@@ -284,7 +223,7 @@ def show(customer: Annotated[str, typer.Argument(help="customer id or company na
         detail = a["detail"]
         out.print(
             f"  {a['quadrant']} · customer {a['customer_score']} · company "
-            f"{a['company_score']} · level {a['level']} · {_when(a['assessed_at'])}"
+            f"{a['company_score']} · level {a['level']} · {when(a['assessed_at'])}"
         )
         if detail.get("risks"):
             out.print(f"  risks: {', '.join(detail['risks'])}")
@@ -295,14 +234,14 @@ def show(customer: Annotated[str, typer.Argument(help="customer id or company na
     out.print("\n[bold]Open tasks[/]")
     for t in view.open_tasks:
         out.print(
-            f"  {t['id']}  {t['title']} · {t['owner_role']} · due {_when(t['due_at'])}"
+            f"  {t['id']}  {t['title']} · {t['owner_role']} · due {when(t['due_at'])}"
             + (" · ESCALATED" if t["escalated"] else "")
         )
     if not view.open_tasks:
         out.print("  none")
     out.print("\n[bold]Timeline[/] (newest first)")
     for e in view.timeline:
-        out.print(f"  {_when(e['at'])}  {e['message']}")
+        out.print(f"  {when(e['at'])}  {e['message']}")
 
 
 @app.command()
@@ -360,7 +299,7 @@ def tutorial_done(customer: str, tutorial: str) -> None:
     customer_id = resolve_customer(customer)
 
     async def go() -> None:
-        await tutorial_completed(await _client(), customer_id, tutorial)
+        await tutorial_completed(await client(), customer_id, tutorial)
 
     run(go())
     out.print(f"Sent: {customer_id} completed tutorial {tutorial!r}.")
@@ -374,7 +313,7 @@ def cancel(customer: str, reason: Annotated[str, typer.Option(help="why they lea
     customer_id = resolve_customer(customer)
 
     async def go() -> None:
-        await cancel_lifecycle(await _client(), customer_id, reason)
+        await cancel_lifecycle(await client(), customer_id, reason)
 
     run(go())
     out.print(f"Cancellation sent to {customer_id}'s lifecycle.")
@@ -434,7 +373,7 @@ def complete(
     completion = TaskCompletion(task_id=task_id, completed_by=by, result=data)
 
     async def go():  # type: ignore[no-untyped-def]
-        return await complete_task(await _client(), completion)
+        return await complete_task(await client(), completion)
 
     receipt = run(go())
     out.print(f"Completed {receipt.task_id} ({receipt.kind.value}) by {receipt.completed_by}.")
@@ -444,163 +383,6 @@ def complete(
 def result_example(kind: TaskKind) -> None:
     """Print an example result for a task kind, to copy into a file."""
     typer.echo(json.dumps(example_result(kind), indent=2))
-
-
-# -- plans and emails ----------------------------------------------------------------------
-
-
-@plans_app.command("list")
-def plans_list() -> None:
-    """Plan templates by name."""
-    for name, path in plan_files(settings().plans_dir).items():
-        out.print(f"{name}\t{path}")
-
-
-@plans_app.command("validate")
-def plans_validate(file: Path) -> None:
-    """Check a plan file; errors name the field path."""
-    try:
-        plan = load_plan(str(file)) if file.suffix == ".toml" else fail(f"{file}: not a .toml")
-    except PlanError as error:
-        fail(str(error))
-    out.print(f"{file}: valid plan {plan.label} with {len(plan.onboarding.tutorials)} tutorials")
-
-
-@plans_app.command("show")
-def plans_show(name: str) -> None:
-    """A plan template with every default filled in, as JSON."""
-    try:
-        typer.echo(load_plan(name, settings().plans_dir).model_dump_json(indent=2))
-    except PlanError as error:
-        fail(str(error))
-
-
-@tokens_app.command("create")
-def tokens_create(
-    role: Annotated[str, typer.Option(help="rep, manager or admin")],
-    name: Annotated[str, typer.Option(help="who or what uses it")],
-    person: Annotated[str | None, typer.Option(help="the rep's or manager's email")] = None,
-) -> None:
-    """Create an API token; it is shown once and stored only as a hash."""
-    from db.tokens import create_token
-
-    try:
-        row, token = create_token(engine(), name, role, person)
-    except ValueError as error:
-        fail(str(error))
-    out.print(f"Token {row.id} for {row.name} ({row.role}); keep it now, it is not shown again:")
-    typer.echo(token)
-
-
-@tokens_app.command("list")
-def tokens_list() -> None:
-    """Tokens with role, owner and last use (never the token itself)."""
-    from db.tokens import list_tokens
-
-    table = Table("id", "name", "role", "person", "prefix", "last used", "revoked")
-    for t in list_tokens(engine()):
-        table.add_row(
-            str(t.id),
-            t.name,
-            t.role,
-            t.person or "-",
-            t.prefix,
-            _when(t.last_used_at),
-            _when(t.revoked_at) if t.revoked_at else "",
-        )
-    out.print(table)
-
-
-@tokens_app.command("revoke")
-def tokens_revoke(token_id: int) -> None:
-    """Revoke a token at once (its browser sessions end too)."""
-    from db.tokens import revoke_token
-
-    if revoke_token(engine(), token_id) is None:
-        fail(f"no token {token_id}")
-    out.print(f"Token {token_id} revoked.")
-
-
-def _database() -> tuple[str, str]:
-    """The records URL, and the same with any password masked, for printing."""
-    from sqlalchemy import make_url
-
-    url = settings().resolved_database_url
-    return url, make_url(url).render_as_string(hide_password=True)
-
-
-@db_app.command("upgrade")
-def db_upgrade(
-    revision: Annotated[str, typer.Argument(help="target revision")] = "head",
-) -> None:
-    """Apply the schema migrations to the records database (a no-op when up to date)."""
-    from alembic.util import CommandError
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from db import migrate
-
-    url, shown = _database()
-    try:
-        before = migrate.current(url)
-        migrate.upgrade(url, revision)
-        after = migrate.current(url)
-    except (CommandError, SQLAlchemyError) as error:
-        fail(f"{shown}: {str(error).splitlines()[0]}")
-    if before == after:
-        typer.echo(f"{shown}: already at {after}")
-    else:
-        typer.echo(f"{shown}: upgraded from {before or 'an empty database'} to {after}")
-
-
-@db_app.command("current")
-def db_current() -> None:
-    """The records database's schema revision, and the latest this version knows."""
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from db import migrate
-
-    url, shown = _database()
-    try:
-        revision = migrate.current(url)
-    except SQLAlchemyError as error:
-        fail(f"{shown}: {str(error).splitlines()[0]}")
-    latest = ", ".join(migrate.heads())
-    state = "up to date" if revision == latest else f"latest is {latest}"
-    typer.echo(f"{shown}: at {revision or 'no revision (empty)'} ({state})")
-
-
-@emails_app.command("preview")
-def emails_preview(
-    name: str, html: Annotated[bool, typer.Option(help="print the HTML part")] = False
-) -> None:
-    """Render an email template with sample data."""
-    from activities.email import preview
-
-    try:
-        email = preview(name)
-    except (KeyError, ValueError) as error:
-        fail(str(error).strip("'\""))
-    typer.echo(f"Subject: {email.subject}\n")
-    typer.echo(email.html if html else email.text)
-
-
-@app.command("codec-server")
-def codec_server(
-    port: Annotated[int, typer.Option(help="port to listen on")] = 8081,
-    host: Annotated[str, typer.Option(help="keep loopback unless it sits behind auth")] = (
-        "127.0.0.1"
-    ),
-    origin: Annotated[
-        list[str] | None, typer.Option(help="a Temporal UI origin allowed to call it (repeat)")
-    ] = None,
-) -> None:
-    """Decrypt payloads for Temporal's UI when TANDEM_ENCRYPTION_KEYS is set."""
-    from codec import DEFAULT_ORIGINS, EncryptionKeyError, encryption_keys_of, serve
-
-    try:
-        serve(encryption_keys_of(Settings()), host, port, origin or DEFAULT_ORIGINS)
-    except EncryptionKeyError as error:
-        fail(str(error))
 
 
 def main() -> None:

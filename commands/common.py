@@ -1,0 +1,68 @@
+"""What every `tandem` command shares: the console, settings, the records engine, the
+Temporal client and one way to fail (one line on stderr, exit code 1, nothing changed)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from datetime import datetime
+from typing import Any, NoReturn, TypeVar
+
+import typer
+from rich.console import Console
+from sqlalchemy import Engine
+
+from db.engine import create_schema, make_engine, session_scope
+from db.queries import CustomerNotFound, find_customer
+from lifecycles import LifecycleError
+from settings import Settings
+
+out = Console()
+T = TypeVar("T")
+
+
+def fail(message: str) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(1)
+
+
+def settings() -> Settings:
+    return Settings()
+
+
+def engine() -> Engine:
+    db = make_engine(settings().resolved_database_url)
+    create_schema(db)
+    return db
+
+
+def run(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run one Temporal call; refusals become one-line errors and a non-zero exit."""
+    try:
+        return asyncio.run(coroutine)
+    except LifecycleError as error:
+        fail(str(error))
+
+
+async def client():  # type: ignore[no-untyped-def]
+    from lifecycles import connect
+
+    config = settings()
+    try:
+        return await connect(config)
+    except RuntimeError as error:  # the SDK's connection failure
+        raise LifecycleError(
+            f"cannot reach Temporal at {config.temporal_address} ({error}): is `make run` running?"
+        ) from None
+
+
+def resolve_customer(ref: str) -> str:
+    with session_scope(engine()) as session:
+        try:
+            return find_customer(session, ref).id
+        except CustomerNotFound as error:
+            fail(str(error))
+
+
+def when(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M") if value else "-"
