@@ -102,7 +102,8 @@ def backtest(
 def _print_backtest(report: dict[str, Any]) -> None:
     out.print(
         f"{report['assessments']} assessments of {report['accounts']} accounts re-scored; "
-        f"{report['assessments_changed']} would land in another quadrant."
+        f"{report['assessments_changed']} of them would land in another quadrant, "
+        f"the latest one of {len(report['changes'])} account(s)."
     )
     if report["changes"]:
         table = Table(
