@@ -23,8 +23,24 @@ log = logging.getLogger("tandem.worker")
 
 # Pydantic validators in the payloads call these lazily; they are pure, so the sandbox
 # may share them rather than re-import them into every workflow run.
+PURE_LIBRARIES = ("email_validator", "idna")
+# The lifecycle's helpers hold no module-level state (functions, classes whose instances
+# live on the workflow object, constants), so they too are shared rather than compiled
+# and run again for every lifecycle the worker loads (creating a lifecycle's sandbox
+# went from ~15 ms to ~6 ms without bytecode caches, ~7.5 to ~3.7 ms with them). The
+# sandbox still re-imports `workflows.lifecycle`, the workflow's own module, every run.
+SHARED_WORKFLOW_HELPERS = (
+    "workflows.agenda",
+    "workflows.effects",
+    "workflows.onboarding",
+    "workflows.renewal",
+    "workflows.reviews",
+    "workflows.tasks",
+)
 SANDBOX = SandboxedWorkflowRunner(
-    restrictions=SandboxRestrictions.default.with_passthrough_modules("email_validator", "idna")
+    restrictions=SandboxRestrictions.default.with_passthrough_modules(
+        *PURE_LIBRARIES, *SHARED_WORKFLOW_HELPERS
+    )
 )
 
 # Activities are synchronous (SQLAlchemy, smtplib): they run on this many threads.
