@@ -1,7 +1,7 @@
 """`python -m bench` (`make bench`): every benchmark in sequence, each against its
 baseline in the same run; a results table at the end and var/bench/results.json.
 
-    python -m bench --size smoke|default|full [--only signup,idle,simulated_time] ...
+    python -m bench --size smoke|default|full [--only signup,idle,...] ...
 
 Missed targets are reported, not failed: a benchmark measures, it does not judge.
 """
@@ -19,10 +19,10 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from bench import idle, signup, simulated_time
+from bench import api_reads, idle, signup, simulated_time, task_completion
 from bench.common import BenchResult, machine, say
 
-BENCHMARKS = ["signup", "idle", "simulated_time"]
+BENCHMARKS = ["signup", "idle", "simulated_time", "api_reads", "task_completion"]
 SIZES = ["smoke", "default", "full"]
 
 
@@ -55,6 +55,17 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     group = parser.add_argument_group("simulated_time")
     group.add_argument("--years-sequential", type=int)
     group.add_argument("--years-concurrent", type=int)
+    group = parser.add_argument_group("api_reads (needs PostgreSQL: TANDEM_BENCH_POSTGRES_URL)")
+    group.add_argument("--api-customers", type=int)
+    group.add_argument("--api-signals", type=int)
+    group.add_argument("--api-requests", type=int, help="rounds of one request per endpoint")
+    group.add_argument(
+        "--api-proposed-schema",
+        action="store_true",
+        help="create api_reads.PROPOSED_SCHEMA (indexes, statistics) after the load",
+    )
+    group = parser.add_argument_group("task_completion")
+    group.add_argument("--completion-count", type=int)
     args = parser.parse_args(argv)
     unknown = set(args.only.split(",")) - set(BENCHMARKS)
     if unknown:
@@ -86,13 +97,24 @@ async def run_all(args: argparse.Namespace) -> list[BenchResult]:
                 idle.SIZES[args.size], count=args.idle_count, concurrency=args.idle_concurrency
             )
             results.append(await idle.run(**p, persist_server=args.persist_server))
-        else:
+        elif name == "simulated_time":
             p = _pick(
                 simulated_time.SIZES[args.size],
                 sequential=args.years_sequential,
                 concurrent=args.years_concurrent,
             )
             results.append(await simulated_time.run(**p))
+        elif name == "api_reads":
+            p = _pick(
+                api_reads.SIZES[args.size],
+                customers=args.api_customers,
+                signals=args.api_signals,
+                requests=args.api_requests,
+            )
+            results.append(await api_reads.run(**p, proposed_schema=args.api_proposed_schema))
+        else:
+            p = _pick(task_completion.SIZES[args.size], count=args.completion_count)
+            results.append(await task_completion.run(**p))
         say(f"== {name} done in {results[-1].seconds:.0f} s")
     return results
 
@@ -117,7 +139,9 @@ def table(results: list[BenchResult]) -> Table:
         "ratio",
         "target",
         "met",
-        title="Tandem vs a bare Temporal workflow",
+        # The baseline is a bare Temporal workflow, or for api_reads the database's own
+        # EXPLAIN (ANALYZE) time of the same statements.
+        title="Tandem vs its baseline",
     )
     for result in results:
         for m in result.metrics:

@@ -6,9 +6,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import psycopg
+import pytest
+
 from bench import __main__ as bench_main
-from bench import idle, simulated_time
+from bench import api_reads, idle, simulated_time, task_completion
 from bench.common import BenchResult, percentile
+from bench.pgload import ADMIN_URL, libpq_url, postgres_unavailable
 
 
 def measured(result: BenchResult, names: list[str]) -> None:
@@ -61,3 +65,45 @@ async def test_simulated_time_smoke() -> None:
     result = await simulated_time.run(**simulated_time.SIZES["smoke"])
     size = simulated_time.SIZES["smoke"]["concurrent"]
     measured(result, ["customer-year, sequential", f"customer-year, {size} at once"])
+
+
+async def test_api_reads_smoke() -> None:
+    reason = postgres_unavailable()
+    if reason is not None:
+        pytest.skip(reason)
+    size = api_reads.SIZES["smoke"]
+    result = await api_reads.run(**size)
+    names = []
+    for endpoint in api_reads.ENDPOINTS:
+        names += [f"{endpoint} p50", f"{endpoint} p99"]
+    measured(result, [*names, "portfolio p50", "portfolio p95", "portfolio p99"])
+    # Every request answered 200 with a body (the benchmark raises otherwise): four per
+    # round, and the portfolio every `portfolio_every`-th round.
+    rounds = range(size["warmup"], size["warmup"] + size["requests"])
+    portfolio = sum(1 for i in rounds if i % size["portfolio_every"] == 0)
+    assert result.params["responses_200"] == 4 * len(rounds) + portfolio
+    assert sum(m.met is not None for m in result.metrics) == 5  # the targets are judged
+    assert f"{size['customers']:,} customer" in result.notes[0]
+    assert f"{size['signals']:,} signal" in result.notes[0]
+    with psycopg.connect(libpq_url(ADMIN_URL)) as connection:
+        left = connection.execute(
+            "SELECT datname FROM pg_database WHERE datname = %s", [result.params["database"]]
+        ).fetchall()
+    assert left == []  # the benchmark's database is dropped
+
+
+async def test_task_completion_smoke() -> None:
+    size = task_completion.SIZES["smoke"]
+    result = await task_completion.run(**size)
+    measured(
+        result,
+        [
+            "round trip over HTTP p50",
+            "round trip over HTTP p99",
+            "update without HTTP p50",
+            "update without HTTP p99",
+        ],
+    )
+    # Every kickoff of the sign-ups was completed, half over HTTP (200 with the receipt)
+    # and half through the update directly.
+    assert result.params["completed"] == 2 * (size["count"] + size["warmup"])
