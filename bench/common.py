@@ -98,11 +98,8 @@ async def dev_server(workdir: Path, persist: bool = False) -> AsyncIterator[Work
         dev_server_database_filename=str(workdir / "temporal.db") if persist else None,
         dev_server_log_level="error",
     )
-    try:
-        await ensure_search_attributes(env.client, "default")
+    async with _serving(env):
         yield env
-    finally:
-        await env.shutdown()
 
 
 @contextlib.asynccontextmanager
@@ -111,9 +108,16 @@ async def time_skipping_server() -> AsyncIterator[WorkflowEnvironment]:
         test_server_existing_path=find_binary("temporal-test-server"),
         data_converter=pydantic_data_converter,
     )
+    async with _serving(env):
+        yield env
+
+
+@contextlib.asynccontextmanager
+async def _serving(env: WorkflowEnvironment) -> AsyncIterator[None]:
+    """A started server with Tandem's search attributes, shut down however the bench ends."""
     try:
         await ensure_search_attributes(env.client, "default")
-        yield env
+        yield
     finally:
         await env.shutdown()
 
