@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -9,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import URL, Engine, event, make_url
 from sqlmodel import Session, create_engine
+from tenacity import retry, retry_if_exception, stop_after_delay, wait_random
 
 from models import tables  # noqa: F401  (registers the tables on SQLModel.metadata)
 
@@ -25,6 +27,22 @@ def database_url(url: str | URL) -> URL:
     return parsed
 
 
+def _locked(error: BaseException) -> bool:
+    return isinstance(error, sqlite3.OperationalError) and "locked" in str(error)
+
+
+# Connections opening a new file together race to switch it to WAL, and SQLite answers
+# the losers "database is locked" at once instead of waiting on the busy timeout.
+@retry(
+    retry=retry_if_exception(_locked),
+    stop=stop_after_delay(30),
+    wait=wait_random(0.005, 0.05),
+    reraise=True,
+)
+def _use_wal(connection: Any) -> None:
+    connection.execute("PRAGMA journal_mode=WAL")
+
+
 def make_engine(url: str | URL) -> Engine:
     # The URL object goes to create_engine as is: rendering it back to a string would
     # need care with passwords and percent-escapes.
@@ -38,10 +56,8 @@ def make_engine(url: str | URL) -> Engine:
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(connection: Any, _record: Any) -> None:
             # WAL lets the CLI read while the worker writes; foreign keys are off by default.
-            cursor = connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.close()
+            _use_wal(connection)
+            connection.execute("PRAGMA foreign_keys=ON")
 
         return engine
 
