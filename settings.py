@@ -6,6 +6,7 @@ import json
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -91,6 +92,19 @@ class Settings(BaseSettings):
         return [
             name for name in ("secret_key", "webhook_secret") if getattr(self, name) == DEV_SECRET
         ]
+
+    def production_problems(self) -> list[str]:
+        """What production mode refuses to start with. The public URL goes into every
+        customer email's links and the session cookie is HTTPS-only, so it must be
+        https, except on this machine's own loopback (trying the compose stack)."""
+        problems = [
+            f"TANDEM_{name.upper()} is the development default" for name in self.insecure_defaults()
+        ]
+        url = urlsplit(self.public_url)
+        local = url.hostname in {"localhost", "127.0.0.1", "::1"}
+        if url.scheme != "https" and not local:
+            problems.append(f"TANDEM_PUBLIC_URL must be https:// (it is {self.public_url})")
+        return problems
 
     @property
     def resolved_database_url(self) -> str:

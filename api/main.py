@@ -31,9 +31,9 @@ def create_app(
     settings: Settings | None = None, engine: Engine | None = None, client: Client | None = None
 ) -> FastAPI:
     settings = settings or Settings()
-    if settings.production and settings.insecure_defaults():
-        names = ", ".join(f"TANDEM_{n.upper()}" for n in settings.insecure_defaults())
-        raise InsecureSettings(f"refusing to start in production with default secrets: {names}")
+    problems = settings.production_problems() if settings.production else []
+    if problems:
+        raise InsecureSettings("refusing to start in production: " + "; ".join(problems))
     engine = engine or make_engine(settings.resolved_database_url)
 
     @asynccontextmanager
