@@ -9,19 +9,14 @@ customer who unsubscribed is composed but kept back (activities/suppression.py).
 from __future__ import annotations
 
 import os
-import re
 import smtplib
 import ssl
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import parseaddr
-from functools import lru_cache
-from importlib.resources import files
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import escape
-from pydantic import BaseModel
 from sqlalchemy import Engine, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
@@ -29,92 +24,15 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.contracts import EmailReceipt, EmailRequest, EmailRevision, Recipient
-from activities.message import build_message, eml_filename
+from activities.message import build_message, eml_filename, unsubscribe_url
 from activities.message import message_id as message_id  # re-exported: tests read it here
+from activities.rendering import CUSTOMER_TEMPLATES, TEMPLATES, render_email, render_footer
 from activities.suppression import SUPPRESSED, suppress, unsubscribed
 from db.engine import session_scope
 from db.queries import goals_with_progress, latest_assessment, latest_plan_record
 from links import LinkSigner
 from models.tables import Customer, OutboxEmail, TaskRecord
 from settings import Settings
-
-CUSTOMER_TEMPLATES = [
-    "welcome", "tutorial_invite", "tutorial_nudge", "kickoff_invite",
-    "checkin_report", "renewal_invite", "farewell",
-]  # fmt: skip
-STAFF_TEMPLATES = ["task_assigned", "task_reminder", "task_escalation"]
-TEMPLATES: list[str] = CUSTOMER_TEMPLATES + STAFF_TEMPLATES
-
-
-class UnknownTemplateError(KeyError, ValueError):
-    """Both a KeyError and a ValueError, so callers may catch either."""
-
-    def __str__(self) -> str:
-        return str(self.args[0])
-
-
-class RenderedEmail(BaseModel):
-    subject: str
-    text: str
-    html: str
-
-
-def _num(value: float | None) -> str:
-    if value is None:
-        return "n/a"
-    return f"{value:,.2f}".rstrip("0").rstrip(".")
-
-
-def _qty(value: float | None, unit: str = "") -> str:
-    return f"{_num(value)} {unit}" if unit and value is not None else _num(value)
-
-
-def _progress(value: float) -> str:
-    if value >= 1:
-        return f"target reached ({value:.0%})"
-    if value < 0:
-        return "behind the starting point for now"
-    return f"{value:.0%} of the way there"
-
-
-def _day(value: date | datetime | str) -> str:
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    return f"{value.day} {value:%B %Y}"
-
-
-def _when(value: datetime) -> str:
-    value = value.astimezone(UTC)
-    return f"{value:%A} {value.day} {value:%B %Y}, {value:%H:%M} UTC"
-
-
-@lru_cache
-def _environment() -> Environment:
-    env = Environment(
-        loader=FileSystemLoader(str(files("email_templates"))),
-        autoescape=select_autoescape(["html"]),
-        undefined=StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    env.filters.update(num=_num, qty=_qty, progress=_progress, day=_day, when=_when)
-    return env
-
-
-def render_email(template: str, context: dict[str, Any]) -> RenderedEmail:
-    if template not in TEMPLATES:
-        raise UnknownTemplateError(
-            f"unknown email template {template!r}; valid: {', '.join(TEMPLATES)}"
-        )
-    env = _environment()
-    text_template = env.get_template(f"{template}.txt")
-    subject = "".join(text_template.blocks["subject"](text_template.new_context(context)))
-    # One line, whatever the data holds: a newline in a header would be header injection.
-    subject = " ".join(subject.split())
-    full = {**context, "subject": subject}
-    text = re.sub(r"\n{3,}", "\n\n", text_template.render(full)).strip() + "\n"
-    html = env.get_template(f"{template}.html").render(full)
-    return RenderedEmail(subject=subject, text=text, html=html)
 
 
 def build_context(
@@ -264,13 +182,22 @@ class EmailActivities:
                 if revision.subject:
                     row.subject = " ".join(revision.subject.split())
                 if revision.text:
-                    row.text_body = revision.text.strip() + "\n"
-                    # The manager wrote plain text; the HTML part shows it as written.
-                    row.html_body = (
-                        '<div style="font-family:sans-serif;white-space:pre-wrap">'
-                        f"{escape(revision.text.strip())}</div>"
-                    )
+                    self._rewrite(session, row, revision.text.strip())
             session.add(row)
+
+    def _rewrite(self, session: Session, row: OutboxEmail, text: str) -> None:
+        # The manager wrote plain text; the HTML part shows it as written. Customer mail
+        # keeps its footer: the unsubscribe link must not depend on who wrote the words.
+        row.text_body, row.html_body = (
+            text + "\n",
+            (f'<div style="font-family:sans-serif;white-space:pre-wrap">{escape(text)}</div>'),
+        )
+        customer = session.get(Customer, row.customer_id)
+        if row.template in CUSTOMER_TEMPLATES and customer is not None:
+            links = {"unsubscribe": unsubscribe_url(customer.id, self._settings)}
+            text_footer, html_footer = render_footer(customer.model_dump(), links)
+            row.text_body += "\n" + text_footer
+            row.html_body += "\n" + html_footer
 
     @activity.defn(name="deliver_email")
     def deliver_email(self, key: str) -> None:
@@ -338,76 +265,3 @@ class EmailActivities:
                 .where(col(OutboxEmail.key) == key)
                 .values(attempts=OutboxEmail.attempts + 1, **values)
             )
-
-
-def sample_context(template: str) -> dict[str, Any]:
-    """Realistic data for `preview`, with the extra context each lifecycle step passes."""
-    now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
-    tutorials = [
-        {"key": "pipeline", "title": "Build your first sales pipeline",
-         "url": "https://help.example.com/tutorials/pipeline"},
-        {"key": "reports", "title": "Weekly reports for your managers",
-         "url": "https://help.example.com/tutorials/reports"},
-    ]  # fmt: skip
-    goals = [
-        {"key": "active_reps", "metric": "Sales reps active every week", "unit": "reps",
-         "baseline": 12.0, "target": 40.0, "direction": "increase",
-         "target_date": (now + timedelta(days=120)).date().isoformat(), "current": 26.0,
-         "progress": 0.5},
-        {"key": "forecast_hours", "metric": "Time to build the monthly forecast", "unit": "h",
-         "baseline": 16.0, "target": 4.0, "direction": "decrease",
-         "target_date": (now + timedelta(days=90)).date().isoformat(), "current": None,
-         "progress": None},
-    ]  # fmt: skip
-    extras: dict[str, dict[str, Any]] = {
-        "welcome": {"tutorials": tutorials},
-        "tutorial_invite": {"tutorials": tutorials},
-        "tutorial_nudge": {"tutorials": tutorials[1:]},
-        "kickoff_invite": {"task_id": "acme:kickoff"},
-        "renewal_invite": {"term_end": (now + timedelta(days=60)).date().isoformat()},
-        "farewell": {"reason": "budget cut"},
-        "task_assigned": {"task_id": "acme:kickoff"},
-        "task_reminder": {"task_id": "acme:kickoff"},
-        "task_escalation": {"task_id": "acme:kickoff", "reason": "The task is overdue."},
-    }
-    extra = extras.get(template, {})
-    return {
-        **extra,
-        "customer": {"id": "acme", "company": "Acme Analytics", "contact_name": "Dana Reyes",
-                     "email": "dana@acme.example", "owner": "sam@tandem.invalid"},
-        "success_plan": {
-            "intended_use": "Run the whole sales team's pipeline and forecasting in one place",
-            "success_definition": "Every rep works from the pipeline, and the monthly "
-            "forecast takes an afternoon instead of two days",
-            "objectives": ["Retire the spreadsheet forecast"],
-            "constraints": ["Roll out region by region, EMEA first"], "version": 1,
-        },
-        "goals": goals,
-        "links": {} if template not in CUSTOMER_TEMPLATES else _sample_links(template),
-        "assessment": {"quadrant": "happy_unprofitable", "level": 0.21, "customer_score": 0.46,
-                       "company_score": -0.04, "trend": 0.08,
-                       "assessed_at": now - timedelta(days=2)},
-        "task": None if "task_id" not in extra else {
-            "id": "acme:kickoff", "title": "Kickoff call with Acme Analytics",
-            "kind": "kickoff", "owner_role": "manager", "assignee": None,
-            "due_at": now + timedelta(days=5), "escalated": template == "task_escalation",
-        },
-        "sender": "Tandem Success Team",
-    }  # fmt: skip
-
-
-def _sample_links(template: str) -> dict[str, Any]:
-    signer = LinkSigner("preview-only", "https://tandem.example")
-    links: dict[str, Any] = {
-        "plan": signer.plan_link("acme"),
-        "unsubscribe": signer.unsubscribe_link("acme"),
-    }
-    if template == "checkin_report":
-        links["nps"] = signer.survey_links("acme", "nps", "acme:t1:check_in-1")
-        links["csat"] = signer.survey_links("acme", "csat", "acme:t1:check_in-1")
-    return links
-
-
-def preview(name: str) -> RenderedEmail:
-    """Render a template with sample data, to see it without a customer or a database."""
-    return render_email(name, sample_context(name))

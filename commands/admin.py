@@ -143,7 +143,7 @@ def emails_preview(
     name: str, html: Annotated[bool, typer.Option(help="print the HTML part")] = False
 ) -> None:
     """Render an email template with sample data."""
-    from activities.email import preview
+    from activities.rendering import preview
 
     try:
         email = preview(name)

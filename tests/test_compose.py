@@ -383,7 +383,7 @@ FIRST_START = textwrap.dedent(
     from pathlib import Path
 
     from api.main import create_app
-    from activities.email import preview
+    from activities.rendering import preview
     from db.engine import create_schema, make_engine
     from plans import load_plan
     from settings import Settings

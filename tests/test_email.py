@@ -23,13 +23,11 @@ from sqlmodel import select
 from temporalio.exceptions import ApplicationError
 
 from activities.contracts import EmailRequest, Recipient
-from activities.email import (
+from activities.email import EmailActivities, build_context, message_id
+from activities.rendering import (
     CUSTOMER_TEMPLATES,
     STAFF_TEMPLATES,
     TEMPLATES,
-    EmailActivities,
-    build_context,
-    message_id,
     preview,
     render_email,
     sample_context,

@@ -17,7 +17,7 @@ def production(**values: object) -> Settings:
 
 def test_default_secrets_are_refused(engine: Engine) -> None:
     settings = production(public_url="https://success.example.com")
-    with pytest.raises(InsecureSettings, match="TANDEM_SECRET_KEY.*TANDEM_WEBHOOK_SECRET"):
+    with pytest.raises(InsecureSettings, match=r"TANDEM_SECRET_KEY.*TANDEM_WEBHOOK_SECRET"):
         create_app(settings, engine)
 
 
