@@ -104,7 +104,7 @@ async def complete_task(client: Client, completion: TaskCompletion) -> TaskRecei
     customer_id = customer_of_task(completion.task_id)
     try:
         return await _handle(client, customer_id).execute_update(
-            CustomerLifecycle.complete_task, completion
+            CustomerLifecycle.complete_task, completion, id=completion.update_id()
         )
     except (WorkflowUpdateFailedError, RPCError) as error:
         raise await _explain(customer_id, error) from None

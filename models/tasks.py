@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
@@ -152,6 +154,12 @@ class TaskCompletion(BaseModel):
     task_id: str = Field(min_length=1)
     completed_by: str = Field(default="unknown", min_length=1)
     result: dict[str, Any]
+
+    def update_id(self) -> str:
+        """The same completion always gets the same update id: sent again after a
+        timeout, it finds the first one's receipt instead of being refused as done."""
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        return f"complete:{self.task_id}:{hashlib.sha256(canonical.encode()).hexdigest()[:16]}"
 
 
 class TaskReceipt(BaseModel):

@@ -66,9 +66,12 @@ async def test_invalid_completions_are_refused_and_write_nothing(acme: Lifecycle
     assert "task_completed" not in kinds
     assert acme.task_row(kickoff).status == "open"
 
-    await acme.complete(kickoff, kickoff_result())
+    receipt = await acme.complete(kickoff, kickoff_result())
+    # Sent again as it was (a client that timed out and retries): the first receipt.
+    assert await acme.complete(kickoff, kickoff_result()) == receipt
+    # Anything else is a second completion of a task that is done.
     with pytest.raises(LifecycleError, match="is not open"):
-        await acme.complete(kickoff, kickoff_result())
+        await acme.complete(kickoff, {**kickoff_result(), "notes": "a second opinion"})
 
 
 async def test_unknown_customer_is_a_clear_error(acme: Lifecycle) -> None:
