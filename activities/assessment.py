@@ -66,23 +66,22 @@ class AssessmentActivities:
                 plan_started=first_plan,
                 previous=request.previous,
             )
-            session.add(
-                AssessmentRecord(
-                    customer_id=request.customer_id,
-                    key=request.key,
-                    assessed_at=assessment.assessed_at,
-                    customer_score=assessment.customer_score,
-                    company_score=assessment.company_score,
-                    quadrant=assessment.quadrant.value,
-                    level=assessment.level,
-                    trend=assessment.trend,
-                    detail=assessment.model_dump(mode="json"),
-                )
+            record = AssessmentRecord(
+                customer_id=request.customer_id,
+                key=request.key,
+                assessed_at=assessment.assessed_at,
+                customer_score=assessment.customer_score,
+                company_score=assessment.company_score,
+                quadrant=assessment.quadrant.value,
+                level=assessment.level,
+                trend=assessment.trend,
+                detail=assessment.model_dump(mode="json"),
             )
+            session.add(record)
             customer = session.get(Customer, request.customer_id)
             if customer is not None:
-                customer.quadrant, customer.level = assessment.quadrant.value, assessment.level
-                # Unhappy customers are a flight risk whatever they are worth to us (000).
-                customer.at_risk = bool(assessment.risks) or assessment.quadrant in _UNHAPPY
+                if customer.stand(record):
+                    # Unhappy customers are a flight risk whatever they are worth to us (000).
+                    customer.at_risk = bool(assessment.risks) or assessment.quadrant in _UNHAPPY
                 session.add(customer)
             return assessment

@@ -59,11 +59,6 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     group.add_argument("--api-customers", type=int)
     group.add_argument("--api-signals", type=int)
     group.add_argument("--api-requests", type=int, help="rounds of one request per endpoint")
-    group.add_argument(
-        "--api-proposed-schema",
-        action="store_true",
-        help="create api_reads.PROPOSED_SCHEMA (indexes, statistics) after the load",
-    )
     group = parser.add_argument_group("task_completion")
     group.add_argument("--completion-count", type=int)
     args = parser.parse_args(argv)
@@ -111,7 +106,7 @@ async def run_all(args: argparse.Namespace) -> list[BenchResult]:
                 signals=args.api_signals,
                 requests=args.api_requests,
             )
-            results.append(await api_reads.run(**p, proposed_schema=args.api_proposed_schema))
+            results.append(await api_reads.run(**p))
         else:
             p = _pick(task_completion.SIZES[args.size], count=args.completion_count)
             results.append(await task_completion.run(**p))

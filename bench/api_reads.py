@@ -19,9 +19,6 @@ lookup included) is run again under EXPLAIN (ANALYZE), and its planning plus exe
 time summed per request, for `explain` sampled requests of each endpoint.
 Targets: p99 < 50 ms for the customer page, the inbox and the filtered list; portfolio
 p95 < 200 ms.
-
-`proposed_schema` (`--api-proposed-schema`) creates PROPOSED_SCHEMA after the load:
-indexes and statistics not in the migrations yet, measured here before anyone adds them.
 """
 
 from __future__ import annotations
@@ -34,7 +31,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-import psycopg
 from sqlalchemy import Engine, event, make_url
 from sqlmodel import Session
 
@@ -42,7 +38,7 @@ from api.deps import Principal, principal_for_token
 from api.routes import customers, portfolio, tasks
 from bench.apiproc import api_process
 from bench.common import PROJECT_ROOT, BenchResult, Metric, percentile, say, workdir
-from bench.pgload import OWNERS, REPS, bench_database, libpq_url, load
+from bench.pgload import OWNERS, REPS, bench_database, load
 from db.engine import make_engine
 from db.queries import CustomerFilters
 from db.tokens import create_token
@@ -66,19 +62,6 @@ PORTFOLIO = "portfolio"
 TARGET_P99_MS = 50.0
 TARGET_PORTFOLIO_P95_MS = 200.0
 REP_TOKENS = 8
-PROPOSED_SCHEMA = (
-    # The portfolio's movement: each customer's latest assessment before the period,
-    # read from the index alone instead of the heap.
-    "CREATE INDEX ix_assessment_customer_id_assessed_at_id_cover ON assessment "
-    "(customer_id, assessed_at, id) INCLUDE (quadrant, level)",
-    # The scatter's revenue in the period: one kind's recent rows, from the index alone.
-    "CREATE INDEX ix_signal_kind_observed_at ON signal (kind, observed_at) "
-    "INCLUDE (customer_id, value)",
-    # A rep's inbox: unassigned tasks are nearly all open ones, which PostgreSQL cannot
-    # guess from each column alone; it then expects a few and fetches and sorts them all.
-    "CREATE STATISTICS st_task_assignee_status_owner_role (mcv) "
-    "ON assignee, status, owner_role FROM task",
-)
 Read = Callable[[Session], object]
 
 
@@ -215,14 +198,6 @@ def _explain(engine: Engine, calls: list[Call]) -> list[Explained]:
     return explained
 
 
-def _create(url: str, statements: tuple[str, ...]) -> None:
-    with psycopg.connect(libpq_url(url), autocommit=True) as connection:
-        for statement in statements:
-            say(f"api_reads: {statement}")
-            connection.execute(statement)
-        connection.execute("VACUUM ANALYZE")
-
-
 async def run(
     customers: int,
     signals: int,
@@ -230,7 +205,6 @@ async def run(
     warmup: int,
     portfolio_every: int,
     explain: int,
-    proposed_schema: bool = False,
 ) -> BenchResult:
     result = BenchResult(
         "api_reads",
@@ -241,7 +215,6 @@ async def run(
             "portfolio_every": portfolio_every,
             "explain": explain,
             "records": "postgresql",
-            "proposed_schema": proposed_schema,
         },
     )
     started = time.perf_counter()
@@ -249,8 +222,6 @@ async def run(
     with workdir("api") as tmp, bench_database("api") as url:
         result.params["database"] = make_url(url).database
         book = load(url, customers, signals)
-        if proposed_schema:
-            _create(url, PROPOSED_SCHEMA)
         result.notes.append(
             "loaded " + ", ".join(f"{n:,} {t}" for t, n in book.rows.items()) + f" in "
             f"{book.seconds:.0f} s"

@@ -230,6 +230,27 @@ TASK_COLUMNS = (
 )  # fmt: skip
 
 
+# Each customer's latest two assessments onto its row, as the assessment activity keeps
+# them (`Customer.stand`).
+STANDING = """
+WITH ranked AS (
+    SELECT customer_id, assessed_at, quadrant, level, customer_score, company_score,
+        row_number() OVER (
+            PARTITION BY customer_id ORDER BY assessed_at DESC, id DESC) AS rank
+    FROM assessment
+)
+UPDATE customer SET customer_score = latest.customer_score,
+    company_score = latest.company_score, assessed_at = latest.assessed_at,
+    previous_quadrant = earlier.quadrant, previous_level = earlier.level,
+    previous_customer_score = earlier.customer_score,
+    previous_company_score = earlier.company_score,
+    previous_assessed_at = earlier.assessed_at
+FROM ranked latest LEFT JOIN ranked earlier
+    ON earlier.customer_id = latest.customer_id AND earlier.rank = 2
+WHERE latest.rank = 1 AND latest.customer_id = customer.id
+"""
+
+
 def _tasks(
     book: list[dict[str, Any]], rng: random.Random, now: datetime
 ) -> Iterator[tuple[Any, ...]]:
@@ -370,6 +391,7 @@ def load(url: str, customers: int, signals: int, seed: int = 7) -> Book:
         writer.copy("signal", COLUMNS["signal"].split(), signal_rows)
         assessments = _in_time_order(_assessments(book, rng, now), 2)
         writer.copy("assessment", COLUMNS["assessment"].split(), assessments)
+        connection.execute(STANDING)
         writer.copy("task", TASK_COLUMNS, _tasks(book, rng, now))
         events = _in_time_order(_timeline(book, rng, now), 2)
         writer.copy("timeline", COLUMNS["timeline"].split(), events)

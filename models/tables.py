@@ -66,8 +66,21 @@ class Customer(SQLModel, table=True):
     term_start: datetime = _when()
     term_end: datetime = _when(index=True)
     onboarded: bool = False
+    # Where the account stands: its latest assessment's quadrant, level and scores, and
+    # when; and the assessment before that. The portfolio reads movement over a period,
+    # the scatter and the risk list from this row instead of searching each customer's
+    # assessment history (written by `stand`, from the assessment activity).
     quadrant: str = Field(default="unknown", index=True)
     level: float | None = None
+    customer_score: float | None = None
+    company_score: float | None = None
+    assessed_at: datetime | None = _when(default=None, nullable=True)
+    previous_quadrant: str | None = None
+    previous_level: float | None = None
+    previous_customer_score: float | None = None
+    previous_company_score: float | None = None
+    # Indexed: the few accounts assessed twice within a period are found without a scan.
+    previous_assessed_at: datetime | None = _when(default=None, nullable=True, index=True)
     at_risk: bool = Field(default=False, index=True)
     renewal_outcome: str | None = None
     churn_reason: str | None = None
@@ -77,6 +90,36 @@ class Customer(SQLModel, table=True):
     unsubscribed_by: str | None = None
     created_at: datetime = _when(default_factory=utcnow)
     updated_at: datetime = _when(default_factory=utcnow)
+
+    def stand(self, assessment: AssessmentRecord) -> bool:
+        """Take in an assessment: the row keeps the latest two, newest first, whatever
+        order a reassessment and a check-in are recorded in. True if it is the latest."""
+        a = assessment
+        standing = (a.quadrant, a.level, a.customer_score, a.company_score, a.assessed_at)
+        latest = self.assessed_at
+        if latest is not None and a.assessed_at < latest:
+            if self.previous_assessed_at is None or a.assessed_at > self.previous_assessed_at:
+                self._set_previous(*standing)
+            return False
+        if latest is not None:
+            self._set_previous(
+                self.quadrant, self.level, self.customer_score, self.company_score, latest
+            )
+        self.quadrant, self.level, self.customer_score, self.company_score = standing[:4]
+        self.assessed_at = a.assessed_at
+        return True
+
+    def _set_previous(
+        self,
+        quadrant: str,
+        level: float | None,
+        customer_score: float | None,
+        company_score: float | None,
+        assessed_at: datetime,
+    ) -> None:
+        self.previous_quadrant, self.previous_level = quadrant, level
+        self.previous_customer_score, self.previous_company_score = customer_score, company_score
+        self.previous_assessed_at = assessed_at
 
 
 class SuccessPlanRecord(SQLModel, table=True):
@@ -146,6 +189,14 @@ class SignalRecord(SQLModel, table=True):
         UniqueConstraint("customer_id", "client_id"),
         # One customer's signals of a kind over time: goal values, survey answers.
         Index("ix_signal_customer_id_kind_observed_at", "customer_id", "kind", "observed_at"),
+        # The portfolio's revenue in a period: one kind's recent rows, read from the
+        # index alone on PostgreSQL (which carries the summed columns along).
+        Index(
+            "ix_signal_kind_observed_at",
+            "kind",
+            "observed_at",
+            postgresql_include=["customer_id", "value"],
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)

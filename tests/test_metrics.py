@@ -76,18 +76,20 @@ class Book:
         **detail: Any,
     ) -> None:
         self.n += 1
-        self.s.add(
-            AssessmentRecord(
-                customer_id=cid,
-                key=f"a{self.n}",
-                assessed_at=at,
-                customer_score=x,
-                company_score=y,
-                quadrant=quadrant,
-                level=level,
-                detail=detail,
-            )
+        record = AssessmentRecord(
+            customer_id=cid,
+            key=f"a{self.n}",
+            assessed_at=at,
+            customer_score=x,
+            company_score=y,
+            quadrant=quadrant,
+            level=level,
+            detail=detail,
         )
+        self.s.add(record)
+        customer = self.s.get(Customer, cid)
+        assert customer is not None
+        customer.stand(record)
 
     def signal(self, cid: str, kind: str, value: float, at: datetime, goal: str | None = None):
         self.s.add(
@@ -222,6 +224,37 @@ def test_movement_since_the_period_start(book: Session) -> None:
         ("happy_profitable", "unhappy_profitable", 1),
         ("neutral", "happy_profitable", 1),
         ("unknown", "happy_unprofitable", 1),
+    ]
+
+
+def test_movement_reaches_back_past_two_assessments_in_the_period(engine: Engine) -> None:
+    """The customer row holds two assessments; a third within the period sends the
+    lookup to the history, and one recorded late still lands in its place."""
+    with Session(engine) as session:
+        b = Book(session)
+        b.customer("x", "unknown")
+        b.assessment("x", ago(60), 0.3, 0.3, "neutral", 0.3)
+        b.assessment("x", ago(40), 0.5, 0.5, "happy_profitable", 0.5)  # in force at START
+        b.assessment("x", ago(2), -0.5, 0.5, "unhappy_profitable", -0.2)
+        b.assessment("x", ago(20), 0.4, 0.6, "happy_profitable", 0.6)  # recorded late
+        b.customer("y", "unknown")
+        b.assessment("y", ago(20), 0.5, 0.5, "happy_profitable", 0.5)
+        b.assessment("y", ago(10), 0.6, 0.6, "happy_profitable", 0.6)  # nothing before
+        session.commit()
+        x = session.get(Customer, "x")
+        assert x is not None
+        assert (x.quadrant, x.level, x.previous_quadrant, x.previous_level) == (
+            "unhappy_profitable", -0.2, "happy_profitable", 0.6,
+        )  # fmt: skip
+        moved = metrics.movement(session, START)
+        points, _ = metrics.scatter_points(session, START)
+    assert (moved.away, moved.no_previous, moved.toward_success) == (1, 1, 0)
+    assert [(p.id, p.x, p.y, p.previous_x, p.previous_y) for p in points] == [
+        ("x", -0.5, 0.5, 0.5, 0.5),
+        ("y", 0.6, 0.6, None, None),
+    ]
+    assert [(t.from_quadrant, t.to_quadrant) for t in moved.transitions] == [
+        ("happy_profitable", "unhappy_profitable")
     ]
 
 
