@@ -164,7 +164,21 @@ class EmailActivities:
             if stored is None:
                 raise
             return _receipt(stored)
+        if row.status == "pending" and self._deliver_now(row.key):
+            row.status = "sent"
         return _receipt(row)
+
+    def _deliver_now(self, key: str) -> bool:
+        """A first delivery attempt straight after the email is stored: most mail goes
+        here, without a deliver_email activity (and its workflow task) of its own. Any
+        failure leaves the email pending for deliver_email, which retries for days; a
+        mail server that is down costs nothing here, a hanging one its timeout once."""
+        try:
+            self.deliver_email(key)
+        except Exception as error:  # all of it is deliver_email's to retry and report
+            activity.logger.info("email %s not delivered at once, will retry: %s", key, error)
+            return False
+        return True
 
     @activity.defn(name="revise_email")
     def revise_email(self, revision: EmailRevision) -> None:

@@ -77,10 +77,12 @@ def add_customer(engine: Engine, company: str = "Acme Analytics") -> Customer:
     return customer
 
 
-def request(template: str, key: str) -> EmailRequest:
+def request(template: str, key: str, held: bool = False) -> EmailRequest:
     to = Recipient.customer if template != "task_assigned" else Recipient.manager
     context = {"tutorials": []} if template in ("welcome", "tutorial_invite") else {}
-    return EmailRequest(key=key, template=template, customer_id="acme", to=to, context=context)
+    return EmailRequest(
+        key=key, template=template, customer_id="acme", to=to, context=context, held=held
+    )
 
 
 def link_for(settings: Settings, customer_id: str = "acme") -> str:
@@ -272,8 +274,8 @@ def test_after_unsubscribing_customer_mail_is_kept_back_and_staff_mail_goes(
 ) -> None:
     add_customer(engine)
     acts = EmailActivities(engine, settings)
-    # Composed before the opt-out, delivered after it (a held or retried email).
-    waiting = acts.compose_email(request("tutorial_invite", "acme:t1:tutorial_invites"))
+    # Composed before the opt-out, delivered after it (held for review, or retried).
+    waiting = acts.compose_email(request("tutorial_invite", "acme:t1:tutorial_invites", True))
     assert set_unsubscribed(engine, "acme", True, "unsubscribe page")
 
     acts.deliver_email(waiting.key)

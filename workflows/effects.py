@@ -65,9 +65,10 @@ async def event(customer_id: str, key: str, kind: str, message: str) -> None:
 
 class Mailroom:
     """Composes each email in the lifecycle's own step (so it is persisted before the
-    step counts as done) and delivers it in the background, so a failing mail server
-    slows nothing and kills nothing. Under a plan with email review, customer emails
-    first wait for the account's manager (an email_review task) or the deadline."""
+    step counts as done; composing also tries one delivery at once), and delivers what
+    is left in the background, retrying for days, so a failing mail server kills
+    nothing. Under a plan with email review, customer emails first wait for the
+    account's manager (an email_review task) or the deadline."""
 
     def __init__(self, state: LifecycleState) -> None:
         self._state = state
