@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 from temporalio import activity
 
@@ -34,6 +35,15 @@ def _observations(
     ]
 
 
+def _stored(session: Session, request: AssessmentRequest) -> AssessmentRecord | None:
+    return session.exec(
+        select(AssessmentRecord).where(
+            AssessmentRecord.customer_id == request.customer_id,
+            AssessmentRecord.key == request.key,
+        )
+    ).first()
+
+
 _UNHAPPY = {Quadrant.unhappy_profitable, Quadrant.unhappy_unprofitable}
 
 
@@ -43,13 +53,20 @@ class AssessmentActivities:
 
     @activity.defn(name="assess_account")
     def assess_account(self, request: AssessmentRequest) -> Assessment:
+        try:
+            return self._assess(request)
+        except IntegrityError:
+            # Two attempts at the same step raced (one timed out but still running beside
+            # its retry): the one stored first is the answer.
+            with session_scope(self.engine) as session:
+                stored = _stored(session, request)
+            if stored is None:
+                raise
+            return Assessment.model_validate(stored.detail)
+
+    def _assess(self, request: AssessmentRequest) -> Assessment:
         with session_scope(self.engine) as session:
-            stored = session.exec(
-                select(AssessmentRecord).where(
-                    AssessmentRecord.customer_id == request.customer_id,
-                    AssessmentRecord.key == request.key,
-                )
-            ).first()
+            stored = _stored(session, request)
             if stored is not None:  # a retry after the commit: same answer, no second row
                 return Assessment.model_validate(stored.detail)
             plan = latest_success_plan(session, request.customer_id)

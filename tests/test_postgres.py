@@ -325,6 +325,12 @@ def test_signals_and_assessments_are_stored_once(engine: Engine) -> None:
     first = assessments.assess_account(request)
     assert assessments.assess_account(request) == first
     assert count(engine, SignalRecord) == 3 and count(engine, AssessmentRecord) == 1
+    # Attempts racing each other (a timed-out one beside its retry) agree on one answer.
+    raced: list[Any] = []
+    again = request.model_copy(update={"key": "check_in-2"})
+    assert race(6, lambda: raced.append(assessments.assess_account(again))) == []
+    assert len(raced) == 6 and all(a == raced[0] for a in raced)
+    assert count(engine, AssessmentRecord) == 2
     with Session(engine) as session:
         stored = latest_assessment(session, "acme")
         assert stored is not None and stored.assessed_at == NOW
