@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 from temporalio import activity
@@ -44,6 +44,18 @@ def _stored(session: Session, request: AssessmentRequest) -> AssessmentRecord | 
     ).first()
 
 
+def _take_turn(session: Session, customer_id: str) -> Customer | None:
+    """The customer row, locked before anything else is read or written: a check-in and
+    a reassessment at once then take turns on the customer's standing instead of one
+    overwriting the other's, and the assessment's insert (its foreign key shares the
+    row's lock on PostgreSQL) cannot deadlock with them."""
+    if session.get_bind().dialect.name == "sqlite":
+        # SQLite locks the whole file for a writer, and its driver begins a transaction
+        # only at the first write: a write that changes nothing takes the lock now.
+        session.exec(update(Customer).where(col(Customer.id) == customer_id).values(id=Customer.id))
+    return session.get(Customer, customer_id, with_for_update=True)
+
+
 _UNHAPPY = {Quadrant.unhappy_profitable, Quadrant.unhappy_unprofitable}
 
 
@@ -69,6 +81,7 @@ class AssessmentActivities:
             stored = _stored(session, request)
             if stored is not None:  # a retry after the commit: same answer, no second row
                 return Assessment.model_validate(stored.detail)
+            customer = _take_turn(session, request.customer_id)
             plan = latest_success_plan(session, request.customer_id)
             first_plan = session.exec(
                 select(SuccessPlanRecord.created_at)
@@ -95,7 +108,6 @@ class AssessmentActivities:
                 detail=assessment.model_dump(mode="json"),
             )
             session.add(record)
-            customer = session.get(Customer, request.customer_id)
             if customer is not None:
                 if customer.stand(record):
                     # Unhappy customers are a flight risk whatever they are worth to us (000).

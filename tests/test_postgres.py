@@ -5,6 +5,7 @@ case-insensitive lookups, filters and keyset pages, every idempotent write under
 
 from __future__ import annotations
 
+import queue
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -335,6 +336,25 @@ def test_signals_and_assessments_are_stored_once(engine: Engine) -> None:
         stored = latest_assessment(session, "acme")
         assert stored is not None and stored.assessed_at == NOW
         assert stored.detail == first.model_dump(mode="json") and "nps" in first.inputs
+    # Check-ins and reassessments at once, recorded in any order: the customer row keeps
+    # the newest two (each took its turn on the row, none overwrote another's).
+    hours: queue.Queue[int] = queue.Queue()
+    for hour in (5, 1, 4, 2, 6, 3):
+        hours.put(hour)
+
+    def assess_next() -> None:
+        hour = hours.get()
+        at = NOW + timedelta(hours=hour)
+        assessments.assess_account(
+            request.model_copy(update={"key": f"reassess-{hour}", "as_of": at})
+        )
+
+    assert race(6, assess_next) == []
+    with Session(engine) as session:
+        customer = session.get(Customer, "acme")
+        assert customer is not None
+        assert customer.assessed_at == NOW + timedelta(hours=6)
+        assert customer.previous_assessed_at == NOW + timedelta(hours=5)
 
 
 # -- the lists read their indexes --------------------------------------------------------------
