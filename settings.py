@@ -102,9 +102,15 @@ class Settings(BaseSettings):
         ]
         url = urlsplit(self.public_url)
         local = url.hostname in {"localhost", "127.0.0.1", "::1"}
-        if url.scheme != "https" and not local:
-            problems.append(f"TANDEM_PUBLIC_URL must be https:// (it is {self.public_url})")
+        if (url.scheme != "https" or not url.hostname) and not local:
+            problems.append(f"TANDEM_PUBLIC_URL must be https://host (it is {self.public_url})")
         return problems
+
+    def refuse_unsafe_production(self) -> None:
+        """Called by the API and the worker (which writes the links) as they start."""
+        problems = self.production_problems() if self.production else []
+        if problems:
+            raise InsecureSettings("refusing to start in production: " + "; ".join(problems))
 
     @property
     def resolved_database_url(self) -> str:
@@ -117,6 +123,10 @@ class Settings(BaseSettings):
     @property
     def temporal_db_file(self) -> Path:
         return self.var_dir / "temporal.db"
+
+
+class InsecureSettings(RuntimeError):
+    pass
 
 
 @lru_cache

@@ -168,6 +168,7 @@ async def run_embedded(settings: Settings) -> None:
 
 async def run_worker(settings: Settings) -> None:
     """The worker alone, for a Temporal cluster that runs elsewhere."""
+    settings.refuse_unsafe_production()  # it writes the links in customer emails
     engine = make_engine(settings.resolved_database_url)
     create_schema(engine)
     client = await connect(settings)

@@ -21,20 +21,15 @@ from api.routes import customers, plans, portfolio, public, signals, tasks, toke
 from api.security import RateLimiter
 from api.web import STATIC_DIR, dashboard
 from db.engine import create_schema, make_engine
+from settings import InsecureSettings as InsecureSettings  # re-exported for callers
 from settings import Settings
-
-
-class InsecureSettings(RuntimeError):
-    pass
 
 
 def create_app(
     settings: Settings | None = None, engine: Engine | None = None, client: Client | None = None
 ) -> FastAPI:
     settings = settings or Settings()
-    problems = settings.production_problems() if settings.production else []
-    if problems:
-        raise InsecureSettings("refusing to start in production: " + "; ".join(problems))
+    settings.refuse_unsafe_production()
     engine = engine or make_engine(settings.resolved_database_url)
 
     @asynccontextmanager

@@ -7,6 +7,7 @@ from sqlalchemy import Engine
 
 from api.main import InsecureSettings, create_app
 from settings import Settings
+from stack import run_worker
 
 SECRETS = {"secret_key": "s" * 40, "webhook_secret": "w" * 40}
 
@@ -21,10 +22,18 @@ def test_default_secrets_are_refused(engine: Engine) -> None:
         create_app(settings, engine)
 
 
-def test_a_plain_http_public_url_is_refused(engine: Engine) -> None:
-    settings = production(public_url="http://success.example.com", **SECRETS)
+@pytest.mark.parametrize("url", ["http://success.example.com", "https://", "https:///p"])
+def test_a_public_url_that_is_not_https_to_a_host_is_refused(engine: Engine, url: str) -> None:
+    settings = production(public_url=url, **SECRETS)
     with pytest.raises(InsecureSettings, match="TANDEM_PUBLIC_URL must be https"):
         create_app(settings, engine)
+
+
+async def test_the_worker_refuses_too() -> None:
+    """It writes the links in customer emails: it checks before connecting anywhere."""
+    settings = production(public_url="http://success.example.com", **SECRETS)
+    with pytest.raises(InsecureSettings, match="TANDEM_PUBLIC_URL"):
+        await run_worker(settings)
 
 
 @pytest.mark.parametrize(
