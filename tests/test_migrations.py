@@ -22,7 +22,7 @@ from sqlmodel import Session, SQLModel
 
 from db import migrate
 from db.engine import create_schema, make_engine
-from models.tables import Customer
+from models.tables import AssessmentRecord, Customer
 from tests.conftest import DATABASES, postgres_schema
 
 TABLES = set(SQLModel.metadata.tables)
@@ -142,6 +142,54 @@ def test_a_database_made_by_create_all_is_adopted(empty: Engine) -> None:
     with Session(empty) as session:
         kept = session.get(Customer, "acme")
         assert kept is not None and kept.term_start == now
+
+
+def test_0004_fills_the_standing_from_the_assessments(empty: Engine) -> None:
+    """Customers already assessed get their latest two assessments onto their row,
+    whatever order they were recorded in; one never assessed keeps what it had."""
+    migrate.upgrade(empty, "0003")
+    now = datetime.now(UTC)
+    customer = dict(
+        contact_name="Ada", email="ada@acme.test", plan_name="default", plan_version=1,
+        phase="adopting", term=1, term_start=now, term_end=now, onboarded=False,
+        at_risk=False, created_at=now, updated_at=now,
+    )  # fmt: skip
+    with empty.begin() as connection:
+        insert = Customer.__table__.insert()  # type: ignore[attr-defined]
+        # The old code wrote quadrant and level from whichever was recorded last.
+        connection.execute(insert.values(id="acme", company="Acme", quadrant="neutral",
+                                         level=0.1, **customer))  # fmt: skip
+        connection.execute(insert.values(id="new", company="New", quadrant="unknown",
+                                         level=None, **customer))  # fmt: skip
+        for key, days_ago, quadrant, level, x in (
+            ("c1", 30, "happy_profitable", 0.6, 0.5),  # newest but one
+            ("c3", 1, "unhappy_profitable", -0.2, -0.4),  # newest
+            ("c2", 60, "neutral", 0.1, 0.0),  # oldest, recorded last
+        ):
+            connection.execute(
+                AssessmentRecord.__table__.insert().values(  # type: ignore[attr-defined]
+                    customer_id="acme", key=key, assessed_at=now - timedelta(days=days_ago),
+                    customer_score=x, company_score=0.3, quadrant=quadrant, level=level,
+                    detail={},
+                )
+            )  # fmt: skip
+
+    migrate.upgrade(empty)
+
+    with Session(empty) as session:
+        acme, new = session.get(Customer, "acme"), session.get(Customer, "new")
+        assert acme is not None and new is not None
+        assert (acme.quadrant, acme.level, acme.customer_score) == (
+            "unhappy_profitable",
+            -0.2,
+            -0.4,
+        )
+        assert acme.assessed_at == now - timedelta(days=1)
+        assert (acme.previous_quadrant, acme.previous_level) == ("happy_profitable", 0.6)
+        assert acme.previous_assessed_at == now - timedelta(days=30)
+        assert (new.quadrant, new.level, new.assessed_at, new.previous_quadrant) == (
+            "unknown", None, None, None,
+        )  # fmt: skip
 
 
 # Imports first, then waits for the go file, so the four start migrating together.

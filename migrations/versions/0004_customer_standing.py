@@ -36,10 +36,8 @@ def _nth_latest(column: str, offset: int) -> str:
 
 
 STATISTIC = "st_task_assignee_status_owner_role"
-# The assessment columns the customer row now carries: quadrant and level were kept
-# for the latest already, so the latest gains three and the previous one all five.
-LATEST = ("customer_score", "company_score", "assessed_at")
-PREVIOUS = ("quadrant", "level", "customer_score", "company_score", "assessed_at")
+# The assessment columns the customer row carries, for the latest and the one before.
+STANDING = ("quadrant", "level", "customer_score", "company_score", "assessed_at")
 COLUMNS: list[tuple[str, sa.types.TypeEngine[object]]] = [
     ("customer_score", sa.Float()),
     ("company_score", sa.Float()),
@@ -60,8 +58,12 @@ def upgrade() -> None:
     with op.batch_alter_table("customer") as batch:
         for name, kind in COLUMNS:
             batch.add_column(sa.Column(name, kind, nullable=True))
-    assignments = [f"{c} = {_nth_latest(c, 0)}" for c in LATEST]
-    assignments += [f"previous_{c} = {_nth_latest(c, 1)}" for c in PREVIOUS]
+    # quadrant and level were kept before, from whichever assessment was recorded last:
+    # all of the latest's columns now come from the same (newest) assessment, and a
+    # customer never assessed keeps what it had.
+    assignments = [f"{c} = COALESCE({_nth_latest(c, 0)}, {c})" for c in STANDING[:2]]
+    assignments += [f"{c} = {_nth_latest(c, 0)}" for c in STANDING[2:]]
+    assignments += [f"previous_{c} = {_nth_latest(c, 1)}" for c in STANDING]
     op.execute("UPDATE customer SET " + ", ".join(assignments))
     op.create_index(
         "ix_customer_previous_assessed_at", "customer", ["previous_assessed_at"], unique=False
