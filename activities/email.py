@@ -108,6 +108,13 @@ def _receipt(row: OutboxEmail) -> EmailReceipt:
     )
 
 
+# Seconds per blocking SMTP exchange for the attempt made while composing. A delivery
+# takes about six (connect, EHLO, STARTTLS, EHLO, login, the message); compose's
+# start-to-close timeout (workflows/effects.py, COMPOSE_TIMEOUT) leaves room for 24.
+INLINE_SMTP_TIMEOUT = 5.0
+SIGNATURE_SEPARATOR = "-- \n"  # where the customer footer starts (email_templates/_macros.txt)
+
+
 class EmailActivities:
     """The worker registers both methods; they are sync and run in its thread pool."""
 
@@ -171,10 +178,12 @@ class EmailActivities:
     def _deliver_now(self, key: str) -> bool:
         """A first delivery attempt straight after the email is stored: most mail goes
         here, without a deliver_email activity (and its workflow task) of its own. Any
-        failure leaves the email pending for deliver_email, which retries for days; a
-        mail server that is down costs nothing here, a hanging one its timeout once."""
+        failure leaves the email pending for deliver_email, which retries for days. The
+        attempt waits at most INLINE_SMTP_TIMEOUT per SMTP exchange, so it ends well
+        inside compose's own timeout: a compose retried while its first attempt is still
+        sending would find the email pending and send it again."""
         try:
-            self.deliver_email(key)
+            self._deliver(key, min(INLINE_SMTP_TIMEOUT, self._settings.smtp_timeout_seconds))
         except Exception as error:  # all of it is deliver_email's to retry and report
             activity.logger.info("email %s not delivered at once, will retry: %s", key, error)
             return False
@@ -196,7 +205,10 @@ class EmailActivities:
                 if revision.subject:
                     row.subject = " ".join(revision.subject.split())
                 if revision.text:
-                    self._rewrite(session, row, revision.text.strip())
+                    # The review page shows the email with its footer: a manager who
+                    # edits that copy sends their words, and the footer once.
+                    words = revision.text.split(f"\n{SIGNATURE_SEPARATOR}")[0].strip()
+                    self._rewrite(session, row, words)
             session.add(row)
 
     def _rewrite(self, session: Session, row: OutboxEmail, text: str) -> None:
@@ -215,6 +227,9 @@ class EmailActivities:
 
     @activity.defn(name="deliver_email")
     def deliver_email(self, key: str) -> None:
+        self._deliver(key, self._settings.smtp_timeout_seconds)
+
+    def _deliver(self, key: str, timeout: float) -> None:
         with session_scope(self._engine) as session:
             row = _find(session, key)
             if row is None:
@@ -233,7 +248,7 @@ class EmailActivities:
                 return
         message = build_message(row, self._settings, customer_mail)
         try:
-            via = self._transmit(message, key)
+            via = self._transmit(message, key, timeout)
         except smtplib.SMTPRecipientsRefused as error:
             # Permanent: retrying for days would not make the address exist.
             self._record(key, status="failed", last_error=f"recipient refused: {error}"[:2000])
@@ -245,10 +260,10 @@ class EmailActivities:
             raise
         self._record(key, status="sent", delivered_via=via, delivered_at=datetime.now(UTC))
 
-    def _transmit(self, message: EmailMessage, key: str) -> str:
+    def _transmit(self, message: EmailMessage, key: str, timeout: float) -> str:
         s = self._settings
         if s.smtp_host:
-            with smtplib.SMTP(s.smtp_host, s.smtp_port, timeout=s.smtp_timeout_seconds) as smtp:
+            with smtplib.SMTP(s.smtp_host, s.smtp_port, timeout=timeout) as smtp:
                 smtp.ehlo()
                 if s.smtp_starttls and smtp.has_extn("starttls"):
                     smtp.starttls(context=ssl.create_default_context())

@@ -157,7 +157,9 @@ class TaskCompletion(BaseModel):
 
     def update_id(self) -> str:
         """The same completion always gets the same update id: sent again after a
-        timeout, it finds the first one's receipt instead of being refused as done."""
+        timeout, it finds the first one's receipt instead of being refused as done.
+        Temporal remembers update ids within one run: a retry arriving after the
+        lifecycle continued as new (a renewal starts the next term) is refused."""
         canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True)
         return f"complete:{self.task_id}:{hashlib.sha256(canonical.encode()).hexdigest()[:16]}"
 

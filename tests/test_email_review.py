@@ -48,7 +48,8 @@ async def test_manager_edits_then_it_goes(acme: Lifecycle) -> None:
             "kind": "email_review",
             "decision": "edit",
             "subject": "Welcome, Ada",
-            "text": "Hi Ada, welcome!",
+            # Edited from the review page's copy, which shows the footer too.
+            "text": "Hi Ada, welcome!\n\n-- \nTo stop these emails, unsubscribe here: x",
         },
     )
     await acme.advance(minutes=10)
@@ -56,7 +57,7 @@ async def test_manager_edits_then_it_goes(acme: Lifecycle) -> None:
     assert (row.status, row.subject) == ("sent", "Welcome, Ada")
     assert row.text_body.startswith("Hi Ada, welcome!\n\n-- \n")
     assert "Hi Ada, welcome!" in row.html_body
-    # The manager's words replace the email's, not its footer: the way out stays.
+    # The manager's words replace the email's, not its footer: the way out stays, once.
     [text_link] = re.findall(r"unsubscribe here: (\S+)", row.text_body)
     assert "/u/" in text_link and f'href="{text_link}"' in row.html_body
     with Session(acme.h.engine) as session:

@@ -37,6 +37,9 @@ DELIVERY = RetryPolicy(
     maximum_interval=timedelta(minutes=30),
 )
 DELIVERY_WINDOW = timedelta(days=3)
+# Composing stores the email, then tries one delivery (at most six SMTP exchanges of
+# activities.email.INLINE_SMTP_TIMEOUT): it must not time out while still sending.
+COMPOSE_TIMEOUT = timedelta(minutes=2)
 
 
 async def wait_for(condition: Callable[[], bool], deadline: datetime) -> bool:
@@ -49,10 +52,10 @@ async def wait_for(condition: Callable[[], bool], deadline: datetime) -> bool:
     return condition()
 
 
-async def record(activity: Any, payload: Any) -> Any:
+async def record(activity: Any, payload: Any, timeout: timedelta = timedelta(seconds=30)) -> Any:
     """Run a records activity (database write or read) until it succeeds."""
     return await workflow.execute_activity(
-        activity, payload, start_to_close_timeout=timedelta(seconds=30), retry_policy=RECORDS
+        activity, payload, start_to_close_timeout=timeout, retry_policy=RECORDS
     )
 
 
@@ -95,7 +98,7 @@ class Mailroom:
             context=context,
             held=held,
         )
-        receipt = await record(contracts.compose_email, request)
+        receipt = await record(contracts.compose_email, request, COMPOSE_TIMEOUT)
         if receipt.already_delivered:
             return
         work = self._review_then_deliver(customer_id, receipt) if held else None
