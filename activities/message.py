@@ -4,6 +4,7 @@ leave (List-Unsubscribe, with RFC 8058 one-click)."""
 
 from __future__ import annotations
 
+import email.policy
 import hashlib
 import re
 from email.message import EmailMessage
@@ -29,8 +30,14 @@ def unsubscribe_url(customer_id: str, settings: Settings) -> str:
     return LinkSigner(settings.secret_key, settings.public_url).unsubscribe_link(customer_id)
 
 
+# Headers may be as long as RFC 5322 allows. At the default 78 characters the library
+# folds a long unsubscribe URL into RFC 2047 encoded words, and mail programs then no
+# longer see the <URL> that List-Unsubscribe (RFC 2369, 8058) must show them.
+POLICY = email.policy.default.clone(max_line_length=998)
+
+
 def build_message(row: OutboxEmail, settings: Settings, customer_mail: bool) -> EmailMessage:
-    message = EmailMessage()
+    message = EmailMessage(policy=POLICY)
     message["From"] = settings.mail_from
     message["To"] = row.to_address
     message["Subject"] = row.subject

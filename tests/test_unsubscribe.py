@@ -132,6 +132,10 @@ def test_customer_mail_carries_the_one_click_link(
     assert message["List-Unsubscribe"] == (
         f"<{link}>, <mailto:success@tandem.invalid?subject=unsubscribe>"
     )
+    # As sent, not only as a parser decodes it: mail programs look for the plain <URL>
+    # (RFC 2369); an RFC 2047 encoded word there would hide the one-click link.
+    raw = smtp.envelopes[0].content
+    assert f"List-Unsubscribe: <{link}>,".encode() in raw  # type: ignore[operator]
     assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert message["Message-ID"] == message_id("acme:t1:welcome")
     plain = message.get_body(preferencelist=("plain",))
