@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal as signals  # `signal` is a command below
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,11 +41,21 @@ app.command("codec-server")(codec_server)
 # -- running ---------------------------------------------------------------------------
 
 
+def _stop_on_sigterm() -> None:
+    # A process manager (or `kill`) stops us with SIGTERM: shut down as on Ctrl-C, so the
+    # Temporal dev server in its own session is stopped too instead of left running.
+    # Re-sent as SIGINT, it reaches asyncio.run's own handler, which cancels the main
+    # task and lets each part stop in turn (a KeyboardInterrupt raised in the middle of
+    # the event loop instead left the worker's shutdown hanging).
+    signals.signal(signals.SIGTERM, lambda *_: os.kill(os.getpid(), signals.SIGINT))
+
+
 @app.command("run")
 def run_stack() -> None:
     """Start the embedded stack: Temporal dev server, worker and records (Ctrl-C stops)."""
     from stack import run_embedded
 
+    _stop_on_sigterm()
     try:
         asyncio.run(run_embedded(settings()))
     except KeyboardInterrupt:
@@ -56,6 +67,7 @@ def run_worker() -> None:
     """Run only the worker, against TANDEM_TEMPORAL_ADDRESS."""
     from stack import run_worker as worker_main
 
+    _stop_on_sigterm()
     try:
         asyncio.run(worker_main(settings()))
     except KeyboardInterrupt:

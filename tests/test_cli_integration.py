@@ -66,9 +66,14 @@ class Stack:
                 break
         pytest.fail(f"`tandem run` did not start:\n{self.output}")
 
-    def stop(self) -> int:
+    def stop(self, how: signal.Signals = signal.SIGINT) -> int:
+        """Ctrl-C reaches the whole foreground group; SIGTERM (a process manager, `kill`)
+        only `tandem run` itself."""
         assert self.process is not None
-        os.killpg(self.process.pid, signal.SIGINT)  # Ctrl-C: the whole foreground group
+        if how is signal.SIGINT:
+            os.killpg(self.process.pid, signal.SIGINT)
+        else:
+            self.process.send_signal(how)
         try:
             code = self.process.wait(timeout=30)
         except subprocess.TimeoutExpired:
@@ -188,3 +193,20 @@ def test_signup_to_kickoff_through_the_cli_and_a_restart(stack: Stack, tmp_path:
     while "Tutorial completed" not in stack.tandem("show", "Acme").stdout:
         assert time.monotonic() < deadline, "the resumed lifecycle did not react"
         time.sleep(0.3)
+
+
+def test_sigterm_stops_the_whole_stack(stack: Stack) -> None:
+    """The dev server runs in a session of its own; SIGTERM to `tandem run` stops it too."""
+    host, _, port = stack.env["TANDEM_TEMPORAL_ADDRESS"].rpartition(":")
+    with socket.create_connection((host, int(port)), timeout=2):
+        pass  # it is up
+    assert stack.stop(signal.SIGTERM) == 0, stack.output
+    assert "Stopped." in stack.output
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection((host, int(port)), timeout=1).close()
+        except OSError:
+            return  # nothing listens any more
+        time.sleep(0.2)
+    pytest.fail("Temporal's dev server still listens after `tandem run` stopped")
