@@ -180,7 +180,9 @@ def describe_validation_error(error: ValidationError, prefix: str = "") -> str:
     lines = []
     for problem in error.errors():
         path = ".".join(str(p) for p in (prefix, *problem["loc"]) if p != "")
-        lines.append(f"{path or 'value'}: {problem['msg']}")
+        # Our own validators' messages read better without pydantic's "Value error, ".
+        message = problem["msg"].removeprefix("Value error, ")
+        lines.append(f"{path or 'value'}: {message}")
     return "; ".join(lines)
 
 

@@ -51,7 +51,7 @@ def test_signup_refuses_bad_input_before_contacting_temporal() -> None:
     blank = runner.invoke(
         app, ["signup", "--company", "  ", "--contact-name", "Ada", "--email", "a@acme.test"]
     )
-    assert blank.exit_code == 1 and "company: Value error, must not be blank" in blank.output
+    assert blank.exit_code == 1 and "company: must not be blank" in blank.output
     plan = runner.invoke(
         app,
         [

@@ -161,7 +161,7 @@ def test_signup_to_kickoff_through_the_cli_and_a_restart(stack: Stack, tmp_path:
     assert "Every rep logs" in stack.tandem("show", "Acme").stdout  # its own write, at once
     assert "Recorded nps" in stack.tandem("signal", "Acme", "nps", "9").stdout
     out_of_range = stack.tandem("signal", "Acme", "nps", "11", ok=False)
-    assert "nps must be between 0 and 10" in out_of_range.stderr
+    assert "error: value: nps must be between 0 and 10, got 11" in out_of_range.stderr  # README
 
     # The API and dashboard run in the same stack, with a first admin token made for us.
     token = (stack.var_dir / "first-admin-token").read_text().strip()
