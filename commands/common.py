@@ -4,6 +4,7 @@ Temporal client and one way to fail (one line on stderr, exit code 1, nothing ch
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Coroutine
 from datetime import datetime
 from typing import Any, NoReturn, TypeVar
@@ -17,7 +18,9 @@ from db.queries import CustomerNotFound, find_customer
 from lifecycles import LifecycleError
 from settings import Settings
 
-out = Console()
+# Piped into grep or a file, a table keeps whole ids to copy instead of being cut to 80
+# columns with ellipses.
+out = Console(width=None if sys.stdout.isatty() else 240)
 T = TypeVar("T")
 
 

@@ -135,7 +135,10 @@ def test_signup_to_kickoff_through_the_cli_and_a_restart(stack: Stack, tmp_path:
     time.sleep(1)
     assert sum("welcome" in str(m["Subject"]).lower() for m in stack.emails()) == 1
 
-    assert "kickoff" in stack.tandem("tasks").stdout
+    # Piped, as here: whole ids to copy into the next command, not 80 cut columns.
+    customer_id = first.stdout.split(" as ")[1].split()[0]
+    assert customer_id in stack.tandem("customers").stdout
+    assert f"{customer_id}:t1:kickoff" in stack.tandem("tasks").stdout
     # Temporal's own UI can filter lifecycles by phase (custom search attributes).
     listed = asyncio.run(stack.list_workflows('TandemPhase = "onboarding"'))
     assert listed == [f"customer-{first.stdout.split(' as ')[1].split()[0]}"]
