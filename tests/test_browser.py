@@ -141,6 +141,13 @@ async def test_the_dashboard_in_a_browser(
             assert acme.task_row(kickoff).status == "done"
             await laptop.check("tasks-after-kickoff")
 
+            # Every account is a click away from the navigation, scored or not.
+            await page.get_by_role("link", name="Customers").click()
+            await page.wait_for_url(f"{base}/app/customers")
+            await laptop.check("customers")
+            await page.locator(f'a[href="/app/customers/{acme.customer_id}"]').click()
+            await page.wait_for_url(f"{base}/app/customers/{acme.customer_id}")
+
             for path, shot in (
                 (f"/app/customers/{acme.customer_id}", "customer-with-plan"),
                 ("/app/renewals", "renewals"),

@@ -218,7 +218,8 @@ async def test_portfolio_counts_and_escaping(
     assert len(re.findall(r'<circle class="dot ', only)) == 1
 
     happy = customers["happy_profitable"].customer_id
-    for path in (f"/app/customers/{happy}", "/app/tasks", "/app/renewals", "/app/team"):
+    paths = ("/app/customers", f"/app/customers/{happy}", "/app/tasks", "/app/renewals")
+    for path in (*paths, "/app/team"):
         shown = await dash.http.get(path)
         assert shown.status_code == 200 and SCRIPT not in shown.text, path
 
@@ -287,3 +288,43 @@ def test_refusals_point_at_their_fields() -> None:
     assert task_forms.field_errors("task x is not open (it is done)", "playbook", []) == {
         "form": "task x is not open (it is done)"
     }
+
+
+async def test_the_customer_list_filters_and_pages(
+    harness: Harness, default_plan: PlanTemplate, dash: Dash, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every account is listed, scored or not, so a new sign-up is one click away."""
+    customers = await seed_portfolio(harness, default_plan)
+    newcomer = Lifecycle(
+        harness, SignUp(company="Newcomer", contact_name="N", email="n@x.test"), default_plan
+    )
+    await newcomer.sign_up()
+    await login(dash.http, dash.tokens["manager"])
+
+    listed = (await dash.http.get("/app/customers")).text
+    assert 'aria-current="page">Customers<' in listed
+    for customer in [*customers.values(), newcomer]:
+        assert f'href="/app/customers/{customer.customer_id}"' in listed
+    assert SCRIPT not in listed
+
+    unhappy = (await dash.http.get("/app/customers?quadrant=unhappy_profitable")).text
+    assert re.findall(r'href="/app/customers/([^"]+)"', unhappy) == [
+        customers["unhappy_profitable"].customer_id
+    ]
+    assert (
+        "No customers match these filters."
+        in (await dash.http.get("/app/customers?owner=nobody@x.test")).text
+    )
+
+    # Pages of three, by id; the next page keeps the filter.
+    monkeypatch.setattr(dashboard, "CUSTOMERS_PER_PAGE", 3)
+    pages, links, path = [], [], "/app/customers?phase=onboarding"
+    while path:
+        page = (await dash.http.get(path)).text
+        pages.append(re.findall(r'href="/app/customers/([^"]+)"', page))
+        found = re.search(r'<a href="([^"]+)" rel="next">', page)
+        path = found.group(1).replace("&amp;", "&") if found else ""
+        links += [path] if path else []
+    assert [len(p) for p in pages] == [3, 2] and "phase=onboarding" in links[0]
+    everyone = sorted(c.customer_id for c in [*customers.values(), newcomer])
+    assert [c for page in pages for c in page] == everyone

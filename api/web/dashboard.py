@@ -12,7 +12,7 @@ import math
 import secrets
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -26,9 +26,11 @@ from api.web import TEMPLATES
 from api.web.task_forms import field_errors, form_result, task_context
 from db import metrics, team_metrics
 from db.queries import (
+    CustomerFilters,
     CustomerNotFound,
     assessment_history,
     customer_overview,
+    search_customers,
     task_inbox,
 )
 from lifecycles import LifecycleError, complete_task
@@ -42,6 +44,7 @@ PLOT = 190  # the scatter: -1..1 spans 240 ± 190 SVG units, inside a 400-unit p
 NEUTRAL_BAND = 0.1  # the default plan's; only shades the chart, scoring has its own
 EXPIRED = ("This form has expired.", "Nothing was saved. Reload the page and try again.")
 MANAGERS_ONLY = ("For managers.", "This page is for success managers and admins.")
+CUSTOMERS_PER_PAGE = 50
 
 
 def _now() -> datetime:
@@ -214,6 +217,47 @@ def _history_chart(session: Session, customer_id: str) -> list[dict[str, Any]]:
         }
         for a in history
     ]
+
+
+@router.get("/app/customers", response_class=HTMLResponse)
+def customers_page(
+    request: Request,
+    session: SessionDep,
+    quadrant: str = "",
+    phase: str = "",
+    owner: str = "",
+    at_risk: str = "",
+    after: str = "",
+) -> Response:
+    """Every account, found by filters and paged by id (as GET /customers), so one that
+    has no assessment yet (and so no dot on the portfolio) is one click away too."""
+    principal = principal_for_session(request, session)
+    if principal is None:
+        return _login_redirect(request)
+    filters = {"quadrant": quadrant, "phase": phase, "owner": owner.strip(), "at_risk": at_risk}
+    query = CustomerFilters(
+        quadrant=quadrant or None,
+        phase=phase or None,
+        owner=filters["owner"] or None,
+        at_risk=_flag(at_risk),
+    )
+    found = search_customers(session, query, after or None, CUSTOMERS_PER_PAGE + 1)
+    shown = found[:CUSTOMERS_PER_PAGE]
+    next_page = None
+    if len(found) > CUSTOMERS_PER_PAGE:
+        kept = {k: v for k, v in filters.items() if v}
+        next_page = "/app/customers?" + urlencode(kept | {"after": shown[-1].id})
+    return _page(
+        request,
+        principal,
+        "dash_customers.html",
+        customers=shown,
+        filters=filters,
+        next_page=next_page,
+        page_size=CUSTOMERS_PER_PAGE,
+        quadrants=metrics.QUADRANTS,
+        phases=("onboarding", "adopting", "renewal", "churned"),
+    )
 
 
 @router.get("/app/customers/{customer_id}", response_class=HTMLResponse)
