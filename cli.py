@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from rich.table import Table
 
 from commands.admin import codec_server, db_app, emails_app, plans_app, tokens_app
-from commands.common import client, engine, fail, out, resolve_customer, run, settings, when
+from commands.common import client, engine, fail, out, resolve_customer, run, score, settings, when
 from db.engine import session_scope
 from db.ingest import record_signals
 from db.queries import CustomerNotFound, customer_overview, list_customers, list_tasks
@@ -154,8 +154,8 @@ def reassess(customer: Annotated[str, typer.Argument(help="customer id or compan
 
     a = run(go())
     out.print(
-        f"{customer_id}: {a.quadrant.value} (customer {a.customer_score}, "
-        f"company {a.company_score}, level {a.level})"
+        f"{customer_id}: {a.quadrant.value} (customer {score(a.customer_score)}, "
+        f"company {score(a.company_score)}, level {score(a.level)})"
     )
     if a.missing:
         out.print(f"missing inputs: {', '.join(a.missing)}")
@@ -173,7 +173,7 @@ def customers(
         return
     table = Table("id", "company", "phase", "term", "quadrant", "level", "renewal", "at risk")
     for c in rows:
-        level = f"{c.level:+.2f}" if c.level is not None else "-"
+        level = score(c.level)
         table.add_row(
             c.id,
             c.company,
@@ -234,8 +234,8 @@ def show(customer: Annotated[str, typer.Argument(help="customer id or company na
     if a:
         detail = a["detail"]
         out.print(
-            f"  {a['quadrant']} · customer {a['customer_score']} · company "
-            f"{a['company_score']} · level {a['level']} · {when(a['assessed_at'])}"
+            f"  {a['quadrant']} · customer {score(a['customer_score'])} · company "
+            f"{score(a['company_score'])} · level {score(a['level'])} · {when(a['assessed_at'])}"
         )
         if detail.get("risks"):
             out.print(f"  risks: {', '.join(detail['risks'])}")

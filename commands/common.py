@@ -69,3 +69,8 @@ def resolve_customer(ref: str) -> str:
 
 def when(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M") if value else "-"
+
+
+def score(value: float | None) -> str:
+    """A score or level on -1..1 as the tables show it; '-' where an input was missing."""
+    return "-" if value is None else f"{value:+.2f}"
