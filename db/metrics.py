@@ -243,14 +243,6 @@ def _movement(groups: list[_Group]) -> Movement:
     return result
 
 
-def quadrant_counts(session: Session) -> list[QuadrantCount]:
-    return standing(session, datetime.now(UTC))[0]
-
-
-def movement(session: Session, period_start: datetime) -> Movement:
-    return standing(session, period_start)[1]
-
-
 def renewals_due(session: Session, now: datetime, days: int) -> int:
     return session.exec(
         select(func.count())

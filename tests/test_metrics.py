@@ -205,7 +205,7 @@ def book(engine: Engine) -> Iterator[Session]:
 
 
 def test_quadrant_counts_exclude_churned(book: Session) -> None:
-    counts = {q.quadrant: (q.customers, q.average_level) for q in metrics.quadrant_counts(book)}
+    counts = {q.quadrant: (q.customers, q.average_level) for q in metrics.standing(book, START)[0]}
     assert counts == {
         "happy_profitable": (2, 0.55),
         "unhappy_profitable": (1, -0.1),
@@ -217,7 +217,7 @@ def test_quadrant_counts_exclude_churned(book: Session) -> None:
 
 
 def test_movement_since_the_period_start(book: Session) -> None:
-    moved = metrics.movement(book, START)
+    _, moved = metrics.standing(book, START)
     assert (moved.toward_success, moved.away, moved.unchanged) == (1, 1, 1)  # a, b, f
     assert (moved.unscored, moved.no_previous) == (1, 2)  # g; c and d
     assert [(t.from_quadrant, t.to_quadrant, t.customers) for t in moved.transitions] == [
@@ -246,7 +246,7 @@ def test_movement_reaches_back_past_two_assessments_in_the_period(engine: Engine
         assert (x.quadrant, x.level, x.previous_quadrant, x.previous_level) == (
             "unhappy_profitable", -0.2, "happy_profitable", 0.6,
         )  # fmt: skip
-        moved = metrics.movement(session, START)
+        _, moved = metrics.standing(session, START)
         points, _ = metrics.scatter_points(session, START)
     assert (moved.away, moved.no_previous, moved.toward_success) == (1, 1, 0)
     assert [(p.id, p.x, p.y, p.previous_x, p.previous_y) for p in points] == [
