@@ -214,12 +214,14 @@ class EmailActivities:
     def _rewrite(self, session: Session, row: OutboxEmail, text: str) -> None:
         # The manager wrote plain text; the HTML part shows it as written. Customer mail
         # keeps its footer: the unsubscribe link must not depend on who wrote the words.
-        row.text_body, row.html_body = (
-            text + "\n",
-            (f'<div style="font-family:sans-serif;white-space:pre-wrap">{escape(text)}</div>'),
+        row.text_body = text + "\n"
+        row.html_body = (
+            f'<div style="font-family:sans-serif;white-space:pre-wrap">{escape(text)}</div>'
         )
+        if row.template not in CUSTOMER_TEMPLATES:
+            return
         customer = session.get(Customer, row.customer_id)
-        if row.template in CUSTOMER_TEMPLATES and customer is not None:
+        if customer is not None:
             links = {"unsubscribe": unsubscribe_url(customer.id, self._settings)}
             text_footer, html_footer = render_footer(customer.model_dump(), links)
             row.text_body += "\n" + text_footer

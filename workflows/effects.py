@@ -37,8 +37,8 @@ DELIVERY = RetryPolicy(
     maximum_interval=timedelta(minutes=30),
 )
 DELIVERY_WINDOW = timedelta(days=3)
-# Composing stores the email, then tries one delivery (at most six SMTP exchanges of
-# activities.email.INLINE_SMTP_TIMEOUT): it must not time out while still sending.
+# Composing stores the email, then tries one delivery (about six SMTP exchanges of at
+# most activities.email.INLINE_SMTP_TIMEOUT each): it must not time out mid-send.
 COMPOSE_TIMEOUT = timedelta(minutes=2)
 
 
