@@ -65,6 +65,7 @@ def build_worker(
             records.record_task_result,
             records.record_customer_plan,
             email.compose_email,
+            email.open_account,
             email.deliver_email,
             email.revise_email,
             assessment.assess_account,

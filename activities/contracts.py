@@ -94,6 +94,14 @@ class EmailRevision(BaseModel):
     text: str | None = None
 
 
+class AccountOpening(BaseModel):
+    """Sign-up in one step: the customer's record, its timeline entry, the welcome."""
+
+    snapshot: LifecycleSnapshot
+    entry: TimelineEntry
+    welcome: EmailRequest
+
+
 class CustomerPlanRecord(BaseModel):
     customer_id: str
     version: int
@@ -141,6 +149,11 @@ def revise_email(revision: EmailRevision) -> None:
 
 @activity.defn(name="compose_email")
 def compose_email(request: EmailRequest) -> EmailReceipt:
+    raise NotImplementedError("registered by the worker from activities.email")
+
+
+@activity.defn(name="open_account")
+def open_account(opening: AccountOpening) -> EmailReceipt:
     raise NotImplementedError("registered by the worker from activities.email")
 
 

@@ -6,6 +6,7 @@ Temporal retries an activity until it succeeds and a retry must not write twice.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Engine
@@ -116,61 +117,56 @@ def save_customer_words(session: Session, record: CustomerPlanRecord) -> None:
         )
 
 
+def write_once(engine: Engine, work: Callable[[Session], None]) -> None:
+    """Run one transaction; a concurrent duplicate insert is retried as an update."""
+    try:
+        with session_scope(engine) as session:
+            work(session)
+    except IntegrityError:
+        with session_scope(engine) as session:
+            work(session)
+
+
+def save_lifecycle(session: Session, snapshot: LifecycleSnapshot) -> None:
+    """The customer's row as the lifecycle sees it (created at sign-up)."""
+    profile = snapshot.customer
+    row = session.get(Customer, profile.customer_id) or Customer(
+        id=profile.customer_id,
+        company=profile.company,
+        contact_name=profile.contact_name,
+        email=profile.email,
+        plan_name=snapshot.plan_name,
+        plan_version=snapshot.plan_version,
+        phase=snapshot.phase.value,
+        term_start=snapshot.term_start,
+        term_end=snapshot.term_end,
+    )
+    row.company, row.contact_name, row.email = profile.company, profile.contact_name, profile.email
+    row.owner, row.external_id = profile.owner, profile.external_id
+    row.plan_name, row.plan_version = snapshot.plan_name, snapshot.plan_version
+    row.phase, row.term, row.onboarded = snapshot.phase.value, snapshot.term, snapshot.onboarded
+    row.term_start, row.term_end = snapshot.term_start, snapshot.term_end
+    if snapshot.churn_reason is not None:
+        row.churn_reason = snapshot.churn_reason
+    row.updated_at = utcnow()
+    session.add(row)
+
+
 class RecordActivities:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def _write(self, work: Any) -> None:
-        """Run one transaction; a concurrent duplicate insert is retried as an update."""
-        try:
-            with session_scope(self.engine) as session:
-                work(session)
-        except IntegrityError:
-            with session_scope(self.engine) as session:
-                work(session)
-
     @activity.defn(name="record_lifecycle")
     def record_lifecycle(self, snapshot: LifecycleSnapshot) -> None:
-        def work(session: Session) -> None:
-            profile = snapshot.customer
-            row = session.get(Customer, profile.customer_id) or Customer(
-                id=profile.customer_id,
-                company=profile.company,
-                contact_name=profile.contact_name,
-                email=profile.email,
-                plan_name=snapshot.plan_name,
-                plan_version=snapshot.plan_version,
-                phase=snapshot.phase.value,
-                term_start=snapshot.term_start,
-                term_end=snapshot.term_end,
-            )
-            row.company, row.contact_name, row.email = (
-                profile.company,
-                profile.contact_name,
-                profile.email,
-            )
-            row.owner, row.external_id = profile.owner, profile.external_id
-            row.plan_name, row.plan_version = snapshot.plan_name, snapshot.plan_version
-            row.phase, row.term, row.onboarded = (
-                snapshot.phase.value,
-                snapshot.term,
-                snapshot.onboarded,
-            )
-            row.term_start, row.term_end = snapshot.term_start, snapshot.term_end
-            if snapshot.churn_reason is not None:
-                row.churn_reason = snapshot.churn_reason
-            row.updated_at = utcnow()
-            session.add(row)
-
-        self._write(work)
+        write_once(self.engine, lambda session: save_lifecycle(session, snapshot))
 
     @activity.defn(name="record_event")
     def record_event(self, entry: TimelineEntry) -> None:
-        self._write(lambda session: add_event_once(session, entry))
+        write_once(self.engine, lambda session: add_event_once(session, entry))
 
     @activity.defn(name="record_customer_plan")
     def record_customer_plan(self, record: CustomerPlanRecord) -> None:
-        self._write(lambda session: save_customer_words(session, record))
+        write_once(self.engine, lambda session: save_customer_words(session, record))
 
     @activity.defn(name="record_task")
     def record_task(self, update: TaskUpdate) -> None:
@@ -194,7 +190,7 @@ class RecordActivities:
             session.add(row)
             add_event_once(session, update.event)
 
-        self._write(work)
+        write_once(self.engine, work)
 
     @activity.defn(name="record_task_result")
     def record_task_result(self, record: TaskResultRecord) -> None:
@@ -231,7 +227,7 @@ class RecordActivities:
                 ),
             )
 
-        self._write(work)
+        write_once(self.engine, work)
 
     @staticmethod
     def _apply_result(session: Session, record: TaskResultRecord) -> None:

@@ -126,7 +126,7 @@ def sample_context(template: str) -> dict[str, Any]:
          "progress": None},
     ]  # fmt: skip
     extras: dict[str, dict[str, Any]] = {
-        "welcome": {"tutorials": tutorials},
+        "welcome": {"tutorials": tutorials, "kickoff_by": (now + timedelta(days=7)).isoformat()},
         "tutorial_invite": {"tutorials": tutorials},
         "tutorial_nudge": {"tutorials": tutorials[1:]},
         "kickoff_invite": {"task_id": "acme:kickoff"},

@@ -86,6 +86,13 @@ class LifecycleState(BaseModel):
     renewal: RenewalResult | None = None
     cancel_reason: str | None = None
     history: list[TermRecord] = Field(default_factory=list)
+    edition: int = Field(
+        default=1,
+        description="the sign-up this lifecycle began with, kept for its whole life so a "
+        "running lifecycle replays as it ran: 1, three emails (welcome, tutorials, "
+        "kickoff invitation) and three records; 2, one welcome that invites to both, "
+        "stored with the customer's record in one step",
+    )
 
     def open_tasks(self) -> list[Task]:
         return [t for t in self.tasks.values() if t.status is TaskStatus.open]

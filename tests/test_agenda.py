@@ -42,6 +42,7 @@ def make_state(
     start: datetime = START,
     end: datetime = END,
     steps_done: list[str] | None = None,
+    edition: int = 1,
 ) -> LifecycleState:
     return LifecycleState(
         customer=CUSTOMER,
@@ -51,6 +52,7 @@ def make_state(
         term_start=start,
         term_end=end,
         steps_done=steps_done or [],
+        edition=edition,
     )
 
 
@@ -72,6 +74,14 @@ def test_first_term_starts_with_welcome_invites_and_kickoff() -> None:
         ("tutorial_invites", StepKind.tutorial_invites, START),
         ("kickoff", StepKind.kickoff, START),
     ]
+
+
+def test_from_edition_2_the_welcome_carries_the_tutorial_invitations() -> None:
+    """One email at sign-up, not three; the nudges for tutorials not done stay."""
+    steps = term_agenda(make_state(edition=2))
+    assert [(s.key, s.at) for s in steps[:2]] == [("welcome", START), ("kickoff", START)]
+    assert of_kind(steps, StepKind.tutorial_invites) == []
+    assert len(of_kind(steps, StepKind.tutorial_nudge)) == 2
 
 
 def test_nudges_at_multiples_of_nudge_after_days() -> None:

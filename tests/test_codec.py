@@ -223,8 +223,12 @@ async def test_a_lifecycle_works_and_its_history_holds_only_ciphertext(
         ).history
         found = list(payloads_in(history))
         assert len(found) > 10  # inputs, activity arguments and results, the update...
-        plain_ones = [where for where, p in found if p.metadata.get("encoding") != ENCODING]
-        assert plain_ones == [], "payloads stored unencrypted"
+        plain = [(where, p) for where, p in found if p.metadata.get("encoding") != ENCODING]
+        # workflow.patched's marker is written by the SDK's core, beneath the codec; it
+        # holds the name of a code change, never customer data.
+        patches = [p for where, p in plain if where.startswith(".events.marker_recorded")]
+        assert all(b"welcome-opens-account" in p.data for p in patches)
+        assert [where for where, p in plain if p not in patches] == [], "stored unencrypted"
         raw = history.SerializeToString()
         assert email.encode() not in raw and b"Every rep logs" not in raw
 

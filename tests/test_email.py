@@ -22,7 +22,13 @@ from sqlalchemy import Engine
 from sqlmodel import select
 from temporalio.exceptions import ApplicationError
 
-from activities.contracts import EmailRequest, Recipient
+from activities.contracts import (
+    AccountOpening,
+    EmailRequest,
+    LifecycleSnapshot,
+    Recipient,
+    TimelineEntry,
+)
 from activities.email import EmailActivities, build_context, message_id
 from activities.rendering import (
     CUSTOMER_TEMPLATES,
@@ -33,6 +39,8 @@ from activities.rendering import (
     sample_context,
 )
 from db.engine import create_schema, make_engine, session_scope
+from models.customer import CustomerProfile
+from models.lifecycle import Phase
 from models.scoring import Quadrant
 from models.tables import (
     AssessmentRecord,
@@ -42,6 +50,7 @@ from models.tables import (
     SignalRecord,
     SuccessPlanRecord,
     TaskRecord,
+    TimelineEvent,
 )
 from settings import Settings
 
@@ -187,6 +196,39 @@ def test_compose_twice_stores_one_email(engine: Engine, tmp_path: Path) -> None:
     assert len(list((tmp_path / "outbox").glob("*.eml"))) == 1
     assert "Your first pipeline" in rows[0].text_body
     assert 'href="https://x.test/p"' in rows[0].html_body
+
+
+def test_open_account_stores_the_customer_the_entry_and_the_welcome_once(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """Sign-up's one activity, run again as Temporal would retry it: one customer row
+    (the latest snapshot), one timeline entry, one welcome, sent once."""
+    profile = CustomerProfile(
+        customer_id="globex", company="Globex", contact_name="Hank", email="hank@globex.test"
+    )
+    opening = AccountOpening(
+        snapshot=LifecycleSnapshot(
+            customer=profile, plan_name="default", plan_version=1, phase=Phase.onboarding,
+            term=1, term_start=NOW, term_end=NOW + timedelta(days=365), onboarded=False,
+        ),
+        entry=TimelineEntry(
+            customer_id="globex", key="signed_up", at=NOW, kind="signed_up", message="Signed up"
+        ),
+        welcome=welcome("globex:t1:welcome").model_copy(
+            update={"customer_id": "globex", "context": {"tutorials": [], "kickoff_by": NOW}}
+        ),
+    )  # fmt: skip
+    acts = EmailActivities(engine, make_settings(tmp_path))
+    first = acts.open_account(opening)
+    assert acts.open_account(opening) == first and first.already_delivered
+    with session_scope(engine) as session:
+        customer = session.get(Customer, "globex")
+        events = session.exec(select(TimelineEvent).where(TimelineEvent.customer_id == "globex"))
+        assert customer is not None and customer.company == "Globex"
+        assert [e.kind for e in events] == ["signed_up"]
+    [row] = [r for r in outbox(engine) if r.customer_id == "globex"]
+    assert (row.to_address, row.status, row.attempts) == ("hank@globex.test", "sent", 1)
+    assert f"45 minutes before {NOW.day} {NOW:%B %Y}?" in row.text_body
 
 
 def test_concurrent_composes_store_one_email(engine: Engine, tmp_path: Path) -> None:

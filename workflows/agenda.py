@@ -28,7 +28,8 @@ def term_agenda(state: LifecycleState) -> list[Step]:
     if state.term == 1:
         onboarding = plan.onboarding
         steps.append(Step(key="welcome", kind=StepKind.welcome, at=start))
-        if onboarding.tutorials:
+        # From edition 2 on, the welcome itself invites to the tutorials.
+        if onboarding.tutorials and state.edition == 1:
             steps.append(Step(key="tutorial_invites", kind=StepKind.tutorial_invites, at=start))
         steps.append(Step(key="kickoff", kind=StepKind.kickoff, at=start))
         for n in range(1, onboarding.max_nudges + 1 if onboarding.tutorials else 1):

@@ -15,6 +15,7 @@ from temporalio.exceptions import ActivityError
 with workflow.unsafe.imports_passed_through():
     from activities import contracts
     from activities.contracts import (
+        AccountOpening,
         EmailReceipt,
         EmailRequest,
         EmailRevision,
@@ -37,9 +38,10 @@ DELIVERY = RetryPolicy(
     maximum_interval=timedelta(minutes=30),
 )
 DELIVERY_WINDOW = timedelta(days=3)
-# Composing stores the email, then tries one delivery (about six SMTP exchanges of at
-# most activities.email.INLINE_SMTP_TIMEOUT each): it must not time out mid-send.
-COMPOSE_TIMEOUT = timedelta(minutes=2)
+# Composing stores the email, then tries one delivery (about a dozen SMTP round trips
+# of at most activities.email.INLINE_SMTP_TIMEOUT each): it must not time out mid-send,
+# and a worker lost mid-compose (sign-up's first step) must be noticed within seconds.
+COMPOSE_TIMEOUT = timedelta(seconds=30)
 
 
 async def wait_for(condition: Callable[[], bool], deadline: datetime) -> bool:
@@ -59,11 +61,14 @@ async def record(activity: Any, payload: Any, timeout: timedelta = timedelta(sec
     )
 
 
-async def event(customer_id: str, key: str, kind: str, message: str) -> None:
-    entry = TimelineEntry(
+def timeline_entry(customer_id: str, key: str, kind: str, message: str) -> TimelineEntry:
+    return TimelineEntry(
         customer_id=customer_id, key=key, at=workflow.now(), kind=kind, message=message
     )
-    await record(contracts.record_event, entry)
+
+
+async def event(customer_id: str, key: str, kind: str, message: str) -> None:
+    await record(contracts.record_event, timeline_entry(customer_id, key, kind, message))
 
 
 class Mailroom:
@@ -79,6 +84,26 @@ class Mailroom:
         self.desk: TaskDesk | None = None  # set by the lifecycle; reviews open tasks
         self.decisions: dict[str, EmailReviewResult] = {}
 
+    def request(
+        self,
+        key: str,
+        template: str,
+        customer_id: str,
+        to: Recipient,
+        assignee: str | None = None,
+        **context: Any,
+    ) -> EmailRequest:
+        held = to is Recipient.customer and self._state.plan.email_review.enabled
+        return EmailRequest(
+            key=key,
+            template=template,
+            customer_id=customer_id,
+            to=to,
+            assignee=assignee,
+            context=context,
+            held=held,
+        )
+
     async def send(
         self,
         key: str,
@@ -88,21 +113,25 @@ class Mailroom:
         assignee: str | None = None,
         **context: Any,
     ) -> None:
-        held = to is Recipient.customer and self._state.plan.email_review.enabled
-        request = EmailRequest(
-            key=key,
-            template=template,
-            customer_id=customer_id,
-            to=to,
-            assignee=assignee,
-            context=context,
-            held=held,
-        )
-        receipt = await record(contracts.compose_email, request, COMPOSE_TIMEOUT)
+        request = self.request(key, template, customer_id, to, assignee, **context)
+        self.follow(request, await record(contracts.compose_email, request, COMPOSE_TIMEOUT))
+
+    async def open_account(self, opening: AccountOpening) -> None:
+        """Sign-up's one activity: the customer's record, its timeline entry and the
+        welcome, stored together; the welcome is then followed like any email."""
+        self.follow(opening.welcome, await record(contracts.open_account, opening, COMPOSE_TIMEOUT))
+
+    def follow(self, request: EmailRequest, receipt: EmailReceipt) -> None:
+        """Deliver in the background what composing could not send: after a manager's
+        review when the email is held, else at once, retrying for days."""
         if receipt.already_delivered:
             return
-        work = self._review_then_deliver(customer_id, receipt) if held else None
-        delivery = asyncio.create_task(work or self._deliver(customer_id, key))
+        customer_id = request.customer_id
+        if request.held:
+            work = self._review_then_deliver(customer_id, receipt)
+        else:
+            work = self._deliver(customer_id, request.key)
+        delivery = asyncio.create_task(work)
         self._deliveries.add(delivery)
         delivery.add_done_callback(self._deliveries.discard)
 

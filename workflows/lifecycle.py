@@ -92,12 +92,15 @@ class CustomerLifecycle:
             signed_up_at=now,
             term_start=now,
             term_end=now + timedelta(days=lifecycle.plan.renewal.term_days),
+            # Lifecycles started before the one-email welcome replay as they ran.
+            edition=2 if workflow.patched("welcome-opens-account") else 1,
         )
 
     @workflow.run
     async def run(self, lifecycle: LifecycleInput) -> LifecycleEnd:
         if not self.state.steps_done:  # a new lifecycle, or a new term
-            await self.save_snapshot()
+            if self.state.edition == 1 or self.state.term > 1:  # else the welcome writes it
+                await self.save_snapshot()
             if self.state.history:
                 last = self.state.history[-1]
                 await event(
@@ -201,22 +204,22 @@ class CustomerLifecycle:
 
     # -- records and visibility --------------------------------------------------------
 
-    async def save_snapshot(self, churn_reason: str | None = None) -> None:
+    def snapshot(self, churn_reason: str | None = None) -> LifecycleSnapshot:
         state = self.state
-        await record(
-            contracts.record_lifecycle,
-            LifecycleSnapshot(
-                customer=state.customer,
-                plan_name=state.plan.name,
-                plan_version=state.plan.version,
-                phase=state.phase,
-                term=state.term,
-                term_start=state.term_start,
-                term_end=state.term_end,
-                onboarded=state.onboarded,
-                churn_reason=churn_reason,
-            ),
+        return LifecycleSnapshot(
+            customer=state.customer,
+            plan_name=state.plan.name,
+            plan_version=state.plan.version,
+            phase=state.phase,
+            term=state.term,
+            term_start=state.term_start,
+            term_end=state.term_end,
+            onboarded=state.onboarded,
+            churn_reason=churn_reason,
         )
+
+    async def save_snapshot(self, churn_reason: str | None = None) -> None:
+        await record(contracts.record_lifecycle, self.snapshot(churn_reason))
 
     async def enter(self, phase: Phase) -> None:
         if self.state.phase is not phase:

@@ -8,10 +8,11 @@ from typing import TYPE_CHECKING
 
 from temporalio import workflow
 
-from workflows.effects import event
+from workflows.effects import event, record, timeline_entry
 
 with workflow.unsafe.imports_passed_through():
-    from activities.contracts import Recipient
+    from activities import contracts
+    from activities.contracts import AccountOpening, Recipient
     from models.lifecycle import Phase, Step
     from models.roles import Role
     from models.tasks import KickoffResult, TaskKind
@@ -33,21 +34,32 @@ def pending_tutorials(lc: CustomerLifecycle) -> list[str]:
 
 
 async def welcome(lc: CustomerLifecycle, step: Step) -> None:
-    """Reach out at once and offer help getting started (DOMAIN.md §2.1)."""
+    """Reach out at once and offer help getting started: personal tutorials and, from
+    edition 2 on, the kickoff invitation, in one email stored with the customer's record
+    (DOMAIN.md §2)."""
     customer = lc.state.customer
-    await lc.mail.send(
-        lc.key(step.key),
-        "welcome",
-        customer.customer_id,
-        Recipient.customer,
-        tutorials=_tutorials(lc),
-    )
-    await event(
+    signed_up = timeline_entry(
         customer.customer_id,
         "signed_up",
         "signed_up",
         f"Signed up on plan {lc.state.plan.label}; welcome email on its way to {customer.email}",
     )
+    key, to = lc.key(step.key), Recipient.customer
+    if lc.state.edition == 1:  # three activities, the kickoff invitation separate
+        await lc.mail.send(key, "welcome", customer.customer_id, to, tutorials=_tutorials(lc))
+        await record(contracts.record_event, signed_up)
+        return
+    kickoff_by = workflow.now() + timedelta(days=lc.state.plan.onboarding.kickoff_due_days)
+    welcome = lc.mail.request(
+        key,
+        "welcome",
+        customer.customer_id,
+        to,
+        tutorials=_tutorials(lc),
+        kickoff_by=kickoff_by.isoformat(),
+    )
+    opening = AccountOpening(snapshot=lc.snapshot(), entry=signed_up, welcome=welcome)
+    await lc.mail.open_account(opening)
 
 
 async def invite_to_tutorials(lc: CustomerLifecycle, step: Step) -> None:
@@ -69,6 +81,8 @@ async def schedule_kickoff(lc: CustomerLifecycle, step: Step) -> None:
         Role.manager,
         due_in=timedelta(days=lc.state.plan.onboarding.kickoff_due_days),
     )
+    if lc.state.edition >= 2:  # the welcome invited the customer already
+        return
     await lc.mail.send(
         lc.key("kickoff_invite"),
         "kickoff_invite",
