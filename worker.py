@@ -66,6 +66,7 @@ def build_worker(
             records.record_customer_plan,
             email.compose_email,
             email.open_account,
+            email.announce_task,
             email.deliver_email,
             email.revise_email,
             assessment.assess_account,

@@ -102,6 +102,14 @@ class AccountOpening(BaseModel):
     welcome: EmailRequest
 
 
+class TaskNotice(BaseModel):
+    """A task opened, or due soon, or overdue: its record and the email that tells its
+    owner, stored in one step."""
+
+    update: TaskUpdate
+    notice: EmailRequest
+
+
 class CustomerPlanRecord(BaseModel):
     customer_id: str
     version: int
@@ -154,6 +162,11 @@ def compose_email(request: EmailRequest) -> EmailReceipt:
 
 @activity.defn(name="open_account")
 def open_account(opening: AccountOpening) -> EmailReceipt:
+    raise NotImplementedError("registered by the worker from activities.email")
+
+
+@activity.defn(name="announce_task")
+def announce_task(announcement: TaskNotice) -> EmailReceipt:
     raise NotImplementedError("registered by the worker from activities.email")
 
 

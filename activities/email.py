@@ -29,10 +29,11 @@ from activities.contracts import (
     EmailRequest,
     EmailRevision,
     Recipient,
+    TaskNotice,
 )
 from activities.message import build_message, eml_filename, unsubscribe_url
 from activities.message import message_id as message_id  # re-exported: tests read it here
-from activities.records import add_event_once, save_lifecycle, write_once
+from activities.records import add_event_once, save_lifecycle, save_task, write_once
 from activities.rendering import CUSTOMER_TEMPLATES, TEMPLATES, render_email, render_footer
 from activities.suppression import SUPPRESSED, suppress, unsubscribed
 from db.engine import session_scope
@@ -197,6 +198,13 @@ class EmailActivities:
 
         write_once(self._engine, record_account)
         return self.compose_email(opening.welcome)
+
+    @activity.defn(name="announce_task")
+    def announce_task(self, announcement: TaskNotice) -> EmailReceipt:
+        """A task's change and the notice to its owner as one activity rather than two;
+        the task is stored first, since the notice shows it."""
+        write_once(self._engine, lambda session: save_task(session, announcement.update))
+        return self.compose_email(announcement.notice)
 
     def _deliver_now(self, key: str) -> bool:
         """A first delivery attempt straight after the email is stored: most mail goes

@@ -152,6 +152,28 @@ def save_lifecycle(session: Session, snapshot: LifecycleSnapshot) -> None:
     session.add(row)
 
 
+def save_task(session: Session, update: TaskUpdate) -> None:
+    """The task's row as the lifecycle sees it, and the timeline entry for the change."""
+    task = update.task
+    row = session.get(TaskRecord, task.task_id) or TaskRecord(
+        id=task.task_id,
+        customer_id=task.customer_id,
+        kind=task.kind.value,
+        title=task.title,
+        owner_role=task.owner_role.value,
+        status=task.status.value,
+        due_at=task.due_at,
+        created_at=task.created_at,
+    )
+    # A completed row is final: a late reminder write must not reopen it.
+    if row.status != TaskStatus.done.value:
+        row.status = task.status.value
+    row.assignee, row.playbook, row.email_key = task.assignee, task.playbook, task.email_key
+    row.reminded, row.escalated = task.reminded, task.escalated
+    session.add(row)
+    add_event_once(session, update.event)
+
+
 class RecordActivities:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -170,27 +192,7 @@ class RecordActivities:
 
     @activity.defn(name="record_task")
     def record_task(self, update: TaskUpdate) -> None:
-        def work(session: Session) -> None:
-            task = update.task
-            row = session.get(TaskRecord, task.task_id) or TaskRecord(
-                id=task.task_id,
-                customer_id=task.customer_id,
-                kind=task.kind.value,
-                title=task.title,
-                owner_role=task.owner_role.value,
-                status=task.status.value,
-                due_at=task.due_at,
-                created_at=task.created_at,
-            )
-            # A completed row is final: a late reminder write must not reopen it.
-            if row.status != TaskStatus.done.value:
-                row.status = task.status.value
-            row.assignee, row.playbook, row.email_key = task.assignee, task.playbook, task.email_key
-            row.reminded, row.escalated = task.reminded, task.escalated
-            session.add(row)
-            add_event_once(session, update.event)
-
-        write_once(self.engine, work)
+        write_once(self.engine, lambda session: save_task(session, update))
 
     @activity.defn(name="record_task_result")
     def record_task_result(self, record: TaskResultRecord) -> None:

@@ -88,10 +88,12 @@ class LifecycleState(BaseModel):
     history: list[TermRecord] = Field(default_factory=list)
     edition: int = Field(
         default=1,
-        description="the sign-up this lifecycle began with, kept for its whole life so a "
-        "running lifecycle replays as it ran: 1, three emails (welcome, tutorials, "
-        "kickoff invitation) and three records; 2, one welcome that invites to both, "
-        "stored with the customer's record in one step",
+        description="how this lifecycle stores and announces things, fixed at sign-up so "
+        "it replays as it ran for its whole life. 1: the customer's record, the welcome, "
+        "its timeline entry, a tutorial invitation and a kickoff invitation as separate "
+        "steps, and a task's record and its owner's notice as two. 2: one welcome that "
+        "invites to both, stored with the record and entry in one step; a task and its "
+        "notice in one step",
     )
 
     def open_tasks(self) -> list[Task]:

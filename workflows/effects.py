@@ -20,6 +20,7 @@ with workflow.unsafe.imports_passed_through():
         EmailRequest,
         EmailRevision,
         Recipient,
+        TaskNotice,
         TimelineEntry,
     )
     from models.lifecycle import LifecycleState
@@ -113,13 +114,20 @@ class Mailroom:
         assignee: str | None = None,
         **context: Any,
     ) -> None:
-        request = self.request(key, template, customer_id, to, assignee, **context)
+        await self.compose(self.request(key, template, customer_id, to, assignee, **context))
+
+    async def compose(self, request: EmailRequest) -> None:
         self.follow(request, await record(contracts.compose_email, request, COMPOSE_TIMEOUT))
 
     async def open_account(self, opening: AccountOpening) -> None:
         """Sign-up's one activity: the customer's record, its timeline entry and the
         welcome, stored together; the welcome is then followed like any email."""
         self.follow(opening.welcome, await record(contracts.open_account, opening, COMPOSE_TIMEOUT))
+
+    async def announce_task(self, announcement: TaskNotice) -> None:
+        """A task's record and its owner's notice in one activity (edition 2 on)."""
+        receipt = await record(contracts.announce_task, announcement, COMPOSE_TIMEOUT)
+        self.follow(announcement.notice, receipt)
 
     def follow(self, request: EmailRequest, receipt: EmailReceipt) -> None:
         """Deliver in the background what composing could not send: after a manager's

@@ -1,8 +1,8 @@
 """The task desk: human work inside a lifecycle, with reminders and escalation.
 
-A task is opened with a deterministic id, persisted through an activity and announced
-to its owner; a follow-up coroutine per open task reminds the owner before the due date
-and escalates to the managers once it is overdue. Completion arrives through the
+A task is opened with a deterministic id, persisted and announced to its owner (one
+activity from edition 2 on); a follow-up coroutine per open task reminds the owner
+before the due date and escalates to the managers once it is overdue. Completion arrives through the
 lifecycle's `complete_task` update.
 """
 
@@ -13,11 +13,11 @@ from datetime import datetime, timedelta
 
 from temporalio import workflow
 
-from workflows.effects import Mailroom, record, wait_for
+from workflows.effects import Mailroom, record, timeline_entry, wait_for
 
 with workflow.unsafe.imports_passed_through():
     from activities import contracts
-    from activities.contracts import Recipient, TaskUpdate, TimelineEntry
+    from activities.contracts import EmailRequest, Recipient, TaskNotice, TaskUpdate
     from models.lifecycle import LifecycleState
     from models.roles import Role
     from models.tasks import Task, TaskKind, TaskStatus
@@ -62,14 +62,18 @@ class TaskDesk:
             email_key=email_key,
         )
         self._state.tasks[task_id] = task
-        await self._save(task, "task_opened", f"Task opened for the {owner_role.value}: {title}")
-        await self._mail.send(
-            f"{task_id}:assigned",
-            "task_assigned",
-            customer.customer_id,
-            Recipient(owner_role.value),
-            assignee=task.assignee,
-            task_id=task_id,
+        await self._announce(
+            task,
+            "task_opened",
+            f"Task opened for the {owner_role.value}: {title}",
+            self._mail.request(
+                f"{task_id}:assigned",
+                "task_assigned",
+                customer.customer_id,
+                Recipient(owner_role.value),
+                assignee=task.assignee,
+                task_id=task_id,
+            ),
         )
         self.follow_up(task)
         return task
@@ -99,42 +103,55 @@ class TaskDesk:
             if await self._closed_before(task, reminder):
                 return
             task.reminded = True
-            await self._save(task, "task_reminder", f"Reminder sent: {task.title}")
-            await self._mail.send(
-                f"{task.task_id}:reminder",
+            await self._announce(
+                task,
                 "task_reminder",
-                customer_id,
-                Recipient(task.owner_role.value),
-                assignee=task.assignee,
-                task_id=task.task_id,
+                f"Reminder sent: {task.title}",
+                self._mail.request(
+                    f"{task.task_id}:reminder",
+                    "task_reminder",
+                    customer_id,
+                    Recipient(task.owner_role.value),
+                    assignee=task.assignee,
+                    task_id=task.task_id,
+                ),
             )
         if not task.escalated:
             overdue = task.due_at + timedelta(hours=plan.escalate_after_hours)
             if await self._closed_before(task, overdue):
                 return
             task.escalated = True
-            await self._save(
-                task, "task_escalated", f"Overdue, escalated to managers: {task.title}"
-            )
-            await self._mail.send(
-                f"{task.task_id}:escalation",
-                "task_escalation",
-                customer_id,
-                Recipient.manager,
-                task_id=task.task_id,
-                reason="The task is overdue.",
+            await self._announce(
+                task,
+                "task_escalated",
+                f"Overdue, escalated to managers: {task.title}",
+                self._mail.request(
+                    f"{task.task_id}:escalation",
+                    "task_escalation",
+                    customer_id,
+                    Recipient.manager,
+                    task_id=task.task_id,
+                    reason="The task is overdue.",
+                ),
             )
 
     @staticmethod
     async def _closed_before(task: Task, deadline: datetime) -> bool:
         return await wait_for(lambda: task.status is not TaskStatus.open, deadline)
 
+    @staticmethod
+    def _update(task: Task, kind: str, message: str) -> TaskUpdate:
+        key = f"{task.task_id}:{kind}"
+        return TaskUpdate(task=task, event=timeline_entry(task.customer_id, key, kind, message))
+
     async def _save(self, task: Task, kind: str, message: str) -> None:
-        entry = TimelineEntry(
-            customer_id=task.customer_id,
-            key=f"{task.task_id}:{kind}",
-            at=workflow.now(),
-            kind=kind,
-            message=message,
-        )
-        await record(contracts.record_task, TaskUpdate(task=task, event=entry))
+        await record(contracts.record_task, self._update(task, kind, message))
+
+    async def _announce(self, task: Task, kind: str, message: str, notice: EmailRequest) -> None:
+        """Store the task's change, then tell its owner: one activity from edition 2 on."""
+        if self._state.edition == 1:
+            await self._save(task, kind, message)
+            await self._mail.compose(notice)
+            return
+        update = self._update(task, kind, message)
+        await self._mail.announce_task(TaskNotice(update=update, notice=notice))
