@@ -181,7 +181,7 @@ class EmailActivities:
             if stored is None:
                 raise
             return _receipt(stored)
-        if row.status == "pending" and self._deliver_now(row.key):
+        if row.status == "pending" and self._deliver_now(row):
             row.status = "sent"
         return _receipt(row)
 
@@ -206,17 +206,20 @@ class EmailActivities:
         write_once(self._engine, lambda session: save_task(session, announcement.update))
         return self.compose_email(announcement.notice)
 
-    def _deliver_now(self, key: str) -> bool:
+    def _deliver_now(self, row: OutboxEmail) -> bool:
         """A first delivery attempt straight after the email is stored: most mail goes
-        here, without a deliver_email activity (and its workflow task) of its own. Any
-        failure leaves the email pending for deliver_email, which retries for days. The
-        attempt waits at most INLINE_SMTP_TIMEOUT per SMTP exchange, so it ends well
-        inside compose's own timeout: a compose retried while its first attempt is still
-        sending would find the email pending and send it again."""
+        here, without a deliver_email activity (and its workflow task) of its own. The
+        row was stored and checked against opt-outs a moment ago, in compose's own
+        transaction, so it is sent as it stands. Any failure leaves the email pending
+        for deliver_email, which retries for days. The attempt waits at most
+        INLINE_SMTP_TIMEOUT per SMTP round trip, so it ends well inside compose's own
+        timeout: a compose retried while its first attempt is still sending would find
+        the email pending and send it again."""
+        timeout = min(INLINE_SMTP_TIMEOUT, self._settings.smtp_timeout_seconds)
         try:
-            self._deliver(key, min(INLINE_SMTP_TIMEOUT, self._settings.smtp_timeout_seconds))
+            self._send(row, timeout, row.template in CUSTOMER_TEMPLATES)
         except Exception as error:  # all of it is deliver_email's to retry and report
-            activity.logger.info("email %s not delivered at once, will retry: %s", key, error)
+            activity.logger.info("email %s not delivered at once, will retry: %s", row.key, error)
             return False
         return True
 
@@ -279,6 +282,10 @@ class EmailActivities:
             if opted_out := unsubscribed(session, row, customer_mail):
                 suppress(session, row, opted_out)
                 return
+        self._send(row, timeout, customer_mail)
+
+    def _send(self, row: OutboxEmail, timeout: float, customer_mail: bool) -> None:
+        key = row.key
         message = build_message(row, self._settings, customer_mail)
         try:
             via = self._transmit(message, key, timeout)
