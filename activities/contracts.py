@@ -94,20 +94,27 @@ class EmailRevision(BaseModel):
     text: str | None = None
 
 
-class AccountOpening(BaseModel):
-    """Sign-up in one step: the customer's record, its timeline entry, the welcome."""
-
-    snapshot: LifecycleSnapshot
-    entry: TimelineEntry
-    welcome: EmailRequest
-
-
 class TaskNotice(BaseModel):
     """A task opened, or due soon, or overdue: its record and the email that tells its
     owner, stored in one step."""
 
     update: TaskUpdate
     notice: EmailRequest
+
+
+class AccountOpening(BaseModel):
+    """Sign-up in one step: the customer's record and timeline entry, the welcome, and
+    the kickoff task with its notice to the success manager."""
+
+    snapshot: LifecycleSnapshot
+    entry: TimelineEntry
+    welcome: EmailRequest
+    kickoff: TaskNotice
+
+
+class AccountOpened(BaseModel):
+    welcome: EmailReceipt
+    kickoff_notice: EmailReceipt
 
 
 class CustomerPlanRecord(BaseModel):
@@ -161,7 +168,7 @@ def compose_email(request: EmailRequest) -> EmailReceipt:
 
 
 @activity.defn(name="open_account")
-def open_account(opening: AccountOpening) -> EmailReceipt:
+def open_account(opening: AccountOpening) -> AccountOpened:
     raise NotImplementedError("registered by the worker from activities.email")
 
 

@@ -91,9 +91,9 @@ class LifecycleState(BaseModel):
         description="how this lifecycle stores and announces things, fixed at sign-up so "
         "it replays as it ran for its whole life. 1: the customer's record, the welcome, "
         "its timeline entry, a tutorial invitation and a kickoff invitation as separate "
-        "steps, and a task's record and its owner's notice as two. 2: one welcome that "
-        "invites to both, stored with the record and entry in one step; a task and its "
-        "notice in one step",
+        "steps, and a task's record and its owner's notice as two. 2: sign-up as one step "
+        "(the record, its entry, one welcome that invites to both, the kickoff task and "
+        "its notice); a task's record and its notice as one",
     )
 
     def open_tasks(self) -> list[Task]:

@@ -27,6 +27,8 @@ from activities.contracts import (
     EmailRequest,
     LifecycleSnapshot,
     Recipient,
+    TaskNotice,
+    TaskUpdate,
     TimelineEntry,
 )
 from activities.email import EmailActivities, build_context, message_id
@@ -41,6 +43,7 @@ from activities.rendering import (
 from db.engine import create_schema, make_engine, session_scope
 from models.customer import CustomerProfile
 from models.lifecycle import Phase
+from models.roles import Role
 from models.scoring import Quadrant
 from models.tables import (
     AssessmentRecord,
@@ -52,6 +55,7 @@ from models.tables import (
     TaskRecord,
     TimelineEvent,
 )
+from models.tasks import Task, TaskKind
 from settings import Settings
 
 TAG = re.compile(r"</?[A-Za-z][^>]*>")
@@ -198,13 +202,29 @@ def test_compose_twice_stores_one_email(engine: Engine, tmp_path: Path) -> None:
     assert 'href="https://x.test/p"' in rows[0].html_body
 
 
-def test_open_account_stores_the_customer_the_entry_and_the_welcome_once(
+def test_open_account_stores_the_customer_the_kickoff_and_both_emails_once(
     engine: Engine, tmp_path: Path
 ) -> None:
-    """Sign-up's one activity, run again as Temporal would retry it: one customer row
-    (the latest snapshot), one timeline entry, one welcome, sent once."""
+    """Sign-up's one activity, run again as Temporal would retry it: one customer row,
+    one kickoff task, their timeline entries, one welcome and one manager's notice,
+    each sent once."""
     profile = CustomerProfile(
-        customer_id="globex", company="Globex", contact_name="Hank", email="hank@globex.test"
+        customer_id="globex",
+        company="Globex",
+        contact_name="Hank",
+        email="hank@globex.test",
+        owner="sam@tandem.invalid",
+    )
+    due = NOW + timedelta(days=7)
+    kickoff = Task(
+        task_id="globex:t1:kickoff",
+        customer_id="globex",
+        kind=TaskKind.kickoff,
+        title="Kickoff with Globex",
+        owner_role=Role.manager,
+        assignee="sam@tandem.invalid",
+        due_at=due,
+        created_at=NOW,
     )
     opening = AccountOpening(
         snapshot=LifecycleSnapshot(
@@ -215,20 +235,41 @@ def test_open_account_stores_the_customer_the_entry_and_the_welcome_once(
             customer_id="globex", key="signed_up", at=NOW, kind="signed_up", message="Signed up"
         ),
         welcome=welcome("globex:t1:welcome").model_copy(
-            update={"customer_id": "globex", "context": {"tutorials": [], "kickoff_by": NOW}}
+            update={"customer_id": "globex", "context": {"tutorials": [], "kickoff_by": due}}
+        ),
+        kickoff=TaskNotice(
+            update=TaskUpdate(
+                task=kickoff,
+                event=TimelineEntry(
+                    customer_id="globex", key="globex:t1:kickoff:task_opened", at=NOW,
+                    kind="task_opened", message="Task opened for the manager",
+                ),
+            ),
+            notice=EmailRequest(
+                key="globex:t1:kickoff:assigned", template="task_assigned", customer_id="globex",
+                to=Recipient.manager, assignee="sam@tandem.invalid",
+                context={"task_id": "globex:t1:kickoff"},
+            ),
         ),
     )  # fmt: skip
     acts = EmailActivities(engine, make_settings(tmp_path))
     first = acts.open_account(opening)
-    assert acts.open_account(opening) == first and first.already_delivered
+    assert acts.open_account(opening) == first
+    assert first.welcome.already_delivered and first.kickoff_notice.already_delivered
     with session_scope(engine) as session:
         customer = session.get(Customer, "globex")
+        task = session.get(TaskRecord, "globex:t1:kickoff")
         events = session.exec(select(TimelineEvent).where(TimelineEvent.customer_id == "globex"))
         assert customer is not None and customer.company == "Globex"
-        assert [e.kind for e in events] == ["signed_up"]
-    [row] = [r for r in outbox(engine) if r.customer_id == "globex"]
-    assert (row.to_address, row.status, row.attempts) == ("hank@globex.test", "sent", 1)
-    assert f"45 minutes before {NOW.day} {NOW:%B %Y}?" in row.text_body
+        assert task is not None and task.status == "open"
+        assert sorted(e.kind for e in events) == ["signed_up", "task_opened"]
+    rows = {r.template: r for r in outbox(engine) if r.customer_id == "globex"}
+    assert sorted(rows) == ["task_assigned", "welcome"]
+    assert all((r.status, r.attempts) == ("sent", 1) for r in rows.values())
+    assert rows["welcome"].to_address == "hank@globex.test"
+    assert f"45 minutes before {due.day} {due:%B %Y}?" in rows["welcome"].text_body
+    assert rows["task_assigned"].to_address == "sam@tandem.invalid"
+    assert "Kickoff with Globex" in rows["task_assigned"].text_body
 
 
 def test_concurrent_composes_store_one_email(engine: Engine, tmp_path: Path) -> None:

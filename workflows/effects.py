@@ -120,9 +120,12 @@ class Mailroom:
         self.follow(request, await record(contracts.compose_email, request, COMPOSE_TIMEOUT))
 
     async def open_account(self, opening: AccountOpening) -> None:
-        """Sign-up's one activity: the customer's record, its timeline entry and the
-        welcome, stored together; the welcome is then followed like any email."""
-        self.follow(opening.welcome, await record(contracts.open_account, opening, COMPOSE_TIMEOUT))
+        """Sign-up's one activity: the customer's record and timeline entry, the
+        kickoff task, the welcome and the manager's notice, stored together; the two
+        emails are then followed like any other."""
+        opened = await record(contracts.open_account, opening, COMPOSE_TIMEOUT)
+        self.follow(opening.welcome, opened.welcome)
+        self.follow(opening.kickoff.notice, opened.kickoff_notice)
 
     async def announce_task(self, announcement: TaskNotice) -> None:
         """A task's record and its owner's notice in one activity (edition 2 on)."""

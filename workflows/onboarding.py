@@ -34,9 +34,9 @@ def pending_tutorials(lc: CustomerLifecycle) -> list[str]:
 
 
 async def welcome(lc: CustomerLifecycle, step: Step) -> None:
-    """Reach out at once and offer help getting started: personal tutorials and, from
-    edition 2 on, the kickoff invitation, in one email stored with the customer's record
-    (DOMAIN.md §2)."""
+    """Reach out at once and offer help getting started, with personal tutorials (DOMAIN.md
+    §2). From edition 2 on this is one step: the customer's record, one welcome that
+    also invites them to the kickoff, and the kickoff task for their success manager."""
     customer = lc.state.customer
     signed_up = timeline_entry(
         customer.customer_id,
@@ -45,24 +45,27 @@ async def welcome(lc: CustomerLifecycle, step: Step) -> None:
         f"Signed up on plan {lc.state.plan.label}; welcome email on its way to {customer.email}",
     )
     key, to = lc.key(step.key), Recipient.customer
-    if lc.state.edition == 1:  # three activities, the kickoff invitation separate
+    if lc.state.edition == 1:  # five steps: the invitations and the kickoff follow
         await lc.mail.send(key, "welcome", customer.customer_id, to, tutorials=_tutorials(lc))
         await record(contracts.record_event, signed_up)
         return
-    kickoff_by = workflow.now() + timedelta(days=lc.state.plan.onboarding.kickoff_due_days)
+    kickoff = lc.desk.draft("kickoff", *_kickoff_task(lc))
     welcome = lc.mail.request(
         key,
         "welcome",
         customer.customer_id,
         to,
         tutorials=_tutorials(lc),
-        kickoff_by=kickoff_by.isoformat(),
+        kickoff_by=kickoff.update.task.due_at.isoformat(),
     )
-    opening = AccountOpening(snapshot=lc.snapshot(), entry=signed_up, welcome=welcome)
-    await lc.mail.open_account(opening)
+    await lc.mail.open_account(
+        AccountOpening(snapshot=lc.snapshot(), entry=signed_up, welcome=welcome, kickoff=kickoff)
+    )
+    lc.desk.follow_up(kickoff.update.task)
 
 
 async def invite_to_tutorials(lc: CustomerLifecycle, step: Step) -> None:
+    """Edition 1 only: from edition 2 on, the welcome carries the tutorials."""
     await lc.mail.send(
         lc.key(step.key),
         "tutorial_invite",
@@ -72,21 +75,19 @@ async def invite_to_tutorials(lc: CustomerLifecycle, step: Step) -> None:
     )
 
 
+def _kickoff_task(lc: CustomerLifecycle) -> tuple[TaskKind, str, Role, timedelta]:
+    title = f"Kickoff with {lc.state.customer.company}: capture how they define success"
+    due_in = timedelta(days=lc.state.plan.onboarding.kickoff_due_days)
+    return TaskKind.kickoff, title, Role.manager, due_in
+
+
 async def schedule_kickoff(lc: CustomerLifecycle, step: Step) -> None:
-    customer = lc.state.customer
-    task = await lc.desk.open(
-        step.key,
-        TaskKind.kickoff,
-        f"Kickoff with {customer.company}: capture how they define success",
-        Role.manager,
-        due_in=timedelta(days=lc.state.plan.onboarding.kickoff_due_days),
-    )
-    if lc.state.edition >= 2:  # the welcome invited the customer already
-        return
+    """Edition 1 only: from edition 2 on, the welcome opens the kickoff and invites."""
+    task = await lc.desk.open(step.key, *_kickoff_task(lc))
     await lc.mail.send(
         lc.key("kickoff_invite"),
         "kickoff_invite",
-        customer.customer_id,
+        lc.state.customer.customer_id,
         Recipient.customer,
         task_id=task.task_id,
     )

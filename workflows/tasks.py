@@ -17,7 +17,7 @@ from workflows.effects import Mailroom, record, timeline_entry, wait_for
 
 with workflow.unsafe.imports_passed_through():
     from activities import contracts
-    from activities.contracts import EmailRequest, Recipient, TaskNotice, TaskUpdate
+    from activities.contracts import Recipient, TaskNotice, TaskUpdate
     from models.lifecycle import LifecycleState
     from models.roles import Role
     from models.tasks import Task, TaskKind, TaskStatus
@@ -46,6 +46,29 @@ class TaskDesk:
         task_id = self.task_id(key)
         if task_id in self._state.tasks:  # a resumed step: the task exists already
             return self._state.tasks[task_id]
+        opening = self.draft(
+            key, kind, title, owner_role, due_in, playbook, requires_decision, email_key
+        )
+        await self._announce(opening)
+        task = opening.update.task
+        self.follow_up(task)
+        return task
+
+    def draft(
+        self,
+        key: str,
+        kind: TaskKind,
+        title: str,
+        owner_role: Role,
+        due_in: timedelta,
+        playbook: str | None = None,
+        requires_decision: bool = False,
+        email_key: str | None = None,
+    ) -> TaskNotice:
+        """A new task, held in the lifecycle's state, and what opens it: its record and
+        the notice to its owner, for the caller to store (open, or sign-up's one step),
+        after which `follow_up` starts its reminders."""
+        task_id = self.task_id(key)
         now = workflow.now()
         customer = self._state.customer
         task = Task(
@@ -62,11 +85,11 @@ class TaskDesk:
             email_key=email_key,
         )
         self._state.tasks[task_id] = task
-        await self._announce(
-            task,
-            "task_opened",
-            f"Task opened for the {owner_role.value}: {title}",
-            self._mail.request(
+        return TaskNotice(
+            update=self._update(
+                task, "task_opened", f"Task opened for the {owner_role.value}: {title}"
+            ),
+            notice=self._mail.request(
                 f"{task_id}:assigned",
                 "task_assigned",
                 customer.customer_id,
@@ -75,8 +98,6 @@ class TaskDesk:
                 task_id=task_id,
             ),
         )
-        self.follow_up(task)
-        return task
 
     def follow_up(self, task: Task) -> None:
         """Start (or, after continue-as-new, restart) the reminders for an open task."""
@@ -103,37 +124,33 @@ class TaskDesk:
             if await self._closed_before(task, reminder):
                 return
             task.reminded = True
-            await self._announce(
-                task,
+            reminder_sent = self._update(task, "task_reminder", f"Reminder sent: {task.title}")
+            notice = self._mail.request(
+                f"{task.task_id}:reminder",
                 "task_reminder",
-                f"Reminder sent: {task.title}",
-                self._mail.request(
-                    f"{task.task_id}:reminder",
-                    "task_reminder",
-                    customer_id,
-                    Recipient(task.owner_role.value),
-                    assignee=task.assignee,
-                    task_id=task.task_id,
-                ),
+                customer_id,
+                Recipient(task.owner_role.value),
+                assignee=task.assignee,
+                task_id=task.task_id,
             )
+            await self._announce(TaskNotice(update=reminder_sent, notice=notice))
         if not task.escalated:
             overdue = task.due_at + timedelta(hours=plan.escalate_after_hours)
             if await self._closed_before(task, overdue):
                 return
             task.escalated = True
-            await self._announce(
-                task,
-                "task_escalated",
-                f"Overdue, escalated to managers: {task.title}",
-                self._mail.request(
-                    f"{task.task_id}:escalation",
-                    "task_escalation",
-                    customer_id,
-                    Recipient.manager,
-                    task_id=task.task_id,
-                    reason="The task is overdue.",
-                ),
+            escalated = self._update(
+                task, "task_escalated", f"Overdue, escalated to managers: {task.title}"
             )
+            notice = self._mail.request(
+                f"{task.task_id}:escalation",
+                "task_escalation",
+                customer_id,
+                Recipient.manager,
+                task_id=task.task_id,
+                reason="The task is overdue.",
+            )
+            await self._announce(TaskNotice(update=escalated, notice=notice))
 
     @staticmethod
     async def _closed_before(task: Task, deadline: datetime) -> bool:
@@ -147,11 +164,10 @@ class TaskDesk:
     async def _save(self, task: Task, kind: str, message: str) -> None:
         await record(contracts.record_task, self._update(task, kind, message))
 
-    async def _announce(self, task: Task, kind: str, message: str, notice: EmailRequest) -> None:
+    async def _announce(self, announcement: TaskNotice) -> None:
         """Store the task's change, then tell its owner: one activity from edition 2 on."""
         if self._state.edition == 1:
-            await self._save(task, kind, message)
-            await self._mail.compose(notice)
+            await record(contracts.record_task, announcement.update)
+            await self._mail.compose(announcement.notice)
             return
-        update = self._update(task, kind, message)
-        await self._mail.announce_task(TaskNotice(update=update, notice=notice))
+        await self._mail.announce_task(announcement)
