@@ -8,11 +8,12 @@ customer who unsubscribed is composed but kept back (activities/suppression.py).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import smtplib
 import ssl
 from datetime import UTC, datetime
-from email.message import EmailMessage
+from email.message import Message
 from email.utils import parseaddr
 from typing import Any
 
@@ -119,15 +120,24 @@ def _receipt(row: OutboxEmail) -> EmailReceipt:
 
 # Seconds per blocking SMTP round trip for the attempt made while composing. A delivery
 # takes about a dozen (connect, EHLO, STARTTLS and its handshake, EHLO, AUTH, MAIL,
-# RCPT, DATA, the message, QUIT): at most ~24 s, inside compose's 30 s start-to-close
+# RCPT, DATA, the message, QUIT): at most ~60 s, inside compose's 2 min start-to-close
 # timeout (workflows/effects.py, COMPOSE_TIMEOUT). A relay slower than this is not
 # lost: deliver_email retries with the full TANDEM_SMTP_TIMEOUT_SECONDS.
-INLINE_SMTP_TIMEOUT = 2.0
+INLINE_SMTP_TIMEOUT = 5.0
 SIGNATURE_SEPARATOR = "-- \n"  # where the customer footer starts (email_templates/_macros.txt)
 
 
+def _alive() -> None:
+    """Heartbeat between the steps of a compose: its heartbeat timeout, not its long
+    start-to-close timeout, is what notices a lost worker. (Called directly, outside
+    an activity, as the unit tests do, there is no one to tell.)"""
+    if activity.in_activity():
+        activity.heartbeat()
+
+
 class EmailActivities:
-    """The worker registers both methods; they are sync and run in its thread pool."""
+    """The worker registers the methods marked @activity.defn; they are sync and run in
+    its thread pool."""
 
     def __init__(self, engine: Engine, settings: Settings) -> None:
         self._engine = engine
@@ -150,28 +160,16 @@ class EmailActivities:
             # The request is fixed in the workflow's history: retrying cannot help.
             message = f"unknown email template {request.template!r}"
             raise ApplicationError(message, type="UnknownTemplate", non_retryable=True)
-        with session_scope(self._engine) as session:
-            existing = _find(session, request.key)
-            if existing is not None:
-                # Never re-render: a retry must not change what was already composed.
-                return _receipt(existing)
-            customer = session.get(Customer, request.customer_id)
-            if customer is None:
-                # Retryable: the lifecycle's own record of the customer may still be landing.
-                raise ApplicationError(
-                    f"customer {request.customer_id!r} not found", type="CustomerNotFound"
-                )
-            rendered = render_email(
-                request.template, build_context(session, customer, request, self._settings)
-            )
-            row = OutboxEmail(
-                key=request.key, customer_id=customer.id, template=request.template,
-                to_address=self._address(request, customer), subject=rendered.subject,
-                text_body=rendered.text, html_body=rendered.html,
-                status="held" if request.held else "pending",
-            )  # fmt: skip
+        _alive()
         try:
+            # One transaction: SQLite takes its write lock only at the INSERT, so the
+            # reads and the rendering before it hold nothing up.
             with session_scope(self._engine) as session:
+                existing = _find(session, request.key)
+                if existing is not None:
+                    # Never re-render: a retry must not change what was already composed.
+                    return _receipt(existing)
+                row = self._render(session, request)
                 session.add(row)
                 if opted_out := unsubscribed(session, row, row.template in CUSTOMER_TEMPLATES):
                     suppress(session, row, opted_out)
@@ -182,20 +180,44 @@ class EmailActivities:
             if stored is None:
                 raise
             return _receipt(stored)
+        _alive()
         if row.status == "pending" and self._deliver_now(row):
             row.status = "sent"
         return _receipt(row)
+
+    def _render(self, session: Session, request: EmailRequest) -> OutboxEmail:
+        customer = session.get(Customer, request.customer_id)
+        if customer is None:
+            # Retryable: the lifecycle's own record of the customer may still be landing.
+            raise ApplicationError(
+                f"customer {request.customer_id!r} not found", type="CustomerNotFound"
+            )
+        rendered = render_email(
+            request.template, build_context(session, customer, request, self._settings)
+        )
+        return OutboxEmail(
+            key=request.key, customer_id=customer.id, template=request.template,
+            to_address=self._address(request, customer), subject=rendered.subject,
+            text_body=rendered.text, html_body=rendered.html,
+            status="held" if request.held else "pending",
+        )  # fmt: skip
 
     @activity.defn(name="open_account")
     def open_account(self, opening: AccountOpening) -> AccountOpened:
         """Sign-up as one activity rather than five (each a round trip through Temporal
         and a workflow task): the customer's record, its timeline entry and the kickoff
         task in one transaction, then the welcome and the manager's notice, each composed
-        and tried at once as by compose_email. A retry rewrites the records and finds
-        the entries and the emails already there."""
+        and tried at once as by compose_email. A retry finds the records, the entries
+        and the emails already there."""
 
         def record_account(session: Session) -> None:
-            save_lifecycle(session, opening.snapshot)
+            snapshot = opening.snapshot
+            row = session.get(Customer, snapshot.customer.customer_id)
+            # A retry must not undo what the lifecycle recorded since the first attempt
+            # (a kickoff held at once moves the phase on); a row left by an earlier,
+            # ended lifecycle of the same customer is this one's to take over.
+            if row is None or (row.term, row.term_start) != (snapshot.term, snapshot.term_start):
+                save_lifecycle(session, snapshot)
             add_event_once(session, opening.entry)
             save_task(session, opening.kickoff.update)
 
@@ -306,10 +328,12 @@ class EmailActivities:
             raise
         self._record(key, status="sent", delivered_via=via, delivered_at=datetime.now(UTC))
 
-    def _transmit(self, message: EmailMessage, key: str, timeout: float) -> str:
+    def _transmit(self, message: Message, key: str, timeout: float) -> str:
         s = self._settings
         if s.smtp_host:
-            with smtplib.SMTP(s.smtp_host, s.smtp_port, timeout=timeout) as smtp:
+            smtp = smtplib.SMTP(s.smtp_host, s.smtp_port, timeout=timeout)
+            try:
+                _alive()
                 smtp.ehlo()
                 if s.smtp_starttls and smtp.has_extn("starttls"):
                     smtp.starttls(context=ssl.create_default_context())
@@ -320,9 +344,17 @@ class EmailActivities:
                         "the SMTP server offers no STARTTLS; refusing to log in without TLS "
                         "(TANDEM_SMTP_STARTTLS=false allows it, for a trusted local relay only)"
                     )
+                _alive()
                 if s.smtp_username:
                     smtp.login(s.smtp_username, s.smtp_password or "")
                 smtp.send_message(message)
+            except BaseException:
+                smtp.close()
+                raise
+            # Sent: a QUIT that fails or times out must not make it count as unsent.
+            with contextlib.suppress(smtplib.SMTPException, OSError):
+                smtp.quit()
+            smtp.close()
             return "smtp"
         s.outbox_dir.mkdir(parents=True, exist_ok=True)
         path = s.outbox_dir / eml_filename(key)

@@ -146,8 +146,9 @@ def save_lifecycle(session: Session, snapshot: LifecycleSnapshot) -> None:
     row.plan_name, row.plan_version = snapshot.plan_name, snapshot.plan_version
     row.phase, row.term, row.onboarded = snapshot.phase.value, snapshot.term, snapshot.onboarded
     row.term_start, row.term_end = snapshot.term_start, snapshot.term_end
-    if snapshot.churn_reason is not None:
-        row.churn_reason = snapshot.churn_reason
+    # Only the last snapshot of an ended lifecycle has one; a customer who signs up
+    # again starts without the old reason.
+    row.churn_reason = snapshot.churn_reason
     row.updated_at = utcnow()
     session.add(row)
 

@@ -186,6 +186,10 @@ def test_signup_to_kickoff_through_the_cli_and_a_restart(stack: Stack, tmp_path:
         assert quadrant in demo, demo
     companies = {c["company"]: c for c in json.loads(stack.tandem("customers", "--json").stdout)}
     assert companies["Wayne Media"]["quadrant"] == "neutral" and companies["Wayne Media"]["at_risk"]
+    # Their kickoffs were held (sign-up opens the kickoff task before it returns), so
+    # they are past onboarding; the one with no kickoff yet is not.
+    phases = {name: c["phase"] for name, c in companies.items() if name != "Acme"}
+    assert phases.pop("Hooli") == "onboarding" and set(phases.values()) == {"adopting"}, phases
 
     # Ctrl-C stops cleanly; the next `tandem run` resumes the lifecycle where it was.
     assert stack.stop() == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import email
 import hashlib
 import re
@@ -32,6 +33,7 @@ from activities.contracts import (
     TimelineEntry,
 )
 from activities.email import EmailActivities, build_context, message_id
+from activities.records import RecordActivities
 from activities.rendering import (
     CUSTOMER_TEMPLATES,
     STAFF_TEMPLATES,
@@ -235,7 +237,10 @@ def test_open_account_stores_the_customer_the_kickoff_and_both_emails_once(
             customer_id="globex", key="signed_up", at=NOW, kind="signed_up", message="Signed up"
         ),
         welcome=welcome("globex:t1:welcome").model_copy(
-            update={"customer_id": "globex", "context": {"tutorials": [], "kickoff_by": due}}
+            update={
+                "customer_id": "globex",
+                "context": {"tutorials": [], "kickoff_by": due.isoformat()},
+            }
         ),
         kickoff=TaskNotice(
             update=TaskUpdate(
@@ -254,13 +259,18 @@ def test_open_account_stores_the_customer_the_kickoff_and_both_emails_once(
     )  # fmt: skip
     acts = EmailActivities(engine, make_settings(tmp_path))
     first = acts.open_account(opening)
-    assert acts.open_account(opening) == first
+    # Meanwhile the kickoff was held at once: the lifecycle recorded the next phase.
+    RecordActivities(engine).record_lifecycle(
+        opening.snapshot.model_copy(update={"phase": Phase.adopting, "onboarded": True})
+    )
+    assert acts.open_account(opening) == first  # a retry: it undoes nothing
     assert first.welcome.already_delivered and first.kickoff_notice.already_delivered
     with session_scope(engine) as session:
         customer = session.get(Customer, "globex")
         task = session.get(TaskRecord, "globex:t1:kickoff")
         events = session.exec(select(TimelineEvent).where(TimelineEvent.customer_id == "globex"))
         assert customer is not None and customer.company == "Globex"
+        assert (customer.phase, customer.onboarded) == ("adopting", True)
         assert task is not None and task.status == "open"
         assert sorted(e.kind for e in events) == ["signed_up", "task_opened"]
     rows = {r.template: r for r in outbox(engine) if r.customer_id == "globex"}
@@ -270,6 +280,59 @@ def test_open_account_stores_the_customer_the_kickoff_and_both_emails_once(
     assert f"45 minutes before {due.day} {due:%B %Y}?" in rows["welcome"].text_body
     assert rows["task_assigned"].to_address == "sam@tandem.invalid"
     assert "Kickoff with Globex" in rows["task_assigned"].text_body
+
+
+def test_open_account_takes_over_the_row_of_an_ended_lifecycle(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """Acme churned and signs up again: the new lifecycle's record replaces the old."""
+    with session_scope(engine) as session:
+        old = session.get(Customer, "acme")
+        assert old is not None
+        old.phase, old.onboarded, old.churn_reason = "churned", True, "budget"
+    start = NOW + timedelta(days=400)
+    profile = CustomerProfile(
+        customer_id="acme",
+        company="Acme Analytics",
+        contact_name="Dana Reyes",
+        email="dana@acme.example",
+    )
+    snapshot = LifecycleSnapshot(
+        customer=profile,
+        plan_name="default",
+        plan_version=2,
+        phase=Phase.onboarding,
+        term=1,
+        term_start=start,
+        term_end=start + timedelta(days=365),
+        onboarded=False,
+    )
+    task = Task(
+        task_id="acme:t1:kickoff",
+        customer_id="acme",
+        kind=TaskKind.kickoff,
+        title="Kickoff",
+        owner_role=Role.manager,
+        due_at=start + timedelta(days=7),
+        created_at=start,
+    )
+    entry = TimelineEntry(customer_id="acme", key="k", at=start, kind="signed_up", message="m")
+    opening = AccountOpening(
+        snapshot=snapshot, entry=entry, welcome=welcome("acme:t1:welcome-2"),
+        kickoff=TaskNotice(
+            update=TaskUpdate(task=task, event=entry.model_copy(update={"key": "k2"})),
+            notice=EmailRequest(
+                key="acme:t1:kickoff:assigned-2", template="task_assigned", customer_id="acme",
+                to=Recipient.manager, context={"task_id": "acme:t1:kickoff"},
+            ),
+        ),
+    )  # fmt: skip
+    EmailActivities(engine, make_settings(tmp_path)).open_account(opening)
+    with session_scope(engine) as session:
+        row = session.get(Customer, "acme")
+        assert row is not None
+        assert (row.phase, row.onboarded, row.term_start) == ("onboarding", False, start)
+        assert (row.plan_version, row.churn_reason) == (2, None)
 
 
 def test_concurrent_composes_store_one_email(engine: Engine, tmp_path: Path) -> None:
@@ -432,6 +495,7 @@ class Collector:
     def __init__(self) -> None:
         self.envelopes: list[Envelope] = []
         self.logins: list[tuple[bytes, bytes]] = []
+        self.quit_delay = 0.0  # seconds before answering QUIT
 
     async def handle_RCPT(
         self, server: Any, session: Any, envelope: Envelope, address: str, options: list[str]
@@ -444,6 +508,10 @@ class Collector:
     async def handle_DATA(self, server: Any, session: Any, envelope: Envelope) -> str:
         self.envelopes.append(envelope)
         return "250 Message accepted for delivery"
+
+    async def handle_QUIT(self, server: Any, session: Any, envelope: Envelope) -> str:
+        await asyncio.sleep(self.quit_delay)
+        return "221 Bye"
 
     def authenticate(
         self, server: Any, session: Any, envelope: Any, mechanism: str, data: Any
@@ -491,6 +559,54 @@ def test_deliver_by_smtp(
     [row] = outbox(engine)
     assert (row.status, row.delivered_via, row.attempts) == ("sent", "smtp", 1)
     assert not settings.outbox_dir.exists()
+
+
+def test_a_quit_that_times_out_after_the_message_was_accepted_is_still_sent(
+    engine: Engine, tmp_path: Path, smtp_server: tuple[Collector, int]
+) -> None:
+    """The server took the message; only its goodbye is late. Counting that as a
+    failure would have deliver_email send the message again."""
+    collector, port = smtp_server
+    collector.quit_delay = 1.0
+    settings = make_settings(tmp_path, smtp_host="127.0.0.1", smtp_port=port,
+                             smtp_timeout_seconds=0.3)  # fmt: skip
+    receipt = EmailActivities(engine, settings).compose_email(welcome())
+    assert receipt.already_delivered and len(collector.envelopes) == 1
+    [row] = outbox(engine)
+    assert (row.status, row.delivered_via, row.attempts, row.last_error) == (
+        "sent",
+        "smtp",
+        1,
+        None,
+    )
+
+
+def test_words_outside_ascii_arrive_as_written(
+    engine: Engine, tmp_path: Path, smtp_server: tuple[Collector, int]
+) -> None:
+    """A company, a contact and a sender name with accents and a long dash: encoded
+    words in the headers, quoted-printable UTF-8 in the bodies, read back exactly."""
+    with session_scope(engine) as session:
+        acme = session.get(Customer, "acme")
+        assert acme is not None
+        acme.company, acme.contact_name = "Crème Brûlée \u2013 Société", "Zoë"
+    collector, port = smtp_server
+    settings = make_settings(tmp_path, smtp_host="127.0.0.1", smtp_port=port,
+                             mail_from="Équipe Succès <success@tandem.invalid>")  # fmt: skip
+    receipt = EmailActivities(engine, settings).compose_email(welcome())
+    [envelope] = collector.envelopes
+    assert isinstance(envelope.content, bytes) and envelope.content.isascii()
+    message = parse(envelope.content)
+    assert (
+        message["Subject"]
+        == receipt.subject
+        == ("Welcome, Crème Brûlée \u2013 Société: let's get you started")
+    )
+    assert message["From"] == "Équipe Succès <success@tandem.invalid>"
+    plain = message.get_body(preferencelist=("plain",))
+    html = message.get_body(preferencelist=("html",))
+    assert plain is not None and html is not None
+    assert "Hi Zoë," in plain.get_content() and "Crème Brûlée \u2013 Société" in html.get_content()
 
 
 def test_deliver_by_smtp_with_login(

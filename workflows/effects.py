@@ -39,10 +39,13 @@ DELIVERY = RetryPolicy(
     maximum_interval=timedelta(minutes=30),
 )
 DELIVERY_WINDOW = timedelta(days=3)
-# Composing stores the email, then tries one delivery (about a dozen SMTP round trips
-# of at most activities.email.INLINE_SMTP_TIMEOUT each): it must not time out mid-send,
-# and a worker lost mid-compose (sign-up's first step) must be noticed within seconds.
-COMPOSE_TIMEOUT = timedelta(seconds=30)
+# Composing stores an email, then tries one delivery (about a dozen SMTP round trips of
+# at most activities.email.INLINE_SMTP_TIMEOUT each): the attempt must not time out
+# mid-send, or its retry would send again, so the timeout leaves room for a slow relay.
+# The activity heartbeats between round trips: a worker lost mid-compose (sign-up's
+# first step, while the caller waits) is noticed within COMPOSE_HEARTBEAT instead.
+COMPOSE_TIMEOUT = timedelta(minutes=2)
+COMPOSE_HEARTBEAT = timedelta(seconds=20)
 
 
 async def wait_for(condition: Callable[[], bool], deadline: datetime) -> bool:
@@ -59,6 +62,17 @@ async def record(activity: Any, payload: Any, timeout: timedelta = timedelta(sec
     """Run a records activity (database write or read) until it succeeds."""
     return await workflow.execute_activity(
         activity, payload, start_to_close_timeout=timeout, retry_policy=RECORDS
+    )
+
+
+async def store_and_send(activity: Any, payload: Any, emails: int = 1) -> Any:
+    """Run an activity that stores and tries to send `emails` emails, until it succeeds."""
+    return await workflow.execute_activity(
+        activity,
+        payload,
+        start_to_close_timeout=COMPOSE_TIMEOUT * emails,
+        heartbeat_timeout=COMPOSE_HEARTBEAT,
+        retry_policy=RECORDS,
     )
 
 
@@ -117,19 +131,19 @@ class Mailroom:
         await self.compose(self.request(key, template, customer_id, to, assignee, **context))
 
     async def compose(self, request: EmailRequest) -> None:
-        self.follow(request, await record(contracts.compose_email, request, COMPOSE_TIMEOUT))
+        self.follow(request, await store_and_send(contracts.compose_email, request))
 
     async def open_account(self, opening: AccountOpening) -> None:
         """Sign-up's one activity: the customer's record and timeline entry, the
         kickoff task, the welcome and the manager's notice, stored together; the two
         emails are then followed like any other."""
-        opened = await record(contracts.open_account, opening, COMPOSE_TIMEOUT)
+        opened = await store_and_send(contracts.open_account, opening, emails=2)
         self.follow(opening.welcome, opened.welcome)
         self.follow(opening.kickoff.notice, opened.kickoff_notice)
 
     async def announce_task(self, announcement: TaskNotice) -> None:
         """A task's record and its owner's notice in one activity (edition 2 on)."""
-        receipt = await record(contracts.announce_task, announcement, COMPOSE_TIMEOUT)
+        receipt = await store_and_send(contracts.announce_task, announcement)
         self.follow(announcement.notice, receipt)
 
     def follow(self, request: EmailRequest, receipt: EmailReceipt) -> None:

@@ -45,7 +45,7 @@ async def welcome(lc: CustomerLifecycle, step: Step) -> None:
         f"Signed up on plan {lc.state.plan.label}; welcome email on its way to {customer.email}",
     )
     key, to = lc.key(step.key), Recipient.customer
-    if lc.state.edition == 1:  # five steps: the invitations and the kickoff follow
+    if lc.state.edition == 1:  # the invitations and the kickoff are steps of their own
         await lc.mail.send(key, "welcome", customer.customer_id, to, tutorials=_tutorials(lc))
         await record(contracts.record_event, signed_up)
         return
