@@ -204,59 +204,64 @@ def test_compose_twice_stores_one_email(engine: Engine, tmp_path: Path) -> None:
     assert 'href="https://x.test/p"' in rows[0].html_body
 
 
+def account_opening(
+    customer_id: str, company: str, email: str, start: datetime, owner: str | None = None
+) -> AccountOpening:
+    """What a lifecycle of edition 2 hands open_account when `company` signs up."""
+    due = start + timedelta(days=7)
+    profile = CustomerProfile(
+        customer_id=customer_id, company=company, contact_name="Hank", email=email, owner=owner
+    )
+    task_id = f"{customer_id}:t1:kickoff"
+    kickoff = Task(
+        task_id=task_id,
+        customer_id=customer_id,
+        kind=TaskKind.kickoff,
+        title=f"Kickoff with {company}",
+        owner_role=Role.manager,
+        assignee=owner,
+        due_at=due,
+        created_at=start,
+    )
+    return AccountOpening(
+        snapshot=LifecycleSnapshot(
+            customer=profile, plan_name="default", plan_version=2, phase=Phase.onboarding,
+            term=1, term_start=start, term_end=start + timedelta(days=365), onboarded=False,
+        ),
+        entry=TimelineEntry(
+            customer_id=customer_id, key="signed_up", at=start, kind="signed_up",
+            message="Signed up",
+        ),
+        welcome=EmailRequest(
+            key=f"{customer_id}:t1:welcome:{start:%Y}", template="welcome",
+            customer_id=customer_id, to=Recipient.customer,
+            context={"tutorials": [], "kickoff_by": due.isoformat()},
+        ),
+        kickoff=TaskNotice(
+            update=TaskUpdate(
+                task=kickoff,
+                event=TimelineEntry(
+                    customer_id=customer_id, key=f"{task_id}:task_opened:{start:%Y}", at=start,
+                    kind="task_opened", message="Task opened for the manager",
+                ),
+            ),
+            notice=EmailRequest(
+                key=f"{task_id}:assigned:{start:%Y}", template="task_assigned",
+                customer_id=customer_id, to=Recipient.manager, assignee=owner,
+                context={"task_id": task_id},
+            ),
+        ),
+    )  # fmt: skip
+
+
 def test_open_account_stores_the_customer_the_kickoff_and_both_emails_once(
     engine: Engine, tmp_path: Path
 ) -> None:
     """Sign-up's one activity, run again as Temporal would retry it: one customer row,
     one kickoff task, their timeline entries, one welcome and one manager's notice,
     each sent once."""
-    profile = CustomerProfile(
-        customer_id="globex",
-        company="Globex",
-        contact_name="Hank",
-        email="hank@globex.test",
-        owner="sam@tandem.invalid",
-    )
-    due = NOW + timedelta(days=7)
-    kickoff = Task(
-        task_id="globex:t1:kickoff",
-        customer_id="globex",
-        kind=TaskKind.kickoff,
-        title="Kickoff with Globex",
-        owner_role=Role.manager,
-        assignee="sam@tandem.invalid",
-        due_at=due,
-        created_at=NOW,
-    )
-    opening = AccountOpening(
-        snapshot=LifecycleSnapshot(
-            customer=profile, plan_name="default", plan_version=1, phase=Phase.onboarding,
-            term=1, term_start=NOW, term_end=NOW + timedelta(days=365), onboarded=False,
-        ),
-        entry=TimelineEntry(
-            customer_id="globex", key="signed_up", at=NOW, kind="signed_up", message="Signed up"
-        ),
-        welcome=welcome("globex:t1:welcome").model_copy(
-            update={
-                "customer_id": "globex",
-                "context": {"tutorials": [], "kickoff_by": due.isoformat()},
-            }
-        ),
-        kickoff=TaskNotice(
-            update=TaskUpdate(
-                task=kickoff,
-                event=TimelineEntry(
-                    customer_id="globex", key="globex:t1:kickoff:task_opened", at=NOW,
-                    kind="task_opened", message="Task opened for the manager",
-                ),
-            ),
-            notice=EmailRequest(
-                key="globex:t1:kickoff:assigned", template="task_assigned", customer_id="globex",
-                to=Recipient.manager, assignee="sam@tandem.invalid",
-                context={"task_id": "globex:t1:kickoff"},
-            ),
-        ),
-    )  # fmt: skip
+    opening = account_opening("globex", "Globex", "hank@globex.test", NOW, "sam@tandem.invalid")
+    due = opening.kickoff.update.task.due_at
     acts = EmailActivities(engine, make_settings(tmp_path))
     first = acts.open_account(opening)
     # Meanwhile the kickoff was held at once: the lifecycle recorded the next phase.
@@ -291,42 +296,7 @@ def test_open_account_takes_over_the_row_of_an_ended_lifecycle(
         assert old is not None
         old.phase, old.onboarded, old.churn_reason = "churned", True, "budget"
     start = NOW + timedelta(days=400)
-    profile = CustomerProfile(
-        customer_id="acme",
-        company="Acme Analytics",
-        contact_name="Dana Reyes",
-        email="dana@acme.example",
-    )
-    snapshot = LifecycleSnapshot(
-        customer=profile,
-        plan_name="default",
-        plan_version=2,
-        phase=Phase.onboarding,
-        term=1,
-        term_start=start,
-        term_end=start + timedelta(days=365),
-        onboarded=False,
-    )
-    task = Task(
-        task_id="acme:t1:kickoff",
-        customer_id="acme",
-        kind=TaskKind.kickoff,
-        title="Kickoff",
-        owner_role=Role.manager,
-        due_at=start + timedelta(days=7),
-        created_at=start,
-    )
-    entry = TimelineEntry(customer_id="acme", key="k", at=start, kind="signed_up", message="m")
-    opening = AccountOpening(
-        snapshot=snapshot, entry=entry, welcome=welcome("acme:t1:welcome-2"),
-        kickoff=TaskNotice(
-            update=TaskUpdate(task=task, event=entry.model_copy(update={"key": "k2"})),
-            notice=EmailRequest(
-                key="acme:t1:kickoff:assigned-2", template="task_assigned", customer_id="acme",
-                to=Recipient.manager, context={"task_id": "acme:t1:kickoff"},
-            ),
-        ),
-    )  # fmt: skip
+    opening = account_opening("acme", "Acme Analytics", "dana@acme.example", start)
     EmailActivities(engine, make_settings(tmp_path)).open_account(opening)
     with session_scope(engine) as session:
         row = session.get(Customer, "acme")
