@@ -12,7 +12,7 @@ from models.customer import CustomerProfile
 from models.plan import PlanTemplate
 from models.scoring import PreviousAssessment, Quadrant, Risk
 from models.success_plan import SuccessPlan
-from models.tasks import RenewalOutcome, RenewalResult, Task, TaskStatus
+from models.tasks import RenewalOutcome, RenewalResult, Task, TaskReceipt, TaskStatus
 
 
 class Phase(StrEnum):
@@ -81,6 +81,12 @@ class LifecycleState(BaseModel):
         default=None, description="success in the customer's own words, from their page"
     )
     tasks: dict[str, Task] = Field(default_factory=dict)
+    receipts: dict[str, TaskReceipt] = Field(
+        default_factory=dict,
+        description="each task completion's receipt, by the id of the update that sent "
+        "it: Temporal forgets update ids when a lifecycle continues as new, and a client "
+        "retrying late must still get its receipt rather than 'task is not open'",
+    )
     last_assessment: LastAssessment | None = None
     reassessments: int = Field(default=0, description="assessments asked for between check-ins")
     renewal: RenewalResult | None = None

@@ -158,8 +158,8 @@ class TaskCompletion(BaseModel):
     def update_id(self) -> str:
         """The same completion always gets the same update id: sent again after a
         timeout, it finds the first one's receipt instead of being refused as done.
-        Temporal remembers update ids within one run: a retry arriving after the
-        lifecycle continued as new (a renewal starts the next term) is refused."""
+        Temporal remembers update ids within one run; the lifecycle keeps the receipts
+        by update id in its state, so a retry after a continue-as-new finds it too."""
         canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True)
         return f"complete:{self.task_id}:{hashlib.sha256(canonical.encode()).hexdigest()[:16]}"
 

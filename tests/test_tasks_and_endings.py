@@ -133,8 +133,20 @@ async def test_continue_as_new_keeps_state(acme: Lifecycle) -> None:
     assert status.next_step is not None and status.next_step.key == "check_in-2"
 
     # A task opened in an earlier run is still completed through the update.
-    await acme.complete(acme.task_id("kickoff"), kickoff_result())
+    kickoff = acme.task_id("kickoff")
+    receipt = await acme.complete(kickoff, kickoff_result())
+    completed_in = (await handle.describe()).run_id
     await acme.advance(days=25)
     status = await acme.status()
     assert status.success_plan is not None
     assert len(acme.emails("welcome")) == 1 and len(acme.emails("checkin_report")) == 2
+
+    # The same completion sent again once the run that took it has continued as new
+    # (a client retrying late): Temporal no longer knows the update id, the lifecycle
+    # does, and answers with the first receipt; a different completion is refused.
+    await acme.advance(days=60)
+    latest = acme.h.client.get_workflow_handle(handle.id)
+    assert (await latest.describe()).run_id != completed_in
+    assert await acme.complete(kickoff, kickoff_result()) == receipt
+    with pytest.raises(LifecycleError, match="is not open"):
+        await acme.complete(kickoff, {**kickoff_result(), "notes": "a second opinion"})

@@ -257,6 +257,8 @@ class CustomerLifecycle:
 
     @workflow.update
     async def complete_task(self, completion: TaskCompletion) -> TaskReceipt:
+        if (repeated := self.receipt_for_repeat(completion)) is not None:
+            return repeated
         task = self.state.tasks.get(completion.task_id)
         try:
             result = check_result(task, completion, completion.task_id)
@@ -272,17 +274,28 @@ class CustomerLifecycle:
             completed_at=workflow.now(),
             completed_by=completion.completed_by,
         )
+        if (update := workflow.current_update_info()) is not None:
+            self.state.receipts[update.id] = receipt
         await self.record_result(task, result, receipt)
         return receipt
 
     @complete_task.validator
     def validate_completion(self, completion: TaskCompletion) -> None:
+        if self.receipt_for_repeat(completion) is not None:
+            return
         try:
             check_result(self.state.tasks.get(completion.task_id), completion, completion.task_id)
         except InvalidTaskResult as refused:
             raise ApplicationError(
                 str(refused), type="InvalidTaskResult", non_retryable=True
             ) from None
+
+    def receipt_for_repeat(self, completion: TaskCompletion) -> TaskReceipt | None:
+        """The receipt of this very completion, sent again (the same update id, see
+        TaskCompletion.update_id) after the run that took it continued as new."""
+        update = workflow.current_update_info()
+        receipt = self.state.receipts.get(update.id) if update is not None else None
+        return receipt if receipt is not None and receipt.task_id == completion.task_id else None
 
     @workflow.signal
     async def tutorial_completed(self, tutorial_key: str) -> None:
