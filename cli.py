@@ -41,12 +41,16 @@ app.command("codec-server")(codec_server)
 # -- running ---------------------------------------------------------------------------
 
 
-def _stop_on_sigterm() -> None:
+def _stop_on_signals() -> None:
     # A process manager (or `kill`) stops us with SIGTERM: shut down as on Ctrl-C, so the
     # Temporal dev server in its own session is stopped too instead of left running.
     # Re-sent as SIGINT, it reaches asyncio.run's own handler, which cancels the main
     # task and lets each part stop in turn (a KeyboardInterrupt raised in the middle of
-    # the event loop instead left the worker's shutdown hanging).
+    # the event loop instead left the worker's shutdown hanging). asyncio.run installs
+    # that handler only over Python's default one, and a shell script's background job
+    # starts with SIGINT ignored: restored, an explicit SIGINT or SIGTERM still stops us.
+    if signals.getsignal(signals.SIGINT) is signals.SIG_IGN:
+        signals.signal(signals.SIGINT, signals.default_int_handler)
     signals.signal(signals.SIGTERM, lambda *_: os.kill(os.getpid(), signals.SIGINT))
 
 
@@ -55,7 +59,7 @@ def run_stack() -> None:
     """Start the embedded stack: Temporal dev server, worker and records (Ctrl-C stops)."""
     from stack import run_embedded
 
-    _stop_on_sigterm()
+    _stop_on_signals()
     try:
         asyncio.run(run_embedded(settings()))
     except KeyboardInterrupt:
@@ -67,7 +71,7 @@ def run_worker() -> None:
     """Run only the worker, against TANDEM_TEMPORAL_ADDRESS."""
     from stack import run_worker as worker_main
 
-    _stop_on_sigterm()
+    _stop_on_signals()
     try:
         asyncio.run(worker_main(settings()))
     except KeyboardInterrupt:

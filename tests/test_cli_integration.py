@@ -31,6 +31,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 class Stack:
     def __init__(self, var_dir: Path) -> None:
         self.var_dir = var_dir
@@ -46,7 +50,8 @@ class Stack:
         self.process: subprocess.Popen[str] | None = None
         self.output = ""
 
-    def start(self) -> None:
+    def start(self, sigint_ignored: bool = False) -> None:
+        """`sigint_ignored`: as a shell script's background job (`make run &`) starts."""
         self.process = subprocess.Popen(
             [TANDEM, "run"],
             env=self.env,
@@ -54,6 +59,7 @@ class Stack:
             stderr=subprocess.STDOUT,
             text=True,
             start_new_session=True,
+            preexec_fn=_ignore_sigint if sigint_ignored else None,
         )
         deadline = time.monotonic() + 60
         assert self.process.stdout is not None
@@ -202,18 +208,27 @@ def test_signup_to_kickoff_through_the_cli_and_a_restart(stack: Stack, tmp_path:
         time.sleep(0.3)
 
 
-def test_sigterm_stops_the_whole_stack(stack: Stack) -> None:
-    """The dev server runs in a session of its own; SIGTERM to `tandem run` stops it too."""
+@pytest.mark.parametrize("sigint_ignored", [False, True], ids=["terminal", "background-job"])
+def test_sigterm_stops_the_whole_stack(tmp_path: Path, sigint_ignored: bool) -> None:
+    """The dev server runs in a session of its own; SIGTERM to `tandem run` stops it too,
+    also when it was started as a script's background job, with SIGINT ignored."""
+    stack = Stack(tmp_path / "var")
     host, _, port = stack.env["TANDEM_TEMPORAL_ADDRESS"].rpartition(":")
-    with socket.create_connection((host, int(port)), timeout=2):
-        pass  # it is up
-    assert stack.stop(signal.SIGTERM) == 0, stack.output
-    assert "Stopped." in stack.output
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection((host, int(port)), timeout=1).close()
-        except OSError:
-            return  # nothing listens any more
-        time.sleep(0.2)
-    pytest.fail("Temporal's dev server still listens after `tandem run` stopped")
+    stack.start(sigint_ignored=sigint_ignored)
+    try:
+        with socket.create_connection((host, int(port)), timeout=2):
+            pass  # it is up
+        assert stack.stop(signal.SIGTERM) == 0, stack.output
+        assert "Stopped." in stack.output
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection((host, int(port)), timeout=1).close()
+            except OSError:
+                return  # nothing listens any more
+            time.sleep(0.2)
+        pytest.fail("Temporal's dev server still listens after `tandem run` stopped")
+    finally:  # a failed stop must not leave the dev server (its own session) running
+        if stack.process is not None and stack.process.poll() is None:
+            os.killpg(stack.process.pid, signal.SIGKILL)
+        subprocess.run(["pkill", "-f", f"temporal server start-dev.* --port {port} "], check=False)
