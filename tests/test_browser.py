@@ -128,11 +128,15 @@ async def test_the_dashboard_in_a_browser(
             error = page.locator("#goals-0-target-error")
             await error.wait_for()
             assert "valid number" in await error.inner_text()
-            assert await page.locator("#goals-0-target").get_attribute("aria-invalid") == "true"
+            target = page.locator("#goals-0-target")
+            assert await target.get_attribute("aria-invalid") == "true"
+            # A phone shows its number keys: the attribute as the browser parsed it.
+            assert await target.get_attribute("inputmode") == "decimal"
             await laptop.check("kickoff-refused", status=422)
             await page.locator("#goals-0-target").fill("12")
             await page.get_by_role("button", name="Add another goal").click()
             await page.locator("#goals-1-key").wait_for()
+            assert await page.locator("#goals-1-key").evaluate("e => e === document.activeElement")
             await laptop.check("kickoff-two-goals")
             await page.get_by_role("button", name="Complete task").click()
             await page.wait_for_url(f"{base}/app/tasks")
