@@ -8,7 +8,6 @@ import os
 import signal as signals  # `signal` is a command below
 import sys
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -17,12 +16,13 @@ from rich.table import Table
 
 from commands.admin import codec_server, db_app, emails_app, plans_app, tokens_app
 from commands.common import client, engine, fail, out, resolve_customer, run, score, settings, when
+from commands.tasks import app as task_commands
 from db.engine import session_scope
-from db.ingest import record_signals
-from db.queries import CustomerNotFound, customer_overview, list_customers, list_tasks
+from db.ingest import UnknownGoal, record_signals
+from db.queries import CustomerNotFound, customer_overview, find_customer, list_customers
 from models.customer import SignUp
 from models.signals import SignalIn, SignalKind
-from models.tasks import TaskCompletion, TaskKind, describe_validation_error, example_result
+from models.tasks import describe_validation_error
 from plans import PlanError, load_plan
 from simulation.cli import app as simulation_app
 
@@ -36,6 +36,7 @@ app.add_typer(tokens_app, name="tokens")
 app.add_typer(db_app, name="db")
 app.add_typer(emails_app, name="emails")
 app.add_typer(simulation_app)  # `tandem simulate` and `tandem backtest`
+app.add_typer(task_commands)  # `tandem tasks`, `complete` and `result-example`
 app.command("codec-server")(codec_server)
 
 # -- running ---------------------------------------------------------------------------
@@ -212,10 +213,12 @@ def show(customer: Annotated[str, typer.Argument(help="customer id or company na
             f"Unsubscribed from automated email {when(c['unsubscribed_at'])} "
             f"({c['unsubscribed_by']}): customer mail is kept back, staff mail still goes"
         )
-    plan = view.success_plan
+    plan, words = view.success_plan, view.customer_words
     out.print("\n[bold]Success plan[/]" + (f" (v{plan['version']})" if plan else ""))
+    if words:
+        out.print(f"  In their own words: “{words['success_definition']}”")
     if plan:
-        out.print(f"  In their words: “{plan['success_definition']}”")
+        out.print(f"  As recorded by their manager: “{plan['success_definition']}”")
         out.print(f"  Intended use: {plan['intended_use']}")
         for goal in view.goals:
             now = (
@@ -283,7 +286,10 @@ def signal(
         )
     except ValidationError as error:
         fail(describe_validation_error(error))
-    added = record_signals(engine(), [item])
+    try:
+        added = record_signals(engine(), [item])
+    except UnknownGoal as error:
+        fail(str(error))
     out.print(
         f"Recorded {kind.value} = {value:g} for {customer_id}."
         if added
@@ -312,13 +318,33 @@ def tutorial_done(customer: str, tutorial: str) -> None:
     """Tell the lifecycle the customer completed a tutorial."""
     from lifecycles import tutorial_completed
 
-    customer_id = resolve_customer(customer)
+    with session_scope(engine()) as session:
+        try:
+            row = find_customer(session, customer)
+        except CustomerNotFound as error:
+            fail(str(error))
+        customer_id, plan_name, plan_version = row.id, row.plan_name, row.plan_version
+    _check_tutorial(plan_name, plan_version, tutorial)
 
     async def go() -> None:
         await tutorial_completed(await client(), customer_id, tutorial)
 
     run(go())
     out.print(f"Sent: {customer_id} completed tutorial {tutorial!r}.")
+
+
+def _check_tutorial(plan_name: str, plan_version: int, key: str) -> None:
+    """A signal has no answer, and the lifecycle only logs a tutorial its plan lacks:
+    check the key here, against the plan's file while it is still the version the
+    customer is on (the lifecycle keeps the template it started with)."""
+    try:
+        plan = load_plan(plan_name, settings().plans_dir)
+    except PlanError:
+        return
+    keys = [t.key for t in plan.onboarding.tutorials]
+    if plan.version == plan_version and key not in keys:
+        known = ", ".join(keys) or "none"
+        fail(f"tutorial: no {key!r} in plan {plan.label} (its tutorials: {known})")
 
 
 @app.command()
@@ -333,72 +359,6 @@ def cancel(customer: str, reason: Annotated[str, typer.Option(help="why they lea
 
     run(go())
     out.print(f"Cancellation sent to {customer_id}'s lifecycle.")
-
-
-# -- tasks -------------------------------------------------------------------------------
-
-
-@app.command()
-def tasks(
-    role: Annotated[str | None, typer.Option(help="rep or manager")] = None,
-    customer: Annotated[str | None, typer.Option(help="customer id or company")] = None,
-    all_tasks: Annotated[bool, typer.Option("--all", help="include closed tasks")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
-) -> None:
-    """Open human tasks, soonest due first."""
-    customer_id = resolve_customer(customer) if customer else None
-    with session_scope(engine()) as session:
-        rows = list_tasks(
-            session, role=role, customer_id=customer_id, status=None if all_tasks else "open"
-        )
-    if as_json:
-        typer.echo(json.dumps([t.model_dump(mode="json") for t in rows], indent=2))
-        return
-    table = Table("task id", "kind", "owner", "due", "state")
-    table.columns[0].no_wrap = True
-    now = datetime.now(UTC)
-    for t in rows:
-        state = t.status
-        if t.status == "open" and t.due_at < now:
-            state = "overdue"
-        if t.escalated and t.status == "open":
-            state += ", escalated"
-        owner = f"{t.owner_role} ({t.assignee})" if t.assignee else t.owner_role
-        table.add_row(t.id, t.kind, owner, t.due_at.date().isoformat(), state)
-    out.print(table if rows else "No open tasks.")
-
-
-@app.command()
-def complete(
-    task_id: str,
-    result: Annotated[Path, typer.Option(help="JSON result file ('-' for stdin)")],
-    by: Annotated[str, typer.Option(help="who completed it")] = "cli",
-) -> None:
-    """Complete a task with its typed result (see `tandem result-example KIND`)."""
-    from lifecycles import complete_task
-
-    try:
-        text = sys.stdin.read() if str(result) == "-" else result.read_text(encoding="utf-8")
-        data = json.loads(text)
-    except FileNotFoundError:
-        fail(f"{result}: no such file")
-    except json.JSONDecodeError as error:
-        fail(f"{result}: not valid JSON: {error}")
-    if not isinstance(data, dict):
-        fail(f"{result}: the result must be a JSON object")
-    completion = TaskCompletion(task_id=task_id, completed_by=by, result=data)
-
-    async def go():  # type: ignore[no-untyped-def]
-        return await complete_task(await client(), completion)
-
-    receipt = run(go())
-    out.print(f"Completed {receipt.task_id} ({receipt.kind.value}) by {receipt.completed_by}.")
-
-
-@app.command("result-example")
-def result_example(kind: TaskKind) -> None:
-    """Print an example result for a task kind, to copy into a file."""
-    typer.echo(json.dumps(example_result(kind), indent=2))
 
 
 def main() -> None:
