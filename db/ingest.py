@@ -5,12 +5,21 @@ from __future__ import annotations
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from db.engine import session_scope
-from db.queries import find_customer
-from models.signals import SignalIn
-from models.tables import SignalRecord
+from db.queries import find_customer, latest_plan_record
+from models.signals import SignalIn, SignalKind
+from models.tables import Customer, GoalRecord, SignalRecord
+
+
+class UnknownGoal(ValueError):
+    """A goal signal for a goal the customer's success plan does not have: it would be
+    stored and never read, since progress is measured on the plan's own goals."""
+
+    def __init__(self, message: str, index: int) -> None:
+        super().__init__(message)
+        self.index = index  # which signal of the batch
 
 
 def record_signals(engine: Engine, signals: list[SignalIn]) -> int:
@@ -25,9 +34,14 @@ def record_signals(engine: Engine, signals: list[SignalIn]) -> int:
 
 def _record(engine: Engine, signals: list[SignalIn]) -> int:
     added = 0
+    goals: dict[str, list[str]] = {}  # by customer id, read once per batch
     with session_scope(engine) as session:
-        for signal in signals:
+        for index, signal in enumerate(signals):
             customer = find_customer(session, signal.customer_id)
+            if signal.kind is SignalKind.goal:
+                if customer.id not in goals:
+                    goals[customer.id] = _goal_keys(session, customer)
+                _check_goal(customer, signal, goals[customer.id], index)
             if signal.client_id is not None:
                 exists = session.exec(
                     select(SignalRecord.id).where(
@@ -41,3 +55,20 @@ def _record(engine: Engine, signals: list[SignalIn]) -> int:
             session.add(SignalRecord(customer_id=customer.id, **data))
             added += 1
     return added
+
+
+def _goal_keys(session: Session, customer: Customer) -> list[str]:
+    plan = latest_plan_record(session, customer.id)
+    if plan is None:
+        return []
+    query = select(GoalRecord.key).where(GoalRecord.plan_id == plan.id).order_by(GoalRecord.id)
+    return list(session.exec(query))
+
+
+def _check_goal(customer: Customer, signal: SignalIn, keys: list[str], index: int) -> None:
+    if signal.goal_key not in keys:
+        known = ", ".join(keys) or "none yet (the kickoff records them)"
+        raise UnknownGoal(
+            f"goal_key: {customer.company} has no goal {signal.goal_key!r} (its goals: {known})",
+            index,
+        )

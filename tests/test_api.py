@@ -131,6 +131,12 @@ async def test_signal_batches_validate_and_are_idempotent(api: Api, acme: Lifecy
     assert again.json() == {"received": 2, "added": 0, "duplicates": 2}
     unknown = await api.post("/signals", json={"signals": [{**batch[0], "customer_id": "x"}]})
     assert unknown.status_code == 404
+    # A measured value of a goal the customer does not have (no kickoff yet: no goals)
+    # would be stored and never read: refused, naming the item and the goals there are.
+    goal = {**batch[1], "kind": "goal", "value": 3, "goal_key": "nosuch", "client_id": "g-1"}
+    no_goal = await api.post("/signals", json={"signals": [batch[0], goal]})
+    assert no_goal.status_code == 422 and no_goal.json()["error"]["field"] == "signals.1.goal_key"
+    assert "has no goal 'nosuch' (its goals: none yet" in no_goal.json()["error"]["message"]
     assert (await api.post("/signals", role="rep", json={"signals": batch})).status_code == 403
 
 

@@ -202,6 +202,9 @@ def test_signup_to_kickoff_through_the_cli_and_a_restart(stack: Stack, tmp_path:
     assert "Stopped" in stack.output
     stack.start()
     assert "tutorial" in stack.tandem("tutorial-done", "Acme", "first-steps").stdout
+    unknown = stack.tandem("tutorial-done", "Acme", "nosuch", ok=False)
+    assert unknown.returncode == 1
+    assert "tutorial: no 'nosuch' in plan default@v1 (its tutorials: first-steps" in unknown.stderr
     deadline = time.monotonic() + 20
     while "Tutorial completed" not in stack.tandem("show", "Acme").stdout:
         assert time.monotonic() < deadline, "the resumed lifecycle did not react"
