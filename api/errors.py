@@ -76,6 +76,11 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, error: RequestValidationError) -> JSONResponse:
         problems = error.errors()
+        broken = next((e for e in problems if e.get("type") == "json_invalid"), None)
+        if broken is not None:  # its loc is ("body", offset): no field to name
+            offset = broken["loc"][-1] if broken.get("loc") else "?"
+            message = f"the request body is not valid JSON (at character {offset})"
+            return error_response(ErrorBody(status=422, code="invalid", message=message))
         first = problems[0] if problems else {"loc": (), "msg": "invalid request"}
         location = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path")]
         field = ".".join(location) or None

@@ -239,6 +239,21 @@ async def test_unstorable_input_is_a_422_not_a_500(api: Api) -> None:
         assert response.status_code == 200 and response.json()["items"] == []
 
 
+async def test_a_body_that_is_not_json_says_so(api: Api) -> None:
+    response = await api.http.post(
+        "/signals",
+        content=b'{"signals":',
+        headers={**api.auth("manager"), "Content-Type": "application/json"},
+    )
+    assert response.status_code == 422
+    assert response.json()["error"] == {
+        "status": 422,
+        "code": "invalid",
+        "message": "the request body is not valid JSON (at character 11)",
+        "field": None,
+    }
+
+
 async def test_renewal_before_without_a_zone_means_utc(api: Api) -> None:
     response = await api.get("/customers", params={"renewal_before": "2030-01-01T00:00:00"})
     assert response.status_code == 200 and response.json()["items"] == []
