@@ -1,5 +1,5 @@
-"""Signed links in customer emails: one-click survey answers, the customer's own
-success-plan page, and unsubscribing. A link carries its claims signed with the secret
+"""Links in emails. Signed ones for customers: one-click survey answers, the customer's
+own success-plan page, and unsubscribing. A link carries its claims signed with the secret
 key and a timestamp, so a tampered link is refused and an expired one is recognised.
 An unsubscribe link never expires: a years-old email must still let its reader stop
 the mail (and the link only ever turns mail off, or back on)."""
@@ -7,6 +7,7 @@ the mail (and the link only ever turns mail off, or back on)."""
 from __future__ import annotations
 
 from typing import Any, Literal
+from urllib.parse import quote
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeSerializer, URLSafeTimedSerializer
 from pydantic import BaseModel, ValidationError
@@ -84,3 +85,13 @@ def _read(
         raise LinkError("expired", "This link has expired.") from None
     except (BadSignature, ValidationError):
         raise LinkError("invalid", "This link is not valid.") from None
+
+
+def dashboard_links(public_url: str, customer_id: str, task_id: str | None) -> dict[str, str]:
+    """Plain links for staff mail: the dashboard asks them to sign in, so nothing here
+    needs signing."""
+    base = public_url.rstrip("/")
+    links = {"customer": f"{base}/app/customers/{quote(customer_id, safe='')}"}
+    if task_id:
+        links["task"] = f"{base}/app/tasks/{quote(task_id, safe=':')}"
+    return links

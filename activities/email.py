@@ -40,7 +40,7 @@ from activities.rendering import CUSTOMER_TEMPLATES, TEMPLATES, render_email, re
 from activities.suppression import SUPPRESSED, suppress, unsubscribed
 from db.engine import session_scope
 from db.queries import goals_with_progress, latest_assessment, latest_plan_record
-from links import LinkSigner
+from links import LinkSigner, dashboard_links
 from models.tables import Customer, OutboxEmail, TaskRecord
 from settings import Settings
 
@@ -86,9 +86,10 @@ def build_context(
 
 def _links(customer: Customer, request: EmailRequest, settings: Settings) -> dict[str, Any]:
     """Signed links for customer mail: their success-plan page, unsubscribing, and
-    one-click answers for the check-in's survey (one answer per survey: the email's key)."""
+    one-click answers for the check-in's survey (one answer per survey: the email's key).
+    Staff mail links to the task and the customer on the dashboard."""
     if request.to is not Recipient.customer:
-        return {}
+        return dashboard_links(settings.public_url, customer.id, request.context.get("task_id"))
     signer = LinkSigner(settings.secret_key, settings.public_url)
     links: dict[str, Any] = {
         "plan": signer.plan_link(customer.id),

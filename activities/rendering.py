@@ -16,7 +16,7 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from pydantic import BaseModel
 
-from links import LinkSigner
+from links import LinkSigner, dashboard_links
 
 CUSTOMER_TEMPLATES = [
     "welcome", "tutorial_invite", "tutorial_nudge", "kickoff_invite",
@@ -149,7 +149,9 @@ def sample_context(template: str) -> dict[str, Any]:
             "constraints": ["Roll out region by region, EMEA first"], "version": 1,
         },
         "goals": goals,
-        "links": {} if template not in CUSTOMER_TEMPLATES else _sample_links(template),
+        "links": _sample_links(template) if template in CUSTOMER_TEMPLATES else dashboard_links(
+            "https://tandem.example", "acme", "acme:kickoff" if "task_id" in extra else None
+        ),
         "assessment": {"quadrant": "happy_unprofitable", "level": 0.21, "customer_score": 0.46,
                        "company_score": -0.04, "trend": 0.08,
                        "assessed_at": now - timedelta(days=2)},

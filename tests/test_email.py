@@ -393,7 +393,11 @@ def test_context_comes_from_the_records(engine: Engine, tmp_path: Path) -> None:
     [goal] = context["goals"]
     assert goal["current"] == 20.0 and goal["progress"] == pytest.approx(0.5)
     assert goal["target_date"] == "2025-09-01"
-    assert "Kickoff" in render_email("task_assigned", context).text
+    rendered = render_email("task_assigned", context)
+    assert "Kickoff" in rendered.text
+    # Staff mail opens the task on the dashboard (which asks them to sign in first).
+    link = f"{make_settings(tmp_path).public_url.rstrip('/')}/app/tasks/acme:kickoff"
+    assert f"Open it:   {link}" in rendered.text and f'href="{link}"' in rendered.html
 
 
 # --- delivery -------------------------------------------------------------------------
