@@ -15,11 +15,22 @@ from pydantic import ValidationError
 from rich.table import Table
 
 from commands.admin import codec_server, db_app, emails_app, plans_app, tokens_app
-from commands.common import client, engine, fail, out, resolve_customer, run, score, settings, when
+from commands.common import (
+    client,
+    engine,
+    fail,
+    find_or_fail,
+    out,
+    resolve_customer,
+    run,
+    score,
+    settings,
+    when,
+)
 from commands.tasks import app as task_commands
 from db.engine import session_scope
 from db.ingest import UnknownGoal, record_signals
-from db.queries import CustomerNotFound, customer_overview, find_customer, list_customers
+from db.queries import customer_overview, list_customers
 from models.customer import SignUp
 from models.signals import SignalIn, SignalKind
 from models.tasks import describe_validation_error
@@ -196,10 +207,7 @@ def customers(
 def show(customer: Annotated[str, typer.Argument(help="customer id or company name")]) -> None:
     """The customer's phase, success plan, open tasks, latest assessment and timeline."""
     with session_scope(engine()) as session:
-        try:
-            view = customer_overview(session, customer)
-        except CustomerNotFound as error:
-            fail(str(error))
+        view = customer_overview(session, find_or_fail(session, customer).id)
     c = view.customer
     out.print(f"[bold]{c['company']}[/] ({c['id']}), {c['contact_name']} <{c['email']}>")
     out.print(
@@ -319,10 +327,7 @@ def tutorial_done(customer: str, tutorial: str) -> None:
     from lifecycles import tutorial_completed
 
     with session_scope(engine()) as session:
-        try:
-            row = find_customer(session, customer)
-        except CustomerNotFound as error:
-            fail(str(error))
+        row = find_or_fail(session, customer)
         customer_id, plan_name, plan_version = row.id, row.plan_name, row.plan_version
     _check_tutorial(plan_name, plan_version, tutorial)
 

@@ -60,7 +60,7 @@ Tandem is running.
   Records         {make_url(settings.resolved_database_url).render_as_string(hide_password=True)}
   Outbox          {settings.outbox_dir}/ (emails as .eml files while no SMTP is configured)
 
-Sign up a first customer, from another terminal:
+Sign up a customer, from another terminal:
   .venv/bin/tandem signup --company "Acme" --contact-name "Ada" --email ada@acme.test
 Or see a populated dashboard at once:
   .venv/bin/tandem demo

@@ -12,10 +12,12 @@ from typing import Any, NoReturn, TypeVar
 import typer
 from rich.console import Console
 from sqlalchemy import Engine
+from sqlmodel import Session
 
 from db.engine import create_schema, make_engine, session_scope
-from db.queries import CustomerNotFound, find_customer
+from db.queries import AmbiguousCustomer, CustomerNotFound, find_customer
 from lifecycles import LifecycleError
+from models.tables import Customer
 from settings import Settings
 
 # Piped into grep or a file, a table keeps whole ids to copy instead of being cut to 80
@@ -61,10 +63,17 @@ async def client():  # type: ignore[no-untyped-def]
 
 def resolve_customer(ref: str) -> str:
     with session_scope(engine()) as session:
-        try:
-            return find_customer(session, ref).id
-        except CustomerNotFound as error:
-            fail(str(error))
+        return find_or_fail(session, ref).id
+
+
+def find_or_fail(session: Session, ref: str) -> Customer:
+    """The customer by id, external id or company name, or one line and exit 1."""
+    try:
+        return find_customer(session, ref)
+    except AmbiguousCustomer as error:
+        fail(str(error))
+    except CustomerNotFound as error:
+        fail(f"{error} (try `tandem customers`)")
 
 
 def when(value: datetime | None) -> str:

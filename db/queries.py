@@ -26,6 +26,10 @@ class CustomerNotFound(LookupError):
     pass
 
 
+class AmbiguousCustomer(CustomerNotFound):
+    """A company name that several customers share: the caller must use an id."""
+
+
 def find_customer(session: Session, ref: str) -> Customer:
     """By id, external id or (unambiguous) company name, case-insensitively."""
     row = session.get(Customer, ref)
@@ -40,8 +44,8 @@ def find_customer(session: Session, ref: str) -> Customer:
         return matches[0]
     if len(matches) > 1:
         ids = ", ".join(m.id for m in matches)
-        raise CustomerNotFound(f"{ref!r} matches several customers: {ids}; use the id")
-    raise CustomerNotFound(f"no customer {ref!r} (try `tandem customers`)")
+        raise AmbiguousCustomer(f"{ref!r} matches several customers: {ids}; use the id")
+    raise CustomerNotFound(f"no customer {ref!r}")
 
 
 def latest_plan_record(

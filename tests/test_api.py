@@ -131,6 +131,7 @@ async def test_signal_batches_validate_and_are_idempotent(api: Api, acme: Lifecy
     assert again.json() == {"received": 2, "added": 0, "duplicates": 2}
     unknown = await api.post("/signals", json={"signals": [{**batch[0], "customer_id": "x"}]})
     assert unknown.status_code == 404
+    assert unknown.json()["error"]["message"] == "no customer 'x'"  # no CLI advice here
     # A measured value of a goal the customer does not have (no kickoff yet: no goals)
     # would be stored and never read: refused, naming the item and the goals there are.
     goal = {**batch[1], "kind": "goal", "value": 3, "goal_key": "nosuch", "client_id": "g-1"}

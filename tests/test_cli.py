@@ -81,7 +81,9 @@ def test_unreachable_temporal_is_one_clear_line() -> None:
 
 
 def test_unknown_customer_and_bad_result_file(tmp_path: Path) -> None:
-    assert "no customer 'nobody'" in runner.invoke(app, ["show", "nobody"]).output
+    shown = runner.invoke(app, ["show", "nobody"])
+    assert shown.exit_code == 1
+    assert "no customer 'nobody' (try `tandem customers`)" in shown.output
     result = tmp_path / "r.json"
     result.write_text("{not json")
     done = runner.invoke(app, ["complete", "x:t1:kickoff", "--result", str(result)])
