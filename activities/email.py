@@ -12,6 +12,7 @@ import contextlib
 import os
 import smtplib
 import ssl
+from collections.abc import Callable
 from datetime import UTC, datetime
 from email.message import Message
 from email.utils import parseaddr
@@ -35,7 +36,7 @@ from activities.contracts import (
 )
 from activities.message import build_message, eml_filename, unsubscribe_url
 from activities.message import message_id as message_id  # re-exported: tests read it here
-from activities.records import add_event_once, save_lifecycle, save_task, write_once
+from activities.records import add_event_once, save_lifecycle, save_task
 from activities.rendering import CUSTOMER_TEMPLATES, TEMPLATES, render_email, render_footer
 from activities.suppression import SUPPRESSED, suppress, unsubscribed
 from db.engine import session_scope
@@ -157,59 +158,15 @@ class EmailActivities:
 
     @activity.defn(name="compose_email")
     def compose_email(self, request: EmailRequest) -> EmailReceipt:
-        if request.template not in TEMPLATES:
-            # The request is fixed in the workflow's history: retrying cannot help.
-            message = f"unknown email template {request.template!r}"
-            raise ApplicationError(message, type="UnknownTemplate", non_retryable=True)
-        _alive()
-        try:
-            # One transaction: SQLite takes its write lock only at the INSERT, so the
-            # reads and the rendering before it hold nothing up.
-            with session_scope(self._engine) as session:
-                existing = _find(session, request.key)
-                if existing is not None:
-                    # Never re-render: a retry must not change what was already composed.
-                    return _receipt(existing)
-                row = self._render(session, request)
-                session.add(row)
-                if opted_out := unsubscribed(session, row, row.template in CUSTOMER_TEMPLATES):
-                    suppress(session, row, opted_out)
-        except IntegrityError:
-            # A concurrent attempt stored it first; its row is the one that counts.
-            with session_scope(self._engine) as session:
-                stored = _find(session, request.key)
-            if stored is None:
-                raise
-            return _receipt(stored)
-        _alive()
-        if row.status == "pending" and self._deliver_now(row):
-            row.status = "sent"
-        return _receipt(row)
-
-    def _render(self, session: Session, request: EmailRequest) -> OutboxEmail:
-        customer = session.get(Customer, request.customer_id)
-        if customer is None:
-            # Retryable: the lifecycle's own record of the customer may still be landing.
-            raise ApplicationError(
-                f"customer {request.customer_id!r} not found", type="CustomerNotFound"
-            )
-        rendered = render_email(
-            request.template, build_context(session, customer, request, self._settings)
-        )
-        return OutboxEmail(
-            key=request.key, customer_id=customer.id, template=request.template,
-            to_address=self._address(request, customer), subject=rendered.subject,
-            text_body=rendered.text, html_body=rendered.html,
-            status="held" if request.held else "pending",
-        )  # fmt: skip
+        [receipt] = self._store_and_send(lambda _: None, [request])
+        return receipt
 
     @activity.defn(name="open_account")
     def open_account(self, opening: AccountOpening) -> AccountOpened:
         """Sign-up as one activity rather than five (each a round trip through Temporal
-        and a workflow task): the customer's record, its timeline entry and the kickoff
-        task in one transaction, then the welcome and the manager's notice, each composed
-        and tried at once as by compose_email. A retry finds the records, the entries
-        and the emails already there."""
+        and a workflow task): the customer's record, its timeline entry, the kickoff
+        task, the welcome and the manager's notice in one transaction, then a first
+        delivery of each email. A retry finds it all there and changes nothing."""
 
         def record_account(session: Session) -> None:
             snapshot = opening.snapshot
@@ -222,18 +179,76 @@ class EmailActivities:
             add_event_once(session, opening.entry)
             save_task(session, opening.kickoff.update)
 
-        write_once(self._engine, record_account)
-        return AccountOpened(
-            welcome=self.compose_email(opening.welcome),
-            kickoff_notice=self.compose_email(opening.kickoff.notice),
+        welcome, notice = self._store_and_send(
+            record_account, [opening.welcome, opening.kickoff.notice]
         )
+        return AccountOpened(welcome=welcome, kickoff_notice=notice)
 
     @activity.defn(name="announce_task")
     def announce_task(self, announcement: TaskNotice) -> EmailReceipt:
-        """A task's change and the notice to its owner as one activity rather than two;
-        the task is stored first, since the notice shows it."""
-        write_once(self._engine, lambda session: save_task(session, announcement.update))
-        return self.compose_email(announcement.notice)
+        """A task's change and the notice to its owner as one activity rather than two."""
+        [receipt] = self._store_and_send(
+            lambda session: save_task(session, announcement.update), [announcement.notice]
+        )
+        return receipt
+
+    def _store_and_send(
+        self, write: Callable[[Session], None], requests: list[EmailRequest]
+    ) -> list[EmailReceipt]:
+        """One transaction: the records `write` keeps, then each email, rendered from
+        them (so an email shows the task stored with it) or found as an earlier attempt
+        stored it; then one delivery attempt of each email stored now. A concurrent
+        attempt that stored first makes this one's transaction fail on a unique key: it
+        is run again and finds the winner's rows. SQLite takes its write lock only at
+        the first INSERT, so the reads before it hold nothing up."""
+        for request in requests:
+            if request.template not in TEMPLATES:
+                # The request is fixed in the workflow's history: retrying cannot help.
+                message = f"unknown email template {request.template!r}"
+                raise ApplicationError(message, type="UnknownTemplate", non_retryable=True)
+        _alive()
+
+        def transaction() -> list[tuple[OutboxEmail, bool]]:
+            with session_scope(self._engine) as session:
+                write(session)
+                return [self._store(session, request) for request in requests]
+
+        try:
+            stored = transaction()
+        except IntegrityError:
+            stored = transaction()
+        receipts = []
+        for row, new in stored:
+            _alive()
+            if new and row.status == "pending" and self._deliver_now(row):
+                row.status = "sent"
+            receipts.append(_receipt(row))
+        return receipts
+
+    def _store(self, session: Session, request: EmailRequest) -> tuple[OutboxEmail, bool]:
+        """The email's outbox row, and whether it was stored just now."""
+        existing = _find(session, request.key)
+        if existing is not None:
+            return existing, False  # never re-render: a retry must not change it
+        customer = session.get(Customer, request.customer_id)
+        if customer is None:
+            # Retryable: the lifecycle's own record of the customer may still be landing.
+            raise ApplicationError(
+                f"customer {request.customer_id!r} not found", type="CustomerNotFound"
+            )
+        rendered = render_email(
+            request.template, build_context(session, customer, request, self._settings)
+        )
+        row = OutboxEmail(
+            key=request.key, customer_id=customer.id, template=request.template,
+            to_address=self._address(request, customer), subject=rendered.subject,
+            text_body=rendered.text, html_body=rendered.html,
+            status="held" if request.held else "pending",
+        )  # fmt: skip
+        session.add(row)
+        if opted_out := unsubscribed(session, row, row.template in CUSTOMER_TEMPLATES):
+            suppress(session, row, opted_out)
+        return row, True
 
     def _deliver_now(self, row: OutboxEmail) -> bool:
         """A first delivery attempt straight after the email is stored: most mail goes
