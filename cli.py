@@ -7,8 +7,9 @@ import json
 import os
 import signal as signals  # `signal` is a command below
 import sys
+from collections.abc import Coroutine
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
@@ -53,17 +54,25 @@ app.command("codec-server")(codec_server)
 # -- running ---------------------------------------------------------------------------
 
 
-def _stop_on_signals() -> None:
-    # A process manager (or `kill`) stops us with SIGTERM: shut down as on Ctrl-C, so the
-    # Temporal dev server in its own session is stopped too instead of left running.
-    # Re-sent as SIGINT, it reaches asyncio.run's own handler, which cancels the main
-    # task and lets each part stop in turn (a KeyboardInterrupt raised in the middle of
-    # the event loop instead left the worker's shutdown hanging). asyncio.run installs
-    # that handler only over Python's default one, and a shell script's background job
-    # starts with SIGINT ignored: restored, an explicit SIGINT or SIGTERM still stops us.
-    if signals.getsignal(signals.SIGINT) is signals.SIG_IGN:
-        signals.signal(signals.SIGINT, signals.default_int_handler)
-    signals.signal(signals.SIGTERM, lambda *_: os.kill(os.getpid(), signals.SIGINT))
+def _until_stopped(main: Coroutine[Any, Any, None]) -> bool:
+    """Run `main` until it ends, or until Ctrl-C or SIGTERM (a process manager, `kill`)
+    stops it; True when stopped. Either signal cancels the main task, as asyncio.run
+    does on Ctrl-C, so each part stops in turn and the Temporal dev server, in its own
+    session, is stopped too. SIGTERM gets a handler of its own rather than being passed
+    on as SIGINT: a shell script's background job starts with SIGINT ignored, and
+    asyncio.run then leaves it ignored, as it should."""
+
+    async def cancelled_on_sigterm() -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        asyncio.get_running_loop().add_signal_handler(signals.SIGTERM, task.cancel)
+        await main
+
+    try:
+        asyncio.run(cancelled_on_sigterm())
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        return True
+    return False
 
 
 @app.command("run")
@@ -71,10 +80,7 @@ def run_stack() -> None:
     """Start the embedded stack: Temporal dev server, worker and records (Ctrl-C stops)."""
     from stack import run_embedded
 
-    _stop_on_signals()
-    try:
-        asyncio.run(run_embedded(settings()))
-    except KeyboardInterrupt:
+    if _until_stopped(run_embedded(settings())):
         typer.echo("Stopped. Lifecycles resume where they were on the next `make run`.")
 
 
@@ -83,10 +89,7 @@ def run_worker() -> None:
     """Run only the worker, against TANDEM_TEMPORAL_ADDRESS."""
     from stack import run_worker as worker_main
 
-    _stop_on_signals()
-    try:
-        asyncio.run(worker_main(settings()))
-    except KeyboardInterrupt:
+    if _until_stopped(worker_main(settings())):
         typer.echo("Worker stopped.")
 
 

@@ -87,11 +87,9 @@ def _read(
         raise LinkError("invalid", "This link is not valid.") from None
 
 
-def dashboard_links(public_url: str, customer_id: str, task_id: str | None) -> dict[str, str]:
+def dashboard_links(public_url: str, task_id: str | None) -> dict[str, str]:
     """Plain links for staff mail: the dashboard asks them to sign in, so nothing here
     needs signing."""
-    base = public_url.rstrip("/")
-    links = {"customer": f"{base}/app/customers/{quote(customer_id, safe='')}"}
-    if task_id:
-        links["task"] = f"{base}/app/tasks/{quote(task_id, safe=':')}"
-    return links
+    if not task_id:
+        return {}
+    return {"task": f"{public_url.rstrip('/')}/app/tasks/{quote(task_id, safe=':')}"}

@@ -62,7 +62,8 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     public_url: str = Field(
-        default="http://127.0.0.1:8000", description="base of the links in customer emails"
+        default="http://127.0.0.1:8000",
+        description="base of the links in emails (customers' pages, the staff dashboard)",
     )
     secret_key: str = Field(
         default=DEV_SECRET, description="signs survey and plan links and browser sessions"

@@ -90,7 +90,7 @@ def _links(customer: Customer, request: EmailRequest, settings: Settings) -> dic
     one-click answers for the check-in's survey (one answer per survey: the email's key).
     Staff mail links to the task and the customer on the dashboard."""
     if request.to is not Recipient.customer:
-        return dashboard_links(settings.public_url, customer.id, request.context.get("task_id"))
+        return dashboard_links(settings.public_url, request.context.get("task_id"))
     signer = LinkSigner(settings.secret_key, settings.public_url)
     links: dict[str, Any] = {
         "plan": signer.plan_link(customer.id),

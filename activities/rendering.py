@@ -150,7 +150,7 @@ def sample_context(template: str) -> dict[str, Any]:
         },
         "goals": goals,
         "links": _sample_links(template) if template in CUSTOMER_TEMPLATES else dashboard_links(
-            "https://tandem.example", "acme", "acme:kickoff" if "task_id" in extra else None
+            "https://tandem.example", "acme:kickoff" if "task_id" in extra else None
         ),
         "assessment": {"quadrant": "happy_unprofitable", "level": 0.21, "customer_score": 0.46,
                        "company_score": -0.04, "trend": 0.08,

@@ -14,8 +14,10 @@ from models.tables import Customer, GoalRecord, SignalRecord
 
 
 class UnknownGoal(ValueError):
-    """A goal signal for a goal the customer's success plan does not have: it would be
-    stored and never read, since progress is measured on the plan's own goals."""
+    """A goal signal for a goal the customer's success plan does not have: progress is
+    measured on the plan's own goals, so it would only count if a later plan revision
+    happened to add that key. Before the kickoff there are no goals yet, and values
+    are taken as they come (the kickoff may record their key)."""
 
     def __init__(self, message: str, index: int) -> None:
         super().__init__(message)
@@ -38,10 +40,6 @@ def _record(engine: Engine, signals: list[SignalIn]) -> int:
     with session_scope(engine) as session:
         for index, signal in enumerate(signals):
             customer = find_customer(session, signal.customer_id)
-            if signal.kind is SignalKind.goal:
-                if customer.id not in goals:
-                    goals[customer.id] = _goal_keys(session, customer)
-                _check_goal(customer, signal, goals[customer.id], index)
             if signal.client_id is not None:
                 exists = session.exec(
                     select(SignalRecord.id).where(
@@ -51,6 +49,10 @@ def _record(engine: Engine, signals: list[SignalIn]) -> int:
                 ).first()
                 if exists is not None:
                     continue
+            if signal.kind is SignalKind.goal:  # after the duplicate check: a resend is fine
+                if customer.id not in goals:
+                    goals[customer.id] = _goal_keys(session, customer)
+                _check_goal(customer, signal, goals[customer.id], index)
             data = signal.model_dump(exclude={"customer_id"})
             session.add(SignalRecord(customer_id=customer.id, **data))
             added += 1
@@ -66,8 +68,8 @@ def _goal_keys(session: Session, customer: Customer) -> list[str]:
 
 
 def _check_goal(customer: Customer, signal: SignalIn, keys: list[str], index: int) -> None:
-    if signal.goal_key not in keys:
-        known = ", ".join(keys) or "none yet (the kickoff records them)"
+    if keys and signal.goal_key not in keys:
+        known = ", ".join(keys)
         raise UnknownGoal(
             f"goal_key: {customer.company} has no goal {signal.goal_key!r} (its goals: {known})",
             index,

@@ -132,12 +132,20 @@ async def test_signal_batches_validate_and_are_idempotent(api: Api, acme: Lifecy
     unknown = await api.post("/signals", json={"signals": [{**batch[0], "customer_id": "x"}]})
     assert unknown.status_code == 404
     assert unknown.json()["error"]["message"] == "no customer 'x'"  # no CLI advice here
-    # A measured value of a goal the customer does not have (no kickoff yet: no goals)
-    # would be stored and never read: refused, naming the item and the goals there are.
+    # Before the kickoff there are no goals: a value is taken (the kickoff may record
+    # its key). Once the plan names its goals, a key it does not have is refused,
+    # naming the item and the goals there are; a resend of what was stored is not.
     goal = {**batch[1], "kind": "goal", "value": 3, "goal_key": "nosuch", "client_id": "g-1"}
-    no_goal = await api.post("/signals", json={"signals": [batch[0], goal]})
+    early = await api.post("/signals", json={"signals": [goal]})
+    assert early.json() == {"received": 1, "added": 1, "duplicates": 0}
+    await acme.complete(acme.task_id("kickoff"), kickoff_result())  # goal: active_reps
+    late = {**goal, "client_id": "g-2"}
+    no_goal = await api.post("/signals", json={"signals": [batch[0], late]})
     assert no_goal.status_code == 422 and no_goal.json()["error"]["field"] == "signals.1.goal_key"
-    assert "has no goal 'nosuch' (its goals: none yet" in no_goal.json()["error"]["message"]
+    message = no_goal.json()["error"]["message"]
+    assert "has no goal 'nosuch' (its goals: active_reps)" in message
+    resent = await api.post("/signals", json={"signals": [goal]})
+    assert resent.json() == {"received": 1, "added": 0, "duplicates": 1}
     assert (await api.post("/signals", role="rep", json={"signals": batch})).status_code == 403
 
 

@@ -134,5 +134,11 @@ def next_term(state: LifecycleState) -> LifecycleState:
             "steps_done": [],
             "renewal": None,
             "history": [*state.history, record],
+            # A late retry of a completion can only be for the term just ended.
+            "receipts": {
+                update_id: receipt
+                for update_id, receipt in state.receipts.items()
+                if f":t{state.term}:" in receipt.task_id
+            },
         }
     )
