@@ -25,10 +25,16 @@ pytestmark = pytest.mark.integration
 TANDEM = str(Path(sys.executable).parent / "tandem")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def free_ports(count: int) -> list[int]:
+    """Distinct free ports: all held open until each is known, so no two are the same."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
 
 
 def _ignore_sigint() -> None:
@@ -38,12 +44,13 @@ def _ignore_sigint() -> None:
 class Stack:
     def __init__(self, var_dir: Path) -> None:
         self.var_dir = var_dir
+        temporal, ui, api = free_ports(3)
         self.env = {
             **os.environ,
             "TANDEM_VAR_DIR": str(var_dir),
-            "TANDEM_TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}",
-            "TANDEM_TEMPORAL_UI_PORT": str(free_port()),
-            "TANDEM_API_PORT": str(free_port()),
+            "TANDEM_TEMPORAL_ADDRESS": f"127.0.0.1:{temporal}",
+            "TANDEM_TEMPORAL_UI_PORT": str(ui),
+            "TANDEM_API_PORT": str(api),
         }
         for name in ("TANDEM_DATABASE_URL", "DATABASE_URL", "TANDEM_SMTP_HOST"):
             self.env.pop(name, None)
