@@ -217,11 +217,15 @@ class EmailActivities:
             stored = transaction()
         except IntegrityError:
             stored = transaction()
-        receipts = []
+        receipts, relay_answers = [], True
         for row, new in stored:
             _alive()
-            if new and row.status == "pending" and self._deliver_now(row):
-                row.status = "sent"
+            # After one failed attempt the next would most likely wait as long for the
+            # same relay (sign-up's caller waits too): deliver_email takes it from here.
+            if new and row.status == "pending" and relay_answers:
+                relay_answers = self._deliver_now(row)
+                if relay_answers:
+                    row.status = "sent"
             receipts.append(_receipt(row))
         return receipts
 

@@ -624,6 +624,21 @@ def test_refused_recipient_is_a_permanent_failure(
     assert row.status == "failed"
 
 
+def test_sign_up_tries_the_relay_once_when_it_does_not_answer(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """The caller of a sign-up waits for open_account: with the relay down, the welcome's
+    attempt fails and the manager's notice is left to deliver_email without a second
+    wait on the same relay. Both are stored."""
+    settings = make_settings(tmp_path, smtp_host="127.0.0.1", smtp_port=free_port())
+    opened = EmailActivities(engine, settings).open_account(
+        account_opening("globex", "Globex", "hank@globex.test", NOW, "sam@tandem.invalid")
+    )
+    assert not opened.welcome.already_delivered and not opened.kickoff_notice.already_delivered
+    attempts = {r.template: (r.status, r.attempts) for r in outbox(engine)}
+    assert attempts == {"welcome": ("pending", 1), "task_assigned": ("pending", 0)}
+
+
 def test_smtp_outage_is_recorded_and_raised(engine: Engine, tmp_path: Path) -> None:
     settings = make_settings(tmp_path, smtp_host="127.0.0.1", smtp_port=free_port())
     acts = EmailActivities(engine, settings)
