@@ -17,6 +17,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from pydantic import BaseModel
 
 from links import LinkSigner, dashboard_links
+from models.signals import readable
 
 CUSTOMER_TEMPLATES = [
     "welcome", "tutorial_invite", "tutorial_nudge", "kickoff_invite",
@@ -39,14 +40,8 @@ class RenderedEmail(BaseModel):
     html: str
 
 
-def _num(value: float | None) -> str:
-    if value is None:
-        return "n/a"
-    return f"{value:,.2f}".rstrip("0").rstrip(".")
-
-
 def _qty(value: float | None, unit: str = "") -> str:
-    return f"{_num(value)} {unit}" if unit and value is not None else _num(value)
+    return f"{readable(value)} {unit}" if unit and value is not None else readable(value)
 
 
 def _progress(value: float) -> str:
@@ -77,7 +72,7 @@ def _environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(num=_num, qty=_qty, progress=_progress, day=_day, when=_when)
+    env.filters.update(num=readable, qty=_qty, progress=_progress, day=_day, when=_when)
     return env
 
 

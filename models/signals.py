@@ -72,3 +72,11 @@ class SurveyAnswer(BaseModel):
     kind: SignalKind
     value: float
     survey: str
+
+
+def readable(value: float | None) -> str:
+    """A measured value as people read it, in emails and on pages: 2.0 as 2, 1500000 as
+    1,500,000 (where %g would show 1.5e+06), two decimals at most, None as n/a."""
+    if value is None:
+        return "n/a"
+    return f"{value:,.2f}".rstrip("0").rstrip(".")

@@ -47,6 +47,7 @@ from models.customer import CustomerProfile
 from models.lifecycle import Phase
 from models.roles import Role
 from models.scoring import Quadrant
+from models.signals import readable
 from models.tables import (
     AssessmentRecord,
     Customer,
@@ -66,6 +67,13 @@ FROM = "Tandem Success Team <success@tandem.invalid>"
 
 
 # --- templates ------------------------------------------------------------------------
+
+
+def test_measured_values_read_as_people_write_them() -> None:
+    """One formatting for emails and pages: no 2.0, no 1.5e+06."""
+    assert [readable(v) for v in (2.0, 1_500_000, 0.125, -3.5, None)] == [
+        "2", "1,500,000", "0.12", "-3.5", "n/a",
+    ]  # fmt: skip
 
 
 def test_there_are_ten_templates() -> None:

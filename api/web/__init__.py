@@ -5,13 +5,8 @@ from pathlib import Path
 
 from fastapi.templating import Jinja2Templates
 
+from models.signals import readable
+
 TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
-
-
-def _num(value: float) -> str:
-    """2.0 as 2 and 1500000 as 1,500,000 (Python's %g would show 1.5e+06)."""
-    return f"{value:,.2f}".rstrip("0").rstrip(".")
-
-
-TEMPLATES.env.filters["num"] = _num
+TEMPLATES.env.filters["num"] = readable
 STATIC_DIR = Path(__file__).parent / "static"
