@@ -1,9 +1,10 @@
 """Email: compose from templates into the outbox, then deliver by SMTP or as .eml files.
 
-Composing and delivering are separate activities so the rendered message is stored under
-its idempotency key before any delivery is tried; a retried delivery sends the same
-Message-ID again, so a receiving server can drop the duplicate. Customer mail for a
-customer who unsubscribed is composed but kept back (activities/suppression.py).
+The rendered message is stored under its idempotency key, and committed, before any
+delivery is tried: composing then tries one delivery at once, and `deliver_email`
+retries what that could not send. A retried delivery sends the same Message-ID again,
+so a receiving server can drop the duplicate. Customer mail for a customer who
+unsubscribed is composed but kept back (activities/suppression.py).
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from typing import Any
 
 from markupsafe import escape
 from sqlalchemy import Engine, update
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -39,7 +39,7 @@ from activities.message import message_id as message_id  # re-exported: tests re
 from activities.records import add_event_once, save_lifecycle, save_task
 from activities.rendering import CUSTOMER_TEMPLATES, TEMPLATES, render_email, render_footer
 from activities.suppression import SUPPRESSED, suppress, unsubscribed
-from db.engine import session_scope
+from db.engine import session_scope, write_once
 from db.queries import goals_with_progress, latest_assessment, latest_plan_record
 from links import LinkSigner, dashboard_links
 from models.tables import Customer, OutboxEmail, TaskRecord
@@ -208,15 +208,11 @@ class EmailActivities:
                 raise ApplicationError(message, type="UnknownTemplate", non_retryable=True)
         _alive()
 
-        def transaction() -> list[tuple[OutboxEmail, bool]]:
-            with session_scope(self._engine) as session:
-                write(session)
-                return [self._store(session, request) for request in requests]
+        def transaction(session: Session) -> list[tuple[OutboxEmail, bool]]:
+            write(session)
+            return [self._store(session, request) for request in requests]
 
-        try:
-            stored = transaction()
-        except IntegrityError:
-            stored = transaction()
+        stored = write_once(self._engine, transaction)
         receipts, relay_answers = [], True
         for row, new in stored:
             _alive()

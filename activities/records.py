@@ -6,11 +6,9 @@ Temporal retries an activity until it succeeds and a retry must not write twice.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Engine
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 from temporalio import activity
 
@@ -21,7 +19,7 @@ from activities.contracts import (
     TaskUpdate,
     TimelineEntry,
 )
-from db.engine import session_scope
+from db.engine import write_once
 from models.signals import SignalKind
 from models.success_plan import SuccessPlan
 from models.tables import (
@@ -115,16 +113,6 @@ def save_customer_words(session: Session, record: CustomerPlanRecord) -> None:
                 message=f"The customer described success in their own words (v{record.version})",
             ),
         )
-
-
-def write_once(engine: Engine, work: Callable[[Session], None]) -> None:
-    """Run one transaction; a concurrent duplicate insert is retried as an update."""
-    try:
-        with session_scope(engine) as session:
-            work(session)
-    except IntegrityError:
-        with session_scope(engine) as session:
-            work(session)
 
 
 def save_lifecycle(session: Session, snapshot: LifecycleSnapshot) -> None:

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import URL, Engine, event, make_url
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, create_engine
 from tenacity import retry, retry_if_exception, stop_after_delay, wait_random
 
 from models import tables  # noqa: F401  (registers the tables on SQLModel.metadata)
+
+T = TypeVar("T")
 
 # Hosted PostgreSQL services hand out `postgres://` and `postgresql://` URLs; SQLAlchemy
 # would read those as psycopg2 (or refuse `postgres`), and Tandem ships psycopg 3.
@@ -100,3 +103,15 @@ def session_scope(engine: Engine) -> Iterator[Session]:
         except Exception:
             session.rollback()
             raise
+
+
+def write_once(engine: Engine, work: Callable[[Session], T]) -> T:
+    """Run `work` in one transaction. Writes here are idempotent (upsert by id, insert
+    once by a unique key), so when a concurrent writer stored the same key first and
+    this transaction fails on it, running `work` once more finds that row instead."""
+    try:
+        with session_scope(engine) as session:
+            return work(session)
+    except IntegrityError:
+        with session_scope(engine) as session:
+            return work(session)

@@ -4,10 +4,9 @@ assessment reads them. Idempotent by the client's own id, so a resent batch is h
 from __future__ import annotations
 
 from sqlalchemy import Engine
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from db.engine import session_scope
+from db.engine import write_once
 from db.queries import find_customer, latest_plan_record
 from models.signals import SignalIn, SignalKind
 from models.tables import Customer, GoalRecord, SignalRecord
@@ -28,34 +27,30 @@ def record_signals(engine: Engine, signals: list[SignalIn]) -> int:
     """Store the signals in one transaction; returns how many were new. Two senders of
     the same client ids at once (a double-clicked survey link): the loser's transaction
     fails on the unique key and is replayed, finding the winner's rows."""
-    try:
-        return _record(engine, signals)
-    except IntegrityError:
-        return _record(engine, signals)
+    return write_once(engine, lambda session: _record(session, signals))
 
 
-def _record(engine: Engine, signals: list[SignalIn]) -> int:
+def _record(session: Session, signals: list[SignalIn]) -> int:
     added = 0
     goals: dict[str, list[str]] = {}  # by customer id, read once per batch
-    with session_scope(engine) as session:
-        for index, signal in enumerate(signals):
-            customer = find_customer(session, signal.customer_id)
-            if signal.client_id is not None:
-                exists = session.exec(
-                    select(SignalRecord.id).where(
-                        SignalRecord.customer_id == customer.id,
-                        SignalRecord.client_id == signal.client_id,
-                    )
-                ).first()
-                if exists is not None:
-                    continue
-            if signal.kind is SignalKind.goal:  # after the duplicate check: a resend is fine
-                if customer.id not in goals:
-                    goals[customer.id] = _goal_keys(session, customer)
-                _check_goal(customer, signal, goals[customer.id], index)
-            data = signal.model_dump(exclude={"customer_id"})
-            session.add(SignalRecord(customer_id=customer.id, **data))
-            added += 1
+    for index, signal in enumerate(signals):
+        customer = find_customer(session, signal.customer_id)
+        if signal.client_id is not None:
+            exists = session.exec(
+                select(SignalRecord.id).where(
+                    SignalRecord.customer_id == customer.id,
+                    SignalRecord.client_id == signal.client_id,
+                )
+            ).first()
+            if exists is not None:
+                continue
+        if signal.kind is SignalKind.goal:  # after the duplicate check: a resend is fine
+            if customer.id not in goals:
+                goals[customer.id] = _goal_keys(session, customer)
+            _check_goal(customer, signal, goals[customer.id], index)
+        data = signal.model_dump(exclude={"customer_id"})
+        session.add(SignalRecord(customer_id=customer.id, **data))
+        added += 1
     return added
 
 

@@ -2,8 +2,8 @@
 
 A task is opened with a deterministic id, persisted and announced to its owner (one
 activity from edition 2 on); a follow-up coroutine per open task reminds the owner
-before the due date and escalates to the managers once it is overdue. Completion arrives through the
-lifecycle's `complete_task` update.
+before the due date and escalates to the managers once it is overdue. Completion
+arrives through the lifecycle's `complete_task` update.
 """
 
 from __future__ import annotations
