@@ -21,6 +21,7 @@ from commands.common import (
     engine,
     fail,
     find_or_fail,
+    not_found,
     out,
     resolve_customer,
     run,
@@ -31,7 +32,7 @@ from commands.common import (
 from commands.tasks import app as task_commands
 from db.engine import session_scope
 from db.ingest import UnknownGoal, record_signals
-from db.queries import customer_overview, list_customers
+from db.queries import CustomerNotFound, customer_overview, list_customers
 from models.customer import SignUp
 from models.signals import SignalIn, SignalKind
 from models.tasks import describe_validation_error
@@ -210,7 +211,10 @@ def customers(
 def show(customer: Annotated[str, typer.Argument(help="customer id or company name")]) -> None:
     """The customer's phase, success plan, open tasks, latest assessment and timeline."""
     with session_scope(engine()) as session:
-        view = customer_overview(session, find_or_fail(session, customer).id)
+        try:
+            view = customer_overview(session, customer)
+        except CustomerNotFound as error:
+            not_found(error)
     c = view.customer
     out.print(f"[bold]{c['company']}[/] ({c['id']}), {c['contact_name']} <{c['email']}>")
     out.print(

@@ -70,10 +70,13 @@ def find_or_fail(session: Session, ref: str) -> Customer:
     """The customer by id, external id or company name, or one line and exit 1."""
     try:
         return find_customer(session, ref)
-    except AmbiguousCustomer as error:
-        fail(str(error))
     except CustomerNotFound as error:
-        fail(f"{error} (try `tandem customers`)")
+        not_found(error)
+
+
+def not_found(error: CustomerNotFound) -> NoReturn:
+    hint = "" if isinstance(error, AmbiguousCustomer) else " (try `tandem customers`)"
+    fail(f"{error}{hint}")
 
 
 def when(value: datetime | None) -> str:
