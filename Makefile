@@ -15,9 +15,9 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# The worker's sandbox imports the workflow's module afresh for every lifecycle it
-# loads; without a .pyc (PYTHONDONTWRITEBYTECODE is set on some machines) that means
-# compiling workflows/lifecycle.py each time (measured: 4 ms of worker CPU per sign-up).
+# A workflow sandbox (the tests', or TANDEM_WORKFLOW_SANDBOX=true) imports workflows/
+# afresh for every lifecycle it loads; without a .pyc (PYTHONDONTWRITEBYTECODE is set on
+# some machines) that means compiling it each time (4 ms of CPU per lifecycle, measured).
 bytecode: $(STAMP)
 	$(BIN)/python -m compileall -q workflows
 

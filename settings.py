@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     temporal_namespace: str = "default"
     task_queue: str = "tandem"
     temporal_ui_port: int = 8233
+    workflow_sandbox: bool = Field(
+        default=False, description="run lifecycles in Temporal's strict workflow sandbox"
+    )
     # An existing cluster (Temporal Cloud or your own): mTLS client certificate and key
     # files, or an API key. Either one turns TLS on.
     temporal_tls_cert: Path | None = Field(default=None, description="client certificate (PEM)")

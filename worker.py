@@ -10,7 +10,7 @@ from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client
 from temporalio.service import RPCError
-from temporalio.worker import Worker
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.assessment import AssessmentActivities
@@ -24,24 +24,25 @@ log = logging.getLogger("tandem.worker")
 # Pydantic validators in the payloads call these lazily; they are pure, so the sandbox
 # may share them rather than re-import them into every workflow run.
 PURE_LIBRARIES = ("email_validator", "idna")
-# The lifecycle's helpers hold no module-level state (functions, classes whose instances
-# live on the workflow object, constants), so they too are shared rather than compiled
-# and run again for every lifecycle the worker loads (creating a lifecycle's sandbox
-# went from ~15 ms to ~6 ms without bytecode caches, ~7.5 to ~3.7 ms with them). The
-# sandbox still re-imports `workflows.lifecycle`, the workflow's own module, every run.
-SHARED_WORKFLOW_HELPERS = (
-    "workflows.agenda",
-    "workflows.effects",
-    "workflows.onboarding",
-    "workflows.renewal",
-    "workflows.reviews",
-    "workflows.tasks",
+# The strict sandbox: every module of ours that a workflow imports is imported afresh
+# into each workflow run, and a non-deterministic call (a clock, randomness, I/O) in
+# any of them fails the workflow task. The tests run every lifecycle in it, and
+# TANDEM_WORKFLOW_SANDBOX=true runs production in it too.
+STRICT_SANDBOX = SandboxedWorkflowRunner(
+    restrictions=SandboxRestrictions.default.with_passthrough_modules(*PURE_LIBRARIES)
 )
-SANDBOX = SandboxedWorkflowRunner(
-    restrictions=SandboxRestrictions.default.with_passthrough_modules(
-        *PURE_LIBRARIES, *SHARED_WORKFLOW_HELPERS
-    )
-)
+# By default the worker runs lifecycles without a sandbox: creating one for each new
+# lifecycle and crossing into it on every activation took a quarter of the worker's CPU
+# per sign-up (30 -> 23 ms, measured; README, "What limits sign-up"). The code that
+# runs there is ours and fixed, and its determinism is checked before it ships: by the
+# strict sandbox in tests and by replaying recorded histories (tests/test_replay.py).
+# The price: a non-deterministic call on a path no test takes is not refused at run time.
+UNSANDBOXED = UnsandboxedWorkflowRunner()
+
+
+def workflow_runner(settings: Settings) -> WorkflowRunner:
+    return STRICT_SANDBOX if settings.workflow_sandbox else UNSANDBOXED
+
 
 # Activities are synchronous (SQLAlchemy, smtplib): they run on this many threads.
 ACTIVITY_THREADS = 16
@@ -57,7 +58,7 @@ def build_worker(
         client,
         task_queue=task_queue or settings.task_queue,
         workflows=[CustomerLifecycle],
-        workflow_runner=SANDBOX,
+        workflow_runner=workflow_runner(settings),
         activities=[
             records.record_lifecycle,
             records.record_event,

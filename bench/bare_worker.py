@@ -1,5 +1,5 @@
-"""The baseline's worker, with Tandem's worker settings (sandbox, activity thread pool and
-concurrency), in this process or as a process of its own for the memory benchmark:
+"""The baseline's worker, with Tandem's worker settings (workflow runner, activity thread
+pool and concurrency), in this process or as a process of its own for the memory benchmark:
 
     python -m bench.bare_worker --address 127.0.0.1:7233 --task-queue bench-bare
 """
@@ -16,15 +16,16 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
 
 from bench.baseline import BareLifecycle, noop
-from worker import ACTIVITY_THREADS, SANDBOX
+from settings import Settings
+from worker import ACTIVITY_THREADS, workflow_runner
 
 
-def build_bare_worker(client: Client, task_queue: str) -> Worker:
+def build_bare_worker(client: Client, task_queue: str, settings: Settings) -> Worker:
     return Worker(
         client,
         task_queue=task_queue,
         workflows=[BareLifecycle],
-        workflow_runner=SANDBOX,
+        workflow_runner=workflow_runner(settings),
         activities=[noop],
         activity_executor=ThreadPoolExecutor(ACTIVITY_THREADS),
         max_concurrent_activities=ACTIVITY_THREADS,
@@ -35,7 +36,8 @@ async def _serve(address: str, namespace: str, task_queue: str) -> None:
     client = await Client.connect(
         address, namespace=namespace, data_converter=pydantic_data_converter
     )
-    worker = build_bare_worker(client, task_queue)
+    # The environment's TANDEM_* settings, as `tandem worker` reads them.
+    worker = build_bare_worker(client, task_queue, Settings())
     print(f"Worker polling task queue {task_queue!r} on {address}", flush=True)
     await worker.run()
 

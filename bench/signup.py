@@ -122,7 +122,7 @@ async def run(
             try:
                 async with (
                     build_worker(client, settings, engine, task_queue=TANDEM_QUEUE),
-                    build_bare_worker(client, BARE_QUEUE),
+                    build_bare_worker(client, BARE_QUEUE, settings),
                 ):
                     bare, tandem = await _measure(
                         client, engine, plan, count, concurrency, warmup, rounds

@@ -225,7 +225,7 @@ async def run(sequential: int, concurrent: int) -> BenchResult:
             try:
                 async with (
                     build_worker(client, settings, engine, task_queue=TANDEM_QUEUE),
-                    build_bare_worker(client, BARE_QUEUE),
+                    build_bare_worker(client, BARE_QUEUE, settings),
                 ):
                     # Baseline and Tandem alternate, so a shared machine's load weighs on both.
                     say(f"years: {sequential} customer-years one at a time, each side in turn")

@@ -1,11 +1,12 @@
-"""Two edits of today's CustomerLifecycle, for tests/test_replay.py: the same small
-change (a pause before the first step), once made carelessly and once behind
-`workflow.patched`. A module of its own: the replay sandbox re-imports the module a
-workflow is defined in, and this one imports nothing but the workflow."""
+"""Edits of today's CustomerLifecycle, for tests/test_replay.py: the same small change
+(a pause before the first step), once made carelessly and once behind
+`workflow.patched`; and one that reads the machine's clock. A module of its own: the
+replay sandbox re-imports the module a workflow is defined in, and this one imports
+nothing but the workflow."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from temporalio import workflow
 
@@ -36,5 +37,17 @@ class PatchedChange(CustomerLifecycle):
     @workflow.run
     async def run(self, lifecycle: LifecycleInput) -> LifecycleEnd:
         if workflow.patched("pause-before-the-first-step"):
+            await workflow.sleep(PAUSE)
+        return await super().run(lifecycle)
+
+
+@workflow.defn(name="CustomerLifecycle")
+class ClockReadingLifecycle(CustomerLifecycle):
+    """Reads the machine's clock, which a replay would not see again: the tests' strict
+    sandbox must refuse it."""
+
+    @workflow.run
+    async def run(self, lifecycle: LifecycleInput) -> LifecycleEnd:
+        if datetime.now(UTC).year < 2000:  # never true; the read is what matters
             await workflow.sleep(PAUSE)
         return await super().run(lifecycle)

@@ -102,7 +102,8 @@ def _database(request: pytest.FixtureRequest) -> str:
 def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Settings]:
     """The settings of a test; their database URL is the one the `engine` fixture uses,
     so code that connects by the settings (the API, the CLI) sees the same records."""
-    values = dict(var_dir=tmp_path / "var", smtp_host=None, plans_dir=None)
+    # The strict sandbox: a clock, randomness or I/O in workflow code fails the test.
+    values = dict(var_dir=tmp_path / "var", smtp_host=None, plans_dir=None, workflow_sandbox=True)
     if _database(request) == "postgresql":
         with postgres_schema() as url:
             yield Settings(**values, database_url=url)

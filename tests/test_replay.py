@@ -16,10 +16,10 @@ from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
-from tests.changed_lifecycle import PatchedChange, UnpatchedChange
+from tests.changed_lifecycle import ClockReadingLifecycle, PatchedChange, UnpatchedChange
 from tests.conftest import Lifecycle
 from tests.test_lifecycle import GOOD, UNHAPPY_BUT_PROFITABLE, kickoff_result
-from worker import SANDBOX
+from worker import STRICT_SANDBOX
 from workflows.lifecycle import CustomerLifecycle
 
 HISTORIES = Path(__file__).parent / "histories"
@@ -29,7 +29,7 @@ def replayer(lifecycle: type = CustomerLifecycle) -> Replayer:
     return Replayer(
         workflows=[lifecycle],
         data_converter=pydantic_data_converter,
-        workflow_runner=SANDBOX,
+        workflow_runner=STRICT_SANDBOX,
     )
 
 
@@ -91,3 +91,24 @@ async def test_the_same_change_behind_a_patch_replays() -> None:
     history = WorkflowHistory.from_json(RECORDED.stem, RECORDED.read_text())
     result = await replayer(PatchedChange).replay_workflow(history)
     assert result.replay_failure is None
+
+
+# -- the sandbox the tests run lifecycles in ----------------------------------------
+
+
+def test_the_tests_sandbox_checks_all_of_our_workflow_code() -> None:
+    """Production runs lifecycles unsandboxed (worker.py says why); the tests' strict
+    sandbox is the guard, and a module passed through it would escape its checks."""
+    passed_through = STRICT_SANDBOX.restrictions.passthrough_modules
+    ours = {p.stem for p in (Path(__file__).parent.parent / "workflows").glob("*.py")}
+    assert "lifecycle" in ours
+    assert not {f"workflows.{name}" for name in ours} & passed_through
+    assert "workflows" not in passed_through
+
+
+async def test_a_clock_read_in_workflow_code_fails_in_the_tests_sandbox() -> None:
+    history = WorkflowHistory.from_json(RECORDED.stem, RECORDED.read_text())
+    result = await replayer(ClockReadingLifecycle).replay_workflow(
+        history, raise_on_replay_failure=False
+    )
+    assert "RestrictedWorkflowAccessError" in repr(result.replay_failure)

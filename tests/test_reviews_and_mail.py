@@ -94,6 +94,7 @@ async def test_mail_server_down_never_blocks_the_lifecycle(
         smtp_host="127.0.0.1",
         smtp_port=closed_port(),
         smtp_starttls=False,
+        workflow_sandbox=True,
     )
     queue = f"{harness.task_queue}-down"
     async with build_worker(harness.client, down, harness.engine, task_queue=queue):
