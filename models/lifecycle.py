@@ -99,7 +99,8 @@ class LifecycleState(BaseModel):
         "its timeline entry, a tutorial invitation and a kickoff invitation as separate "
         "steps, and a task's record and its owner's notice as two. 2: sign-up as one step "
         "(the record, its entry, one welcome that invites to both, the kickoff task and "
-        "its notice); a task's record and its notice as one",
+        "its notice); a task's record and its notice as one. 3: as 2, with sign-up's "
+        "step a local activity in the lifecycle's first workflow task",
     )
 
     def open_tasks(self) -> list[Task]:

@@ -137,7 +137,19 @@ class Mailroom:
         """Sign-up's one activity: the customer's record and timeline entry, the
         kickoff task, the welcome and the manager's notice, stored together; the two
         emails are then followed like any other."""
-        opened = await store_and_send(contracts.open_account, opening, emails=2)
+        if self._state.edition >= 3:
+            # In the lifecycle's first workflow task, beside the sign-up's update: no
+            # activity task to schedule, match and report through the server, and
+            # the update answers in the same task. A worker lost meanwhile is noticed
+            # by that task's timeout, and the next worker runs it again.
+            opened = await workflow.execute_local_activity(
+                contracts.open_account,
+                opening,
+                start_to_close_timeout=COMPOSE_TIMEOUT * 2,
+                retry_policy=RECORDS,
+            )
+        else:
+            opened = await store_and_send(contracts.open_account, opening, emails=2)
         self.follow(opening.welcome, opened.welcome)
         self.follow(opening.kickoff.notice, opened.kickoff_notice)
 
