@@ -47,17 +47,37 @@ from settings import Settings
 
 
 def build_context(
-    session: Session, customer: Customer, request: EmailRequest, settings: Settings
+    session: Session,
+    customer: Customer,
+    request: EmailRequest,
+    settings: Settings,
+    account: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Everything a template may use: the request's own context plus the records."""
-    plan = latest_plan_record(session, customer.id)
-    goals = goals_with_progress(session, plan)
-    assessment = latest_assessment(session, customer.id)
+    """Everything a template may use: the request's own context plus the records.
+    `account` is the customer's part (account_context), when already read in this
+    transaction for another email of theirs."""
     task = None
     if "task_id" in request.context:
         task = session.get(TaskRecord, request.context["task_id"])
     return {
         **request.context,
+        **(account if account is not None else account_context(session, customer)),
+        "links": _links(customer, request, settings),
+        "task": None if task is None else {
+            "id": task.id, "title": task.title, "kind": task.kind,
+            "owner_role": task.owner_role, "assignee": task.assignee,
+            "due_at": task.due_at, "escalated": task.escalated,
+        },
+        "sender": _sender(settings),
+    }  # fmt: skip
+
+
+def account_context(session: Session, customer: Customer) -> dict[str, Any]:
+    """The customer, their success plan with its goals, and the latest assessment."""
+    plan = latest_plan_record(session, customer.id)
+    goals = goals_with_progress(session, plan)
+    assessment = latest_assessment(session, customer.id)
+    return {
         "customer": {
             "id": customer.id, "company": customer.company,
             "contact_name": customer.contact_name, "email": customer.email,
@@ -69,19 +89,12 @@ def build_context(
             "version": plan.version,
         },
         "goals": [{**g, "target_date": g["target_date"].isoformat()} for g in goals],
-        "links": _links(customer, request, settings),
         "assessment": None if assessment is None else {
             "quadrant": assessment.quadrant, "level": assessment.level,
             "customer_score": assessment.customer_score,
             "company_score": assessment.company_score,
             "trend": assessment.trend, "assessed_at": assessment.assessed_at,
         },
-        "task": None if task is None else {
-            "id": task.id, "title": task.title, "kind": task.kind,
-            "owner_role": task.owner_role, "assignee": task.assignee,
-            "due_at": task.due_at, "escalated": task.escalated,
-        },
-        "sender": _sender(settings),
     }  # fmt: skip
 
 
@@ -109,6 +122,11 @@ def _sender(settings: Settings) -> str:
 
 def _find(session: Session, key: str) -> OutboxEmail | None:
     return session.exec(select(OutboxEmail).where(OutboxEmail.key == key)).first()
+
+
+def _find_all(session: Session, keys: list[str]) -> dict[str, OutboxEmail]:
+    rows = session.exec(select(OutboxEmail).where(col(OutboxEmail.key).in_(keys)))
+    return {row.key: row for row in rows}
 
 
 def _receipt(row: OutboxEmail) -> EmailReceipt:
@@ -212,35 +230,48 @@ class EmailActivities:
 
         def transaction(session: Session) -> list[tuple[OutboxEmail, bool]]:
             write(session)
-            return [self._store(session, request) for request in requests]
+            earlier = _find_all(session, [request.key for request in requests])
+            accounts: dict[str, dict[str, Any]] = {}  # read once for all their emails
+            return [
+                (earlier[r.key], False)  # never re-render: a retry must not change it
+                if r.key in earlier
+                else (self._store(session, r, accounts), True)
+                for r in requests
+            ]
 
         stored = write_once(self._engine, transaction)
-        receipts, relay_answers = [], True
+        sent: list[str] = []
+        via: str | None = ""
         for row, new in stored:
             _alive()
             # After one failed attempt the next would most likely wait as long for the
             # same relay (sign-up's caller waits too): deliver_email takes it from here.
-            if new and row.status == "pending" and relay_answers:
-                relay_answers = self._deliver_now(row)
-                if relay_answers:
+            if new and row.status == "pending" and via is not None:
+                via = self._deliver_now(row)
+                if via is not None:
                     row.status = "sent"
-            receipts.append(_receipt(row))
-        return receipts
+                    sent.append(row.key)
+        if via:
+            # One transaction marks them all sent. A worker lost before this sends them
+            # again on retry, as one lost between a send and its record always would.
+            self._record_sent(sent, via)
+        return [_receipt(row) for row, _ in stored]
 
-    def _store(self, session: Session, request: EmailRequest) -> tuple[OutboxEmail, bool]:
-        """The email's outbox row, and whether it was stored just now."""
-        existing = _find(session, request.key)
-        if existing is not None:
-            return existing, False  # never re-render: a retry must not change it
+    def _store(
+        self, session: Session, request: EmailRequest, accounts: dict[str, dict[str, Any]]
+    ) -> OutboxEmail:
+        """Render the email and add it to the outbox (it was not there: a retry never
+        re-renders, so an email cannot change once stored)."""
         customer = session.get(Customer, request.customer_id)
         if customer is None:
             # Retryable: the lifecycle's own record of the customer may still be landing.
             raise ApplicationError(
                 f"customer {request.customer_id!r} not found", type="CustomerNotFound"
             )
-        rendered = render_email(
-            request.template, build_context(session, customer, request, self._settings)
-        )
+        if customer.id not in accounts:
+            accounts[customer.id] = account_context(session, customer)
+        context = build_context(session, customer, request, self._settings, accounts[customer.id])
+        rendered = render_email(request.template, context)
         row = OutboxEmail(
             key=request.key, customer_id=customer.id, template=request.template,
             to_address=self._address(request, customer), subject=rendered.subject,
@@ -250,24 +281,24 @@ class EmailActivities:
         session.add(row)
         if opted_out := unsubscribed(session, row, row.template in CUSTOMER_TEMPLATES):
             suppress(session, row, opted_out)
-        return row, True
+        return row
 
-    def _deliver_now(self, row: OutboxEmail) -> bool:
+    def _deliver_now(self, row: OutboxEmail) -> str | None:
         """A first delivery attempt straight after the email is stored: most mail goes
-        here, without a deliver_email activity (and its workflow task) of its own. The
-        row was stored and checked against opt-outs a moment ago, in compose's own
-        transaction, so it is sent as it stands. Any failure leaves the email pending
+        here, without a deliver_email activity (and its workflow task) of its own. It
+        returns how it went (smtp, file), or None. The row was stored and checked
+        against opt-outs a moment ago, in compose's own transaction, so it is sent as
+        it stands. Any failure leaves the email pending
         for deliver_email, which retries for days. The attempt waits at most
         INLINE_SMTP_TIMEOUT per SMTP round trip, so it ends well inside compose's own
         timeout: a compose retried while its first attempt is still sending would find
         the email pending and send it again."""
         timeout = min(INLINE_SMTP_TIMEOUT, self._settings.smtp_timeout_seconds)
         try:
-            self._send(row, timeout, row.template in CUSTOMER_TEMPLATES)
+            return self._send(row, timeout, row.template in CUSTOMER_TEMPLATES)
         except Exception as error:  # all of it is deliver_email's to retry and report
             activity.logger.info("email %s not delivered at once, will retry: %s", row.key, error)
-            return False
-        return True
+            return None
 
     @activity.defn(name="revise_email")
     def revise_email(self, revision: EmailRevision) -> None:
@@ -328,13 +359,15 @@ class EmailActivities:
             if opted_out := unsubscribed(session, row, customer_mail):
                 suppress(session, row, opted_out)
                 return
-        self._send(row, timeout, customer_mail)
+        self._record_sent([key], self._send(row, timeout, customer_mail))
 
-    def _send(self, row: OutboxEmail, timeout: float, customer_mail: bool) -> None:
+    def _send(self, row: OutboxEmail, timeout: float, customer_mail: bool) -> str:
+        """Send it and say how (smtp, file), or record the failure and raise; the caller
+        records it sent."""
         key = row.key
         message = build_message(row, self._settings, customer_mail)
         try:
-            via = self._transmit(message, key, timeout)
+            return self._transmit(message, key, timeout)
         except smtplib.SMTPRecipientsRefused as error:
             # Permanent: retrying for days would not make the address exist.
             self._record(key, status="failed", last_error=f"recipient refused: {error}"[:2000])
@@ -344,7 +377,6 @@ class EmailActivities:
         except OSError as error:  # smtplib.SMTPException and ssl errors are OSErrors too
             self._record(key, last_error=f"{type(error).__name__}: {error}"[:2000])
             raise
-        self._record(key, status="sent", delivered_via=via, delivered_at=datetime.now(UTC))
 
     def _transmit(self, message: Message, key: str, timeout: float) -> str:
         s = self._settings
@@ -382,11 +414,15 @@ class EmailActivities:
         os.replace(partial, path)
         return "file"
 
-    def _record(self, key: str, **values: Any) -> None:
+    def _record_sent(self, keys: list[str], via: str) -> None:
+        if keys:
+            self._record(*keys, status="sent", delivered_via=via, delivered_at=datetime.now(UTC))
+
+    def _record(self, *keys: str, **values: Any) -> None:
         # attempts + 1 in SQL, so two attempts racing each other are both counted.
         with session_scope(self._engine) as session:
             session.exec(
                 update(OutboxEmail)
-                .where(col(OutboxEmail.key) == key)
+                .where(col(OutboxEmail.key).in_(keys))
                 .values(attempts=OutboxEmail.attempts + 1, **values)
             )
