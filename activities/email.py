@@ -189,13 +189,10 @@ class EmailActivities:
         delivery of each email. A retry finds it all there and changes nothing."""
 
         def record_account(session: Session) -> None:
-            snapshot = opening.snapshot
-            row = session.get(Customer, snapshot.customer.customer_id)
             # A retry must not undo what the lifecycle recorded since the first attempt
             # (a kickoff held at once moves the phase on); a row left by an earlier,
             # ended lifecycle of the same customer is this one's to take over.
-            if row is None or (row.term, row.term_start) != (snapshot.term, snapshot.term_start):
-                save_lifecycle(session, snapshot)
+            save_lifecycle(session, opening.snapshot, opening=True)
             add_event_once(session, opening.entry)
             save_task(session, opening.kickoff.update)
 

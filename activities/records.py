@@ -19,7 +19,7 @@ from activities.contracts import (
     TaskUpdate,
     TimelineEntry,
 )
-from db.engine import write_once
+from db.engine import insert_once, write_once
 from models.signals import SignalKind
 from models.success_plan import SuccessPlan
 from models.tables import (
@@ -36,13 +36,7 @@ from models.tasks import ReviewCallResult, TaskKind, TaskStatus
 
 
 def add_event_once(session: Session, entry: TimelineEntry) -> None:
-    exists = session.exec(
-        select(TimelineEvent.id).where(
-            TimelineEvent.customer_id == entry.customer_id, TimelineEvent.key == entry.key
-        )
-    ).first()
-    if exists is None:
-        session.add(TimelineEvent(**entry.model_dump()))
+    insert_once(session, TimelineEvent, entry.model_dump())
 
 
 def save_success_plan(
@@ -115,10 +109,23 @@ def save_customer_words(session: Session, record: CustomerPlanRecord) -> None:
         )
 
 
-def save_lifecycle(session: Session, snapshot: LifecycleSnapshot) -> None:
-    """The customer's row as the lifecycle sees it (created at sign-up)."""
+def save_lifecycle(session: Session, snapshot: LifecycleSnapshot, opening: bool = False) -> None:
+    """The customer's row as the lifecycle sees it (created at sign-up). When `opening`
+    a term, a row already there for that term is left alone: the opening is being
+    retried, and the row may hold what the lifecycle recorded since."""
     profile = snapshot.customer
-    row = session.get(Customer, profile.customer_id) or Customer(
+    row = session.get(Customer, profile.customer_id)
+    if (
+        opening
+        and row is not None
+        and (row.term, row.term_start)
+        == (
+            snapshot.term,
+            snapshot.term_start,
+        )
+    ):
+        return
+    row = row or Customer(
         id=profile.customer_id,
         company=profile.company,
         contact_name=profile.contact_name,

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlmodel import Session, select
+from sqlmodel import Session
 
+from db.engine import insert_once
 from models.tables import Customer, OutboxEmail, TimelineEvent
 
 # The outbox status of an email that was composed but, by the customer's choice, not sent.
@@ -30,19 +31,14 @@ def suppress(session: Session, row: OutboxEmail, customer: Customer) -> None:
     row.status = SUPPRESSED
     row.last_error = f"not sent: the customer unsubscribed on {customer.unsubscribed_at:%Y-%m-%d}"
     session.add(row)
-    key = f"{row.key}:suppressed"
-    exists = session.exec(
-        select(TimelineEvent.id).where(
-            TimelineEvent.customer_id == row.customer_id, TimelineEvent.key == key
-        )
-    ).first()
-    if exists is None:
-        session.add(
-            TimelineEvent(
-                customer_id=row.customer_id,
-                key=key,
-                at=datetime.now(UTC),
-                kind="email_suppressed",
-                message=f"Email not sent, the customer unsubscribed: {row.subject}",
-            )
-        )
+    insert_once(
+        session,
+        TimelineEvent,
+        {
+            "customer_id": row.customer_id,
+            "key": f"{row.key}:suppressed",
+            "at": datetime.now(UTC),
+            "kind": "email_suppressed",
+            "message": f"Email not sent, the customer unsubscribed: {row.subject}",
+        },
+    )

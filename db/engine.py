@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import URL, Engine, event, make_url
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, create_engine
+from sqlmodel import Session, SQLModel, create_engine
 from tenacity import retry, retry_if_exception, stop_after_delay, wait_random
 
 from models import tables  # noqa: F401  (registers the tables on SQLModel.metadata)
@@ -115,3 +116,11 @@ def write_once(engine: Engine, work: Callable[[Session], T]) -> T:
     except IntegrityError:
         with session_scope(engine) as session:
             return work(session)
+
+
+def insert_once(session: Session, table: type[SQLModel], values: dict[str, Any]) -> None:
+    """INSERT the row, or nothing when one with the same unique key is there: one
+    statement, where reading first and then adding would take two."""
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    session.execute(insert(table).values(**values).on_conflict_do_nothing())
