@@ -7,16 +7,20 @@ returns after one no-op activity. Same dev server, same worker settings (sandbox
 thread pool of ACTIVITY_THREADS, the same max_concurrent_activities), both workers in this
 process beside the client; baseline and Tandem batches alternate over a few rounds.
 
-Reports workflows/s, p50 and p99 latency of each, and the ratios; then the p50 of
-sign-ups one at a time, the path's own latency (at 50 in flight, latency is mostly
-queueing: in flight / throughput).
+Reports workflows/s, p50 and p99 latency of each, and the ratios; the CPU each side's
+sign-ups cost this process (client and workers) and the dev server, from /proc; then
+the p50 of sign-ups one at a time, the path's own latency (at 50 in flight, latency is
+mostly queueing: in flight / throughput).
 Targets: throughput >= 0.8x baseline; p50 <= 1.5x baseline.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import time
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
 
 from sqlalchemy import Engine, func
 from sqlmodel import Session, select
@@ -28,6 +32,8 @@ from bench.baseline import BareInput, BareLifecycle
 from bench.common import (
     BenchResult,
     Metric,
+    child_pid,
+    cpu_seconds,
     dev_server,
     percentile,
     run_bounded,
@@ -51,6 +57,24 @@ SIZES: dict[str, dict[str, int]] = {
 }
 TANDEM_QUEUE = "bench-tandem"
 BARE_QUEUE = "bench-bare"
+
+
+@dataclass
+class Side:
+    """One side's measurements, added up over the rounds."""
+
+    latencies: list[float] = field(default_factory=list)
+    wall: float = 0.0
+    process_cpu: float = 0.0  # this process: the client and the workers
+    server_cpu: float = 0.0
+
+    async def batch(self, run: Awaitable[tuple[list[float], float]], server: int) -> None:
+        before = cpu_seconds(os.getpid()), cpu_seconds(server)
+        latencies, wall = await run
+        self.latencies += latencies
+        self.wall += wall
+        self.process_cpu += cpu_seconds(os.getpid()) - before[0]
+        self.server_cpu += cpu_seconds(server) - before[1]
 
 
 def _signup(batch: str, index: int) -> SignUp:
@@ -143,20 +167,20 @@ async def _measure(
     concurrency: int,
     warmup: int,
     rounds: int,
-) -> tuple[tuple[list[float], float], tuple[list[float], float]]:
+) -> tuple[Side, Side]:
     """Alternate baseline and Tandem batches, so a load that changes on a shared machine
-    weighs on both alike; each side's latencies and wall times add up over the rounds."""
+    weighs on both alike; each side's figures add up over the rounds."""
 
     async def tandem_call(batch: str, index: int) -> None:
         await sign_up(client, _signup(batch, index), plan, TANDEM_QUEUE)
 
+    server = child_pid("start-dev")
     say(f"signup: warming up ({warmup} of each)")
     await run_bounded(warmup, concurrency, lambda i: _bare(client, "warm", i))
     await run_bounded(warmup, concurrency, lambda i: tandem_call("warm", i))
     await _settle(engine, warmup)
     sizes = [count // rounds + (1 if r < count % rounds else 0) for r in range(rounds)]
-    bare: tuple[list[float], float] = ([], 0.0)
-    tandem: tuple[list[float], float] = ([], 0.0)
+    bare, tandem = Side(), Side()
     done = warmup
     for r, size in enumerate(sizes, 1):
         progress = max(size // 2, 1)
@@ -164,17 +188,21 @@ async def _measure(
             f"signup: round {r}/{rounds}: baseline, {size} update-with-starts, "
             f"{concurrency} in flight"
         )
-        latencies, wall = await run_bounded(
-            size, concurrency, lambda i, r=r: _bare(client, f"r{r}", i), "baseline", progress
+        await bare.batch(
+            run_bounded(
+                size, concurrency, lambda i, r=r: _bare(client, f"r{r}", i), "baseline", progress
+            ),
+            server,
         )
-        bare = (bare[0] + latencies, bare[1] + wall)
         say(f"signup: round {r}/{rounds}: Tandem, {size} sign-ups, {concurrency} in flight")
-        latencies, wall = await run_bounded(
-            size, concurrency, lambda i, r=r: tandem_call(f"r{r}", i), "tandem", progress
+        await tandem.batch(
+            run_bounded(
+                size, concurrency, lambda i, r=r: tandem_call(f"r{r}", i), "tandem", progress
+            ),
+            server,
         )
-        tandem = (tandem[0] + latencies, tandem[1] + wall)
-        # The sign-ups' follow-up work (invites, kickoff task) must not run into the next
-        # baseline batch, nor be cut off by the worker stopping.
+        # The sign-ups' follow-up work (reminder timers, a notice's delivery retry) must
+        # not run into the next baseline batch, nor be cut off by the worker stopping.
         done += size
         await _settle(engine, done)
     return bare, tandem
@@ -202,28 +230,27 @@ async def _one_at_a_time(
 def _report(
     result: BenchResult,
     count: int,
-    bare: tuple[list[float], float],
-    tandem: tuple[list[float], float],
+    bare: Side,
+    tandem: Side,
     alone: tuple[list[float], list[float]],
 ) -> None:
-    (bare_latencies, bare_wall), (tandem_latencies, tandem_wall) = bare, tandem
     throughput = Metric(
-        "throughput", "workflows/s", count / tandem_wall, count / bare_wall, ">= 0.8x baseline"
+        "throughput", "workflows/s", count / tandem.wall, count / bare.wall, ">= 0.8x baseline"
     )
     throughput.met = throughput.ratio is not None and throughput.ratio >= 0.8
     p50 = Metric(
         "p50 latency",
         "ms",
-        1000 * percentile(tandem_latencies, 0.5),
-        1000 * percentile(bare_latencies, 0.5),
+        1000 * percentile(tandem.latencies, 0.5),
+        1000 * percentile(bare.latencies, 0.5),
         "<= 1.5x baseline",
     )
     p50.met = p50.ratio is not None and p50.ratio <= 1.5
     p99 = Metric(
         "p99 latency",
         "ms",
-        1000 * percentile(tandem_latencies, 0.99),
-        1000 * percentile(bare_latencies, 0.99),
+        1000 * percentile(tandem.latencies, 0.99),
+        1000 * percentile(bare.latencies, 0.99),
     )
     bare_alone, tandem_alone = alone
     p50_alone = Metric(
@@ -232,7 +259,21 @@ def _report(
         1000 * percentile(tandem_alone, 0.5),
         1000 * percentile(bare_alone, 0.5),
     )
-    result.metrics += [throughput, p50, p99, p50_alone]
+    # Where the time goes: this process holds the client and both workers under one
+    # interpreter lock, so its CPU per sign-up bounds the throughput at about 1/x.
+    process_cpu = Metric(
+        "CPU per sign-up, client and worker",
+        "ms",
+        1000 * tandem.process_cpu / count,
+        1000 * bare.process_cpu / count,
+    )
+    server_cpu = Metric(
+        "CPU per sign-up, dev server",
+        "ms",
+        1000 * tandem.server_cpu / count,
+        1000 * bare.server_cpu / count,
+    )
+    result.metrics += [throughput, p50, p99, p50_alone, process_cpu, server_cpu]
     say(
         f"signup: Tandem {throughput.tandem:.1f}/s p50 {p50.tandem:.0f} ms; "
         f"baseline {throughput.baseline:.1f}/s p50 {p50.baseline:.0f} ms"
