@@ -237,21 +237,15 @@ class EmailActivities:
             ]
 
         stored = write_once(self._engine, transaction)
-        sent: list[str] = []
-        via: str | None = ""
+        relay_answers = True
         for row, new in stored:
             _alive()
             # After one failed attempt the next would most likely wait as long for the
             # same relay (sign-up's caller waits too): deliver_email takes it from here.
-            if new and row.status == "pending" and via is not None:
-                via = self._deliver_now(row)
-                if via is not None:
+            if new and row.status == "pending" and relay_answers:
+                relay_answers = self._deliver_now(row)
+                if relay_answers:
                     row.status = "sent"
-                    sent.append(row.key)
-        if via:
-            # One transaction marks them all sent. A worker lost before this sends them
-            # again on retry, as one lost between a send and its record always would.
-            self._record_sent(sent, via)
         return [_receipt(row) for row, _ in stored]
 
     def _store(
@@ -280,22 +274,22 @@ class EmailActivities:
             suppress(session, row, opted_out)
         return row
 
-    def _deliver_now(self, row: OutboxEmail) -> str | None:
+    def _deliver_now(self, row: OutboxEmail) -> bool:
         """A first delivery attempt straight after the email is stored: most mail goes
-        here, without a deliver_email activity (and its workflow task) of its own. It
-        returns how it went (smtp, file), or None. The row was stored and checked
-        against opt-outs a moment ago, in compose's own transaction, so it is sent as
-        it stands. Any failure leaves the email pending
+        here, without a deliver_email activity (and its workflow task) of its own. The
+        row was stored and checked against opt-outs a moment ago, in compose's own
+        transaction, so it is sent as it stands. Any failure leaves the email pending
         for deliver_email, which retries for days. The attempt waits at most
         INLINE_SMTP_TIMEOUT per SMTP round trip, so it ends well inside compose's own
         timeout: a compose retried while its first attempt is still sending would find
         the email pending and send it again."""
         timeout = min(INLINE_SMTP_TIMEOUT, self._settings.smtp_timeout_seconds)
         try:
-            return self._send(row, timeout, row.template in CUSTOMER_TEMPLATES)
+            self._send(row, timeout, row.template in CUSTOMER_TEMPLATES)
         except Exception as error:  # all of it is deliver_email's to retry and report
             activity.logger.info("email %s not delivered at once, will retry: %s", row.key, error)
-            return None
+            return False
+        return True
 
     @activity.defn(name="revise_email")
     def revise_email(self, revision: EmailRevision) -> None:
@@ -356,15 +350,15 @@ class EmailActivities:
             if opted_out := unsubscribed(session, row, customer_mail):
                 suppress(session, row, opted_out)
                 return
-        self._record_sent([key], self._send(row, timeout, customer_mail))
+        self._send(row, timeout, customer_mail)
 
-    def _send(self, row: OutboxEmail, timeout: float, customer_mail: bool) -> str:
-        """Send it and say how (smtp, file), or record the failure and raise; the caller
-        records it sent."""
+    def _send(self, row: OutboxEmail, timeout: float, customer_mail: bool) -> None:
+        """Send it and record that at once (a worker lost in between sends it again on
+        retry: the one window of at-least-once), or record the failure and raise."""
         key = row.key
         message = build_message(row, self._settings, customer_mail)
         try:
-            return self._transmit(message, key, timeout)
+            via = self._transmit(message, key, timeout)
         except smtplib.SMTPRecipientsRefused as error:
             # Permanent: retrying for days would not make the address exist.
             self._record(key, status="failed", last_error=f"recipient refused: {error}"[:2000])
@@ -374,6 +368,7 @@ class EmailActivities:
         except OSError as error:  # smtplib.SMTPException and ssl errors are OSErrors too
             self._record(key, last_error=f"{type(error).__name__}: {error}"[:2000])
             raise
+        self._record(key, status="sent", delivered_via=via, delivered_at=datetime.now(UTC))
 
     def _transmit(self, message: Message, key: str, timeout: float) -> str:
         s = self._settings
@@ -411,15 +406,11 @@ class EmailActivities:
         os.replace(partial, path)
         return "file"
 
-    def _record_sent(self, keys: list[str], via: str) -> None:
-        if keys:
-            self._record(*keys, status="sent", delivered_via=via, delivered_at=datetime.now(UTC))
-
-    def _record(self, *keys: str, **values: Any) -> None:
+    def _record(self, key: str, **values: Any) -> None:
         # attempts + 1 in SQL, so two attempts racing each other are both counted.
         with session_scope(self._engine) as session:
             session.exec(
                 update(OutboxEmail)
-                .where(col(OutboxEmail.key).in_(keys))
+                .where(col(OutboxEmail.key) == key)
                 .values(attempts=OutboxEmail.attempts + 1, **values)
             )

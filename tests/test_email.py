@@ -647,6 +647,36 @@ def test_sign_up_tries_the_relay_once_when_it_does_not_answer(
     assert attempts == {"welcome": ("pending", 1), "task_assigned": ("pending", 0)}
 
 
+class AcceptsOnce(Collector):
+    """A relay that takes one message, then says 'try again later'."""
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Envelope) -> str:
+        if self.envelopes:
+            return "451 Try again later"
+        return await super().handle_DATA(server, session, envelope)
+
+
+def test_sign_up_records_the_welcome_sent_when_the_notice_fails(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """Each email is recorded sent as soon as it went: a failure of the next one must
+    not leave a delivered welcome pending (a retry would send it twice)."""
+    relay = AcceptsOnce()
+    settings = make_settings(tmp_path, smtp_host="127.0.0.1", smtp_port=free_port())
+    controller = Controller(relay, hostname="127.0.0.1", port=settings.smtp_port)
+    controller.start()
+    try:
+        opened = EmailActivities(engine, settings).open_account(
+            account_opening("globex", "Globex", "hank@globex.test", NOW, "sam@tandem.invalid")
+        )
+    finally:
+        controller.stop()
+    assert len(relay.envelopes) == 1
+    assert opened.welcome.already_delivered and not opened.kickoff_notice.already_delivered
+    rows = {r.template: (r.status, r.attempts, r.delivered_via) for r in outbox(engine)}
+    assert rows == {"welcome": ("sent", 1, "smtp"), "task_assigned": ("pending", 1, None)}
+
+
 def test_smtp_outage_is_recorded_and_raised(engine: Engine, tmp_path: Path) -> None:
     settings = make_settings(tmp_path, smtp_host="127.0.0.1", smtp_port=free_port())
     acts = EmailActivities(engine, settings)
