@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-from concurrent.futures import ThreadPoolExecutor
 
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -17,7 +16,7 @@ from temporalio.worker import Worker
 
 from bench.baseline import BareLifecycle, noop
 from settings import Settings
-from worker import ACTIVITY_THREADS, workflow_runner
+from worker import activity_slots, workflow_runner
 
 
 def build_bare_worker(client: Client, task_queue: str, settings: Settings) -> Worker:
@@ -27,8 +26,7 @@ def build_bare_worker(client: Client, task_queue: str, settings: Settings) -> Wo
         workflows=[BareLifecycle],
         workflow_runner=workflow_runner(settings),
         activities=[noop],
-        activity_executor=ThreadPoolExecutor(ACTIVITY_THREADS),
-        max_concurrent_activities=ACTIVITY_THREADS,
+        **activity_slots(),
     )
 
 

@@ -3,9 +3,9 @@
 Measures N concurrent sign-ups through `lifecycles.sign_up` (update-with-start; returns
 once the welcome email is composed), at most `concurrency` in flight, against the bare
 workflow of `bench.baseline` started with update-with-start the same way, whose update
-returns after one no-op activity. Same dev server, same worker settings (sandbox, a
-thread pool of ACTIVITY_THREADS, the same max_concurrent_activities), both workers in this
-process beside the client; baseline and Tandem batches alternate over a few rounds.
+returns after one no-op activity. Same dev server, same worker settings (the workflow
+runner and worker.activity_slots), both workers in this process beside the client;
+baseline and Tandem batches alternate over a few rounds.
 
 Reports workflows/s, p50 and p99 latency of each, and the ratios; the CPU each side's
 sign-ups cost this process (client and workers) and the dev server, from /proc; then
