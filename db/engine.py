@@ -122,5 +122,7 @@ def insert_once(session: Session, table: type[SQLModel], values: dict[str, Any])
     """INSERT the row, or nothing when one with the same unique key is there: one
     statement, where reading first and then adding would take two."""
     dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    session.execute(insert(table).values(**values).on_conflict_do_nothing())
+    inserts = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+    if dialect not in inserts:
+        raise NotImplementedError(f"insert_once on {dialect}: Tandem runs on SQLite or PostgreSQL")
+    session.execute(inserts[dialect](table).values(**values).on_conflict_do_nothing())

@@ -14,22 +14,23 @@ import pytest
 from temporalio import workflow
 from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.worker import Replayer
+from temporalio.worker import Replayer, WorkflowRunner
 
+from settings import Settings
 from tests.changed_lifecycle import ClockReadingLifecycle, PatchedChange, UnpatchedChange
 from tests.conftest import Lifecycle
 from tests.test_lifecycle import GOOD, UNHAPPY_BUT_PROFITABLE, kickoff_result
-from worker import STRICT_SANDBOX
+from worker import STRICT_SANDBOX, UNSANDBOXED, workflow_runner
 from workflows.lifecycle import CustomerLifecycle
 
 HISTORIES = Path(__file__).parent / "histories"
 
 
-def replayer(lifecycle: type = CustomerLifecycle) -> Replayer:
+def replayer(
+    lifecycle: type = CustomerLifecycle, runner: WorkflowRunner = STRICT_SANDBOX
+) -> Replayer:
     return Replayer(
-        workflows=[lifecycle],
-        data_converter=pydantic_data_converter,
-        workflow_runner=STRICT_SANDBOX,
+        workflows=[lifecycle], data_converter=pydantic_data_converter, workflow_runner=runner
     )
 
 
@@ -68,10 +69,11 @@ async def test_todays_history_replays(acme: Lifecycle) -> None:
         (HISTORIES / f"first-term-v{version}.json").write_text(history.to_json())
 
 
+@pytest.mark.parametrize("runner", [STRICT_SANDBOX, UNSANDBOXED], ids=["sandbox", "production"])
 @pytest.mark.parametrize("path", sorted(HISTORIES.glob("*.json")), ids=lambda p: p.stem)
-async def test_recorded_histories_replay(path: Path) -> None:
+async def test_recorded_histories_replay(path: Path, runner: WorkflowRunner) -> None:
     history = WorkflowHistory.from_json(path.stem, path.read_text())
-    await replayer().replay_workflow(history)
+    await replayer(runner=runner).replay_workflow(history)
 
 
 # -- the check itself is checked: a change that would break running lifecycles fails ----
@@ -94,6 +96,12 @@ async def test_the_same_change_behind_a_patch_replays() -> None:
 
 
 # -- the sandbox the tests run lifecycles in ----------------------------------------
+
+
+def test_workflow_tests_run_in_the_strict_sandbox(settings: Settings) -> None:
+    """The settings every in-process workflow test builds its worker with."""
+    assert workflow_runner(settings) is STRICT_SANDBOX
+    assert workflow_runner(Settings(_env_file=None)) is UNSANDBOXED  # type: ignore[call-arg]
 
 
 def test_the_tests_sandbox_checks_all_of_our_workflow_code() -> None:

@@ -42,8 +42,9 @@ DELIVERY_WINDOW = timedelta(days=3)
 # Composing stores an email, then tries one delivery (about a dozen SMTP round trips of
 # at most activities.email.INLINE_SMTP_TIMEOUT each): the attempt must not time out
 # mid-send, or its retry would send again, so the timeout leaves room for a slow relay.
-# The activity heartbeats between round trips: a worker lost mid-compose (sign-up's
-# first step, while the caller waits) is noticed within COMPOSE_HEARTBEAT instead.
+# The activity heartbeats between round trips: a worker lost mid-compose is noticed
+# within COMPOSE_HEARTBEAT instead. (Sign-up's step, a local activity from edition 3
+# on, cannot heartbeat: a lost worker is noticed by its workflow task's timeout.)
 COMPOSE_TIMEOUT = timedelta(minutes=2)
 COMPOSE_HEARTBEAT = timedelta(seconds=20)
 
