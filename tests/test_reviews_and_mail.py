@@ -5,9 +5,14 @@ from __future__ import annotations
 
 import socket
 import uuid
+from typing import Any
 
+import pytest
 from sqlmodel import Session, select
+from temporalio import activity
 
+from activities.contracts import EmailReceipt, EmailRequest
+from activities.email import EmailActivities
 from db.queries import latest_goal_values, latest_success_plan
 from models.customer import SignUp
 from models.tables import OutboxEmail, TimelineEvent
@@ -132,3 +137,38 @@ async def test_mail_server_down_never_blocks_the_lifecycle(
         assert "Connection refused" in (welcome.last_error or "")
         assert failed, "after the delivery window the give-up is on the timeline"
         await customer.h.terminate_all()
+
+
+async def test_sign_up_goes_on_as_a_regular_activity_when_its_local_one_keeps_failing(
+    acme: Lifecycle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sign-up's step is a local activity with a few quick tries. When they all fail
+    (the records database down, say), a regular activity takes over: the server keeps
+    retrying it without adding to the lifecycle's history, where a local activity's
+    retries would add a timer every minute."""
+    store_and_send = EmailActivities._store_and_send
+    tries: list[bool] = []
+
+    def unreachable_when_local(
+        self: EmailActivities, write: Any, requests: list[EmailRequest]
+    ) -> list[EmailReceipt]:
+        if requests[0].template == "welcome":
+            tries.append(activity.info().is_local)
+        if activity.info().is_local:
+            raise OSError("the records database does not answer")
+        return store_and_send(self, write, requests)
+
+    monkeypatch.setattr(EmailActivities, "_store_and_send", unreachable_when_local)
+    receipt = await acme.sign_up()
+    assert receipt.new
+    assert tries == [True, True, True, False]
+    history = await acme.handle().fetch_history()
+    scheduled = [
+        e.activity_task_scheduled_event_attributes.activity_type.name
+        for e in history.events
+        if e.HasField("activity_task_scheduled_event_attributes")
+    ]
+    assert scheduled[:1] == ["open_account"]
+    with Session(acme.h.engine) as session:
+        stored = session.exec(select(OutboxEmail.template, OutboxEmail.status)).all()
+    assert ("welcome", "sent") in stored
