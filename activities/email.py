@@ -407,9 +407,10 @@ class EmailActivities:
         return "file"
 
     def _record(self, key: str, **values: Any) -> None:
-        # attempts + 1 in SQL, so two attempts racing each other are both counted.
-        with session_scope(self._engine) as session:
-            session.exec(
+        # attempts + 1 in SQL, so two attempts racing each other are both counted. One
+        # statement needs no ORM session around it.
+        with self._engine.begin() as connection:
+            connection.execute(
                 update(OutboxEmail)
                 .where(col(OutboxEmail.key) == key)
                 .values(attempts=OutboxEmail.attempts + 1, **values)
