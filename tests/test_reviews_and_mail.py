@@ -3,21 +3,28 @@ time-skipping server with the real worker."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
+import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
+from aiosmtpd.controller import Controller
 from sqlmodel import Session, select
 from temporalio import activity
+from temporalio.api.enums.v1 import EventType
 
 from activities.contracts import EmailReceipt, EmailRequest
 from activities.email import EmailActivities
 from db.queries import latest_goal_values, latest_success_plan
 from models.customer import SignUp
+from models.plan import PlanTemplate
 from models.tables import OutboxEmail, TimelineEvent
 from settings import Settings
 from tests.conftest import Harness, Lifecycle
+from tests.test_email import Collector
 from tests.test_lifecycle import GOOD, UNHAPPY_BUT_PROFITABLE, kickoff_result
 from worker import build_worker
 
@@ -172,3 +179,71 @@ async def test_sign_up_goes_on_as_a_regular_activity_when_its_local_one_keeps_fa
     with Session(acme.h.engine) as session:
         stored = session.exec(select(OutboxEmail.template, OutboxEmail.status)).all()
     assert ("welcome", "sent") in stored
+
+
+class SlowRelay(Collector):
+    """Answers every recipient and every message after a pause (well inside the 5 s
+    a sign-up's first attempt waits per round trip)."""
+
+    pause = 3.5
+
+    async def handle_RCPT(self, *args: Any) -> str:
+        await asyncio.sleep(self.pause)
+        return await super().handle_RCPT(*args)
+
+    async def handle_DATA(self, *args: Any) -> str:
+        await asyncio.sleep(self.pause)
+        return await super().handle_DATA(*args)
+
+
+@pytest.mark.parametrize("engine", ["sqlite"], indirect=True)  # about Temporal, not SQL
+async def test_a_sign_up_that_outlasts_its_workflow_task_timeout_completes_once(
+    harness: Harness, default_plan: PlanTemplate, tmp_path: Path
+) -> None:
+    """Sign-up's local activity runs inside the lifecycle's first workflow task. With a
+    slow relay it takes longer than that task's 10 s timeout: the SDK keeps the task
+    alive, and the activity runs once, each email sent once."""
+    relay = SlowRelay()
+    slow = Settings(
+        var_dir=tmp_path / "slow",
+        smtp_host="127.0.0.1",
+        smtp_port=closed_port(),
+        smtp_starttls=False,
+        workflow_sandbox=True,
+    )
+    controller = Controller(relay, hostname="127.0.0.1", port=slow.smtp_port)
+    controller.start()
+    queue = f"{harness.task_queue}-slow"
+    try:
+        async with build_worker(harness.client, slow, harness.engine, task_queue=queue):
+            customer = Lifecycle(
+                Harness(harness.env, slow, harness.engine, queue),
+                SignUp(
+                    company="Slowpoke Ltd",
+                    contact_name="Sal",
+                    plan="default",
+                    email=f"sal-{uuid.uuid4().hex[:6]}@slowpoke.test",
+                ),
+                default_plan,
+            )
+            harness.workflow_ids |= customer.h.workflow_ids
+            started = time.monotonic()
+            receipt = await customer.sign_up()
+            took = time.monotonic() - started
+            history = await customer.handle().fetch_history()
+            await customer.h.terminate_all()
+    finally:
+        controller.stop()
+    assert receipt.new
+    assert took > 10, "the relay was meant to outlast the workflow task timeout"
+    assert len(relay.envelopes) == 2  # the welcome and the manager's notice, once each
+    kinds = [e.event_type for e in history.events]
+    assert EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT not in kinds
+    assert EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED not in kinds
+    markers = [
+        e
+        for e in history.events
+        if e.HasField("marker_recorded_event_attributes")
+        and e.marker_recorded_event_attributes.marker_name == "core_local_activity"
+    ]
+    assert len(markers) == 1
