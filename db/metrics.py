@@ -10,11 +10,19 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
-from pydantic import BaseModel
 from sqlalchemy import case, func, or_
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
+from models.portfolio import (
+    Movement,
+    Point,
+    PointFilters,
+    Portfolio,
+    QuadrantCount,
+    RiskAccount,
+    Transition,
+)
 from models.tables import (
     AssessmentRecord,
     Customer,
@@ -36,74 +44,6 @@ QUADRANTS = (
     "unknown",
 )
 CHURNED = "churned"
-
-
-class QuadrantCount(BaseModel):
-    quadrant: str
-    customers: int
-    average_level: float | None
-
-
-class Transition(BaseModel):
-    from_quadrant: str
-    to_quadrant: str
-    customers: int
-
-
-class Movement(BaseModel):
-    """Each active customer's latest assessment against its latest before the period."""
-
-    toward_success: int = 0
-    away: int = 0
-    unchanged: int = 0
-    unscored: int = 0  # a level is missing on one side (e.g. 'unknown'): no direction
-    no_previous: int = 0  # first assessed during the period, or never
-    transitions: list[Transition] = []
-
-
-class RiskAccount(BaseModel):
-    id: str
-    company: str
-    owner: str | None
-    customer_score: float | None
-    company_score: float | None
-    revenue: float | None
-    margin: float | None
-    assessed_at: datetime
-
-
-class Point(BaseModel):
-    id: str
-    company: str
-    quadrant: str
-    phase: str
-    at_risk: bool
-    x: float
-    y: float
-    revenue: float
-    previous_x: float | None = None
-    previous_y: float | None = None
-
-
-class PointFilters(BaseModel):
-    quadrant: str | None = None
-    phase: str | None = None
-    at_risk: bool | None = None
-
-
-class Portfolio(BaseModel):
-    as_of: datetime
-    period_start: datetime
-    period_days: int
-    renewal_days: int
-    active_customers: int
-    quadrants: list[QuadrantCount]
-    movement: Movement
-    renewals_due: int
-    overdue_tasks: int
-    risks: list[RiskAccount]
-    points: list[Point]
-    points_total: int  # how many scored accounts match the filters (points are capped)
 
 
 def _now(now: datetime | None) -> datetime:

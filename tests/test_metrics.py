@@ -12,6 +12,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from db import metrics, team_metrics
+from models.portfolio import PointFilters
 from models.tables import (
     AssessmentRecord,
     Customer,
@@ -280,11 +281,9 @@ def test_portfolio_numbers_risks_and_points(book: Session) -> None:
 
 
 def test_points_are_filtered_and_capped(book: Session) -> None:
-    happy, total = metrics.scatter_points(
-        book, START, metrics.PointFilters(quadrant="happy_profitable")
-    )
+    happy, total = metrics.scatter_points(book, START, PointFilters(quadrant="happy_profitable"))
     assert [p.id for p in happy] == ["a", "f"] and total == 2
-    risky, _ = metrics.scatter_points(book, START, metrics.PointFilters(at_risk=True))
+    risky, _ = metrics.scatter_points(book, START, PointFilters(at_risk=True))
     assert [p.id for p in risky] == ["c", "b"]
     capped, total = metrics.scatter_points(book, START, limit=2)
     assert [p.id for p in capped] == ["c", "b"] and total == 5

@@ -8,13 +8,14 @@ from fastapi import APIRouter, Query
 
 from api.deps import ManagerDep, SessionDep
 from db import metrics, team_metrics
+from models.portfolio import PointFilters, Portfolio
 
 router = APIRouter(tags=["portfolio"])
 
 PeriodDays = Annotated[int, Query(ge=1, le=730, description="the period, in days up to now")]
 
 
-@router.get("/portfolio", response_model=metrics.Portfolio)
+@router.get("/portfolio", response_model=Portfolio)
 def portfolio(
     session: SessionDep,
     _: ManagerDep,
@@ -25,11 +26,11 @@ def portfolio(
     quadrant: Annotated[str | None, Query(description="narrows the points only")] = None,
     phase: Annotated[str | None, Query(description="narrows the points only")] = None,
     at_risk: Annotated[bool | None, Query(description="narrows the points only")] = None,
-) -> metrics.Portfolio:
+) -> Portfolio:
     """Customers per quadrant, movement since the period's start, renewals due, overdue
     tasks, the neutral-but-highly-profitable risk list and the scatter's points (most
     revenue first, at most 2,000; `points_total` says how many matched)."""
-    filters = metrics.PointFilters(quadrant=quadrant, phase=phase, at_risk=at_risk)
+    filters = PointFilters(quadrant=quadrant, phase=phase, at_risk=at_risk)
     return metrics.portfolio(
         session, period_days=period_days, renewal_days=renewal_days, filters=filters
     )

@@ -34,6 +34,7 @@ from db.queries import (
     task_inbox,
 )
 from lifecycles import LifecycleError, complete_task
+from models.portfolio import Point, PointFilters
 from models.tables import Customer, TaskRecord
 from models.tasks import TaskCompletion
 
@@ -149,7 +150,7 @@ def _at(value: float, sign: int) -> float:
     return round(240 + sign * PLOT * max(-1.0, min(1.0, value)), 1)
 
 
-def _dots(points: list[metrics.Point]) -> list[dict[str, Any]]:
+def _dots(points: list[Point]) -> list[dict[str, Any]]:
     """Dot area proportional to revenue. Points come most revenue first, so the big dots
     are drawn first and the small ones stay on top, visible and clickable."""
     top = max((p.revenue for p in points), default=0.0) or 1.0
@@ -180,9 +181,7 @@ def portfolio_page(
         return _login_redirect(request)
     if principal.role is Role.rep:  # a rep's home is their own work
         return RedirectResponse("/app/tasks", status_code=303)
-    filters = metrics.PointFilters(
-        quadrant=quadrant or None, phase=phase or None, at_risk=_flag(at_risk)
-    )
+    filters = PointFilters(quadrant=quadrant or None, phase=phase or None, at_risk=_flag(at_risk))
     view = metrics.portfolio(session, filters=filters)
     band = round(PLOT * NEUTRAL_BAND, 1)
     return _page(
