@@ -27,8 +27,8 @@ log = logging.getLogger("tandem.worker")
 PURE_LIBRARIES = ("email_validator", "idna")
 # The strict sandbox: every module of ours that a workflow imports is imported afresh
 # into each workflow run, and a non-deterministic call (a clock, randomness, I/O) in
-# any of them fails the workflow task. The tests run every lifecycle in it, and
-# TANDEM_WORKFLOW_SANDBOX=true runs production in it too.
+# any of them fails the workflow task. The in-process workflow tests run lifecycles in
+# it, and TANDEM_WORKFLOW_SANDBOX=true runs production in it too.
 STRICT_SANDBOX = SandboxedWorkflowRunner(
     restrictions=SandboxRestrictions.default.with_passthrough_modules(*PURE_LIBRARIES)
 )
