@@ -96,31 +96,46 @@ def closed_port() -> int:
         return probe.getsockname()[1]
 
 
-async def test_mail_server_down_never_blocks_the_lifecycle(
-    harness: Harness, default_plan, tmp_path
-) -> None:
-    """With SMTP unreachable the lifecycle goes on: tasks open, later steps run; the
-    emails wait in the outbox, retried with backoff, and a give-up is on the timeline."""
-    down = Settings(
-        var_dir=tmp_path / "down",
+def relay_settings(tmp_path: Path, name: str) -> Settings:
+    """A worker's settings with mail going to 127.0.0.1 on a port of its own, which
+    nothing answers until the test starts a relay there."""
+    return Settings(
+        var_dir=tmp_path / name,
         smtp_host="127.0.0.1",
         smtp_port=closed_port(),
         smtp_starttls=False,
         workflow_sandbox=True,
     )
+
+
+def customer_of(
+    harness: Harness, settings: Settings, queue: str, company: str, plan: PlanTemplate
+) -> Lifecycle:
+    """A new customer on the worker at `queue`, terminated with the harness's own."""
+    name = company.split()[0].lower()
+    customer = Lifecycle(
+        Harness(harness.env, settings, harness.engine, queue),
+        SignUp(
+            company=company,
+            contact_name=name.title(),
+            plan="default",
+            email=f"{name}-{uuid.uuid4().hex[:6]}@{name}.test",
+        ),
+        plan,
+    )
+    harness.workflow_ids |= customer.h.workflow_ids
+    return customer
+
+
+async def test_mail_server_down_never_blocks_the_lifecycle(
+    harness: Harness, default_plan, tmp_path
+) -> None:
+    """With SMTP unreachable the lifecycle goes on: tasks open, later steps run; the
+    emails wait in the outbox, retried with backoff, and a give-up is on the timeline."""
+    down = relay_settings(tmp_path, "down")
     queue = f"{harness.task_queue}-down"
     async with build_worker(harness.client, down, harness.engine, task_queue=queue):
-        customer = Lifecycle(
-            Harness(harness.env, down, harness.engine, queue),
-            SignUp(
-                company="Offline Ltd",
-                contact_name="Olu",
-                plan="default",
-                email=f"olu-{uuid.uuid4().hex[:6]}@offline.test",
-            ),
-            default_plan,
-        )
-        harness.workflow_ids |= customer.h.workflow_ids
+        customer = customer_of(harness, down, queue, "Offline Ltd", default_plan)
         receipt = await customer.sign_up()  # returns: the welcome is composed, not sent
         assert receipt.new
         await customer.advance(days=3, hours=12)
@@ -204,29 +219,13 @@ async def test_a_sign_up_that_outlasts_its_workflow_task_timeout_completes_once(
     slow relay it takes longer than that task's 10 s timeout: the SDK keeps the task
     alive, and the activity runs once, each email sent once."""
     relay = SlowRelay()
-    slow = Settings(
-        var_dir=tmp_path / "slow",
-        smtp_host="127.0.0.1",
-        smtp_port=closed_port(),
-        smtp_starttls=False,
-        workflow_sandbox=True,
-    )
+    slow = relay_settings(tmp_path, "slow")
     controller = Controller(relay, hostname="127.0.0.1", port=slow.smtp_port)
     controller.start()
     queue = f"{harness.task_queue}-slow"
     try:
         async with build_worker(harness.client, slow, harness.engine, task_queue=queue):
-            customer = Lifecycle(
-                Harness(harness.env, slow, harness.engine, queue),
-                SignUp(
-                    company="Slowpoke Ltd",
-                    contact_name="Sal",
-                    plan="default",
-                    email=f"sal-{uuid.uuid4().hex[:6]}@slowpoke.test",
-                ),
-                default_plan,
-            )
-            harness.workflow_ids |= customer.h.workflow_ids
+            customer = customer_of(harness, slow, queue, "Slowpoke Ltd", default_plan)
             started = time.monotonic()
             receipt = await customer.sign_up()
             took = time.monotonic() - started
