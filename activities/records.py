@@ -115,27 +115,10 @@ def save_lifecycle(session: Session, snapshot: LifecycleSnapshot, opening: bool 
     retried, and the row may hold what the lifecycle recorded since."""
     profile = snapshot.customer
     row = session.get(Customer, profile.customer_id)
-    if (
-        opening
-        and row is not None
-        and (row.term, row.term_start)
-        == (
-            snapshot.term,
-            snapshot.term_start,
-        )
-    ):
+    this_term = (snapshot.term, snapshot.term_start)
+    if opening and row is not None and (row.term, row.term_start) == this_term:
         return
-    row = row or Customer(
-        id=profile.customer_id,
-        company=profile.company,
-        contact_name=profile.contact_name,
-        email=profile.email,
-        plan_name=snapshot.plan_name,
-        plan_version=snapshot.plan_version,
-        phase=snapshot.phase.value,
-        term_start=snapshot.term_start,
-        term_end=snapshot.term_end,
-    )
+    row = row or Customer(id=profile.customer_id)
     row.company, row.contact_name, row.email = profile.company, profile.contact_name, profile.email
     row.owner, row.external_id = profile.owner, profile.external_id
     row.plan_name, row.plan_version = snapshot.plan_name, snapshot.plan_version
