@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
@@ -47,6 +48,20 @@ class Task(BaseModel):
     playbook: str | None = Field(default=None, description="which playbook opened it")
     requires_decision: bool = False
     email_key: str | None = Field(default=None, description="the email an email_review is about")
+
+
+@dataclass(frozen=True)
+class NewTask:
+    """What a step asks of a person: the desk gives it an id, an assignee and dates."""
+
+    key: str  # the step's own, unique within the term
+    kind: TaskKind
+    title: str
+    owner_role: Role
+    due_in: timedelta
+    playbook: str | None = None
+    requires_decision: bool = False
+    email_key: str | None = None
 
 
 class _Result(BaseModel):

@@ -26,7 +26,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from models.lifecycle import LifecycleState
     from models.roles import Role
-    from models.tasks import EmailReviewResult, ReviewDecision, TaskKind, TaskStatus
+    from models.tasks import EmailReviewResult, NewTask, ReviewDecision, TaskKind, TaskStatus
 
 if TYPE_CHECKING:
     from workflows.tasks import TaskDesk
@@ -191,12 +191,14 @@ class Mailroom:
         settings = self._state.plan.email_review
         local = receipt.key.removeprefix(f"{customer_id}:")
         task = await self.desk.open(
-            f"email_review-{local}",
-            TaskKind.email_review,
-            f"Review before it goes to the customer: {receipt.subject}",
-            Role.manager,
-            due_in=timedelta(hours=settings.deadline_hours),
-            email_key=receipt.key,
+            NewTask(
+                f"email_review-{local}",
+                TaskKind.email_review,
+                f"Review before it goes to the customer: {receipt.subject}",
+                Role.manager,
+                due_in=timedelta(hours=settings.deadline_hours),
+                email_key=receipt.key,
+            )
         )
         # The decision, not the task's status: a completed task's result is recorded
         # before the lifecycle hands the decision over.

@@ -15,7 +15,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.contracts import AccountOpening, Recipient
     from models.lifecycle import Phase, Step
     from models.roles import Role
-    from models.tasks import KickoffResult, TaskKind
+    from models.tasks import KickoffResult, NewTask, TaskKind
 
 if TYPE_CHECKING:
     from workflows.lifecycle import CustomerLifecycle
@@ -49,7 +49,7 @@ async def welcome(lc: CustomerLifecycle, step: Step) -> None:
         await lc.mail.send(key, "welcome", customer.customer_id, to, tutorials=_tutorials(lc))
         await record(contracts.record_event, signed_up)
         return
-    kickoff = lc.desk.draft("kickoff", *_kickoff_task(lc))
+    kickoff = lc.desk.draft(_kickoff_task(lc, "kickoff"))
     welcome = lc.mail.request(
         key,
         "welcome",
@@ -75,15 +75,15 @@ async def invite_to_tutorials(lc: CustomerLifecycle, step: Step) -> None:
     )
 
 
-def _kickoff_task(lc: CustomerLifecycle) -> tuple[TaskKind, str, Role, timedelta]:
+def _kickoff_task(lc: CustomerLifecycle, key: str) -> NewTask:
     title = f"Kickoff with {lc.state.customer.company}: capture how they define success"
     due_in = timedelta(days=lc.state.plan.onboarding.kickoff_due_days)
-    return TaskKind.kickoff, title, Role.manager, due_in
+    return NewTask(key, TaskKind.kickoff, title, Role.manager, due_in)
 
 
 async def schedule_kickoff(lc: CustomerLifecycle, step: Step) -> None:
     """Edition 1 only: from edition 2 on, the welcome opens the kickoff and invites."""
-    task = await lc.desk.open(step.key, *_kickoff_task(lc))
+    task = await lc.desk.open(_kickoff_task(lc, step.key))
     await lc.mail.send(
         lc.key("kickoff_invite"),
         "kickoff_invite",

@@ -15,7 +15,7 @@ with workflow.unsafe.imports_passed_through():
     from models.lifecycle import LifecycleEnd, LifecycleState, Phase, Step, TermRecord
     from models.roles import Role
     from models.scoring import Quadrant
-    from models.tasks import RenewalCheckpointResult, Task, TaskKind
+    from models.tasks import NewTask, RenewalCheckpointResult, Task, TaskKind
 
 if TYPE_CHECKING:
     from workflows.lifecycle import CustomerLifecycle
@@ -39,11 +39,13 @@ def quadrants_apart(a: Quadrant, b: Quadrant) -> int:
 async def ask_for_rating(lc: CustomerLifecycle, step: Step) -> None:
     days_out = (lc.state.term_end - step.at).days
     await lc.desk.open(
-        step.key,
-        TaskKind.renewal_checkpoint,
-        f"Renewal in {days_out} days: your own rating of {lc.state.customer.company}",
-        Role.manager,
-        due_in=timedelta(days=lc.state.plan.reviews.review_call_due_days),
+        NewTask(
+            step.key,
+            TaskKind.renewal_checkpoint,
+            f"Renewal in {days_out} days: your own rating of {lc.state.customer.company}",
+            Role.manager,
+            due_in=timedelta(days=lc.state.plan.reviews.review_call_due_days),
+        )
     )
 
 
@@ -84,11 +86,13 @@ async def open_conversation(lc: CustomerLifecycle, step: Step) -> None:
     )
     due = state.term_end - timedelta(days=state.plan.renewal.due_days_before_term_end)
     await lc.desk.open(
-        step.key,
-        TaskKind.renewal,
-        f"Renewal conversation with {state.customer.company}",
-        Role.manager,
-        due_in=max(due - workflow.now(), timedelta(days=1)),
+        NewTask(
+            step.key,
+            TaskKind.renewal,
+            f"Renewal conversation with {state.customer.company}",
+            Role.manager,
+            due_in=max(due - workflow.now(), timedelta(days=1)),
+        )
     )
 
 

@@ -16,7 +16,7 @@ with workflow.unsafe.imports_passed_through():
     from models.lifecycle import LastAssessment, Step
     from models.roles import Role
     from models.scoring import Assessment, Quadrant, Risk
-    from models.tasks import TaskKind
+    from models.tasks import NewTask, TaskKind
 
 if TYPE_CHECKING:
     from workflows.lifecycle import CustomerLifecycle
@@ -92,21 +92,25 @@ async def open_playbook(
     if playbook is None:
         return
     await lc.desk.open(
-        f"playbook-{key}",
-        TaskKind.playbook,
-        f"{playbook.title}: {customer.company}",
-        playbook.owner_role,
-        due_in=timedelta(days=playbook.due_days),
-        playbook=opened,
-        requires_decision=playbook.requires_decision,
+        NewTask(
+            f"playbook-{key}",
+            TaskKind.playbook,
+            f"{playbook.title}: {customer.company}",
+            playbook.owner_role,
+            due_in=timedelta(days=playbook.due_days),
+            playbook=opened,
+            requires_decision=playbook.requires_decision,
+        )
     )
 
 
 async def schedule_review_call(lc: CustomerLifecycle, step: Step) -> None:
     await lc.desk.open(
-        step.key,
-        TaskKind.review_call,
-        f"Progress review call with {lc.state.customer.company}",
-        Role.manager,
-        due_in=timedelta(days=lc.state.plan.reviews.review_call_due_days),
+        NewTask(
+            step.key,
+            TaskKind.review_call,
+            f"Progress review call with {lc.state.customer.company}",
+            Role.manager,
+            due_in=timedelta(days=lc.state.plan.reviews.review_call_due_days),
+        )
     )

@@ -20,7 +20,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.contracts import Recipient, TaskNotice, TaskUpdate
     from models.lifecycle import LifecycleState
     from models.roles import Role
-    from models.tasks import Task, TaskKind, TaskStatus
+    from models.tasks import NewTask, Task, TaskStatus
 
 
 class TaskDesk:
@@ -32,68 +32,46 @@ class TaskDesk:
     def task_id(self, key: str) -> str:
         return f"{self._state.customer.customer_id}:t{self._state.term}:{key}"
 
-    async def open(
-        self,
-        key: str,
-        kind: TaskKind,
-        title: str,
-        owner_role: Role,
-        due_in: timedelta,
-        playbook: str | None = None,
-        requires_decision: bool = False,
-        email_key: str | None = None,
-    ) -> Task:
-        task_id = self.task_id(key)
+    async def open(self, new: NewTask) -> Task:
+        task_id = self.task_id(new.key)
         if task_id in self._state.tasks:  # a resumed step: the task exists already
             return self._state.tasks[task_id]
-        opening = self.draft(
-            key, kind, title, owner_role, due_in, playbook, requires_decision, email_key
-        )
+        opening = self.draft(new)
         await self._announce(opening)
         task = opening.update.task
         self.follow_up(task)
         return task
 
-    def draft(
-        self,
-        key: str,
-        kind: TaskKind,
-        title: str,
-        owner_role: Role,
-        due_in: timedelta,
-        playbook: str | None = None,
-        requires_decision: bool = False,
-        email_key: str | None = None,
-    ) -> TaskNotice:
+    def draft(self, new: NewTask) -> TaskNotice:
         """A new task, held in the lifecycle's state, and what opens it: its record and
         the notice to its owner, for the caller to store (open, or sign-up's one step),
         after which `follow_up` starts its reminders."""
-        task_id = self.task_id(key)
+        task_id = self.task_id(new.key)
         now = workflow.now()
         customer = self._state.customer
         task = Task(
             task_id=task_id,
             customer_id=customer.customer_id,
-            kind=kind,
-            title=title,
-            owner_role=owner_role,
-            assignee=customer.owner if owner_role is Role.manager else None,
-            due_at=now + due_in,
+            kind=new.kind,
+            title=new.title,
+            owner_role=new.owner_role,
+            assignee=customer.owner if new.owner_role is Role.manager else None,
+            due_at=now + new.due_in,
             created_at=now,
-            playbook=playbook,
-            requires_decision=requires_decision,
-            email_key=email_key,
+            playbook=new.playbook,
+            requires_decision=new.requires_decision,
+            email_key=new.email_key,
         )
         self._state.tasks[task_id] = task
         return TaskNotice(
             update=self._update(
-                task, "task_opened", f"Task opened for the {owner_role.value}: {title}"
+                task, "task_opened", f"Task opened for the {new.owner_role.value}: {new.title}"
             ),
             notice=self._mail.request(
                 f"{task_id}:assigned",
                 "task_assigned",
                 customer.customer_id,
-                Recipient(owner_role.value),
+                Recipient(new.owner_role.value),
                 assignee=task.assignee,
                 task_id=task_id,
             ),
