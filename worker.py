@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -17,6 +18,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from activities.assessment import AssessmentActivities
 from activities.email import EmailActivities
 from activities.records import RecordActivities
+from activities.sign_up_pool import SignUpPool
 from settings import Settings
 from workflows.lifecycle import SEARCH_ATTRIBUTES, CustomerLifecycle
 
@@ -62,13 +64,29 @@ def activity_slots() -> dict[str, Any]:
     }
 
 
+class TandemWorker(Worker):
+    """A Worker that stops sign-up's processes once it has shut down."""
+
+    def __init__(self, *args: Any, sign_up_pool: SignUpPool | None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.sign_up_pool = sign_up_pool
+
+    async def shutdown(self) -> None:
+        await super().shutdown()
+        if self.sign_up_pool is not None:
+            await asyncio.to_thread(self.sign_up_pool.close)
+
+
 def build_worker(
     client: Client, settings: Settings, engine: Engine, task_queue: str | None = None
-) -> Worker:
+) -> TandemWorker:
+    sign_up_pool = None
+    if settings.sign_up_processes:
+        sign_up_pool = SignUpPool(settings, engine.url, settings.sign_up_processes)
     records = RecordActivities(engine)
-    email = EmailActivities(engine, settings)
+    email = EmailActivities(engine, settings, sign_up_pool)
     assessment = AssessmentActivities(engine)
-    return Worker(
+    return TandemWorker(
         client,
         task_queue=task_queue or settings.task_queue,
         workflows=[CustomerLifecycle],
@@ -86,6 +104,7 @@ def build_worker(
             email.revise_email,
             assessment.assess_account,
         ],
+        sign_up_pool=sign_up_pool,
         **activity_slots(),
     )
 

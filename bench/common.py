@@ -192,6 +192,34 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _parents() -> dict[int, int]:
+    """Every running process's parent, from /proc."""
+    parents = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                stat = (entry / "stat").read_text()
+                parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    return parents
+
+
+def process_tree(pid: int, leave_out: int | None = None) -> list[int]:
+    """The process and its descendants (a worker and its sign-up processes), without
+    `leave_out` and its own (the dev server this process started)."""
+    parents, tree = _parents(), [pid]
+    for member in tree:  # grows as children are found
+        tree += [p for p, parent in parents.items() if parent == member and p != leave_out]
+    return tree
+
+
+def tree_cpu_seconds(pids: list[int]) -> float:
+    total = 0.0
+    for pid in pids:
+        with contextlib.suppress(OSError):  # one that ended meanwhile took its CPU along
+            total += cpu_seconds(pid)
+    return total
+
+
 def child_pid(name: str) -> int:
     """The child process of this one whose command line mentions `name` (the dev server
     that start_local spawned)."""

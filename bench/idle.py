@@ -3,7 +3,8 @@
 Starts N lifecycles (sign-up through `lifecycles.sign_up`, at most `concurrency` in
 flight, progress every 500) which then wait on their timers (tutorial nudges, the first
 check-in) and on the kickoff task; once the worker is idle, measures the worker's RSS
-(`tandem worker` in a process of its own, /proc/<pid>/status VmRSS, and its peak VmHWM),
+(`tandem worker` in a process of its own, /proc/<pid>/status VmRSS, and its peak VmHWM,
+each summed with the worker's children: its sign-up processes; shared pages count twice),
 the Temporal dev server's RSS, and the history size per lifecycle (events and bytes, from
 `fetch_history` on a sample).
 
@@ -38,6 +39,7 @@ from bench.common import (
     dev_server,
     history_sizes,
     peak_rss_mib,
+    process_tree,
     rss_mib,
     run_bounded,
     say,
@@ -118,8 +120,8 @@ async def _side(kind: str, count: int, concurrency: int, persist_server: bool) -
                 say(f"idle {kind}: worker idle after {waited:.0f} s more")
                 side = Side(
                     started_per_second=rate,
-                    worker_rss=rss_mib(worker.pid),
-                    worker_peak=peak_rss_mib(worker.pid),
+                    worker_rss=sum(map(rss_mib, process_tree(worker.pid))),
+                    worker_peak=sum(map(peak_rss_mib, process_tree(worker.pid))),
                     server_rss=rss_mib(server),
                     events=0.0,
                     history_bytes=0.0,

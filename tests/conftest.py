@@ -103,7 +103,15 @@ def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Setting
     """The settings of a test; their database URL is the one the `engine` fixture uses,
     so code that connects by the settings (the API, the CLI) sees the same records."""
     # The strict sandbox: a clock, randomness or I/O in workflow code fails the test.
-    values = dict(var_dir=tmp_path / "var", smtp_host=None, plans_dir=None, workflow_sandbox=True)
+    # Sign-up on the worker's threads, where a test's monkeypatch reaches it and no test
+    # waits for processes to start; tests/test_sign_up_pool.py covers the pool.
+    values = dict(
+        var_dir=tmp_path / "var",
+        smtp_host=None,
+        plans_dir=None,
+        workflow_sandbox=True,
+        sign_up_processes=0,
+    )
     if _database(request) == "postgresql":
         with postgres_schema() as url:
             yield Settings(**values, database_url=url)

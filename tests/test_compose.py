@@ -62,6 +62,7 @@ DEFAULT_IS_RIGHT_IN_COMPOSE = {
     "temporal_tls": "plain gRPC to the compose Temporal",
     "temporal_api_key": "the compose Temporal has no API keys",
     "workflow_sandbox": "product default (the tests run lifecycles in the strict sandbox)",
+    "sign_up_processes": "product default (two processes beside each worker)",
 }
 
 

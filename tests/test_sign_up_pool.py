@@ -1,0 +1,179 @@
+"""Sign-up's activity in processes of its own (activities/sign_up_pool.py): it lands in
+the records, a failure there keeps its meaning, a lost process is replaced, and the
+worker stops the pool with itself."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine
+from sqlmodel import select
+from temporalio.exceptions import ApplicationError
+
+from activities.contracts import AccountOpened, AccountOpening
+from activities.email import EmailActivities
+from activities.sign_up_pool import SignUpPool
+from db.engine import make_engine, session_scope
+from models.tables import Customer, OutboxEmail
+from settings import Settings
+from tests.conftest import Harness, Lifecycle
+from tests.fault_support import wait_until
+from tests.test_email import NOW, account_opening, make_settings
+from tests.test_reviews_and_mail import customer_of
+from worker import build_worker
+
+
+def pool_settings(settings: Settings, processes: int = 1) -> Settings:
+    return settings.model_copy(update={"sign_up_processes": processes})
+
+
+def pool_pids(pool: SignUpPool) -> list[int]:
+    return list(pool._pool._processes)  # the executor's own map of its processes
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A child that ended is a zombie until reaped: gone all the same.
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def opening_for(name: str) -> AccountOpening:
+    customer_id = f"{name}-{uuid.uuid4().hex[:6]}"
+    return account_opening(customer_id, name.title(), f"ops@{name}.test", NOW)
+
+
+async def test_sign_up_runs_in_the_pool_and_lands_in_the_records(
+    harness: Harness, default_plan, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sign-up's update answers, its records and both emails are there, and the
+    worker's own process never ran open_account: the pool did."""
+    in_worker: list[str] = []
+    original = EmailActivities.open_account_here
+
+    def spy(self: EmailActivities, opening: AccountOpening) -> AccountOpened:
+        in_worker.append(opening.snapshot.customer.customer_id)
+        return original(self, opening)
+
+    monkeypatch.setattr(EmailActivities, "open_account_here", spy)
+    settings = pool_settings(harness.settings)
+    queue = f"{harness.task_queue}-pool"
+    async with build_worker(harness.client, settings, harness.engine, task_queue=queue) as worker:
+        assert worker.sign_up_pool is not None
+        customer: Lifecycle = customer_of(harness, settings, queue, "Pooled Ltd", default_plan)
+        receipt = await customer.sign_up()
+        assert receipt.new
+        await harness.terminate_all()
+    assert in_worker == []
+    with session_scope(harness.engine) as session:
+        row = session.get(Customer, customer.customer_id)
+        assert row is not None and row.company == "Pooled Ltd"
+        mine = select(OutboxEmail).where(OutboxEmail.customer_id == customer.customer_id)
+        emails = {e.template: e.status for e in session.exec(mine)}
+    assert emails == {"welcome": "sent", "task_assigned": "sent"}
+
+
+@pytest.mark.parametrize("engine", ["sqlite"], indirect=True)  # about processes, not SQL
+def test_a_failure_in_the_pool_keeps_its_type_and_retry_flag(
+    engine: Engine, tmp_path: Path
+) -> None:
+    settings = make_settings(tmp_path)
+    pool = SignUpPool(settings, engine.url, 1)
+    try:
+        unknown = opening_for("typo")
+        unknown.welcome.template = "welcom"
+        with pytest.raises(ApplicationError) as refused:
+            pool.open_account(unknown)
+        assert (refused.value.type, refused.value.non_retryable) == ("UnknownTemplate", True)
+    finally:
+        pool.close()
+    # A database without Tandem's tables: SQLAlchemy's error reaches the worker by
+    # name, retryable (Temporal tries again, then the regular activity takes over).
+    empty = make_engine(f"sqlite:///{tmp_path / 'empty.db'}")
+    pool = SignUpPool(settings, empty.url, 1)
+    try:
+        with pytest.raises(ApplicationError) as failed:
+            pool.open_account(opening_for("nowhere"))
+        assert failed.value.type == "OperationalError"
+        assert "no such table" in failed.value.message and not failed.value.non_retryable
+    finally:
+        pool.close()
+        empty.dispose()
+
+
+@pytest.mark.parametrize("engine", ["sqlite"], indirect=True)  # about processes, not SQL
+def test_a_process_that_died_is_replaced_and_nothing_is_done_twice(
+    engine: Engine, tmp_path: Path
+) -> None:
+    pool = SignUpPool(make_settings(tmp_path), engine.url, 1)
+    try:
+        first = opening_for("before")
+        assert pool.open_account(first).welcome.already_delivered
+        [pid] = pool_pids(pool)
+        os.kill(pid, signal.SIGKILL)
+        second = opening_for("after")
+        assert pool.open_account(second).welcome.already_delivered
+        assert pool_pids(pool) != [pid]
+        # A retry of the first finds it done: one welcome each, each sent once.
+        assert pool.open_account(first).welcome.already_delivered
+    finally:
+        pool.close()
+    with session_scope(engine) as session:
+        welcomes = session.exec(select(OutboxEmail).where(OutboxEmail.template == "welcome"))
+        sent = sorted((w.customer_id.split("-")[0], w.attempts) for w in welcomes)
+    assert sent == [("after", 1), ("before", 1)]
+    assert len(list((tmp_path / "outbox").glob("*.eml"))) == 4
+
+
+async def test_the_worker_stops_its_pool_when_it_shuts_down(harness: Harness) -> None:
+    settings = pool_settings(harness.settings, 2)
+    queue = f"{harness.task_queue}-stop"
+    async with build_worker(harness.client, settings, harness.engine, task_queue=queue) as worker:
+        pool = worker.sign_up_pool
+        assert pool is not None
+        pids = pool_pids(pool)
+        assert len(pids) == 2 and all(alive(pid) for pid in pids)
+    assert not any(alive(pid) for pid in pids)
+
+
+# A worker's process in miniature: a pool, its processes started, then an idle wait.
+OWNER = """
+import sys, time
+from activities.sign_up_pool import SignUpPool
+from bench.common import tandem_settings
+from db.engine import make_engine
+from pathlib import Path
+if __name__ == "__main__":
+    settings = tandem_settings(Path(sys.argv[1]))
+    pool = SignUpPool(settings, make_engine(settings.resolved_database_url).url, 2)
+    time.sleep(3)  # their imports and start-up done
+    print(*pool._pool._processes, flush=True)
+    time.sleep(600)
+"""
+
+
+def test_the_pool_leaves_with_a_worker_killed_outright(tmp_path: Path) -> None:
+    script = tmp_path / "owner.py"
+    script.write_text(OWNER)
+    owner = subprocess.Popen(
+        [sys.executable, str(script), str(tmp_path / "var")],
+        stdout=subprocess.PIPE,
+        cwd=Path(__file__).parent.parent,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)},
+    )
+    try:
+        assert owner.stdout is not None
+        pids = [int(pid) for pid in owner.stdout.readline().split()]
+        assert len(pids) == 2 and all(alive(pid) for pid in pids)
+    finally:
+        owner.kill()
+        owner.wait()
+    wait_until(lambda: not any(alive(pid) for pid in pids), 10, "the pool's processes left")
