@@ -227,6 +227,13 @@ async def run(sequential: int, concurrent: int) -> BenchResult:
                     build_worker(client, settings, engine, task_queue=TANDEM_QUEUE),
                     build_bare_worker(client, BARE_QUEUE, settings),
                 ):
+                    # One year each first, not measured: the workers' start-up (imports,
+                    # Tandem's sign-up processes) is not part of a customer-year.
+                    say("years: warming up (one customer-year of each)")
+                    await _bare_years(client, "warm", 1)
+                    years.append(Year(env, engine, plan, "warm", 1))
+                    await years[-1].run()
+                    await years[-1].terminate()
                     # Baseline and Tandem alternate, so a shared machine's load weighs on both.
                     say(f"years: {sequential} customer-years one at a time, each side in turn")
                     bare_seq = tandem_seq = 0.0
