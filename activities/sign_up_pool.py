@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -79,6 +80,9 @@ class SignUpPool:
 
 def _start_process(settings: Settings, database_url: URL, worker: int) -> None:
     global _activities
+    # Ctrl-C reaches the terminal's whole process group: the worker stops the pool in
+    # its own time, where a KeyboardInterrupt here would print a traceback per process.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     # Imported here: the parent imports this module from activities.email.
     from activities.email import EmailActivities
     from db.engine import make_engine
