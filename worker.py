@@ -36,7 +36,7 @@ STRICT_SANDBOX = SandboxedWorkflowRunner(
 )
 # By default the worker runs lifecycles without a sandbox: creating one for each new
 # lifecycle and crossing into it on every activation took a quarter of the worker's CPU
-# per sign-up (30 -> 23 ms, measured; README, "What limits sign-up"). The code that
+# per sign-up (30 -> 23 ms, measured; README, Design). The code that
 # runs there is ours and fixed, and its determinism is checked before it ships: by the
 # strict sandbox in tests and by replaying recorded histories (tests/test_replay.py).
 # The price: a non-deterministic call on a path no test takes is not refused at run time.
