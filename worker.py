@@ -18,7 +18,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from activities.assessment import AssessmentActivities
 from activities.email import EmailActivities
 from activities.records import RecordActivities
-from activities.sign_up_pool import SignUpPool
+from activities.sign_up_pool import SignUpPool, shares_records
 from settings import Settings
 from workflows.lifecycle import SEARCH_ATTRIBUTES, CustomerLifecycle
 
@@ -48,41 +48,65 @@ def workflow_runner(settings: Settings) -> WorkflowRunner:
 
 
 # Activities are synchronous (SQLAlchemy, smtplib): they run on threads, ACTIVITY_THREADS
-# at a time, and local activities (sign-up's) LOCAL_ACTIVITY_SLOTS at a time on threads
-# of their own. Sharing one set would let sign-ups waiting on a slow relay hold up
-# activities whose timeouts the server is already counting (retried, they would run twice).
+# at a time, and local activities (sign-up's) on threads of their own. Sharing one set
+# would let sign-ups waiting on a slow relay hold up activities whose timeouts the
+# server is already counting (retried, they would run twice).
 ACTIVITY_THREADS = 16
 LOCAL_ACTIVITY_SLOTS = 16
 
 
-def activity_slots() -> dict[str, Any]:
+def activity_slots(settings: Settings) -> dict[str, Any]:
     """The worker's activity settings; the benchmarks' bare worker uses them too."""
+    # With sign-up's processes, two sign-ups at once per process: one at work and the
+    # next one ready (one per process ran 20% fewer sign-ups a second). A sign-up then
+    # waits in the pool's queue behind one other at most, and both fit its timeout
+    # (COMPOSE_TIMEOUT * 2; a sign-up's inline sends are capped by INLINE_SMTP_TIMEOUT),
+    # so no retry starts beside a first attempt that is still sending.
+    local = 2 * settings.sign_up_processes or LOCAL_ACTIVITY_SLOTS
     return {
-        "activity_executor": ThreadPoolExecutor(ACTIVITY_THREADS + LOCAL_ACTIVITY_SLOTS),
+        "activity_executor": ThreadPoolExecutor(ACTIVITY_THREADS + local),
         "max_concurrent_activities": ACTIVITY_THREADS,
-        "max_concurrent_local_activities": LOCAL_ACTIVITY_SLOTS,
+        "max_concurrent_local_activities": local,
     }
 
 
 class TandemWorker(Worker):
-    """A Worker that stops sign-up's processes once it has shut down."""
+    """A Worker that stops sign-up's processes once it has stopped, however it stops:
+    shut down (`async with`, `shutdown()`) or cancelled (`tandem worker` on Ctrl-C)."""
 
     def __init__(self, *args: Any, sign_up_pool: SignUpPool | None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.sign_up_pool = sign_up_pool
 
-    async def shutdown(self) -> None:
-        await super().shutdown()
-        if self.sign_up_pool is not None:
-            await asyncio.to_thread(self.sign_up_pool.close)
+    async def run(self) -> None:
+        try:
+            await super().run()
+        finally:
+            if self.sign_up_pool is not None:
+                await asyncio.to_thread(self.sign_up_pool.close)
 
 
 def build_worker(
     client: Client, settings: Settings, engine: Engine, task_queue: str | None = None
 ) -> TandemWorker:
     sign_up_pool = None
-    if settings.sign_up_processes:
+    if settings.sign_up_processes and shares_records(engine.url):
         sign_up_pool = SignUpPool(settings, engine.url, settings.sign_up_processes)
+    try:
+        return _worker(client, settings, engine, task_queue, sign_up_pool)
+    except BaseException:
+        if sign_up_pool is not None:
+            sign_up_pool.close()
+        raise
+
+
+def _worker(
+    client: Client,
+    settings: Settings,
+    engine: Engine,
+    task_queue: str | None,
+    sign_up_pool: SignUpPool | None,
+) -> TandemWorker:
     records = RecordActivities(engine)
     email = EmailActivities(engine, settings, sign_up_pool)
     assessment = AssessmentActivities(engine)
@@ -105,7 +129,7 @@ def build_worker(
             assessment.assess_account,
         ],
         sign_up_pool=sign_up_pool,
-        **activity_slots(),
+        **activity_slots(settings),
     )
 
 

@@ -36,6 +36,13 @@ if TYPE_CHECKING:
 _activities: EmailActivities | None = None
 
 
+def shares_records(database_url: URL) -> bool:
+    """Whether another process would see the same records: not a SQLite in memory."""
+    if database_url.get_backend_name() != "sqlite":
+        return True
+    return database_url.database not in (None, "", ":memory:")
+
+
 class SignUpPool:
     def __init__(self, settings: Settings, database_url: URL, processes: int) -> None:
         self._start = (settings, database_url, os.getpid())
@@ -83,6 +90,8 @@ def _start_process(settings: Settings, database_url: URL, worker: int) -> None:
     # Ctrl-C reaches the terminal's whole process group: the worker stops the pool in
     # its own time, where a KeyboardInterrupt here would print a traceback per process.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # SIGTERM stays as it is: the executor stops the pool's other processes with it
+    # when one dies, and waits for them.
     # Imported here: the parent imports this module from activities.email.
     from activities.email import EmailActivities
     from db.engine import make_engine

@@ -212,12 +212,13 @@ def process_tree(pid: int, leave_out: int | None = None) -> list[int]:
     return tree
 
 
-def tree_cpu_seconds(pids: list[int]) -> float:
-    total = 0.0
-    for pid in pids:
-        with contextlib.suppress(OSError):  # one that ended meanwhile took its CPU along
-            total += cpu_seconds(pid)
-    return total
+def tree_cpu_seconds(pid: int, leave_out: int | None = None) -> dict[int, float]:
+    """CPU seconds of each process in `process_tree`."""
+    seconds = {}
+    for member in process_tree(pid, leave_out):
+        with contextlib.suppress(OSError):  # it ended meanwhile
+            seconds[member] = cpu_seconds(member)
+    return seconds
 
 
 def child_pid(name: str) -> int:

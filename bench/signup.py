@@ -39,7 +39,6 @@ from bench.common import (
     cpu_seconds,
     dev_server,
     percentile,
-    process_tree,
     run_bounded,
     say,
     tandem_settings,
@@ -74,12 +73,14 @@ class Side:
     server_cpu: float = 0.0
 
     async def batch(self, run: Awaitable[tuple[list[float], float]], server: int) -> None:
-        workers = process_tree(os.getpid(), leave_out=server)
-        before = tree_cpu_seconds(workers), cpu_seconds(server)
+        before = tree_cpu_seconds(os.getpid(), leave_out=server), cpu_seconds(server)
         latencies, wall = await run
         self.latencies += latencies
         self.wall += wall
-        self.process_cpu += tree_cpu_seconds(workers) - before[0]
+        after = tree_cpu_seconds(os.getpid(), leave_out=server)
+        # By process: one that started meanwhile (a sign-up process replaced) counts
+        # whole; one that ended took its CPU along, unmeasured.
+        self.process_cpu += sum(after[pid] - before[0].get(pid, 0.0) for pid in after)
         self.server_cpu += cpu_seconds(server) - before[1]
 
 

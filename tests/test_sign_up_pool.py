@@ -4,6 +4,8 @@ worker stops the pool with itself."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -39,11 +41,11 @@ def pool_pids(pool: SignUpPool) -> list[int]:
 
 def alive(pid: int) -> bool:
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:  # ended and reaped
         return False
     # A child that ended is a zombie until reaped: gone all the same.
-    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def opening_for(name: str) -> AccountOpening:
@@ -133,15 +135,36 @@ def test_a_process_that_died_is_replaced_and_nothing_is_done_twice(
     assert len(list((tmp_path / "outbox").glob("*.eml"))) == 4
 
 
-async def test_the_worker_stops_its_pool_when_it_shuts_down(harness: Harness) -> None:
+@pytest.mark.parametrize("stop", ["shut down", "cancelled"])
+async def test_the_worker_stops_its_pool_however_it_stops(harness: Harness, stop: str) -> None:
+    """`async with` shuts the worker down; `tandem worker` runs it until Ctrl-C
+    cancels the run."""
     settings = pool_settings(harness.settings, 2)
     queue = f"{harness.task_queue}-stop"
-    async with build_worker(harness.client, settings, harness.engine, task_queue=queue) as worker:
-        pool = worker.sign_up_pool
-        assert pool is not None
-        pids = pool_pids(pool)
-        assert len(pids) == 2 and all(alive(pid) for pid in pids)
+    worker = build_worker(harness.client, settings, harness.engine, task_queue=queue)
+    assert worker.sign_up_pool is not None
+    pids = pool_pids(worker.sign_up_pool)
+    assert len(pids) == 2 and all(alive(pid) for pid in pids)
+    running = asyncio.create_task(worker.run())
+    await asyncio.sleep(1)
+    if stop == "shut down":
+        await worker.shutdown()
+        await running
+    else:
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
     assert not any(alive(pid) for pid in pids)
+
+
+@pytest.mark.parametrize("engine", ["sqlite"], indirect=True)
+async def test_records_in_memory_get_no_pool(harness: Harness) -> None:
+    """A SQLite in memory is the worker's alone: its sign-ups stay on its threads."""
+    memory = make_engine("sqlite://")
+    settings = pool_settings(harness.settings, 2)
+    worker = build_worker(harness.client, settings, memory, task_queue="unused")
+    assert worker.sign_up_pool is None
+    memory.dispose()
 
 
 # A worker's process in miniature: a pool, its processes started, then an idle wait.
