@@ -225,17 +225,12 @@ def child_pid(name: str) -> int:
     """The child process of this one whose command line mentions `name` (the dev server
     that start_local spawned)."""
     me = os.getpid()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
+    for pid, parent in _parents().items():
+        if parent != me:
             continue
-        try:
-            stat = (entry / "stat").read_text()
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except OSError:
-            continue
-        parent = int(stat.rsplit(")", 1)[1].split()[1])
-        if parent == me and name in cmdline:
-            return int(entry.name)
+        with contextlib.suppress(OSError):  # it ended meanwhile
+            if name in Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode():
+                return pid
     raise LookupError(f"no child process running {name!r}")
 
 

@@ -118,10 +118,11 @@ async def _side(kind: str, count: int, concurrency: int, persist_server: bool) -
                     await _wait_for_kickoffs(var_dir, count)
                 waited = await wait_until_idle(worker.pid)
                 say(f"idle {kind}: worker idle after {waited:.0f} s more")
+                tree = process_tree(worker.pid)  # the worker and its sign-up processes
                 side = Side(
                     started_per_second=rate,
-                    worker_rss=sum(map(rss_mib, process_tree(worker.pid))),
-                    worker_peak=sum(map(peak_rss_mib, process_tree(worker.pid))),
+                    worker_rss=sum(map(rss_mib, tree)),
+                    worker_peak=sum(map(peak_rss_mib, tree)),
                     server_rss=rss_mib(server),
                     events=0.0,
                     history_bytes=0.0,
