@@ -14,6 +14,7 @@ import os
 import smtplib
 import ssl
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import Message
 from email.utils import parseaddr
@@ -21,7 +22,7 @@ from typing import Any
 
 from markupsafe import escape
 from sqlalchemy import Engine, update
-from sqlmodel import Session, col, select
+from sqlmodel import Session, SQLModel, col, select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -73,11 +74,12 @@ def build_context(
     }  # fmt: skip
 
 
-def account_context(session: Session, customer: Customer) -> dict[str, Any]:
-    """The customer, their success plan with its goals, and the latest assessment."""
-    plan = latest_plan_record(session, customer.id)
+def account_context(session: Session, customer: Customer, new: bool = False) -> dict[str, Any]:
+    """The customer, their success plan with its goals, and the latest assessment.
+    A `new` customer, whose row is being created, has neither plan nor assessment yet."""
+    plan = None if new else latest_plan_record(session, customer.id)
     goals = goals_with_progress(session, plan)
-    assessment = latest_assessment(session, customer.id)
+    assessment = None if new else latest_assessment(session, customer.id)
     return {
         "customer": {
             "id": customer.id, "company": customer.company,
@@ -158,6 +160,19 @@ def _alive() -> None:
         activity.heartbeat()
 
 
+@dataclass(frozen=True)
+class Written:
+    """What the records written before an email's own tell its transaction."""
+
+    # Held until the emails are stored: the session keeps rows only by weak reference,
+    # and the emails read the same customer and task again (three more SELECTs per
+    # sign-up without this).
+    rows: tuple[SQLModel, ...] = ()
+    # A customer whose row this transaction creates: nothing else of theirs is stored
+    # yet, so there is nothing to look up.
+    new_customer: Customer | None = None
+
+
 class EmailActivities:
     """The worker registers the methods marked @activity.defn; they are sync and run in
     its thread pool."""
@@ -182,7 +197,7 @@ class EmailActivities:
 
     @activity.defn(name="compose_email")
     def compose_email(self, request: EmailRequest) -> EmailReceipt:
-        [receipt] = self._store_and_send(lambda _: None, [request])
+        [receipt] = self._store_and_send(lambda _: Written(), [request])
         return receipt
 
     @activity.defn(name="open_account")
@@ -200,13 +215,15 @@ class EmailActivities:
         the manager's notice in one transaction, then a first delivery of each email.
         A retry finds it all there and changes nothing."""
 
-        def record_account(session: Session) -> None:
+        def record_account(session: Session) -> Written:
             # A retry must not undo what the lifecycle recorded since the first attempt
             # (a kickoff held at once moves the phase on); a row left by an earlier,
             # ended lifecycle of the same customer is this one's to take over.
-            save_lifecycle(session, opening.snapshot, opening=True)
+            customer = save_lifecycle(session, opening.snapshot, opening=True)
+            new = customer in session.new
             add_event_once(session, opening.entry)
-            save_task(session, opening.kickoff.update)
+            task = save_task(session, opening.kickoff.update)
+            return Written(rows=(customer, task), new_customer=customer if new else None)
 
         welcome, notice = self._store_and_send(
             record_account, [opening.welcome, opening.kickoff.notice]
@@ -217,12 +234,13 @@ class EmailActivities:
     def announce_task(self, announcement: TaskNotice) -> EmailReceipt:
         """A task's change and the notice to its owner as one activity rather than two."""
         [receipt] = self._store_and_send(
-            lambda session: save_task(session, announcement.update), [announcement.notice]
+            lambda session: Written(rows=(save_task(session, announcement.update),)),
+            [announcement.notice],
         )
         return receipt
 
     def _store_and_send(
-        self, write: Callable[[Session], None], requests: list[EmailRequest]
+        self, write: Callable[[Session], Written], requests: list[EmailRequest]
     ) -> list[EmailReceipt]:
         """One transaction: the records `write` keeps, then each email, rendered from
         them (so an email shows the task stored with it) or found as an earlier attempt
@@ -238,9 +256,16 @@ class EmailActivities:
         _alive()
 
         def transaction(session: Session) -> list[tuple[OutboxEmail, bool]]:
-            write(session)
-            earlier = _find_all(session, [request.key for request in requests])
-            accounts: dict[str, dict[str, Any]] = {}  # read once for all their emails
+            written = write(session)
+            new = written.new_customer
+            # A customer created now has no earlier attempt's emails: that attempt would
+            # have stored the customer in the same transaction.
+            keys = [r.key for r in requests if new is None or r.customer_id != new.id]
+            earlier = _find_all(session, keys) if keys else {}
+            # Read once for all the emails of a customer.
+            accounts: dict[str, dict[str, Any]] = {}
+            if new is not None:
+                accounts[new.id] = account_context(session, new, new=True)
             return [
                 (earlier[r.key], False)  # never re-render: a retry must not change it
                 if r.key in earlier

@@ -109,7 +109,9 @@ def save_customer_words(session: Session, record: CustomerPlanRecord) -> None:
         )
 
 
-def save_lifecycle(session: Session, snapshot: LifecycleSnapshot, opening: bool = False) -> None:
+def save_lifecycle(
+    session: Session, snapshot: LifecycleSnapshot, opening: bool = False
+) -> Customer:
     """The customer's row as the lifecycle sees it (created at sign-up). When `opening`
     a term, a row already there for that term is left alone: the opening is being
     retried, and the row may hold what the lifecycle recorded since."""
@@ -117,7 +119,7 @@ def save_lifecycle(session: Session, snapshot: LifecycleSnapshot, opening: bool 
     row = session.get(Customer, profile.customer_id)
     this_term = (snapshot.term, snapshot.term_start)
     if opening and row is not None and (row.term, row.term_start) == this_term:
-        return
+        return row
     row = row or Customer(id=profile.customer_id)
     row.company, row.contact_name, row.email = profile.company, profile.contact_name, profile.email
     row.owner, row.external_id = profile.owner, profile.external_id
@@ -129,9 +131,10 @@ def save_lifecycle(session: Session, snapshot: LifecycleSnapshot, opening: bool 
     row.churn_reason = snapshot.churn_reason
     row.updated_at = utcnow()
     session.add(row)
+    return row
 
 
-def save_task(session: Session, update: TaskUpdate) -> None:
+def save_task(session: Session, update: TaskUpdate) -> TaskRecord:
     """The task's row as the lifecycle sees it, and the timeline entry for the change."""
     task = update.task
     row = session.get(TaskRecord, task.task_id) or TaskRecord(
@@ -151,6 +154,7 @@ def save_task(session: Session, update: TaskUpdate) -> None:
     row.reminded, row.escalated = task.reminded, task.escalated
     session.add(row)
     add_event_once(session, update.event)
+    return row
 
 
 class RecordActivities:

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword
-from sqlalchemy import Engine
+from sqlalchemy import Engine, event
 from sqlmodel import select
 from temporalio.exceptions import ApplicationError
 
@@ -293,6 +293,29 @@ def test_open_account_stores_the_customer_the_kickoff_and_both_emails_once(
     assert f"45 minutes before {due.day} {due:%B %Y}?" in rows["welcome"].text_body
     assert rows["task_assigned"].to_address == "sam@tandem.invalid"
     assert "Kickoff with Globex" in rows["task_assigned"].text_body
+
+
+def test_a_new_customers_opening_reads_back_nothing_it_wrote(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """Sign-up is the busiest write path. For a customer new to the records there is
+    no earlier attempt's email, no plan and no assessment to look up, and the customer
+    and the task it stores are not read again to render the emails."""
+    statements: list[str] = []
+
+    def spy(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(" ".join(statement.split()))
+
+    event.listen(engine, "before_cursor_execute", spy)
+    opening = account_opening("globex", "Globex", "hank@globex.test", NOW)
+    opened = EmailActivities(engine, make_settings(tmp_path)).open_account(opening)
+    event.remove(engine, "before_cursor_execute", spy)
+    assert opened.welcome.already_delivered and opened.kickoff_notice.already_delivered
+    read = [s.split(" FROM ")[1].split()[0] for s in statements if s.startswith("SELECT")]
+    # Only whether a customer row and a task row already stand there (a retry, or a
+    # customer signing up again): both decide what is written.
+    assert read == ["customer", "task"]
+    assert sum(s.startswith("INSERT INTO outbox") for s in statements) == 2
 
 
 def test_open_account_takes_over_the_row_of_an_ended_lifecycle(
