@@ -274,15 +274,20 @@ class EmailActivities:
             ]
 
         stored = write_once(self._engine, transaction)
-        relay_answers = True
+        sent: list[str] = []
         for row, new in stored:
             _alive()
-            # After one failed attempt the next would most likely wait as long for the
-            # same relay (sign-up's caller waits too): deliver_email takes it from here.
-            if new and row.status == "pending" and relay_answers:
-                relay_answers = self._deliver_now(row)
-                if relay_answers:
-                    row.status = "sent"
+            if not (new and row.status == "pending"):
+                continue
+            if not self._deliver_now(row):
+                # The next attempt would most likely wait as long for the same relay
+                # (sign-up's caller waits too): deliver_email takes it from here.
+                break
+            row.status = "sent"
+            sent.append(row.key)
+        # All recorded sent in one transaction: a worker lost before it sends them again
+        # on retry, as one lost between a send and its record would (same Message-IDs).
+        self._record_sent(sent)
         return [_receipt(row) for row, _ in stored]
 
     def _store(
@@ -326,7 +331,7 @@ class EmailActivities:
         except Exception as error:  # all of it is deliver_email's to retry and report
             activity.logger.info("email %s not delivered at once, will retry: %s", row.key, error)
             return False
-        return True
+        return True  # the caller records it sent
 
     @activity.defn(name="revise_email")
     def revise_email(self, revision: EmailRevision) -> None:
@@ -388,26 +393,27 @@ class EmailActivities:
                 suppress(session, row, opted_out)
                 return
         self._send(row, timeout, customer_mail)
+        self._record_sent([key])
 
     def _send(self, row: OutboxEmail, timeout: float, customer_mail: bool) -> None:
-        """Send it and record that at once (a worker lost in between sends it again on
-        retry: the one window of at-least-once), or record the failure and raise."""
+        """Send it, or record the failure and raise. The caller records it sent at once
+        (a worker lost in between sends it again on retry: the one window of
+        at-least-once)."""
         key = row.key
         message = build_message(row, self._settings, customer_mail)
         try:
-            via = self._transmit(message, key, timeout)
+            self._transmit(message, key, timeout)
         except smtplib.SMTPRecipientsRefused as error:
             # Permanent: retrying for days would not make the address exist.
-            self._record(key, status="failed", last_error=f"recipient refused: {error}"[:2000])
+            self._record([key], status="failed", last_error=f"recipient refused: {error}"[:2000])
             raise ApplicationError(
                 f"recipient refused: {error}", type="RecipientRefused", non_retryable=True
             ) from None
         except OSError as error:  # smtplib.SMTPException and ssl errors are OSErrors too
-            self._record(key, last_error=f"{type(error).__name__}: {error}"[:2000])
+            self._record([key], last_error=f"{type(error).__name__}: {error}"[:2000])
             raise
-        self._record(key, status="sent", delivered_via=via, delivered_at=datetime.now(UTC))
 
-    def _transmit(self, message: Message, key: str, timeout: float) -> str:
+    def _transmit(self, message: Message, key: str, timeout: float) -> None:
         s = self._settings
         if s.smtp_host:
             smtp = smtplib.SMTP(s.smtp_host, s.smtp_port, timeout=timeout)
@@ -434,21 +440,25 @@ class EmailActivities:
             with contextlib.suppress(smtplib.SMTPException, OSError):
                 smtp.quit()
             smtp.close()
-            return "smtp"
+            return
         s.outbox_dir.mkdir(parents=True, exist_ok=True)
         path = s.outbox_dir / eml_filename(key)
         # Write then rename: a crash mid-write never leaves a half message in the outbox.
         partial = path.with_name(path.name + ".partial")
         partial.write_bytes(message.as_bytes())
         os.replace(partial, path)
-        return "file"
 
-    def _record(self, key: str, **values: Any) -> None:
+    def _record_sent(self, keys: list[str]) -> None:
+        if keys:
+            via = "smtp" if self._settings.smtp_host else "file"
+            self._record(keys, status="sent", delivered_via=via, delivered_at=datetime.now(UTC))
+
+    def _record(self, keys: list[str], **values: Any) -> None:
         # attempts + 1 in SQL, so two attempts racing each other are both counted. One
         # statement needs no ORM session around it.
         with self._engine.begin() as connection:
             connection.execute(
                 update(OutboxEmail)
-                .where(col(OutboxEmail.key) == key)
+                .where(col(OutboxEmail.key).in_(keys))
                 .values(attempts=OutboxEmail.attempts + 1, **values)
             )

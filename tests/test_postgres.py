@@ -300,7 +300,7 @@ def test_outbox_stores_one_email_and_counts_every_attempt(engine: Engine, tmp_pa
     assert race(6, lambda: receipts.append(emails.compose_email(request))) == []
     assert len({r.key for r in receipts}) == 1 and count(engine, OutboxEmail) == 1
     # Failed attempts are counted in SQL (UPDATE ... SET attempts = attempts + 1).
-    assert race(4, lambda: emails._record(request.key, last_error="timeout")) == []
+    assert race(4, lambda: emails._record([request.key], last_error="timeout")) == []
     emails.deliver_email(request.key)
     emails.deliver_email(request.key)  # already sent: neither sent nor counted again
     with Session(engine) as session:
