@@ -12,7 +12,12 @@ from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client
 from temporalio.service import RPCError
-from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkflowRunner
+from temporalio.worker import (
+    PollerBehaviorAutoscaling,
+    UnsandboxedWorkflowRunner,
+    Worker,
+    WorkflowRunner,
+)
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.assessment import AssessmentActivities
@@ -53,10 +58,15 @@ def workflow_runner(settings: Settings) -> WorkflowRunner:
 # server is already counting (retried, they would run twice).
 ACTIVITY_THREADS = 16
 LOCAL_ACTIVITY_SLOTS = 16
+# Pollers scale with the work waiting (Temporal's poller autoscaling; server 1.28 and
+# newer). With the SDK's fixed five, about one polls for new lifecycles' first
+# workflow tasks: in a burst of sign-ups the rest waited in the server's backlog, and
+# a quarter of them took over a second longer (bench/signup.py: p99 2.6 s -> 1.1 s).
+POLLERS = PollerBehaviorAutoscaling()
 
 
-def activity_slots(settings: Settings) -> dict[str, Any]:
-    """The worker's activity settings; the benchmarks' bare worker uses them too."""
+def worker_options(settings: Settings) -> dict[str, Any]:
+    """The worker's slots and pollers; the benchmarks' bare worker uses them too."""
     # With sign-up's processes, two sign-ups at once per process: one at work and the
     # next one ready (one per process ran 20% fewer sign-ups a second). A sign-up then
     # waits in the pool's queue behind one other at most, and both fit its timeout
@@ -67,6 +77,8 @@ def activity_slots(settings: Settings) -> dict[str, Any]:
         "activity_executor": ThreadPoolExecutor(ACTIVITY_THREADS + local),
         "max_concurrent_activities": ACTIVITY_THREADS,
         "max_concurrent_local_activities": local,
+        "workflow_task_poller_behavior": POLLERS,
+        "activity_task_poller_behavior": POLLERS,
     }
 
 
@@ -129,7 +141,7 @@ def _worker(
             assessment.assess_account,
         ],
         sign_up_pool=sign_up_pool,
-        **activity_slots(settings),
+        **worker_options(settings),
     )
 
 

@@ -16,7 +16,7 @@ from temporalio.worker import Worker
 
 from bench.baseline import BareLifecycle, noop
 from settings import Settings
-from worker import activity_slots, workflow_runner
+from worker import worker_options, workflow_runner
 
 
 def build_bare_worker(client: Client, task_queue: str, settings: Settings) -> Worker:
@@ -26,7 +26,7 @@ def build_bare_worker(client: Client, task_queue: str, settings: Settings) -> Wo
         workflows=[BareLifecycle],
         workflow_runner=workflow_runner(settings),
         activities=[noop],
-        **activity_slots(settings),
+        **worker_options(settings),
     )
 
 

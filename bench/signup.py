@@ -4,7 +4,7 @@ Measures N concurrent sign-ups through `lifecycles.sign_up` (update-with-start; 
 once the welcome email is composed), at most `concurrency` in flight, against the bare
 workflow of `bench.baseline` started with update-with-start the same way, whose update
 returns after one no-op activity. Same dev server, same worker settings (the workflow
-runner and worker.activity_slots), both workers in this process beside the client;
+runner and worker.worker_options), both workers in this process beside the client;
 baseline and Tandem batches alternate over a few rounds. Tandem's worker does sign-up's
 records and emails in processes of its own (activities/sign_up_pool.py), as in
 production: they are Tandem's, and their CPU counts as the worker's.
