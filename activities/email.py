@@ -275,19 +275,22 @@ class EmailActivities:
 
         stored = write_once(self._engine, transaction)
         sent: list[str] = []
-        for row, new in stored:
-            _alive()
-            if not (new and row.status == "pending"):
-                continue
-            if not self._deliver_now(row):
-                # The next attempt would most likely wait as long for the same relay
-                # (sign-up's caller waits too): deliver_email takes it from here.
-                break
-            row.status = "sent"
-            sent.append(row.key)
-        # All recorded sent in one transaction: a worker lost before it sends them again
-        # on retry, as one lost between a send and its record would (same Message-IDs).
-        self._record_sent(sent)
+        try:
+            for row, new in stored:
+                _alive()  # may raise: Temporal cancels an activity through its heartbeat
+                if not (new and row.status == "pending"):
+                    continue
+                if not self._deliver_now(row):
+                    # The next attempt would most likely wait as long for the same relay
+                    # (sign-up's caller waits too): deliver_email takes it from here.
+                    break
+                row.status = "sent"
+                sent.append(row.key)
+        finally:
+            # What went out is recorded sent in one transaction, however the loop ended:
+            # only a worker lost before this sends those emails again on retry, as one
+            # lost between a send and its record would (with the same Message-IDs).
+            self._record_sent(sent)
         return [_receipt(row) for row, _ in stored]
 
     def _store(
@@ -396,9 +399,9 @@ class EmailActivities:
         self._record_sent([key])
 
     def _send(self, row: OutboxEmail, timeout: float, customer_mail: bool) -> None:
-        """Send it, or record the failure and raise. The caller records it sent at once
-        (a worker lost in between sends it again on retry: the one window of
-        at-least-once)."""
+        """Send it, or record the failure and raise. The caller records it sent (a worker
+        lost before that sends it again on retry: the one window of at-least-once);
+        sign-up records its two emails together, after both attempts."""
         key = row.key
         message = build_message(row, self._settings, customer_mail)
         try:

@@ -682,8 +682,8 @@ class AcceptsOnce(Collector):
 def test_sign_up_records_the_welcome_sent_when_the_notice_fails(
     engine: Engine, tmp_path: Path
 ) -> None:
-    """Each email is recorded sent as soon as it went: a failure of the next one must
-    not leave a delivered welcome pending (a retry would send it twice)."""
+    """A failure of the next email must not leave a delivered welcome pending (a retry
+    would send it twice)."""
     relay = AcceptsOnce()
     settings = make_settings(tmp_path, smtp_host="127.0.0.1", smtp_port=free_port())
     controller = Controller(relay, hostname="127.0.0.1", port=settings.smtp_port)
@@ -698,6 +698,32 @@ def test_sign_up_records_the_welcome_sent_when_the_notice_fails(
     assert opened.welcome.already_delivered and not opened.kickoff_notice.already_delivered
     rows = {r.template: (r.status, r.attempts, r.delivered_via) for r in outbox(engine)}
     assert rows == {"welcome": ("sent", 1, "smtp"), "task_assigned": ("pending", 1, None)}
+
+
+def test_an_attempt_cancelled_between_two_sends_records_the_first_sent(
+    engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Temporal cancels an activity through its heartbeat: cancelled after the welcome
+    went out and before the notice, sign-up still records the welcome sent."""
+
+    class Cancelled(BaseException):  # as the SDK's cancellation, not an Exception
+        pass
+
+    beats = 0
+
+    def heartbeat() -> None:
+        nonlocal beats
+        beats += 1
+        if beats == 3:  # before the transaction, before the welcome, before the notice
+            raise Cancelled
+
+    monkeypatch.setattr("activities.email._alive", heartbeat)
+    opening = account_opening("globex", "Globex", "hank@globex.test", NOW, "sam@tandem.invalid")
+    with pytest.raises(Cancelled):
+        EmailActivities(engine, make_settings(tmp_path)).open_account(opening)
+    rows = {r.template: (r.status, r.attempts) for r in outbox(engine)}
+    assert rows == {"welcome": ("sent", 1), "task_assigned": ("pending", 0)}
+    assert len(list((tmp_path / "outbox").glob("*.eml"))) == 1
 
 
 def test_smtp_outage_is_recorded_and_raised(engine: Engine, tmp_path: Path) -> None:
