@@ -70,9 +70,19 @@ class SignUpPool:
         try:
             return pool.submit(_open_account, opening).result()
         except BrokenProcessPool:
-            # A process died (killed, out of memory) and the pool with it. open_account
-            # is idempotent, so a new pool may simply do it again.
+            pass
+        # A process died (killed, out of memory) and the pool with it. open_account is
+        # idempotent, so a new pool may simply do it again.
+        try:
             return self._renew(pool).submit(_open_account, opening).result()
+        except BrokenProcessPool as error:
+            # Never let it reach Temporal as it is: its worker takes an activity's
+            # BrokenExecutor for its own executor broken, and stops altogether. Retried,
+            # the sign-up gets a new pool again, and after its local tries it goes on as
+            # a regular activity on the worker's threads.
+            raise ApplicationError(
+                f"sign-up's processes failed twice in a row: {error}", type="SignUpPoolBroken"
+            ) from None
 
     def _renew(self, broken: ProcessPoolExecutor) -> ProcessPoolExecutor:
         with self._lock:  # the sign-ups that found it broken together renew it once

@@ -14,7 +14,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, make_url
 from sqlmodel import select
 from temporalio.exceptions import ApplicationError
 
@@ -28,7 +28,7 @@ from tests.conftest import Harness, Lifecycle
 from tests.fault_support import wait_until
 from tests.test_email import NOW, account_opening, make_settings
 from tests.test_reviews_and_mail import customer_of
-from worker import build_worker
+from worker import _worker, build_worker
 
 
 def pool_settings(settings: Settings, processes: int = 1) -> Settings:
@@ -81,6 +81,39 @@ async def test_sign_up_runs_in_the_pool_and_lands_in_the_records(
         mine = select(OutboxEmail).where(OutboxEmail.customer_id == customer.customer_id)
         emails = {e.template: e.status for e in session.exec(mine)}
     assert emails == {"welcome": "sent", "task_assigned": "sent"}
+
+
+async def test_a_pool_that_cannot_start_never_stops_the_worker(
+    harness: Harness, default_plan, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Processes that die as they start (here: records they cannot open) break the
+    pool on every try. Temporal's worker stops altogether on an activity's
+    BrokenExecutor, so the pool must not let one out: the sign-up goes on as a regular
+    activity on the worker's threads, and the worker goes on too."""
+    settings = pool_settings(harness.settings)
+    unreachable = make_url("postgresql+nosuchdriver://nowhere/tandem")
+    pool = SignUpPool(settings, unreachable, 1)
+    queue = f"{harness.task_queue}-broken"
+    tries: list[str] = []
+    original = SignUpPool.open_account
+
+    def counted(self: SignUpPool, opening: AccountOpening) -> AccountOpened:
+        tries.append(opening.snapshot.customer.customer_id)
+        return original(self, opening)
+
+    monkeypatch.setattr(SignUpPool, "open_account", counted)
+    async with _worker(harness.client, settings, harness.engine, queue, pool) as worker:
+        customer: Lifecycle = customer_of(harness, settings, queue, "Broken Pool", default_plan)
+        receipt = await customer.sign_up()
+        assert receipt.new and tries  # the pool was tried, and failed
+        again = customer_of(harness, settings, queue, "After Break", default_plan)
+        assert (await again.sign_up()).new  # the worker still runs
+        await harness.terminate_all()
+        assert worker.sign_up_pool is pool
+    with session_scope(harness.engine) as session:
+        for company in (customer, again):
+            row = session.get(Customer, company.customer_id)
+            assert row is not None
 
 
 @pytest.mark.parametrize("engine", ["sqlite"], indirect=True)  # about processes, not SQL
