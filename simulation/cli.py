@@ -83,11 +83,22 @@ def backtest(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """Re-score recorded assessments under a changed plan's scoring; no lifecycle is touched."""
+    from sqlalchemy import make_url
+
     from db.engine import create_schema, make_engine
     from simulation.backtest import backtest as run_backtest
 
     scoring = _plan(plan).scoring
-    engine = make_engine(database_url or Settings().resolved_database_url)
+    url = make_url(database_url or Settings().resolved_database_url)
+    if url.get_backend_name() == "sqlite" and not Path(url.database or "").is_file():
+        # Opening it would create an empty file, and a typo would read as "no change".
+        typer.echo(
+            f"error: no records at {url.database or 'an in-memory database'}: the backtest "
+            "re-scores recorded assessments; give --database-url of Tandem's records",
+            err=True,
+        )
+        raise typer.Exit(1)
+    engine = make_engine(url)
     try:
         create_schema(engine)  # as every command does: an older records file is migrated
         report = run_backtest(engine, scoring)
@@ -103,7 +114,7 @@ def _print_backtest(report: dict[str, Any]) -> None:
     out.print(
         f"{report['assessments']} assessments of {report['accounts']} accounts re-scored; "
         f"{report['assessments_changed']} of them would land in another quadrant, "
-        f"the latest one of {len(report['changes'])} account(s)."
+        f"and so would the latest assessment of {len(report['changes'])} of the accounts."
     )
     if report["changes"]:
         table = Table(

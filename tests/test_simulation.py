@@ -193,6 +193,17 @@ def test_backtest_cli_prints_json(simulated: tuple[Path, dict[str, Any]], strict
     assert table.exit_code == 0 and "precision" in table.output
 
 
+def test_backtest_refuses_records_that_are_not_there(tmp_path: Path, strict_plan: Path) -> None:
+    """A misspelt path must not become an empty database and a report of no change."""
+    missing = tmp_path / "recrods.db"
+    done = CliRunner().invoke(
+        app, ["backtest", "--plan", str(strict_plan), "--database-url", f"sqlite:///{missing}"]
+    )
+    assert done.exit_code == 1
+    assert f"error: no records at {missing}" in done.output
+    assert not missing.exists()
+
+
 def test_confusion_counts() -> None:
     m = confusion({"a", "c", "d"}, {"a", "b", "e"})
     assert (m.flagged, m.churned, m.caught) == (3, 3, 1)
