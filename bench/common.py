@@ -153,7 +153,7 @@ async def run_bounded(
             await call(index)
             latencies[index] = time.perf_counter() - started
             done += 1
-            if progress_every and done % progress_every == 0:
+            if progress_every and (done % progress_every == 0 or done == count):
                 say(f"{label}: {done}/{count}")
 
     started = time.perf_counter()

@@ -87,7 +87,8 @@ def _kickoffs(engine: Engine, status: str | None = None) -> int:
 async def _prepare(client: Client, engine: Engine, customers: int, bare: int) -> list[str]:
     """The lifecycles with their kickoff task open, and the bare workflows running."""
     plan = load_plan("default")
-    say(f"task_completion: signing up {customers} customers, {SIGNUP_CONCURRENCY} in flight")
+    in_flight = min(SIGNUP_CONCURRENCY, customers)
+    say(f"task_completion: signing up {customers} customers, {in_flight} in flight")
     await run_bounded(
         customers,
         SIGNUP_CONCURRENCY,
