@@ -48,6 +48,19 @@ def alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
+def openings_seen(monkeypatch: pytest.MonkeyPatch, cls: type, method: str) -> list[str]:
+    """The customers whose opening `cls.method` was called with, in this process."""
+    seen: list[str] = []
+    original = getattr(cls, method)
+
+    def spy(self: object, opening: AccountOpening) -> AccountOpened:
+        seen.append(opening.snapshot.customer.customer_id)
+        return original(self, opening)
+
+    monkeypatch.setattr(cls, method, spy)
+    return seen
+
+
 def opening_for(name: str) -> AccountOpening:
     customer_id = f"{name}-{uuid.uuid4().hex[:6]}"
     return account_opening(customer_id, name.title(), f"ops@{name}.test", NOW)
@@ -58,14 +71,7 @@ async def test_sign_up_runs_in_the_pool_and_lands_in_the_records(
 ) -> None:
     """The sign-up's update answers, its records and both emails are there, and the
     worker's own process never ran open_account: the pool did."""
-    in_worker: list[str] = []
-    original = EmailActivities.open_account_here
-
-    def spy(self: EmailActivities, opening: AccountOpening) -> AccountOpened:
-        in_worker.append(opening.snapshot.customer.customer_id)
-        return original(self, opening)
-
-    monkeypatch.setattr(EmailActivities, "open_account_here", spy)
+    in_worker = openings_seen(monkeypatch, EmailActivities, "open_account_here")
     settings = pool_settings(harness.settings)
     queue = f"{harness.task_queue}-pool"
     async with build_worker(harness.client, settings, harness.engine, task_queue=queue) as worker:
@@ -94,14 +100,7 @@ async def test_a_pool_that_cannot_start_never_stops_the_worker(
     unreachable = make_url("postgresql+nosuchdriver://nowhere/tandem")
     pool = SignUpPool(settings, unreachable, 1)
     queue = f"{harness.task_queue}-broken"
-    tries: list[str] = []
-    original = SignUpPool.open_account
-
-    def counted(self: SignUpPool, opening: AccountOpening) -> AccountOpened:
-        tries.append(opening.snapshot.customer.customer_id)
-        return original(self, opening)
-
-    monkeypatch.setattr(SignUpPool, "open_account", counted)
+    tries = openings_seen(monkeypatch, SignUpPool, "open_account")
     async with _worker(harness.client, settings, harness.engine, queue, pool) as worker:
         customer: Lifecycle = customer_of(harness, settings, queue, "Broken Pool", default_plan)
         receipt = await customer.sign_up()
