@@ -17,7 +17,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import Message
-from email.utils import parseaddr
 from typing import Any
 
 from markupsafe import escape
@@ -35,6 +34,7 @@ from activities.contracts import (
     Recipient,
     TaskNotice,
 )
+from activities.email_context import account_context, build_context
 from activities.message import build_message, eml_filename, unsubscribe_url
 from activities.message import message_id as message_id  # re-exported: tests read it here
 from activities.records import add_event_once, save_lifecycle, save_task
@@ -42,85 +42,8 @@ from activities.rendering import CUSTOMER_TEMPLATES, TEMPLATES, render_email, re
 from activities.sign_up_pool import SignUpPool
 from activities.suppression import SUPPRESSED, suppress, unsubscribed
 from db.engine import session_scope, write_once
-from db.queries import goals_with_progress, latest_assessment, latest_plan_record
-from links import LinkSigner, dashboard_links
-from models.tables import Customer, OutboxEmail, TaskRecord
+from models.tables import Customer, OutboxEmail
 from settings import Settings
-
-
-def build_context(
-    session: Session,
-    customer: Customer,
-    request: EmailRequest,
-    settings: Settings,
-    account: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """Everything a template may use: the request's own context plus the records.
-    `account` is the customer's part (account_context), when already read in this
-    transaction for another email of theirs."""
-    task = None
-    if "task_id" in request.context:
-        task = session.get(TaskRecord, request.context["task_id"])
-    return {
-        **request.context,
-        **(account if account is not None else account_context(session, customer)),
-        "links": _links(customer, request, settings),
-        "task": None if task is None else {
-            "id": task.id, "title": task.title, "kind": task.kind,
-            "owner_role": task.owner_role, "assignee": task.assignee,
-            "due_at": task.due_at, "escalated": task.escalated,
-        },
-        "sender": _sender(settings),
-    }  # fmt: skip
-
-
-def account_context(session: Session, customer: Customer, new: bool = False) -> dict[str, Any]:
-    """The customer, their success plan with its goals, and the latest assessment.
-    A `new` customer, whose row is being created, has neither plan nor assessment yet."""
-    plan = None if new else latest_plan_record(session, customer.id)
-    goals = goals_with_progress(session, plan)
-    assessment = None if new else latest_assessment(session, customer.id)
-    return {
-        "customer": {
-            "id": customer.id, "company": customer.company,
-            "contact_name": customer.contact_name, "email": customer.email,
-            "owner": customer.owner,
-        },
-        "success_plan": None if plan is None else {
-            "intended_use": plan.intended_use, "success_definition": plan.success_definition,
-            "objectives": list(plan.objectives), "constraints": list(plan.constraints),
-            "version": plan.version,
-        },
-        "goals": [{**g, "target_date": g["target_date"].isoformat()} for g in goals],
-        "assessment": None if assessment is None else {
-            "quadrant": assessment.quadrant, "level": assessment.level,
-            "customer_score": assessment.customer_score,
-            "company_score": assessment.company_score,
-            "trend": assessment.trend, "assessed_at": assessment.assessed_at,
-        },
-    }  # fmt: skip
-
-
-def _links(customer: Customer, request: EmailRequest, settings: Settings) -> dict[str, Any]:
-    """Signed links for customer mail: their success-plan page, unsubscribing, and
-    one-click answers for the check-in's survey (one answer per survey: the email's key).
-    Staff mail links to the task and the customer on the dashboard."""
-    if request.to is not Recipient.customer:
-        return dashboard_links(settings.public_url, request.context.get("task_id"))
-    signer = LinkSigner(settings.secret_key, settings.public_url)
-    links: dict[str, Any] = {
-        "plan": signer.plan_link(customer.id),
-        "unsubscribe": signer.unsubscribe_link(customer.id),
-    }
-    if request.template == "checkin_report":
-        links["nps"] = signer.survey_links(customer.id, "nps", request.key)
-        links["csat"] = signer.survey_links(customer.id, "csat", request.key)
-    return links
-
-
-def _sender(settings: Settings) -> str:
-    name, address = parseaddr(settings.mail_from)
-    return name or address
 
 
 def _find(session: Session, key: str) -> OutboxEmail | None:

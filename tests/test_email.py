@@ -32,7 +32,8 @@ from activities.contracts import (
     TaskUpdate,
     TimelineEntry,
 )
-from activities.email import EmailActivities, build_context, message_id
+from activities.email import EmailActivities, message_id
+from activities.email_context import build_context
 from activities.records import RecordActivities
 from activities.rendering import (
     CUSTOMER_TEMPLATES,
