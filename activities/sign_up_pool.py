@@ -6,7 +6,7 @@ activity threads all take turns on one interpreter lock. Sign-up's activity
 sent) is most of a sign-up's CPU, and sign-ups come in bursts with someone waiting on
 each. In a pool of processes it runs on the machine's other cores and leaves the
 worker's own process to Temporal: under a burst this took sign-up from about 30 to
-about 50 a second on a 2-core machine (README, "What changed sign-up").
+about 50 a second on a 2-core machine (README, Benchmarks, "Earlier steps").
 
 Only sign-up's local activity comes here. The other activities run far less often, and
 they heartbeat, which only the worker's own process can do.
