@@ -61,7 +61,8 @@ LOCAL_ACTIVITY_SLOTS = 16
 # Pollers scale with the work waiting (Temporal's poller autoscaling; server 1.28 and
 # newer). With the SDK's fixed five, about one polls for new lifecycles' first
 # workflow tasks: in a burst of sign-ups the rest waited in the server's backlog, and
-# a quarter of them took over a second longer (bench/signup.py: p99 2.6 s -> 1.1 s).
+# one in ten took well over a second longer than the median (bench/signup.py: p99
+# 2.9 s -> 1.3 s).
 POLLERS = PollerBehaviorAutoscaling()
 
 

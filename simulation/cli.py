@@ -83,13 +83,12 @@ def backtest(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """Re-score recorded assessments under a changed plan's scoring; no lifecycle is touched."""
-    from sqlalchemy import make_url
-
     from db.engine import create_schema, make_engine
+    from db.engine import database_url as records_url
     from simulation.backtest import backtest as run_backtest
 
     scoring = _plan(plan).scoring
-    url = make_url(database_url or Settings().resolved_database_url)
+    url = records_url(database_url or Settings().resolved_database_url)
     if url.get_backend_name() == "sqlite" and not Path(url.database or "").is_file():
         # Opening it would create an empty file, and a typo would read as "no change".
         typer.echo(
