@@ -18,6 +18,7 @@ from pathlib import Path
 import uvicorn
 from sqlalchemy import Engine, make_url
 from temporalio.client import Client
+from tenacity import retry, retry_if_exception, stop_after_delay, wait_fixed
 
 from api.main import create_app
 from db.engine import create_schema, make_engine
@@ -146,6 +147,22 @@ def first_admin_token(settings: Settings, engine: Engine) -> str:
     return f"admin token in {saved}: {token}"
 
 
+def _still_starting(error: BaseException) -> bool:
+    return isinstance(error, RuntimeError) and "Unavailable" in str(error)
+
+
+# The dev server listens before its frontend is ready, and answers "Frontend is not
+# healthy yet" for a moment: seen here as a start that failed under load.
+@retry(
+    retry=retry_if_exception(_still_starting),
+    stop=stop_after_delay(30),
+    wait=wait_fixed(0.2),
+    reraise=True,
+)
+async def _connect_once_ready(settings: Settings) -> Client:
+    return await connect(settings)
+
+
 async def run_embedded(settings: Settings) -> None:
     settings.var_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.resolved_database_url)
@@ -157,7 +174,7 @@ async def run_embedded(settings: Settings) -> None:
             await stack.enter_async_context(dev_server(settings))
         else:
             print(f"A Temporal server already listens on {settings.temporal_address}: using it.")
-        client = await connect(settings)
+        client = await (_connect_once_ready(settings) if started else connect(settings))
         await ensure_search_attributes(client, settings.temporal_namespace)
         worker = build_worker(client, settings, engine)
         await stack.enter_async_context(worker)
