@@ -14,7 +14,7 @@ from activities.contracts import AssessmentRequest
 from db.engine import session_scope
 from db.queries import latest_success_plan
 from models.scoring import Assessment, Quadrant, assess
-from models.signals import Observation
+from models.signals import Observation, observation
 from models.tables import AssessmentRecord, Customer, SignalRecord, SuccessPlanRecord
 
 
@@ -29,10 +29,7 @@ def _observations(
             col(SignalRecord.observed_at) <= request.as_of,
         )
     ).all()
-    return [
-        Observation(kind=r.kind, value=r.value, observed_at=r.observed_at, goal_key=r.goal_key)
-        for r in rows
-    ]
+    return [observation(r) for r in rows]
 
 
 def _stored(session: Session, request: AssessmentRequest) -> AssessmentRecord | None:

@@ -1,12 +1,27 @@
-"""Signals: measured inputs to an assessment (DOMAIN.md §5)."""
+"""Signals: measured inputs to an assessment (DOMAIN.md §5).
+
+A usage signal names its metric (an event type or feature such as `reports_shared`, or
+`active_users`; without a name it is the metric `usage`) and, when its value is a count
+over a period, the period's start: scoring divides the count by the period's days, so a
+February and a March of the same daily rate compare equal, and so does a partial month.
+A usage signal without a period is a level read at `observed_at` (a gauge) and is taken
+as it is. `active_users` is always a level: the distinct users over the period, not a
+count to divide.
+"""
 
 from __future__ import annotations
 
 import math
+import re
 from datetime import datetime
 from enum import StrEnum
+from typing import Protocol
 
 from pydantic import BaseModel, Field, model_validator
+
+USAGE = "usage"  # the metric of a usage signal that names none
+ACTIVE_USERS = "active_users"  # distinct active users: a level, never divided by days
+METRIC_PATTERN = r"^[a-z0-9][a-z0-9_.:-]*$"
 
 
 class SignalKind(StrEnum):
@@ -19,6 +34,16 @@ class SignalKind(StrEnum):
     revenue = "revenue"  # money received in the period
     cost = "cost"  # cost to serve in the period (support, success time, discounts)
     goal = "goal"  # a measured value of one of the customer's goals (needs goal_key)
+    seats = "seats"  # seats (licences) the account has bought, at observed_at
+    mrr = "mrr"  # monthly recurring revenue at observed_at: a drop is a downgrade
+    success_hours = "success_hours"  # success-team time spent on the account in the period
+
+
+# Kinds whose value is an amount over a period (so period_start makes sense).
+PERIODIC = frozenset(
+    {SignalKind.usage, SignalKind.tickets, SignalKind.revenue, SignalKind.cost}
+    | {SignalKind.success_hours}
+)
 
 
 _RANGES: dict[SignalKind, tuple[float, float | None]] = {
@@ -30,6 +55,9 @@ _RANGES: dict[SignalKind, tuple[float, float | None]] = {
     SignalKind.aht: (0, None),
     SignalKind.revenue: (0, None),
     SignalKind.cost: (0, None),
+    SignalKind.seats: (0, None),
+    SignalKind.mrr: (0, None),
+    SignalKind.success_hours: (0, None),
 }
 
 
@@ -40,6 +68,45 @@ class Observation(BaseModel):
     value: float
     observed_at: datetime
     goal_key: str | None = None
+    metric: str | None = Field(
+        default=None, max_length=100, description="usage only: event type, feature or active_users"
+    )
+    period_start: datetime | None = Field(
+        default=None, description="start of the period a count covers (ends at observed_at)"
+    )
+
+    @property
+    def metric_name(self) -> str:
+        return self.metric or USAGE
+
+    @property
+    def period_days(self) -> float | None:
+        """Days the value covers, or None for a level read at one moment."""
+        if self.period_start is None:
+            return None
+        return (self.observed_at - self.period_start).total_seconds() / 86_400
+
+
+class StoredSignal(Protocol):
+    """A stored signal row's fields that scoring reads (models.tables.SignalRecord)."""
+
+    kind: str
+    value: float
+    observed_at: datetime
+    goal_key: str | None
+    metric: str | None
+    period_start: datetime | None
+
+
+def observation(row: StoredSignal) -> Observation:
+    return Observation(
+        kind=SignalKind(row.kind),
+        value=row.value,
+        observed_at=row.observed_at,
+        goal_key=row.goal_key,
+        metric=row.metric,
+        period_start=row.period_start,
+    )
 
 
 class SignalIn(Observation):
@@ -53,6 +120,7 @@ class SignalIn(Observation):
     def _in_range(self) -> SignalIn:
         if not math.isfinite(self.value):
             raise ValueError(f"{self.kind.value} must be a finite number, got {self.value}")
+        self._check_metric_and_period()
         if self.kind is SignalKind.goal:
             if not self.goal_key:
                 raise ValueError("a goal signal needs goal_key (which of the customer's goals)")
@@ -64,6 +132,26 @@ class SignalIn(Observation):
             bound = f"between {low:g} and {high:g}" if high is not None else f"at least {low:g}"
             raise ValueError(f"{self.kind.value} must be {bound}, got {self.value:g}")
         return self
+
+    def _check_metric_and_period(self) -> None:
+        if self.metric is not None:
+            if self.kind is not SignalKind.usage:
+                raise ValueError(f"metric only goes with kind 'usage', not {self.kind.value!r}")
+            if not re.match(METRIC_PATTERN, self.metric):
+                raise ValueError(
+                    f"metric: {self.metric!r} is not a metric name (lower-case letters, "
+                    "digits and _ . : - , starting with a letter or digit)"
+                )
+        if self.period_start is not None:
+            if self.kind not in PERIODIC:
+                raise ValueError(
+                    f"period_start only goes with an amount over a period "
+                    f"({', '.join(sorted(k.value for k in PERIODIC))}), not {self.kind.value!r}"
+                )
+            if (self.period_start.tzinfo is None) != (self.observed_at.tzinfo is None):
+                raise ValueError("period_start and observed_at must both carry a time zone")
+            if self.period_start >= self.observed_at:
+                raise ValueError("period_start must be before observed_at (the period's end)")
 
 
 class SurveyAnswer(BaseModel):

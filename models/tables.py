@@ -82,6 +82,8 @@ class Customer(SQLModel, table=True):
     # Indexed: the few accounts assessed twice within a period are found without a scan.
     previous_assessed_at: datetime | None = _when(default=None, nullable=True, index=True)
     at_risk: bool = Field(default=False, index=True)
+    # The latest assessment's churn risk: the portfolio's renewal forecast reads it.
+    churn_risk: float | None = None
     renewal_outcome: str | None = None
     churn_reason: str | None = None
     # The contact opted out of automated email (their unsubscribe link, or staff acting
@@ -107,6 +109,7 @@ class Customer(SQLModel, table=True):
             )
         self.quadrant, self.level, self.customer_score, self.company_score = standing[:4]
         self.assessed_at = a.assessed_at
+        self.churn_risk = a.churn_risk
         return True
 
     def _set_previous(
@@ -204,6 +207,10 @@ class SignalRecord(SQLModel, table=True):
     kind: str = Field(index=True)
     value: float
     goal_key: str | None = None
+    # Usage only: which metric (None is the metric `usage`), and the start of the period
+    # a count covers, so scoring can turn it into a daily rate (models/signals.py).
+    metric: str | None = None
+    period_start: datetime | None = _when(default=None, nullable=True)
     observed_at: datetime = _when(index=True)
     source: str = "cli"
     client_id: str | None = None
@@ -227,6 +234,7 @@ class AssessmentRecord(SQLModel, table=True):
     quadrant: str
     level: float | None = None
     trend: float | None = None
+    churn_risk: float | None = None  # probability of churn within the plan's horizon
     detail: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
 
 

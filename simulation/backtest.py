@@ -24,7 +24,7 @@ from sqlmodel import Session, col, select
 
 from models.plan import ScoringSettings
 from models.scoring import Assessment, PreviousAssessment, Quadrant, assess
-from models.signals import Observation, SignalKind
+from models.signals import Observation, observation
 from models.success_plan import Goal, SuccessPlan
 from models.tables import AssessmentRecord, Customer, GoalRecord, SignalRecord, SuccessPlanRecord
 
@@ -118,14 +118,7 @@ def rescore(engine: Engine, scoring: ScoringSettings) -> list[Rescored]:
     with Session(engine) as session:
         signals: dict[str, list[Observation]] = defaultdict(list)
         for s in session.exec(select(SignalRecord).order_by(col(SignalRecord.observed_at))):
-            signals[s.customer_id].append(
-                Observation(
-                    kind=SignalKind(s.kind),
-                    value=s.value,
-                    observed_at=s.observed_at,
-                    goal_key=s.goal_key,
-                )
-            )
+            signals[s.customer_id].append(observation(s))
         plans = _plans(session)
         records = list(
             session.exec(
