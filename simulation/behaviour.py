@@ -123,7 +123,9 @@ def drift(account: Behaviour, seed: int, month: int) -> None:
     unused = [f for f in FEATURE_WORTH if f not in account.rates]
     if unused and rng.random() < 0.08 + max(account.trend, 0):
         account.rates[str(rng.choice(unused))] = float(rng.lognormal(math.log(0.2), 0.5))
-    account.adoption = float(np.clip(account.adoption + account.trend / 2 + rng.normal(0, 0.03), 0.02, 1.0))
+    account.adoption = float(
+        np.clip(account.adoption + account.trend / 2 + rng.normal(0, 0.03), 0.02, 1.0)
+    )
     if account.adoption > 0.92 and rng.random() < 0.3:
         account.seats = math.ceil(account.seats * 1.2)
         account.history.append(f"m{month}:expanded")

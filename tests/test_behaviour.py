@@ -48,7 +48,9 @@ def test_the_same_seed_draws_the_same_cohort_and_months() -> None:
 def test_churn_falls_as_the_value_an_account_gets_rises() -> None:
     light = _account(rates={"records_created": 0.05})
     typical = _account()
-    heavy = _account(rates={f: 2.0 for f in ("records_created", "reports_shared", "automations_run")})
+    heavy = _account(
+        rates={f: 2.0 for f in ("records_created", "reports_shared", "automations_run")}
+    )
     assert light.value < typical.value < heavy.value
     assert light.monthly_churn() > typical.monthly_churn() > heavy.monthly_churn()
     # Behaviour-unrelated churn remains for even the best account.
