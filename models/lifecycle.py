@@ -24,8 +24,6 @@ class Phase(StrEnum):
 
 class StepKind(StrEnum):
     welcome = "welcome"
-    tutorial_invites = "tutorial_invites"
-    kickoff = "kickoff"
     tutorial_nudge = "tutorial_nudge"
     check_in = "check_in"
     review_call = "review_call"
@@ -92,16 +90,6 @@ class LifecycleState(BaseModel):
     renewal: RenewalResult | None = None
     cancel_reason: str | None = None
     history: list[TermRecord] = Field(default_factory=list)
-    edition: int = Field(
-        default=1,
-        description="how this lifecycle stores and announces things, fixed at sign-up so "
-        "it replays as it ran for its whole life. 1: the customer's record, the welcome, "
-        "its timeline entry, a tutorial invitation and a kickoff invitation as separate "
-        "steps, and a task's record and its owner's notice as two. 2: sign-up as one step "
-        "(the record, its entry, one welcome that invites to both, the kickoff task and "
-        "its notice); a task's record and its notice as one. 3: as 2, with sign-up's "
-        "step a local activity in the lifecycle's first workflow task",
-    )
 
     def open_tasks(self) -> list[Task]:
         return [t for t in self.tasks.values() if t.status is TaskStatus.open]

@@ -42,7 +42,6 @@ def make_state(
     start: datetime = START,
     end: datetime = END,
     steps_done: list[str] | None = None,
-    edition: int = 1,
 ) -> LifecycleState:
     return LifecycleState(
         customer=CUSTOMER,
@@ -52,7 +51,6 @@ def make_state(
         term_start=start,
         term_end=end,
         steps_done=steps_done or [],
-        edition=edition,
     )
 
 
@@ -67,20 +65,13 @@ def by_key(steps: list[Step]) -> dict[str, Step]:
 # --------------------------------------------------------------------------- term 1
 
 
-def test_first_term_starts_with_welcome_invites_and_kickoff() -> None:
+def test_first_term_starts_with_the_welcome_alone() -> None:
+    """One step and one email at sign-up: the welcome invites to the tutorials and opens
+    the kickoff; the nudges for tutorials not done stay."""
     steps = term_agenda(make_state())
-    assert [(s.key, s.kind, s.at) for s in steps[:3]] == [
-        ("welcome", StepKind.welcome, START),
-        ("tutorial_invites", StepKind.tutorial_invites, START),
-        ("kickoff", StepKind.kickoff, START),
+    assert [(s.key, s.kind, s.at) for s in steps if s.at == START] == [
+        ("welcome", StepKind.welcome, START)
     ]
-
-
-def test_from_edition_2_the_welcome_invites_and_opens_the_kickoff() -> None:
-    """One step and one email at sign-up; the nudges for tutorials not done stay."""
-    steps = term_agenda(make_state(edition=2))
-    assert [(s.key, s.at) for s in steps if s.at == START] == [("welcome", START)]
-    assert of_kind(steps, StepKind.tutorial_invites) == of_kind(steps, StepKind.kickoff) == []
     assert len(of_kind(steps, StepKind.tutorial_nudge)) == 2
 
 
@@ -104,15 +95,15 @@ def test_no_nudges_when_max_nudges_is_zero() -> None:
     plan = make_plan(onboarding={"max_nudges": 0})
     steps = term_agenda(make_state(plan))
     assert of_kind(steps, StepKind.tutorial_nudge) == []
-    assert "tutorial_invites" in by_key(steps)
+    assert "welcome" in by_key(steps)
 
 
-def test_no_tutorials_means_no_invites_and_no_nudges() -> None:
+def test_no_tutorials_means_no_nudges() -> None:
     plan = PlanTemplate(name="bare")
     steps = term_agenda(make_state(plan))
-    assert of_kind(steps, StepKind.tutorial_invites) == []
     assert of_kind(steps, StepKind.tutorial_nudge) == []
-    assert [(s.key, s.at) for s in steps[:2]] == [("welcome", START), ("kickoff", START)]
+    assert [(s.key, s.at) for s in steps[:1]] == [("welcome", START)]
+    assert steps[1].kind is StepKind.check_in
 
 
 def test_check_ins_every_30_days_strictly_before_the_end() -> None:
@@ -198,8 +189,6 @@ def test_whole_first_term_agenda() -> None:
     steps = term_agenda(make_state())
     expected_counts = {
         StepKind.welcome: 1,
-        StepKind.tutorial_invites: 1,
-        StepKind.kickoff: 1,
         StepKind.tutorial_nudge: 2,
         StepKind.check_in: 12,
         StepKind.review_call: 3,
@@ -219,8 +208,6 @@ def test_second_term_has_no_onboarding_steps() -> None:
     kinds = {s.kind for s in steps}
     assert not kinds & {
         StepKind.welcome,
-        StepKind.tutorial_invites,
-        StepKind.kickoff,
         StepKind.tutorial_nudge,
     }
     assert steps[0].key == "check_in-1"
@@ -248,21 +235,15 @@ def test_next_step_is_the_first_step_when_nothing_is_done() -> None:
 
 
 def test_next_step_skips_steps_done() -> None:
-    step = next_step(make_state(steps_done=["welcome", "tutorial_invites"]))
-    assert step is not None and step.key == "kickoff"
+    step = next_step(make_state(steps_done=["welcome"]))
+    assert step is not None
+    assert (step.key, step.at) == ("tutorial_nudge-1", START + 3 * DAY)
 
 
 def test_next_step_skips_done_steps_out_of_order() -> None:
-    # A step done early (e.g. the kickoff) does not hide an earlier one still to do.
-    step = next_step(make_state(steps_done=["welcome", "kickoff"]))
-    assert step is not None and step.key == "tutorial_invites"
-
-
-def test_next_step_after_onboarding_is_the_first_nudge() -> None:
-    state = make_state(steps_done=["welcome", "tutorial_invites", "kickoff"])
-    step = next_step(state)
-    assert step is not None
-    assert (step.key, step.at) == ("tutorial_nudge-1", START + 3 * DAY)
+    # A step done early does not hide an earlier one still to do.
+    step = next_step(make_state(steps_done=["welcome", "tutorial_nudge-1", "check_in-1"]))
+    assert step is not None and step.key == "tutorial_nudge-2"
 
 
 def test_next_step_is_none_when_everything_is_done() -> None:
@@ -274,4 +255,4 @@ def test_next_step_is_none_when_everything_is_done() -> None:
 def test_unrelated_done_keys_do_not_change_the_next_step(extra_done: list[str]) -> None:
     state = make_state(steps_done=["welcome", *extra_done])
     step = next_step(state)
-    assert step is not None and step.key == "tutorial_invites"
+    assert step is not None and step.key == "tutorial_nudge-1"

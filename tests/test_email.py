@@ -216,7 +216,7 @@ def test_compose_twice_stores_one_email(engine: Engine, tmp_path: Path) -> None:
 def account_opening(
     customer_id: str, company: str, email: str, start: datetime, owner: str | None = None
 ) -> AccountOpening:
-    """What a lifecycle of edition 2 hands open_account when `company` signs up."""
+    """What the lifecycle hands open_account when `company` signs up."""
     due = start + timedelta(days=7)
     profile = CustomerProfile(
         customer_id=customer_id, company=company, contact_name="Hank", email=email, owner=owner

@@ -1,8 +1,11 @@
 """Replay: a change to the workflow code that would break running lifecycles fails here.
 
-`tests/histories/` keeps histories recorded from released workflow versions; each is
-replayed against today's code. To record a new one after a deliberate, patched change:
-`TANDEM_RECORD_HISTORIES=1 make test` and commit the new file.
+`tests/histories/` keeps the history of a first term recorded from the workflow as it
+is; each file there is replayed against today's code. A change to the workflow must
+replay every history kept (put a changed path behind `workflow.patched` once lifecycles
+run somewhere); to record today's beside them, under a new name:
+`TANDEM_RECORD_HISTORIES=first-term-<name> .venv/bin/python -m pytest tests/test_replay.py
+-k todays` and commit the file.
 """
 
 from __future__ import annotations
@@ -63,10 +66,9 @@ async def a_year_of(acme: Lifecycle) -> WorkflowHistory:
 async def test_todays_history_replays(acme: Lifecycle) -> None:
     history = await a_year_of(acme)
     await replayer().replay_workflow(history)
-    if os.environ.get("TANDEM_RECORD_HISTORIES"):
+    if name := os.environ.get("TANDEM_RECORD_HISTORIES"):
         HISTORIES.mkdir(exist_ok=True)
-        version = len(list(HISTORIES.glob("*.json"))) + 1
-        (HISTORIES / f"first-term-v{version}.json").write_text(history.to_json())
+        (HISTORIES / f"{name}.json").write_text(history.to_json())
 
 
 @pytest.mark.parametrize("runner", [STRICT_SANDBOX, UNSANDBOXED], ids=["sandbox", "production"])
@@ -78,7 +80,7 @@ async def test_recorded_histories_replay(path: Path, runner: WorkflowRunner) -> 
 
 # -- the check itself is checked: a change that would break running lifecycles fails ----
 
-RECORDED = sorted(HISTORIES.glob("*.json"))[0]
+RECORDED = HISTORIES / "first-term.json"
 
 
 async def test_a_change_without_a_patch_is_caught() -> None:

@@ -27,12 +27,8 @@ def term_agenda(state: LifecycleState) -> list[Step]:
     steps: list[Step] = []
     if state.term == 1:
         onboarding = plan.onboarding
+        # The welcome invites to the tutorials and opens the kickoff.
         steps.append(Step(key="welcome", kind=StepKind.welcome, at=start))
-        # From edition 2 on, the welcome invites to the tutorials and opens the kickoff.
-        if state.edition == 1:
-            if onboarding.tutorials:
-                steps.append(Step(key="tutorial_invites", kind=StepKind.tutorial_invites, at=start))
-            steps.append(Step(key="kickoff", kind=StepKind.kickoff, at=start))
         for n in range(1, onboarding.max_nudges + 1 if onboarding.tutorials else 1):
             at = start + timedelta(days=n * onboarding.nudge_after_days)
             steps.append(Step(key=f"tutorial_nudge-{n}", kind=StepKind.tutorial_nudge, at=at))

@@ -44,8 +44,8 @@ DELIVERY_WINDOW = timedelta(days=3)
 # at most activities.email.INLINE_SMTP_TIMEOUT each): the attempt must not time out
 # mid-send, or its retry would send again, so the timeout leaves room for a slow relay.
 # The activity heartbeats between round trips: a worker lost mid-compose is noticed
-# within COMPOSE_HEARTBEAT instead. (Sign-up's step, a local activity from edition 3
-# on, cannot heartbeat: a lost worker is noticed by its workflow task's timeout.)
+# within COMPOSE_HEARTBEAT instead. (Sign-up's step, a local activity, cannot
+# heartbeat: a lost worker is noticed by its workflow task's timeout.)
 COMPOSE_TIMEOUT = timedelta(minutes=2)
 COMPOSE_HEARTBEAT = timedelta(seconds=20)
 # Sign-up's step as a local activity: a few quick tries, then a regular activity.
@@ -145,30 +145,27 @@ class Mailroom:
         """Sign-up's one activity: the customer's record and timeline entry, the
         kickoff task, the welcome and the manager's notice, stored together; the two
         emails are then followed like any other."""
-        if self._state.edition >= 3:
-            try:
-                # In the lifecycle's first workflow task, beside the sign-up's update:
-                # no activity task to schedule, match and report through the server,
-                # and the update answers in the same task. A worker lost meanwhile is
-                # noticed by that task's timeout, and the next worker runs it again.
-                opened = await workflow.execute_local_activity(
-                    contracts.open_account,
-                    opening,
-                    start_to_close_timeout=COMPOSE_TIMEOUT * 2,
-                    retry_policy=SIGN_UP_TRIES,
-                )
-            except LOCAL_ACTIVITY_FAILED:
-                # The records database is down, say: the server retries a regular
-                # activity for as long as it takes, where a local activity's retries
-                # would add to the lifecycle's history every minute.
-                opened = await store_and_send(contracts.open_account, opening, emails=2)
-        else:
+        try:
+            # In the lifecycle's first workflow task, beside the sign-up's update: no
+            # activity task to schedule, match and report through the server, and the
+            # update answers in the same task. A worker lost meanwhile is noticed by
+            # that task's timeout, and the next worker runs it again.
+            opened = await workflow.execute_local_activity(
+                contracts.open_account,
+                opening,
+                start_to_close_timeout=COMPOSE_TIMEOUT * 2,
+                retry_policy=SIGN_UP_TRIES,
+            )
+        except LOCAL_ACTIVITY_FAILED:
+            # The records database is down, say: the server retries a regular activity
+            # for as long as it takes, where a local activity's retries would add to the
+            # lifecycle's history every minute.
             opened = await store_and_send(contracts.open_account, opening, emails=2)
         self.follow(opening.welcome, opened.welcome)
         self.follow(opening.kickoff.notice, opened.kickoff_notice)
 
     async def announce_task(self, announcement: TaskNotice) -> None:
-        """A task's record and its owner's notice in one activity (edition 2 on)."""
+        """A task's record and its owner's notice in one activity."""
         receipt = await store_and_send(contracts.announce_task, announcement)
         self.follow(announcement.notice, receipt)
 

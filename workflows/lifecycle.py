@@ -62,22 +62,12 @@ SEARCH_ATTRIBUTES = [PHASE, QUADRANT]
 
 STEPS = {
     StepKind.welcome: onboarding.welcome,
-    StepKind.tutorial_invites: onboarding.invite_to_tutorials,
-    StepKind.kickoff: onboarding.schedule_kickoff,
     StepKind.tutorial_nudge: onboarding.nudge_tutorials,
     StepKind.check_in: reviews.check_in,
     StepKind.review_call: reviews.schedule_review_call,
     StepKind.renewal_checkpoint: renewal.ask_for_rating,
     StepKind.renewal: renewal.open_conversation,
 }
-
-
-def _edition() -> int:
-    """The edition a new lifecycle follows (LifecycleState.edition); lifecycles started
-    before a change replay as they ran, so each change is asked for by its patch."""
-    if workflow.patched("sign-up-in-first-task"):
-        return 3
-    return 2 if workflow.patched("welcome-opens-account") else 1
 
 
 @workflow.defn(name="CustomerLifecycle")
@@ -100,13 +90,12 @@ class CustomerLifecycle:
             signed_up_at=now,
             term_start=now,
             term_end=now + timedelta(days=lifecycle.plan.renewal.term_days),
-            edition=_edition(),
         )
 
     @workflow.run
     async def run(self, lifecycle: LifecycleInput) -> LifecycleEnd:
         if not self.state.steps_done:  # a new lifecycle, or a new term
-            if self.state.edition == 1 or self.state.term > 1:  # else the welcome writes it
+            if self.state.term > 1:  # in the first, the welcome opens the account
                 await self.save_snapshot()
             if self.state.history:
                 last = self.state.history[-1]

@@ -8,10 +8,9 @@ from typing import TYPE_CHECKING
 
 from temporalio import workflow
 
-from workflows.effects import event, record, timeline_entry
+from workflows.effects import event, timeline_entry
 
 with workflow.unsafe.imports_passed_through():
-    from activities import contracts
     from activities.contracts import AccountOpening, Recipient
     from models.lifecycle import Phase, Step
     from models.roles import Role
@@ -35,8 +34,8 @@ def pending_tutorials(lc: CustomerLifecycle) -> list[str]:
 
 async def welcome(lc: CustomerLifecycle, step: Step) -> None:
     """Reach out at once and offer help getting started, with personal tutorials (DOMAIN.md
-    §2). From edition 2 on this is one step: the customer's record, one welcome that
-    also invites them to the kickoff, and the kickoff task for their success manager."""
+    §2), in one step: the customer's record, one welcome that also invites them to the
+    kickoff, and the kickoff task for their success manager."""
     customer = lc.state.customer
     signed_up = timeline_entry(
         customer.customer_id,
@@ -44,17 +43,12 @@ async def welcome(lc: CustomerLifecycle, step: Step) -> None:
         "signed_up",
         f"Signed up on plan {lc.state.plan.label}; welcome email on its way to {customer.email}",
     )
-    key, to = lc.key(step.key), Recipient.customer
-    if lc.state.edition == 1:  # the invitations and the kickoff are steps of their own
-        await lc.mail.send(key, "welcome", customer.customer_id, to, tutorials=_tutorials(lc))
-        await record(contracts.record_event, signed_up)
-        return
-    kickoff = lc.desk.draft(_kickoff_task(lc, "kickoff"))
+    kickoff = lc.desk.draft(_kickoff_task(lc))
     welcome = lc.mail.request(
-        key,
+        lc.key(step.key),
         "welcome",
         customer.customer_id,
-        to,
+        Recipient.customer,
         tutorials=_tutorials(lc),
         kickoff_by=kickoff.update.task.due_at.isoformat(),
     )
@@ -64,33 +58,10 @@ async def welcome(lc: CustomerLifecycle, step: Step) -> None:
     lc.desk.follow_up(kickoff.update.task)
 
 
-async def invite_to_tutorials(lc: CustomerLifecycle, step: Step) -> None:
-    """Edition 1 only: from edition 2 on, the welcome carries the tutorials."""
-    await lc.mail.send(
-        lc.key(step.key),
-        "tutorial_invite",
-        lc.state.customer.customer_id,
-        Recipient.customer,
-        tutorials=_tutorials(lc),
-    )
-
-
-def _kickoff_task(lc: CustomerLifecycle, key: str) -> NewTask:
+def _kickoff_task(lc: CustomerLifecycle) -> NewTask:
     title = f"Kickoff with {lc.state.customer.company}: capture how they define success"
     due_in = timedelta(days=lc.state.plan.onboarding.kickoff_due_days)
-    return NewTask(key, TaskKind.kickoff, title, Role.manager, due_in)
-
-
-async def schedule_kickoff(lc: CustomerLifecycle, step: Step) -> None:
-    """Edition 1 only: from edition 2 on, the welcome opens the kickoff and invites."""
-    task = await lc.desk.open(_kickoff_task(lc, step.key))
-    await lc.mail.send(
-        lc.key("kickoff_invite"),
-        "kickoff_invite",
-        lc.state.customer.customer_id,
-        Recipient.customer,
-        task_id=task.task_id,
-    )
+    return NewTask("kickoff", TaskKind.kickoff, title, Role.manager, due_in)
 
 
 async def nudge_tutorials(lc: CustomerLifecycle, step: Step) -> None:

@@ -1,7 +1,7 @@
 """The task desk: human work inside a lifecycle, with reminders and escalation.
 
 A task is opened with a deterministic id, persisted and announced to its owner (one
-activity from edition 2 on); a follow-up coroutine per open task reminds the owner
+activity); a follow-up coroutine per open task reminds the owner
 before the due date and escalates to the managers once it is overdue. Completion
 arrives through the lifecycle's `complete_task` update.
 """
@@ -143,9 +143,5 @@ class TaskDesk:
         await record(contracts.record_task, self._update(task, kind, message))
 
     async def _announce(self, announcement: TaskNotice) -> None:
-        """Store the task's change, then tell its owner: one activity from edition 2 on."""
-        if self._state.edition == 1:
-            await record(contracts.record_task, announcement.update)
-            await self._mail.compose(announcement.notice)
-            return
+        """Store the task's change and tell its owner, in one activity."""
         await self._mail.announce_task(announcement)
