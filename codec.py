@@ -7,7 +7,7 @@ plain JSON, as before. What the server must read stays readable: workflow ids
 (`customer-<id>`, derived from the company name), task queues, timers and the search
 attributes TandemPhase and TandemQuadrant.
 
-Keys are base64 of 32 random bytes (`python -m codec new-key`), optionally prefixed by
+Keys are base64 of 32 random bytes (`tandem encryption-key`), optionally prefixed by
 an id: `2026-q1:BASE64`. The first key encrypts; every key decrypts, so rotating is:
 put the new key first, keep the old ones until no open lifecycle holds payloads they
 encrypted. Each payload names its key id in its metadata.
@@ -16,20 +16,18 @@ The format follows Temporal's encryption sample (metadata `encoding: binary/encr
 and `encryption-key-id`, data = 12-byte nonce + AES-GCM ciphertext of the serialized
 payload), so a codec server written in another SDK's language can read it too.
 
-Temporal's UI shows encrypted payloads as such; `tandem codec-server` (or
-`python -m codec serve`) runs the codec server the UI calls to decode them in the
-browser (Settings > Codec Server, or TEMPORAL_CODEC_ENDPOINT on the UI container).
+Temporal's UI shows encrypted payloads as such; `tandem codec-server` runs the codec
+server the UI calls to decode them in the browser (Settings > Codec Server, or
+TEMPORAL_CODEC_ENDPOINT on the UI container).
 """
 
 from __future__ import annotations
 
-import argparse
 import base64
 import binascii
 import dataclasses
 import hashlib
 import os
-import sys
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
@@ -94,7 +92,7 @@ def parse_key(entry: str, position: int = 1) -> EncryptionKey:
     if len(raw) != KEY_BYTES:
         raise EncryptionKeyError(
             f"{where} is {len(raw)} bytes; AES-256 needs {KEY_BYTES} "
-            "(make one with `python -m codec new-key`)"
+            "(make one with `tandem encryption-key`)"
         )
     return EncryptionKey(key_id.strip() or key_fingerprint(raw), AESGCM(raw))
 
@@ -243,30 +241,3 @@ def serve(
     codec = EncryptionCodec(keys)
     print(f"Codec server on http://{host}:{port} (keys {', '.join(codec.key_ids)})", flush=True)
     uvicorn.run(codec_server_app(codec, origins), host=host, port=port, log_level="warning")
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m codec new-key` and `python -m codec serve [--host] [--port] [--origin]`."""
-    parser = argparse.ArgumentParser(prog="python -m codec", description=__doc__.split("\n")[0])
-    commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("new-key", help="print a new random key for TANDEM_ENCRYPTION_KEYS")
-    server = commands.add_parser("serve", help="the codec server for Temporal's UI")
-    server.add_argument("--host", default="127.0.0.1")
-    server.add_argument("--port", type=int, default=8081)
-    server.add_argument("--origin", action="append", help="a UI origin allowed by CORS")
-    args = parser.parse_args(argv)
-    if args.command == "new-key":
-        print(new_key())
-        return 0
-    from settings import Settings
-
-    try:
-        serve(encryption_keys_of(Settings()), args.host, args.port, args.origin or DEFAULT_ORIGINS)
-    except EncryptionKeyError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -23,9 +23,11 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
+from typer.testing import CliRunner
 
 import codec
 import lifecycles
+from cli import app
 from codec import (
     ENCODING,
     EncryptionCodec,
@@ -141,9 +143,10 @@ def test_keys_come_from_tandem_encryption_keys(
     assert data_converter(Settings()) is pydantic_data_converter
 
 
-def test_new_key_prints_a_usable_key(capsys: pytest.CaptureFixture[str]) -> None:
-    assert codec.main(["new-key"]) == 0
-    EncryptionCodec([capsys.readouterr().out.strip()])
+def test_new_key_prints_a_usable_key() -> None:
+    made = CliRunner().invoke(app, ["encryption-key"])
+    assert made.exit_code == 0, made.output
+    EncryptionCodec([made.output.strip()])
 
 
 # -- a lifecycle on the real time-skipping server, encrypted ---------------------------------
@@ -326,7 +329,8 @@ async def test_the_codec_server_decodes_for_temporal_ui(codec_server: str) -> No
 def test_the_codec_server_needs_a_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)  # no .env
     monkeypatch.delenv("TANDEM_ENCRYPTION_KEYS", raising=False)
-    assert codec.main(["serve", "--port", str(free_port())]) == 1
+    refused = CliRunner().invoke(app, ["codec-server", "--port", str(free_port())])
+    assert refused.exit_code == 1 and "no TANDEM_ENCRYPTION_KEYS" in refused.output
 
 
 @pytest.mark.integration

@@ -417,7 +417,10 @@ def test_the_image_installs_every_module_and_importing_them_is_quiet(tmp_path: P
     assert built.returncode == 0, built.stderr
     [wheel] = wheels.glob("tandem-*.whl")
     with zipfile.ZipFile(wheel) as archive:
+        shipped = {name.split("/")[0] for name in archive.namelist()}
         archive.extractall(site)
+    # What only developers run stays out of the image.
+    assert not {"bench", "tests"} & shipped, sorted(shipped)
 
     empty, home = tmp_path / "cwd", tmp_path / "home"
     empty.mkdir()

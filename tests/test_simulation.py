@@ -13,12 +13,12 @@ import pytest
 from sqlmodel import Session
 from typer.testing import CliRunner
 
+from cli import app
 from db.engine import create_schema, make_engine
 from models.plan import ScoringSettings
 from models.tables import AssessmentRecord, Customer, SignalRecord
 from plans import BUILT_IN, load_plan, read_plan
 from simulation.backtest import backtest, confusion
-from simulation.cli import app
 from simulation.results import QUADRANTS
 from simulation.simulate import HTML_NAME, JSON_NAME, simulate
 

@@ -1,5 +1,5 @@
 """`tandem` commands for admins and operators: plan templates, API tokens, schema
-migrations, email previews and the codec server."""
+migrations, email previews, and the codec server with its keys."""
 
 from __future__ import annotations
 
@@ -9,13 +9,18 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from commands.common import engine, fail, out, settings, when
+from cli.common import engine, fail, out, settings, when
 from plans import PlanError, load_plan, plan_files
 
 plans_app = typer.Typer(help="Plan templates (playbooks).", no_args_is_help=True)
 tokens_app = typer.Typer(help="API tokens for reps, managers and admins.", no_args_is_help=True)
 db_app = typer.Typer(help="The records database: schema migrations.", no_args_is_help=True)
 emails_app = typer.Typer(help="Email templates.", no_args_is_help=True)
+app = typer.Typer(pretty_exceptions_enable=False)
+app.add_typer(plans_app, name="plans")
+app.add_typer(tokens_app, name="tokens")
+app.add_typer(db_app, name="db")
+app.add_typer(emails_app, name="emails")
 
 
 @plans_app.command("list")
@@ -153,6 +158,7 @@ def emails_preview(
     typer.echo(email.html if html else email.text)
 
 
+@app.command("codec-server")
 def codec_server(
     port: Annotated[int, typer.Option(help="port to listen on")] = 8081,
     host: Annotated[str, typer.Option(help="keep loopback unless it sits behind auth")] = (
@@ -169,3 +175,11 @@ def codec_server(
         serve(encryption_keys_of(settings()), host, port, origin or DEFAULT_ORIGINS)
     except EncryptionKeyError as error:
         fail(str(error))
+
+
+@app.command("encryption-key")
+def encryption_key() -> None:
+    """Print a new random key for TANDEM_ENCRYPTION_KEYS."""
+    from codec import new_key
+
+    typer.echo(new_key())

@@ -1,4 +1,5 @@
-"""`tandem simulate` and `tandem backtest` (mounted into the `tandem` CLI)."""
+"""`tandem simulate` and `tandem backtest`: synthetic cohorts through the real lifecycles,
+and recorded assessments re-scored under a changed plan."""
 
 from __future__ import annotations
 
@@ -8,23 +9,20 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from cli.common import fail, out, settings
 from models.plan import PlanTemplate
 from plans import PlanError, load_plan
-from settings import Settings
 
-app = typer.Typer(help="Cohort simulation and backtesting.", pretty_exceptions_enable=False)
-out = Console()
+app = typer.Typer(pretty_exceptions_enable=False)
 
 
 def _plan(name: str) -> PlanTemplate:
     try:
-        return load_plan(name, Settings().plans_dir)
+        return load_plan(name, settings().plans_dir)
     except PlanError as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(1) from None
+        fail(str(error))
 
 
 def _ratio(value: float | None) -> str:
@@ -88,15 +86,13 @@ def backtest(
     from simulation.backtest import backtest as run_backtest
 
     scoring = _plan(plan).scoring
-    url = records_url(database_url or Settings().resolved_database_url)
+    url = records_url(database_url or settings().resolved_database_url)
     if url.get_backend_name() == "sqlite" and not Path(url.database or "").is_file():
         # Opening it would create an empty file, and a typo would read as "no change".
-        typer.echo(
-            f"error: no records at {url.database or 'an in-memory database'}: the backtest "
-            "re-scores recorded assessments; give --database-url of Tandem's records",
-            err=True,
+        fail(
+            f"no records at {url.database or 'an in-memory database'}: the backtest "
+            "re-scores recorded assessments; give --database-url of Tandem's records"
         )
-        raise typer.Exit(1)
     engine = make_engine(url)
     try:
         create_schema(engine)  # as every command does: an older records file is migrated

@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from commands.common import client, engine, fail, out, resolve_customer, run
+from cli.common import client, engine, fail, out, resolve_customer, run
 from db.engine import session_scope
 from db.queries import list_tasks
 from models.tasks import TaskCompletion, TaskKind, example_result

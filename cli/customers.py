@@ -1,22 +1,18 @@
-"""`tandem`: the command line of success teams and operators."""
+"""`tandem` commands of the success team about their customers: sign-up, the portfolio,
+one customer's detail, measured signals, and what the lifecycle is told from outside."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
-import signal as signals  # `signal` is a command below
-import sys
-from collections.abc import Coroutine
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from pydantic import ValidationError
 from rich.table import Table
 
-from commands.admin import codec_server, db_app, emails_app, plans_app, tokens_app
-from commands.common import (
+from cli.common import (
     client,
     engine,
     fail,
@@ -29,7 +25,6 @@ from commands.common import (
     settings,
     when,
 )
-from commands.tasks import app as task_commands
 from db.engine import session_scope
 from db.ingest import UnknownGoal, record_signals
 from db.queries import CustomerNotFound, customer_overview, list_customers
@@ -37,64 +32,8 @@ from models.customer import SignUp
 from models.signals import SignalIn, SignalKind
 from models.tasks import describe_validation_error
 from plans import PlanError, load_plan
-from simulation.cli import app as simulation_app
 
-app = typer.Typer(
-    help="Tandem: onboarding and success-plan lifecycles on Temporal.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-)
-app.add_typer(plans_app, name="plans")
-app.add_typer(tokens_app, name="tokens")
-app.add_typer(db_app, name="db")
-app.add_typer(emails_app, name="emails")
-app.add_typer(simulation_app)  # `tandem simulate` and `tandem backtest`
-app.add_typer(task_commands)  # `tandem tasks`, `complete` and `result-example`
-app.command("codec-server")(codec_server)
-
-# -- running ---------------------------------------------------------------------------
-
-
-def _until_stopped(main: Coroutine[Any, Any, None]) -> bool:
-    """Run `main` until it ends, or until Ctrl-C or SIGTERM (a process manager, `kill`)
-    stops it; True when stopped. Either signal cancels the main task, as asyncio.run
-    does on Ctrl-C, so each part stops in turn and the Temporal dev server, in its own
-    session, is stopped too. SIGTERM gets a handler of its own rather than being passed
-    on as SIGINT: a shell script's background job starts with SIGINT ignored, and
-    asyncio.run then leaves it ignored, as it should."""
-
-    async def cancelled_on_sigterm() -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        asyncio.get_running_loop().add_signal_handler(signals.SIGTERM, task.cancel)
-        await main
-
-    try:
-        asyncio.run(cancelled_on_sigterm())
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        return True
-    return False
-
-
-@app.command("run")
-def run_stack() -> None:
-    """Start the embedded stack: Temporal dev server, worker and records (Ctrl-C stops)."""
-    from stack import run_embedded
-
-    if _until_stopped(run_embedded(settings())):
-        typer.echo("Stopped. Lifecycles resume where they were on the next `make run`.")
-
-
-@app.command("worker")
-def run_worker() -> None:
-    """Run only the worker, against TANDEM_TEMPORAL_ADDRESS."""
-    from stack import run_worker as worker_main
-
-    if _until_stopped(worker_main(settings())):
-        typer.echo("Worker stopped.")
-
-
-# -- customers ---------------------------------------------------------------------------
+app = typer.Typer(pretty_exceptions_enable=False)
 
 
 @app.command()
@@ -371,21 +310,3 @@ def cancel(customer: str, reason: Annotated[str, typer.Option(help="why they lea
 
     run(go())
     out.print(f"Cancellation sent to {customer_id}'s lifecycle.")
-
-
-def main() -> None:
-    """The console script. Temporal's client keeps native threads that can crash the
-    interpreter's shutdown (temporalio/sdk-python#300, seen here as SIGABRT under load),
-    so a finished command flushes its output and leaves without finalisation."""
-    code = 0
-    try:
-        app()
-    except SystemExit as done:
-        code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
-
-
-if __name__ == "__main__":
-    main()
