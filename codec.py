@@ -27,6 +27,7 @@ import base64
 import binascii
 import dataclasses
 import hashlib
+import hmac
 import os
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
@@ -187,20 +188,45 @@ def data_converter(source: Settings | Iterable[str] | None = None) -> DataConver
 # -- the codec server for Temporal's UI and CLI --------------------------------------------
 
 
-def codec_server_app(codec: PayloadCodec, origins: Sequence[str] = DEFAULT_ORIGINS) -> Starlette:
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
+MIN_TOKEN_BYTES = 32
+
+
+class CodecServerError(ValueError):
+    """The codec server cannot start as configured."""
+
+
+def codec_server_app(
+    codec: PayloadCodec,
+    token: str,
+    origins: Sequence[str] = DEFAULT_ORIGINS,
+    hosts: Sequence[str] = (),
+) -> Starlette:
     """Temporal's remote codec protocol: POST /encode and /decode (also under
     /{namespace}/...), a JSON `Payloads` in and out, CORS for the UI's origin.
 
-    It hands plaintext to whoever can reach it: bind it to loopback, or put it behind
-    your authentication (the UI can pass its access token along)."""
+    It hands out plaintext, so every call must carry `Authorization: Bearer <token>`
+    (Temporal's CLI: `--codec-auth "Bearer <token>"`), and it answers only to its own
+    host names (loopback and `hosts`): a page on another site that points a host name
+    of its own at this address (DNS rebinding) is refused."""
     from starlette.applications import Starlette
     from starlette.middleware import Middleware
     from starlette.middleware.cors import CORSMiddleware
+    from starlette.middleware.trustedhost import TrustedHostMiddleware
     from starlette.requests import Request
     from starlette.responses import JSONResponse, Response
     from starlette.routing import Route
 
+    expected = f"Bearer {token}".encode()
+
     async def transform(request: Request) -> Response:
+        sent = request.headers.get("authorization", "")
+        if not (sent.isascii() and hmac.compare_digest(sent.encode(), expected)):
+            return JSONResponse(
+                {"message": "a bearer token is required (Authorization: Bearer ...)"},
+                status_code=401,
+                headers={"WWW-Authenticate": "Bearer"},
+            )
         try:
             body = Payloads()
             json_format.Parse(await request.body(), body)
@@ -217,14 +243,29 @@ def codec_server_app(codec: PayloadCodec, origins: Sequence[str] = DEFAULT_ORIGI
         Route(path, transform, methods=["POST"])
         for path in ("/encode", "/decode", "/{namespace}/encode", "/{namespace}/decode")
     ]
-    cors = Middleware(
-        CORSMiddleware,
-        allow_origins=list(origins),
-        allow_methods=["POST"],
-        allow_headers=["content-type", "x-namespace", "authorization"],
-        allow_credentials=True,
-    )
-    return Starlette(routes=routes, middleware=[cors])
+    middleware = [
+        Middleware(TrustedHostMiddleware, allowed_hosts=[*LOOPBACK_HOSTS, *hosts]),
+        # A browser's preflight carries no credentials: CORS answers it before the token
+        # is asked for.
+        Middleware(
+            CORSMiddleware,
+            allow_origins=list(origins),
+            allow_methods=["POST"],
+            allow_headers=["content-type", "x-namespace", "authorization"],
+            allow_credentials=True,
+        ),
+    ]
+    return Starlette(routes=routes, middleware=middleware)
+
+
+def check_token(token: str | None) -> str:
+    if not token or len(token.encode()) < MIN_TOKEN_BYTES:
+        raise CodecServerError(
+            f"set TANDEM_CODEC_TOKEN to a secret of at least {MIN_TOKEN_BYTES} bytes "
+            '(python -c "import secrets; print(secrets.token_urlsafe(32))"): the codec server '
+            "hands out plaintext to whoever holds it"
+        )
+    return token
 
 
 def serve(
@@ -232,12 +273,15 @@ def serve(
     host: str = "127.0.0.1",
     port: int = 8081,
     origins: Sequence[str] = DEFAULT_ORIGINS,
+    token: str | None = None,
+    hosts: Sequence[str] = (),
 ) -> None:
     """Run the codec server until Ctrl-C."""
     import uvicorn
 
     if not keys:
         raise EncryptionKeyError("no TANDEM_ENCRYPTION_KEYS: there is nothing to decode")
-    codec = EncryptionCodec(keys)
-    print(f"Codec server on http://{host}:{port} (keys {', '.join(codec.key_ids)})", flush=True)
-    uvicorn.run(codec_server_app(codec, origins), host=host, port=port, log_level="warning")
+    app = codec_server_app(EncryptionCodec(keys), check_token(token), origins, hosts)
+    codec_ids = ", ".join(EncryptionCodec(keys).key_ids)
+    print(f"Codec server on http://{host}:{port} (keys {codec_ids})", flush=True)
+    uvicorn.run(app, host=host, port=port, log_level="warning")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from functools import lru_cache
 from pathlib import Path
@@ -11,8 +12,12 @@ from urllib.parse import urlsplit
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-# Good enough for a laptop; `TANDEM_PRODUCTION=true` refuses to start with it.
+# Good enough for a laptop, and public: with it, Tandem serves only on loopback, and
+# `TANDEM_PRODUCTION=true` refuses to start.
 DEV_SECRET = "tandem-development-secret-change-me"
+# HMAC-SHA256 keys (sessions, links, webhooks): shorter than the hash is guessable sooner.
+MIN_SECRET_BYTES = 32
+SECRETS = ("secret_key", "webhook_secret")
 
 
 class Settings(BaseSettings):
@@ -55,6 +60,15 @@ class Settings(BaseSettings):
     temporal_api_key: str | None = Field(default=None, repr=False)
     # Payload encryption (codec.py): comma-separated or a JSON list; the first encrypts.
     encryption_keys: Annotated[list[str], NoDecode] = Field(default_factory=list, repr=False)
+    codec_token: str | None = Field(
+        default=None,
+        repr=False,
+        description="bearer token the codec server requires (it hands out plaintext)",
+    )
+    codec_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="host names the codec server answers to besides loopback; comma-separated",
+    )
 
     # Email. Without an SMTP host, mail is kept in the outbox and written as .eml files.
     smtp_host: str | None = None
@@ -81,13 +95,18 @@ class Settings(BaseSettings):
     webhook_tolerance_seconds: int = 300
     webhook_rate_per_minute: int = Field(default=120, ge=1, description="per client address")
     login_rate_per_minute: int = Field(default=10, ge=1, description="per client address")
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="addresses or networks (CIDR) of reverse proxies whose X-Forwarded-For "
+        "names the client; comma-separated",
+    )
     survey_link_days: int = 14
     plan_link_days: int = 60
     production: bool = Field(
         default=False, description="refuse default secrets; secure cookies (HTTPS)"
     )
 
-    @field_validator("encryption_keys", mode="before")
+    @field_validator("encryption_keys", "trusted_proxies", "codec_hosts", mode="before")
     @classmethod
     def _key_list(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -99,9 +118,23 @@ class Settings(BaseSettings):
 
     def insecure_defaults(self) -> list[str]:
         """The secrets still at their development defaults."""
+        return [name for name in SECRETS if getattr(self, name) == DEV_SECRET]
+
+    def serving_problems(self, host: str) -> list[str]:
+        """Why the API must not listen on `host`: the development secrets are public, so
+        anyone who can reach it could forge a session cookie, a link or a webhook."""
+        if is_loopback(host):
+            return []
         return [
-            name for name in ("secret_key", "webhook_secret") if getattr(self, name) == DEV_SECRET
+            f"TANDEM_{name.upper()} is the public development default: set it, or serve on "
+            "127.0.0.1 only"
+            for name in self.insecure_defaults()
         ]
+
+    def refuse_unsafe_serving(self, host: str) -> None:
+        problems = self.serving_problems(host)
+        if problems:
+            raise InsecureSettings(f"refusing to serve on {host}: " + "; ".join(problems))
 
     def production_problems(self) -> list[str]:
         """What production mode refuses to start with. The public URL goes into every
@@ -109,6 +142,12 @@ class Settings(BaseSettings):
         https, except on this machine's own loopback (trying the compose stack)."""
         problems = [
             f"TANDEM_{name.upper()} is the development default" for name in self.insecure_defaults()
+        ]
+        problems += [
+            f"TANDEM_{name.upper()} must be at least {MIN_SECRET_BYTES} bytes"
+            for name in SECRETS
+            if name not in self.insecure_defaults()
+            and len(getattr(self, name).encode()) < MIN_SECRET_BYTES
         ]
         url = urlsplit(self.public_url)
         local = url.hostname in {"localhost", "127.0.0.1", "::1"}
@@ -137,6 +176,16 @@ class Settings(BaseSettings):
 
 class InsecureSettings(RuntimeError):
     pass
+
+
+def is_loopback(host: str) -> bool:
+    """localhost, 127.0.0.0/8 or ::1 (an address in brackets too)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 @lru_cache

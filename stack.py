@@ -111,9 +111,16 @@ async def dev_server(settings: Settings) -> AsyncIterator[None]:
 @asynccontextmanager
 async def serving_api(settings: Settings, engine: Engine, client: Client) -> AsyncIterator[None]:
     """The API and dashboard on uvicorn, in this process and event loop."""
+    settings.refuse_unsafe_serving(settings.api_host)
     app = create_app(settings=settings, engine=engine, client=client)
+    # Proxies are trusted by TANDEM_TRUSTED_PROXIES alone (create_app), not by uvicorn's
+    # own default of 127.0.0.1.
     config = uvicorn.Config(
-        app, host=settings.api_host, port=settings.api_port, log_level="warning"
+        app,
+        host=settings.api_host,
+        port=settings.api_port,
+        log_level="warning",
+        proxy_headers=False,
     )
     server = uvicorn.Server(config)
     # Ctrl-C belongs to `tandem run` (it stops the worker and Temporal too), not to uvicorn.

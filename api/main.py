@@ -15,10 +15,11 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
 from starlette.middleware.sessions import SessionMiddleware
 from temporalio.client import Client
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from api import errors
 from api.routes import customers, plans, portfolio, public, signals, tasks, tokens, webhooks
-from api.security import RateLimiter
+from api.security import LoopbackOnly, RateLimiter, SecurityHeaders
 from api.web import STATIC_DIR, dashboard
 from db.engine import create_schema, make_engine
 from settings import InsecureSettings as InsecureSettings  # re-exported for callers
@@ -30,6 +31,7 @@ def create_app(
 ) -> FastAPI:
     settings = settings or Settings()
     settings.refuse_unsafe_production()
+    development_secrets = settings.serving_problems("0.0.0.0")
     engine = engine or make_engine(settings.resolved_database_url)
 
     @asynccontextmanager
@@ -68,6 +70,13 @@ def create_app(
         https_only=settings.production,
         max_age=12 * 3600,
     )
+    # The last added is the outermost: the client's address is settled first, and the
+    # security headers go on every response the app makes.
+    app.add_middleware(SecurityHeaders, explorer_paths=(app.docs_url, app.redoc_url))
+    if development_secrets:
+        app.add_middleware(LoopbackOnly, why="; ".join(development_secrets))
+    if settings.trusted_proxies:
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
     errors.install(app)
     for module in (webhooks, customers, tasks, signals, plans, tokens, public, portfolio):
         app.include_router(module.router)

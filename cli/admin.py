@@ -169,11 +169,19 @@ def codec_server(
     ] = None,
 ) -> None:
     """Decrypt payloads for Temporal's UI when TANDEM_ENCRYPTION_KEYS is set."""
-    from codec import DEFAULT_ORIGINS, EncryptionKeyError, encryption_keys_of, serve
+    from codec import (
+        DEFAULT_ORIGINS,
+        CodecServerError,
+        EncryptionKeyError,
+        encryption_keys_of,
+        serve,
+    )
 
+    config = settings()
+    keys, token, hosts = encryption_keys_of(config), config.codec_token, config.codec_hosts
     try:
-        serve(encryption_keys_of(settings()), host, port, origin or DEFAULT_ORIGINS)
-    except EncryptionKeyError as error:
+        serve(keys, host, port, origin or DEFAULT_ORIGINS, token, hosts)
+    except (EncryptionKeyError, CodecServerError) as error:
         fail(str(error))
 
 

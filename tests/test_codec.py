@@ -45,6 +45,8 @@ from tests.fault_support import DevServer, eventually, free_port
 from worker import build_worker
 
 KEY, OLD_KEY, OTHER_KEY = codec.new_key(), codec.new_key(), codec.new_key()
+CODEC_TOKEN = "codec-token-" + "x" * 32
+AUTH = {"authorization": f"Bearer {CODEC_TOKEN}"}
 
 
 def plain(text: str) -> Payload:
@@ -262,7 +264,7 @@ async def test_a_lifecycle_works_and_its_history_holds_only_ciphertext(
 @pytest.fixture
 async def codec_server() -> AsyncIterator[str]:
     port = free_port()
-    app = codec_server_app(EncryptionCodec([KEY]), origins=["http://localhost:8080"])
+    app = codec_server_app(EncryptionCodec([KEY]), CODEC_TOKEN, origins=["http://localhost:8080"])
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     serving = asyncio.create_task(server.serve())
     while not server.started:
@@ -280,7 +282,7 @@ async def test_the_codec_server_decodes_for_temporal_ui(codec_server: str) -> No
     sealed = await data_converter([KEY]).encode([signup])
     assert email.encode() not in sealed[0].SerializeToString()
     body = json_format.MessageToJson(Payloads(payloads=sealed))
-    ui = {"origin": "http://localhost:8080", "content-type": "application/json"}
+    ui = {"origin": "http://localhost:8080", "content-type": "application/json", **AUTH}
 
     async with httpx.AsyncClient(base_url=codec_server, timeout=10) as http:
         # The browser's preflight, then the call, as Temporal's UI makes them.
@@ -289,7 +291,7 @@ async def test_the_codec_server_decodes_for_temporal_ui(codec_server: str) -> No
             headers={
                 "origin": ui["origin"],
                 "access-control-request-method": "POST",
-                "access-control-request-headers": "content-type,x-namespace",
+                "access-control-request-headers": "authorization,content-type,x-namespace",
             },
         )
         assert preflight.status_code == 200
@@ -333,6 +335,48 @@ def test_the_codec_server_needs_a_key(tmp_path: Path, monkeypatch: pytest.Monkey
     assert refused.exit_code == 1 and "no TANDEM_ENCRYPTION_KEYS" in refused.output
 
 
+@pytest.mark.parametrize("token", [None, "", "short"])
+def test_the_codec_server_will_not_start_without_a_token(token: str | None) -> None:
+    with pytest.raises(codec.CodecServerError, match="TANDEM_CODEC_TOKEN"):
+        codec.serve([KEY], port=free_port(), token=token)
+
+
+async def test_the_codec_server_answers_only_with_the_token_and_to_its_own_host(
+    codec_server: str,
+) -> None:
+    sealed = await data_converter([KEY]).encode(["secret words"])
+    body = json_format.MessageToJson(Payloads(payloads=sealed))
+    refusals = {
+        "no token": {},
+        "another token": {"authorization": "Bearer " + "y" * 44},
+        "the token, not as a bearer": {"authorization": CODEC_TOKEN},
+        "non-ASCII": {"authorization": "Bearer é".encode()},
+    }
+    async with httpx.AsyncClient(base_url=codec_server, timeout=10) as http:
+        for why, headers in refusals.items():
+            answer = await http.post("/decode", content=body, headers=headers)
+            assert answer.status_code == 401, why
+            assert "secret words" not in answer.text
+        # A rebound DNS name: the browser sends the attacker's host name.
+        rebound = await http.post(
+            "/decode", content=body, headers={**AUTH, "host": "attacker.example"}
+        )
+        assert rebound.status_code == 400 and "secret words" not in rebound.text
+        allowed = await http.post("/decode", content=body, headers=AUTH)
+        assert allowed.status_code == 200 and "secret words" not in allowed.text
+        assert json.loads(json_format.Parse(allowed.text, Payloads()).payloads[0].data) == (
+            "secret words"
+        )
+
+
+async def test_the_codec_server_answers_to_the_configured_host_names() -> None:
+    app = codec_server_app(EncryptionCodec([KEY]), CODEC_TOKEN, hosts=["codec.internal"])
+    transport = httpx.ASGITransport(app=app)
+    for base, status in (("http://codec.internal", 200), ("http://elsewhere.internal", 400)):
+        async with httpx.AsyncClient(transport=transport, base_url=base) as http:
+            assert (await http.post("/decode", content="{}", headers=AUTH)).status_code == status
+
+
 @pytest.mark.integration
 async def test_temporal_tools_decode_through_the_codec_server(
     codec_server: str, tmp_path: Path
@@ -362,7 +406,9 @@ async def test_temporal_tools_decode_through_the_codec_server(
 
         assert (await show()).metadata["encoding"] == ENCODING
         for endpoint in (codec_server, f"{codec_server}/{{namespace}}"):
-            decoded = await show("--codec-endpoint", endpoint)
+            decoded = await show(
+                "--codec-endpoint", endpoint, "--codec-auth", f"Bearer {CODEC_TOKEN}"
+            )
             assert decoded.metadata["encoding"] == b"json/plain"
             assert json.loads(decoded.data)["email"] == email
     finally:

@@ -51,9 +51,11 @@ DEFAULT_IS_RIGHT_IN_COMPOSE = {
     "survey_link_days": "product default",
     "plan_link_days": "product default",
     # Per client address: right while the API is published directly, as here; behind a
-    # proxy, uvicorn must be told to trust its X-Forwarded-For (--forwarded-allow-ips).
+    # proxy, set TANDEM_TRUSTED_PROXIES to its address so its X-Forwarded-For counts.
     "webhook_rate_per_minute": "product default",
     "login_rate_per_minute": "product default",
+    "trusted_proxies": "the API is published directly: no proxy to trust",
+    "codec_hosts": "the codec server is reached on loopback (127.0.0.1:8081) only",
     # The compose stack runs its own Temporal on the private network; these are for an
     # existing cluster instead (README: "An existing Temporal cluster").
     "temporal_tls_cert": "plain gRPC to the compose Temporal",

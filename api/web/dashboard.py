@@ -22,6 +22,7 @@ from api.deps import Principal, Role, SessionDep, get_client, principal_for_sess
 from api.deps import principal_for_token as token_principal
 from api.errors import ApiError
 from api.routes.tasks import visible_task
+from api.security import same_secret
 from api.web import TEMPLATES
 from api.web.task_forms import field_errors, form_result, task_context
 from db import metrics, team_metrics
@@ -60,7 +61,7 @@ def _csrf(request: Request) -> str:
 
 def _csrf_ok(request: Request, sent: Any) -> bool:
     expected = request.session.get("csrf")
-    return bool(expected) and isinstance(sent, str) and secrets.compare_digest(expected, sent)
+    return bool(expected) and same_secret(expected, sent)
 
 
 def _page(
