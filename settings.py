@@ -43,12 +43,6 @@ class Settings(BaseSettings):
     workflow_sandbox: bool = Field(
         default=False, description="run lifecycles in Temporal's strict workflow sandbox"
     )
-    sign_up_processes: int = Field(
-        default=2,
-        ge=0,
-        description="processes doing sign-up's records and emails (activities/sign_up_pool.py); "
-        "0 does them on the worker's threads",
-    )
     # An existing cluster (Temporal Cloud or your own): mTLS client certificate and key
     # files, or an API key. Either one turns TLS on.
     temporal_tls_cert: Path | None = Field(default=None, description="client certificate (PEM)")

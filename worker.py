@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -23,7 +22,6 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from activities.assessment import AssessmentActivities
 from activities.email import EmailActivities
 from activities.records import RecordActivities
-from activities.sign_up_pool import SignUpPool, shares_records
 from settings import Settings
 from workflows.lifecycle import SEARCH_ATTRIBUTES, CustomerLifecycle
 
@@ -55,75 +53,36 @@ def workflow_runner(settings: Settings) -> WorkflowRunner:
 # Activities are synchronous (SQLAlchemy, smtplib): they run on threads, ACTIVITY_THREADS
 # at a time, and local activities (sign-up's) on threads of their own. Sharing one set
 # would let sign-ups waiting on a slow relay hold up activities whose timeouts the
-# server is already counting (retried, they would run twice).
+# server is already counting (retried, they would run twice). A worker is one process:
+# to use more cores, start more workers on the same task queue (`tandem worker` again,
+# or `tandem run --workers N`).
 ACTIVITY_THREADS = 16
 LOCAL_ACTIVITY_SLOTS = 16
 # Pollers scale with the work waiting (Temporal's poller autoscaling; server 1.28 and
 # newer). With the SDK's fixed five, about one polls for new lifecycles' first
 # workflow tasks: in a burst of sign-ups the rest waited in the server's backlog, and
-# one in ten took well over a second longer than the median (bench/signup.py: p99
-# 2.9 s -> 1.3 s).
+# one in ten took well over a second longer than the median.
 POLLERS = PollerBehaviorAutoscaling()
 
 
-def worker_options(settings: Settings) -> dict[str, Any]:
+def worker_options() -> dict[str, Any]:
     """The worker's slots and pollers; the benchmarks' bare worker uses them too."""
-    # With sign-up's processes, two sign-ups at once per process: one at work and the
-    # next one ready (one per process ran 20% fewer sign-ups a second). A sign-up then
-    # waits in the pool's queue behind one other at most, and both fit its timeout
-    # (COMPOSE_TIMEOUT * 2; a sign-up's inline sends are capped by INLINE_SMTP_TIMEOUT),
-    # so no retry starts beside a first attempt that is still sending.
-    local = 2 * settings.sign_up_processes or LOCAL_ACTIVITY_SLOTS
     return {
-        "activity_executor": ThreadPoolExecutor(ACTIVITY_THREADS + local),
+        "activity_executor": ThreadPoolExecutor(ACTIVITY_THREADS + LOCAL_ACTIVITY_SLOTS),
         "max_concurrent_activities": ACTIVITY_THREADS,
-        "max_concurrent_local_activities": local,
+        "max_concurrent_local_activities": LOCAL_ACTIVITY_SLOTS,
         "workflow_task_poller_behavior": POLLERS,
         "activity_task_poller_behavior": POLLERS,
     }
 
 
-class TandemWorker(Worker):
-    """A Worker that stops sign-up's processes once it has stopped, however it stops:
-    shut down (`async with`, `shutdown()`) or cancelled (`tandem worker` on Ctrl-C)."""
-
-    def __init__(self, *args: Any, sign_up_pool: SignUpPool | None, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.sign_up_pool = sign_up_pool
-
-    async def run(self) -> None:
-        try:
-            await super().run()
-        finally:
-            if self.sign_up_pool is not None:
-                await asyncio.to_thread(self.sign_up_pool.close)
-
-
 def build_worker(
     client: Client, settings: Settings, engine: Engine, task_queue: str | None = None
-) -> TandemWorker:
-    sign_up_pool = None
-    if settings.sign_up_processes and shares_records(engine.url):
-        sign_up_pool = SignUpPool(settings, engine.url, settings.sign_up_processes)
-    try:
-        return _worker(client, settings, engine, task_queue, sign_up_pool)
-    except BaseException:
-        if sign_up_pool is not None:
-            sign_up_pool.close()
-        raise
-
-
-def _worker(
-    client: Client,
-    settings: Settings,
-    engine: Engine,
-    task_queue: str | None,
-    sign_up_pool: SignUpPool | None,
-) -> TandemWorker:
+) -> Worker:
     records = RecordActivities(engine)
-    email = EmailActivities(engine, settings, sign_up_pool)
+    email = EmailActivities(engine, settings)
     assessment = AssessmentActivities(engine)
-    return TandemWorker(
+    return Worker(
         client,
         task_queue=task_queue or settings.task_queue,
         workflows=[CustomerLifecycle],
@@ -141,8 +100,7 @@ def _worker(
             email.revise_email,
             assessment.assess_account,
         ],
-        sign_up_pool=sign_up_pool,
-        **worker_options(settings),
+        **worker_options(),
     )
 
 

@@ -39,7 +39,6 @@ from activities.message import build_message, eml_filename, unsubscribe_url
 from activities.message import message_id as message_id  # re-exported: tests read it here
 from activities.records import add_event_once, save_lifecycle, save_task
 from activities.rendering import CUSTOMER_TEMPLATES, TEMPLATES, render_email, render_footer
-from activities.sign_up_pool import SignUpPool
 from activities.suppression import SUPPRESSED, suppress, unsubscribed
 from db.engine import session_scope, write_once
 from models.tables import Customer, OutboxEmail
@@ -100,12 +99,9 @@ class EmailActivities:
     """The worker registers the methods marked @activity.defn; they are sync and run in
     its thread pool."""
 
-    def __init__(
-        self, engine: Engine, settings: Settings, sign_up_pool: SignUpPool | None = None
-    ) -> None:
+    def __init__(self, engine: Engine, settings: Settings) -> None:
         self._engine = engine
         self._settings = settings
-        self._sign_up_pool = sign_up_pool
 
     def _address(self, request: EmailRequest, customer: Customer) -> str:
         if request.to is Recipient.customer:
@@ -126,17 +122,9 @@ class EmailActivities:
     @activity.defn(name="open_account")
     def open_account(self, opening: AccountOpening) -> AccountOpened:
         """Sign-up as one activity rather than five (each a round trip through Temporal
-        and a workflow task). As sign-up's local activity it runs in the sign-up pool
-        when the worker has one; the regular activity that takes over after its tries
-        stays here, where it can heartbeat."""
-        if self._sign_up_pool is not None and activity.in_activity() and activity.info().is_local:
-            return self._sign_up_pool.open_account(opening)
-        return self.open_account_here(opening)
-
-    def open_account_here(self, opening: AccountOpening) -> AccountOpened:
-        """The customer's record, its timeline entry, the kickoff task, the welcome and
-        the manager's notice in one transaction, then a first delivery of each email.
-        A retry finds it all there and changes nothing."""
+        and a workflow task): the customer's record, its timeline entry, the kickoff
+        task, the welcome and the manager's notice in one transaction, then a first
+        delivery of each email. A retry finds it all there and changes nothing."""
 
         def record_account(session: Session) -> Written:
             # A retry must not undo what the lifecycle recorded since the first attempt

@@ -26,7 +26,7 @@ def build_bare_worker(client: Client, task_queue: str, settings: Settings) -> Wo
         workflows=[BareLifecycle],
         workflow_runner=workflow_runner(settings),
         activities=[noop],
-        **worker_options(settings),
+        **worker_options(),
     )
 
 

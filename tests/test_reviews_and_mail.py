@@ -105,7 +105,6 @@ def relay_settings(tmp_path: Path, name: str) -> Settings:
         smtp_port=closed_port(),
         smtp_starttls=False,
         workflow_sandbox=True,
-        sign_up_processes=0,
     )
 
 
