@@ -21,7 +21,8 @@ from temporalio.client import Client
 from tenacity import retry, retry_if_exception, stop_after_delay, wait_fixed
 
 from api.main import create_app
-from db.engine import create_schema, make_engine
+from db.engine import make_engine
+from db.migrate import upgrade
 from db.tokens import create_token, has_admin
 from lifecycles import connect
 from settings import Settings
@@ -173,7 +174,7 @@ async def _connect_once_ready(settings: Settings) -> Client:
 async def run_embedded(settings: Settings) -> None:
     settings.var_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.resolved_database_url)
-    create_schema(engine)
+    upgrade(engine)
     async with AsyncExitStack() as stack:
         client: Client
         started = not _listening(settings.temporal_address)
@@ -194,7 +195,7 @@ async def run_worker(settings: Settings) -> None:
     """The worker alone, for a Temporal cluster that runs elsewhere."""
     settings.refuse_unsafe_production()  # it writes the links in customer emails
     engine = make_engine(settings.resolved_database_url)
-    create_schema(engine)
+    upgrade(engine)
     client = await connect(settings)
     await ensure_search_attributes(client, settings.temporal_namespace)
     print(f"Worker polling task queue {settings.task_queue!r} on {settings.temporal_address}")

@@ -1,7 +1,7 @@
 """A PostgreSQL database of its own for a benchmark, and a realistic book of accounts
 bulk-loaded into it with COPY.
 
-The schema comes from the project's own migrations (`create_schema`); the secondary
+The schema comes from the project's own migrations (`db.migrate.upgrade`); the secondary
 indexes are dropped for the load and rebuilt after it (one sort per index instead of a
 B-tree insert per row), then every table is analysed, as a restored database would be.
 
@@ -25,7 +25,8 @@ import psycopg
 from sqlalchemy import URL
 
 from bench.common import say
-from db.engine import create_schema, database_url, make_engine
+from db.engine import database_url, make_engine
+from db.migrate import upgrade
 
 ADMIN_URL = os.environ.get(
     "TANDEM_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -372,7 +373,7 @@ def load(url: str, customers: int, signals: int, seed: int = 7) -> Book:
     started = time.perf_counter()
     engine = make_engine(url)
     try:
-        create_schema(engine)
+        upgrade(engine)
     finally:
         engine.dispose()
     rng = random.Random(seed)

@@ -45,7 +45,8 @@ from bench.common import (
     tree_cpu_seconds,
     workdir,
 )
-from db.engine import create_schema, make_engine
+from db.engine import make_engine
+from db.migrate import upgrade
 from lifecycles import sign_up
 from models.customer import SignUp
 from models.plan import PlanTemplate
@@ -147,7 +148,7 @@ async def run(
         async with dev_server(tmp, persist_server) as env:
             settings = tandem_settings(tmp / "var")
             engine = make_engine(settings.resolved_database_url)
-            create_schema(engine)
+            upgrade(engine)
             plan = load_plan("default")
             client = env.client
             try:

@@ -31,8 +31,9 @@ import lifecycles
 from bench.bare_worker import build_bare_worker
 from bench.baseline import BareInput, BareLifecycle
 from bench.common import BenchResult, Metric, say, tandem_settings, time_skipping_server, workdir
-from db.engine import create_schema, make_engine
+from db.engine import make_engine
 from db.ingest import record_signals
+from db.migrate import upgrade
 from models.customer import SignUp, workflow_id_for
 from models.lifecycle import LifecycleStatus
 from models.plan import PlanTemplate
@@ -218,7 +219,7 @@ async def run(sequential: int, concurrent: int) -> BenchResult:
     with workdir("years") as tmp:
         settings = tandem_settings(tmp / "var")
         engine = make_engine(settings.resolved_database_url)
-        create_schema(engine)
+        upgrade(engine)
         async with time_skipping_server() as env:
             client = env.client
             years: list[Year] = []

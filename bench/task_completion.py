@@ -48,7 +48,8 @@ from bench.common import (
     workdir,
     worker_env,
 )
-from db.engine import create_schema, make_engine
+from db.engine import make_engine
+from db.migrate import upgrade
 from db.tokens import create_token
 from lifecycles import complete_task, sign_up
 from models.customer import SignUp
@@ -166,7 +167,7 @@ async def run(count: int, warmup: int) -> BenchResult:
             address = client.service_client.config.target_host
             var_dir = tmp / "var"
             engine = make_engine(tandem_settings(var_dir).resolved_database_url)
-            create_schema(engine)
+            upgrade(engine)
             _, token = create_token(engine, "Bench manager", "manager", MANAGER)
             tandem_args = [str(Path(sys.executable).parent / "tandem"), "worker"]
             bare_args = [

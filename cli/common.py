@@ -14,7 +14,8 @@ from rich.console import Console
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from db.engine import create_schema, make_engine, session_scope
+from db.engine import make_engine, session_scope
+from db.migrate import upgrade
 from db.queries import AmbiguousCustomer, CustomerNotFound, find_customer
 from lifecycles import LifecycleError
 from models.tables import Customer
@@ -37,7 +38,7 @@ def settings() -> Settings:
 
 def engine() -> Engine:
     db = make_engine(settings().resolved_database_url)
-    create_schema(db)
+    upgrade(db)
     return db
 
 

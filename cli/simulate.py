@@ -81,8 +81,9 @@ def backtest(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """Re-score recorded assessments under a changed plan's scoring; no lifecycle is touched."""
-    from db.engine import create_schema, make_engine
     from db.engine import database_url as records_url
+    from db.engine import make_engine
+    from db.migrate import upgrade
     from simulation.backtest import backtest as run_backtest
 
     scoring = _plan(plan).scoring
@@ -95,7 +96,7 @@ def backtest(
         )
     engine = make_engine(url)
     try:
-        create_schema(engine)  # as every command does: an older records file is migrated
+        upgrade(engine)  # as every command does: an older records file is migrated
         report = run_backtest(engine, scoring)
     finally:
         engine.dispose()

@@ -84,16 +84,6 @@ def make_engine(url: str | URL) -> Engine:
     return engine
 
 
-def create_schema(engine: Engine) -> None:
-    """Bring the records' schema to the latest migration (a no-op when it is there).
-
-    The name predates the migrations: the worker, the CLI, the API and the tests call it
-    on start, so a new release upgrades the schema the first time it runs."""
-    from db.migrate import upgrade  # db.migrate imports this module
-
-    upgrade(engine)
-
-
 @contextmanager
 def session_scope(engine: Engine) -> Iterator[Session]:
     """A session that commits on success and rolls back on error."""

@@ -1,10 +1,10 @@
 """The records' schema, owned by the Alembic revisions in `migrations/`, applied from code.
 
-The worker, the CLI, the API and the tests call `upgrade` on start (through
-`db.engine.create_schema`); `tandem db upgrade` calls it on purpose. Nothing here depends
-on the working directory or on `alembic.ini` (which exists only for writing revisions
-with the `alembic` command): the revisions are found beside this package, in a checkout
-and in an installed wheel alike.
+The worker, the CLI, the API and the tests call `upgrade` on start, so a new release
+upgrades the schema the first time it runs; `tandem db upgrade` calls it on purpose.
+Nothing here depends on the working directory or on `alembic.ini` (which exists only for
+writing revisions with the `alembic` command): the revisions are found beside this
+package, in a checkout and in an installed wheel alike.
 
 Several processes may start at once against a new database (a worker, the API, a CLI
 command), so a migration runs in one transaction that only one process at a time can

@@ -18,7 +18,8 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 from temporalio.testing import WorkflowEnvironment
 
-from db.engine import create_schema, make_engine
+from db.engine import make_engine
+from db.migrate import upgrade
 from models.plan import PlanTemplate
 from settings import Settings
 from simulation.cohort import CohortRun
@@ -116,7 +117,7 @@ async def _run_plan(
     with tempfile.TemporaryDirectory(prefix="tandem-simulation-") as tmp:
         settings = Settings(var_dir=Path(tmp), database_url=None, smtp_host=None, plans_dir=None)
         engine = make_engine(settings.resolved_database_url)
-        create_schema(engine)
+        upgrade(engine)
         try:
             run = CohortRun(
                 env=env,

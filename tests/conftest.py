@@ -19,7 +19,8 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
-from db.engine import create_schema, database_url, make_engine
+from db.engine import database_url, make_engine
+from db.migrate import upgrade
 from settings import Settings
 from stack import find_binary
 from worker import build_worker, ensure_search_attributes
@@ -103,14 +104,11 @@ def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Setting
     """The settings of a test; their database URL is the one the `engine` fixture uses,
     so code that connects by the settings (the API, the CLI) sees the same records."""
     # The strict sandbox: a clock, randomness or I/O in workflow code fails the test.
-    # Sign-up on the worker's threads, where a test's monkeypatch reaches it and no test
-    # waits for processes to start; tests/test_sign_up_pool.py covers the pool.
     values = dict(
         var_dir=tmp_path / "var",
         smtp_host=None,
         plans_dir=None,
         workflow_sandbox=True,
-        sign_up_processes=0,
     )
     if _database(request) == "postgresql":
         with postgres_schema() as url:
@@ -124,7 +122,7 @@ def engine(request: pytest.FixtureRequest, settings: Settings) -> Iterator[Engin
     """The records, migrated to the latest revision, on SQLite then on PostgreSQL."""
     assert _database(request) == request.param
     engine = make_engine(settings.resolved_database_url)
-    create_schema(engine)
+    upgrade(engine)
     yield engine
     engine.dispose()
 

@@ -64,7 +64,6 @@ DEFAULT_IS_RIGHT_IN_COMPOSE = {
     "temporal_tls": "plain gRPC to the compose Temporal",
     "temporal_api_key": "the compose Temporal has no API keys",
     "workflow_sandbox": "product default (the tests run lifecycles in the strict sandbox)",
-    "sign_up_processes": "product default (two processes beside each worker)",
 }
 
 
@@ -388,13 +387,14 @@ FIRST_START = textwrap.dedent(
 
     from api.main import create_app
     from activities.rendering import preview
-    from db.engine import create_schema, make_engine
+    from db.engine import make_engine
+    from db.migrate import upgrade
     from plans import load_plan
     from settings import Settings
 
     scratch = Path(sys.argv[1])
     settings = Settings(_env_file=None, var_dir=scratch, database_url=f"sqlite:///{scratch}/r.db")
-    create_schema(make_engine(settings.resolved_database_url))
+    upgrade(make_engine(settings.resolved_database_url))
     create_app(settings)
     load_plan("default")
     preview("welcome")

@@ -43,7 +43,8 @@ from activities.rendering import (
     render_email,
     sample_context,
 )
-from db.engine import create_schema, make_engine, session_scope
+from db.engine import make_engine, session_scope
+from db.migrate import upgrade
 from models.customer import CustomerProfile
 from models.lifecycle import Phase
 from models.roles import Role
@@ -162,7 +163,7 @@ def test_preview_of_an_unknown_template_lists_the_valid_ones() -> None:
 @pytest.fixture
 def engine(tmp_path: Path) -> Iterator[Engine]:
     engine = make_engine(f"sqlite:///{tmp_path}/t.db")
-    create_schema(engine)
+    upgrade(engine)
     with session_scope(engine) as session:
         session.add(
             Customer(

@@ -21,7 +21,7 @@ from sqlalchemy import Engine, inspect
 from sqlmodel import Session, SQLModel
 
 from db import migrate
-from db.engine import create_schema, make_engine
+from db.engine import make_engine
 from models.tables import AssessmentRecord, Customer
 from tests.conftest import DATABASES, postgres_schema
 
@@ -136,7 +136,7 @@ def test_a_database_made_by_create_all_is_adopted(empty: Engine) -> None:
         )  # fmt: skip
     assert migrate.current(empty) is None
 
-    create_schema(empty)
+    migrate.upgrade(empty)
 
     assert migrate.is_current(empty) and drift(empty) == []
     with Session(empty) as session:
@@ -195,12 +195,13 @@ def test_0004_fills_the_standing_from_the_assessments(empty: Engine) -> None:
 # Imports first, then waits for the go file, so the four start migrating together.
 STARTER = """
 import pathlib, sys, time
-from db.engine import create_schema, make_engine
+from db.engine import make_engine
+from db.migrate import upgrade
 engine = make_engine(sys.argv[1])
 print("ready", flush=True)
 while not pathlib.Path(sys.argv[2]).exists():
     time.sleep(0.002)
-create_schema(engine)
+upgrade(engine)
 """
 
 
@@ -240,7 +241,7 @@ def test_threads_starting_together_migrate_once(empty_url: str) -> None:
         engine = make_engine(empty_url)  # its own connections
         try:
             barrier.wait()
-            create_schema(engine)
+            migrate.upgrade(engine)
         except BaseException as error:  # collected: a thread's failure must fail the test
             errors.append(error)
         finally:

@@ -14,7 +14,8 @@ from sqlmodel import Session
 from typer.testing import CliRunner
 
 from cli import app
-from db.engine import create_schema, make_engine
+from db.engine import make_engine
+from db.migrate import upgrade
 from models.plan import ScoringSettings
 from models.tables import AssessmentRecord, Customer, SignalRecord
 from plans import BUILT_IN, load_plan, read_plan
@@ -220,7 +221,7 @@ def test_backtest_precision_and_recall_by_hand(tmp_path: Path) -> None:
     """a, b, e churned. Recorded: a unhappy, c unhappy, d flagged neutral-high-profit.
     The signals say a and b are unhappy, c and d happy; e was never assessed."""
     engine = make_engine(f"sqlite:///{tmp_path / 'records.db'}")
-    create_schema(engine)
+    upgrade(engine)
     now = datetime(2026, 6, 1, tzinfo=UTC)
     cases: dict[str, tuple[str, dict[str, float] | None, str, list[str]]] = {
         "a": ("churned", UNHAPPY, "unhappy_profitable", []),
