@@ -20,6 +20,7 @@ from models.lifecycle import (
     LifecycleEnd,
     LifecycleInput,
     LifecycleStatus,
+    SignupIdentity,
     SignupReceipt,
 )
 from models.plan import PlanTemplate
@@ -33,6 +34,10 @@ from workflows.lifecycle import CustomerLifecycle
 
 class LifecycleError(Exception):
     """A refusal or a missing lifecycle, with a message for the person who asked."""
+
+
+class SignupConflict(LifecycleError):
+    """The sign-up's customer id is another customer's (another external id)."""
 
 
 def tls_config(settings: Settings) -> TLSConfig | bool:
@@ -76,9 +81,17 @@ async def sign_up(
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         task_queue=task_queue,
     )
-    return await client.execute_update_with_start_workflow(
-        CustomerLifecycle.acknowledge_signup, start_workflow_operation=start
-    )
+    try:
+        return await client.execute_update_with_start_workflow(
+            CustomerLifecycle.acknowledge_signup,
+            SignupIdentity(external_id=customer.external_id),
+            start_workflow_operation=start,
+        )
+    except WorkflowUpdateFailedError as error:
+        cause = error.cause
+        if isinstance(cause, ApplicationError) and cause.type == "SignupConflict":
+            raise SignupConflict(cause.message) from None
+        raise
 
 
 def customer_of_task(task_id: str) -> str:

@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from cli.common import engine, fail, out, settings, when
-from plans import PlanError, load_plan, plan_files
+from plans import PlanError, load_plan, plan_files, read_plan
 
 plans_app = typer.Typer(help="Plan templates (playbooks).", no_args_is_help=True)
 tokens_app = typer.Typer(help="API tokens for reps, managers and admins.", no_args_is_help=True)
@@ -34,7 +34,7 @@ def plans_list() -> None:
 def plans_validate(file: Path) -> None:
     """Check a plan file; errors name the field path."""
     try:
-        plan = load_plan(str(file)) if file.suffix == ".toml" else fail(f"{file}: not a .toml")
+        plan = read_plan(file) if file.suffix == ".toml" else fail(f"{file}: not a .toml")
     except PlanError as error:
         fail(str(error))
     out.print(f"{file}: valid plan {plan.label} with {len(plan.onboarding.tutorials)} tutorials")

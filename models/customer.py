@@ -9,6 +9,8 @@ from typing import Annotated
 from email_validator import EmailNotValidError, validate_email
 from pydantic import AfterValidator, BaseModel, Field, field_validator
 
+from models.plan import PLAN_NAME_PATTERN
+
 
 def _email(value: str) -> str:
     # Syntax only (no DNS at sign-up); `.test` domains are allowed for trials and demos.
@@ -33,7 +35,11 @@ class SignUp(BaseModel):
     company: str = Field(min_length=1, max_length=200)
     contact_name: str = Field(min_length=1, max_length=200)
     email: EmailAddress
-    plan: str = Field(default="default", min_length=1)
+    plan: str = Field(
+        default="default",
+        pattern=PLAN_NAME_PATTERN,
+        description="a plan template's name (not a file): `tandem plans list`",
+    )
     external_id: str | None = Field(
         default=None,
         pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$",

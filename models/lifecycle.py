@@ -134,6 +134,13 @@ class LifecycleEnd(BaseModel):
     reason: str
 
 
+class SignupIdentity(BaseModel):
+    """Who a sign-up says the customer is. Different external ids can make one customer
+    id (`ACME_1` and `acme-1`), so a running lifecycle checks it is theirs."""
+
+    external_id: str | None = None
+
+
 class SignupReceipt(BaseModel):
     customer_id: str
     workflow_id: str

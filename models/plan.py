@@ -13,6 +13,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from models.roles import Role
 
+# A plan is named, never given as a path: its file is found in the plan folders.
+PLAN_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+
 
 class StrictModel(BaseModel):
     """Unknown keys are errors: a typo in a plan file must not be silently ignored."""
@@ -125,7 +128,7 @@ class Playbooks(StrictModel):
 
 
 class PlanTemplate(StrictModel):
-    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    name: str = Field(pattern=PLAN_NAME_PATTERN)
     version: int = Field(default=1, ge=1)
     description: str = ""
     onboarding: OnboardingSettings = Field(default_factory=OnboardingSettings)

@@ -1,11 +1,14 @@
 """Plan templates as TOML files, validated by `models.plan.PlanTemplate`.
 
 Built-in templates sit beside this module; operators add their own in a folder named
-by TANDEM_PLANS_DIR. A template is looked up by name, or read from a path.
+by TANDEM_PLANS_DIR. A sign-up names a template, and only the names of the files in those
+folders are plans: a path (`plans/x.toml`, `../../x.toml`) is not a name. `read_plan`
+reads a file the operator points at (`tandem plans validate FILE`).
 """
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 
@@ -42,14 +45,13 @@ def plan_files(extra_dir: Path | None = None) -> dict[str, Path]:
     return files
 
 
-def load_plan(name_or_path: str, extra_dir: Path | None = None) -> PlanTemplate:
-    if name_or_path.endswith(".toml"):
-        return read_plan(Path(name_or_path))
+def load_plan(name: str, extra_dir: Path | None = None) -> PlanTemplate:
     files = plan_files(extra_dir)
-    if name_or_path not in files:
+    if name not in files:
         known = ", ".join(sorted(files)) or "none"
-        raise PlanError(f"unknown plan {name_or_path!r} (known plans: {known})")
-    plan = read_plan(files[name_or_path])
-    if plan.name != name_or_path:
-        raise PlanError(f"{files[name_or_path]}: name is {plan.name!r}, the file says otherwise")
+        hint = " (a plan is named, not given as a file)" if re.search(r"[/\\.]", name) else ""
+        raise PlanError(f"unknown plan {name!r}{hint} (known plans: {known})")
+    plan = read_plan(files[name])
+    if plan.name != name:
+        raise PlanError(f"{files[name]}: name is {plan.name!r}, the file says otherwise")
     return plan

@@ -32,6 +32,7 @@ with workflow.unsafe.imports_passed_through():
         LifecycleState,
         LifecycleStatus,
         Phase,
+        SignupIdentity,
         SignupReceipt,
         Step,
         StepKind,
@@ -235,7 +236,7 @@ class CustomerLifecycle:
     # -- what people and systems send --------------------------------------------------
 
     @workflow.update
-    async def acknowledge_signup(self) -> SignupReceipt:
+    async def acknowledge_signup(self, identity: SignupIdentity | None = None) -> SignupReceipt:
         """Sent with the start (update-with-start): returns once the welcome is composed,
         and tells a repeated sign-up apart from the first."""
         first = not self.state.signup_acknowledged
@@ -250,6 +251,19 @@ class CustomerLifecycle:
             new=first,
             plan=self.state.plan.label,
         )
+
+    @acknowledge_signup.validator
+    def validate_signup(self, identity: SignupIdentity | None = None) -> None:
+        mine = self.state.customer.external_id
+        if identity is not None and identity.external_id != mine:
+            customer_id = self.state.customer.customer_id
+            theirs = f"external id {mine!r}" if mine else "a sign-up without an external id"
+            raise ApplicationError(
+                f"customer id {customer_id!r} already belongs to {theirs}; external ids "
+                "that differ only in case or punctuation make the same customer id",
+                type="SignupConflict",
+                non_retryable=True,
+            )
 
     @workflow.update
     async def complete_task(self, completion: TaskCompletion) -> TaskReceipt:

@@ -14,9 +14,9 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field, ValidationError
 
 from api.deps import ClientDep, SettingsDep, rate_limit
-from api.errors import ApiError
+from api.errors import ApiError, ErrorResponse
 from api.security import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_webhook
-from lifecycles import sign_up
+from lifecycles import SignupConflict, sign_up
 from models.customer import SignUp
 from models.lifecycle import SignupReceipt
 from models.tasks import describe_validation_error
@@ -47,7 +47,13 @@ class WebhookReceipt(BaseModel):
 @router.post(
     "/webhooks/signup",
     response_model=WebhookReceipt,
-    responses={401: {"description": "bad, missing or stale signature"}},
+    responses={
+        401: {"description": "bad, missing or stale signature"},
+        409: {
+            "model": ErrorResponse,
+            "description": "the customer id is another customer's (another external id)",
+        },
+    },
     dependencies=[rate_limit("webhook")],
     openapi_extra={
         "requestBody": {
@@ -80,6 +86,9 @@ async def signup_webhook(
         plan = load_plan(signup.plan, settings.plans_dir)
     except PlanError as error:
         raise ApiError(422, "invalid", str(error), "plan") from None
-    receipt = await sign_up(client, signup, plan, settings.task_queue)
+    try:
+        receipt = await sign_up(client, signup, plan, settings.task_queue)
+    except SignupConflict as conflict:
+        raise ApiError(409, "conflict", str(conflict), "external_id") from None
     response.status_code = 201 if receipt.new else 200
     return WebhookReceipt.of(receipt)
