@@ -27,7 +27,7 @@ from models.plan import PlanTemplate
 from models.scoring import Assessment
 from models.signals import SurveyAnswer
 from models.success_plan import CustomerPlanEdit
-from models.tasks import TaskCompletion, TaskReceipt
+from models.tasks import TaskCompletion, TaskKey, TaskReceipt
 from settings import Settings
 from workflows.lifecycle import CustomerLifecycle
 
@@ -94,10 +94,6 @@ async def sign_up(
         raise
 
 
-def customer_of_task(task_id: str) -> str:
-    return task_id.split(":", 1)[0]
-
-
 def _handle(client: Client, customer_id: str) -> WorkflowHandle[CustomerLifecycle, LifecycleEnd]:
     return client.get_workflow_handle_for(CustomerLifecycle.run, workflow_id_for(customer_id))
 
@@ -114,7 +110,10 @@ async def _explain(customer_id: str, error: Exception) -> LifecycleError:
 
 async def complete_task(client: Client, completion: TaskCompletion) -> TaskReceipt:
     """Returns once the result is recorded, so the caller can read its own write."""
-    customer_id = customer_of_task(completion.task_id)
+    try:
+        customer_id = TaskKey.parse(completion.task_id).customer_id
+    except ValueError as error:
+        raise LifecycleError(str(error)) from None
     try:
         return await _handle(client, customer_id).execute_update(
             CustomerLifecycle.complete_task, completion, id=completion.update_id()

@@ -31,6 +31,33 @@ class TaskStatus(StrEnum):
     cancelled = "cancelled"
 
 
+@dataclass(frozen=True)
+class TaskKey:
+    """A task's id, `{customer}:t{term}:{key}`: the same on every replay, unique per
+    customer and term. The lifecycle keys a step's emails, events and assessments the
+    same way, so an email names the term it belongs to."""
+
+    customer_id: str
+    term: int
+    key: str  # the step's own, unique within the term; may itself hold ':'
+
+    def __str__(self) -> str:
+        return f"{self.customer_id}:{self.local}"
+
+    @property
+    def local(self) -> str:
+        """Without the customer: `t{term}:{key}`."""
+        return f"t{self.term}:{self.key}"
+
+    @classmethod
+    def parse(cls, task_id: str) -> TaskKey:
+        customer_id, _, rest = task_id.partition(":")
+        term, _, key = rest.partition(":")
+        if not (customer_id and key and term[:1] == "t" and term[1:].isdigit()):
+            raise ValueError(f"task id {task_id!r} is not of the form <customer>:t<term>:<key>")
+        return cls(customer_id, int(term[1:]), key)
+
+
 class Task(BaseModel):
     """A task as the lifecycle tracks it (the database row mirrors this)."""
 

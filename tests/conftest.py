@@ -184,7 +184,7 @@ from models.lifecycle import LifecycleEnd, LifecycleStatus, SignupReceipt  # noq
 from models.plan import PlanTemplate  # noqa: E402
 from models.signals import SignalIn, SignalKind  # noqa: E402
 from models.tables import OutboxEmail, TaskRecord  # noqa: E402
-from models.tasks import TaskCompletion, TaskReceipt  # noqa: E402
+from models.tasks import TaskCompletion, TaskKey, TaskReceipt  # noqa: E402
 from plans import load_plan  # noqa: E402
 from workflows.lifecycle import CustomerLifecycle  # noqa: E402
 
@@ -238,7 +238,7 @@ class Lifecycle:
             return session.get(TaskRecord, task_id)
 
     def task_id(self, key: str, term: int = 1) -> str:
-        return f"{self.customer_id}:t{term}:{key}"
+        return str(TaskKey(self.customer_id, term, key))
 
     def handle(self) -> WorkflowHandle[CustomerLifecycle, LifecycleEnd]:
         return self.h.client.get_workflow_handle_for(

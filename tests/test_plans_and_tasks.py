@@ -24,6 +24,7 @@ from models.tasks import (
     RenewalCheckpointResult,
     Task,
     TaskCompletion,
+    TaskKey,
     TaskKind,
     TaskStatus,
     check_result,
@@ -440,3 +441,19 @@ def test_customer_id_is_a_valid_profile_id_for_odd_company_names() -> None:
         s = sign_up(company=company)
         assert re.match(CUSTOMER_ID_PATTERN, s.customer_id), s.customer_id
         assert CustomerProfile.from_signup(s).customer_id == s.customer_id
+
+
+# --------------------------------------------------------------------------- task keys
+
+
+def test_a_task_key_reads_back_as_written() -> None:
+    key = TaskKey("acme-corp-1a2b3c", 2, "email_review-t2:welcome")
+    assert str(key) == "acme-corp-1a2b3c:t2:email_review-t2:welcome"
+    assert key.local == "t2:email_review-t2:welcome"
+    assert TaskKey.parse(str(key)) == key
+
+
+@pytest.mark.parametrize("bad", ["acme", "acme:kickoff", "acme:tx:kickoff", "acme:t1:", ":t1:k"])
+def test_a_malformed_task_id_is_refused_by_name(bad: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(repr(bad))):
+        TaskKey.parse(bad)

@@ -150,3 +150,29 @@ async def test_continue_as_new_keeps_state(acme: Lifecycle) -> None:
     assert await acme.complete(kickoff, kickoff_result()) == receipt
     with pytest.raises(LifecycleError, match="is not open"):
         await acme.complete(kickoff, {**kickoff_result(), "notes": "a second opinion"})
+
+
+async def test_the_next_term_carries_open_work_only(acme: Lifecycle) -> None:
+    """The state a renewal hands the next term keeps the tasks still open, not the last
+    term's finished ones: those are in the records, and carried on they would make the
+    state grow every term."""
+    await acme.sign_up()
+    kickoff, renewal = acme.task_id("kickoff"), acme.task_id("renewal")
+    await acme.complete(kickoff, kickoff_result())
+    await acme.advance(days=280)
+    await acme.complete(renewal, {"kind": "renewal", "outcome": "renewed", "reason": "Goals met"})
+    await acme.advance(days=90)
+    assert (await acme.status()).term == 2
+
+    history = await acme.handle().fetch_history()  # the run the renewal started
+    started = history.events[0].workflow_execution_started_event_attributes
+    [carried] = await acme.h.client.data_converter.decode(started.input.payloads, [LifecycleInput])
+    assert carried.state is not None and carried.state.term == 2
+    assert kickoff not in carried.state.tasks and renewal not in carried.state.tasks
+    checkpoint = acme.task_id("renewal_checkpoint-90d")
+    assert checkpoint in carried.state.tasks
+    assert all(t.status.value == "open" for t in carried.state.tasks.values())
+
+    # Work left open in the first term can still be done in the second.
+    await acme.complete(checkpoint, {"kind": "renewal_checkpoint", "manager_rating": "neutral"})
+    assert acme.task_row(checkpoint).status == "done"

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -26,10 +26,15 @@ with workflow.unsafe.imports_passed_through():
     )
     from models.lifecycle import LifecycleState
     from models.roles import Role
-    from models.tasks import EmailReviewResult, NewTask, ReviewDecision, TaskKind, TaskStatus
-
-if TYPE_CHECKING:
-    from workflows.tasks import TaskDesk
+    from models.tasks import (
+        EmailReviewResult,
+        NewTask,
+        ReviewDecision,
+        Task,
+        TaskKey,
+        TaskKind,
+        TaskStatus,
+    )
 
 # Records must not be lost: retry until the database is back, backing off to a minute.
 RECORDS = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1))
@@ -94,6 +99,16 @@ async def event(customer_id: str, key: str, kind: str, message: str) -> None:
     await record(contracts.record_event, timeline_entry(customer_id, key, kind, message))
 
 
+class Reviews(Protocol):
+    """What the mailroom asks of the task desk: a manager's review task, opened and
+    closed. The desk itself sends its notices through the mailroom, so the lifecycle
+    wires the two in two steps (workflows/lifecycle.py)."""
+
+    async def open(self, new: NewTask) -> Task: ...
+
+    async def close(self, task: Task, reason: str) -> None: ...
+
+
 class Mailroom:
     """Composes each email in the lifecycle's own step (so it is persisted before the
     step counts as done; composing also tries one delivery at once), and delivers what
@@ -104,7 +119,7 @@ class Mailroom:
     def __init__(self, state: LifecycleState) -> None:
         self._state = state
         self._deliveries: set[asyncio.Task[None]] = set()
-        self.desk: TaskDesk | None = None  # set by the lifecycle; reviews open tasks
+        self.desk: Reviews | None = None  # set by the lifecycle, once the desk exists
         self.decisions: dict[str, EmailReviewResult] = {}
 
     def request(
@@ -186,10 +201,9 @@ class Mailroom:
     async def _review_then_deliver(self, customer_id: str, receipt: EmailReceipt) -> None:
         assert self.desk is not None
         settings = self._state.plan.email_review
-        local = receipt.key.removeprefix(f"{customer_id}:")
         task = await self.desk.open(
             NewTask(
-                f"email_review-{local}",
+                f"email_review-{TaskKey.parse(receipt.key).local}",
                 TaskKind.email_review,
                 f"Review before it goes to the customer: {receipt.subject}",
                 Role.manager,

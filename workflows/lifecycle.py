@@ -50,6 +50,7 @@ with workflow.unsafe.imports_passed_through():
         ReviewCallResult,
         Task,
         TaskCompletion,
+        TaskKey,
         TaskReceipt,
         TaskResult,
         TaskStatus,
@@ -79,7 +80,7 @@ class CustomerLifecycle:
         self.steps_per_run = lifecycle.steps_per_run
         self.mail = Mailroom(self.state)
         self.desk = TaskDesk(self.state, self.mail)
-        self.mail.desk = self.desk
+        self.mail.desk = self.desk  # wired in two steps: each sends work to the other
         self._indexed: tuple[str, str] | None = None
 
     @staticmethod
@@ -197,7 +198,7 @@ class CustomerLifecycle:
 
     def key(self, local: str) -> str:
         """A key unique to this customer and term, for emails, events and assessments."""
-        return f"{self.state.customer.customer_id}:t{self.state.term}:{local}"
+        return str(TaskKey(self.state.customer.customer_id, self.state.term, local))
 
     # -- records and visibility --------------------------------------------------------
 

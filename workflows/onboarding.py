@@ -4,11 +4,11 @@ the success manager records the customer's own definition of success."""
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import TYPE_CHECKING
 
 from temporalio import workflow
 
 from workflows.effects import event, timeline_entry
+from workflows.step import Lifecycle
 
 with workflow.unsafe.imports_passed_through():
     from activities.contracts import AccountOpening, Recipient
@@ -16,11 +16,8 @@ with workflow.unsafe.imports_passed_through():
     from models.roles import Role
     from models.tasks import KickoffResult, NewTask, TaskKind
 
-if TYPE_CHECKING:
-    from workflows.lifecycle import CustomerLifecycle
 
-
-def _tutorials(lc: CustomerLifecycle, keys: list[str] | None = None) -> list[dict[str, str]]:
+def _tutorials(lc: Lifecycle, keys: list[str] | None = None) -> list[dict[str, str]]:
     return [
         {"key": t.key, "title": t.title, "url": t.url}
         for t in lc.state.plan.onboarding.tutorials
@@ -28,11 +25,11 @@ def _tutorials(lc: CustomerLifecycle, keys: list[str] | None = None) -> list[dic
     ]
 
 
-def pending_tutorials(lc: CustomerLifecycle) -> list[str]:
+def pending_tutorials(lc: Lifecycle) -> list[str]:
     return [k for k in lc.state.plan.required_tutorials() if k not in lc.state.tutorials_done]
 
 
-async def welcome(lc: CustomerLifecycle, step: Step) -> None:
+async def welcome(lc: Lifecycle, step: Step) -> None:
     """Reach out at once and offer help getting started, with personal tutorials (DOMAIN.md
     §2), in one step: the customer's record, one welcome that also invites them to the
     kickoff, and the kickoff task for their success manager."""
@@ -58,13 +55,13 @@ async def welcome(lc: CustomerLifecycle, step: Step) -> None:
     lc.desk.follow_up(kickoff.update.task)
 
 
-def _kickoff_task(lc: CustomerLifecycle) -> NewTask:
+def _kickoff_task(lc: Lifecycle) -> NewTask:
     title = f"Kickoff with {lc.state.customer.company}: capture how they define success"
     due_in = timedelta(days=lc.state.plan.onboarding.kickoff_due_days)
     return NewTask("kickoff", TaskKind.kickoff, title, Role.manager, due_in)
 
 
-async def nudge_tutorials(lc: CustomerLifecycle, step: Step) -> None:
+async def nudge_tutorials(lc: Lifecycle, step: Step) -> None:
     pending = pending_tutorials(lc)
     if lc.state.onboarded or not pending:
         return
@@ -77,7 +74,7 @@ async def nudge_tutorials(lc: CustomerLifecycle, step: Step) -> None:
     )
 
 
-async def tutorial_completed(lc: CustomerLifecycle, tutorial_key: str) -> None:
+async def tutorial_completed(lc: Lifecycle, tutorial_key: str) -> None:
     known = {t.key: t.title for t in lc.state.plan.onboarding.tutorials}
     if tutorial_key not in known:
         workflow.logger.warning("ignoring unknown tutorial %r", tutorial_key)
@@ -95,14 +92,14 @@ async def tutorial_completed(lc: CustomerLifecycle, tutorial_key: str) -> None:
         await finish_onboarding(lc, "all required tutorials completed")
 
 
-async def kickoff_held(lc: CustomerLifecycle, result: KickoffResult) -> None:
+async def kickoff_held(lc: Lifecycle, result: KickoffResult) -> None:
     if result.onboarding_complete:
         await finish_onboarding(lc, "the kickoff marked onboarding complete")
     elif not lc.state.plan.required_tutorials():
         await finish_onboarding(lc, "kickoff held; the plan has no required tutorials")
 
 
-async def finish_onboarding(lc: CustomerLifecycle, why: str) -> None:
+async def finish_onboarding(lc: Lifecycle, why: str) -> None:
     if lc.state.onboarded:
         return
     lc.state.onboarded = True

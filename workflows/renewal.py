@@ -4,21 +4,25 @@ of success (DOMAIN.md §2.4), then start the next term or say goodbye."""
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import TYPE_CHECKING
 
 from temporalio import workflow
 
 from workflows.effects import event
+from workflows.step import Lifecycle
 
 with workflow.unsafe.imports_passed_through():
     from activities.contracts import Recipient
     from models.lifecycle import LifecycleEnd, LifecycleState, Phase, Step, TermRecord
     from models.roles import Role
     from models.scoring import Quadrant
-    from models.tasks import NewTask, RenewalCheckpointResult, Task, TaskKind
-
-if TYPE_CHECKING:
-    from workflows.lifecycle import CustomerLifecycle
+    from models.tasks import (
+        NewTask,
+        RenewalCheckpointResult,
+        Task,
+        TaskKey,
+        TaskKind,
+        TaskStatus,
+    )
 
 _AXES = {
     Quadrant.happy_profitable: (1, 1),
@@ -36,7 +40,7 @@ def quadrants_apart(a: Quadrant, b: Quadrant) -> int:
     return abs(ax - bx) + abs(ay - by)
 
 
-async def ask_for_rating(lc: CustomerLifecycle, step: Step) -> None:
+async def ask_for_rating(lc: Lifecycle, step: Step) -> None:
     days_out = (lc.state.term_end - step.at).days
     await lc.desk.open(
         NewTask(
@@ -49,9 +53,7 @@ async def ask_for_rating(lc: CustomerLifecycle, step: Step) -> None:
     )
 
 
-async def compare_rating(
-    lc: CustomerLifecycle, task: Task, result: RenewalCheckpointResult
-) -> None:
+async def compare_rating(lc: Lifecycle, task: Task, result: RenewalCheckpointResult) -> None:
     last = lc.state.last_assessment
     if last is None or last.quadrant is Quadrant.unknown:
         return
@@ -73,7 +75,7 @@ async def compare_rating(
     )
 
 
-async def open_conversation(lc: CustomerLifecycle, step: Step) -> None:
+async def open_conversation(lc: Lifecycle, step: Step) -> None:
     """Instead of 'please renew': how are you doing against your goals, how can we help?"""
     state = lc.state
     await lc.enter(Phase.renewal)
@@ -96,7 +98,7 @@ async def open_conversation(lc: CustomerLifecycle, step: Step) -> None:
     )
 
 
-async def end(lc: CustomerLifecycle, reason: str) -> LifecycleEnd:
+async def end(lc: Lifecycle, reason: str) -> LifecycleEnd:
     """Churn or cancellation: close the open work, say goodbye, and stop."""
     state = lc.state
     await lc.desk.close_all(reason)
@@ -138,11 +140,18 @@ def next_term(state: LifecycleState) -> LifecycleState:
             "steps_done": [],
             "renewal": None,
             "history": [*state.history, record],
+            # Only work still open goes on; a finished task is in the records, and
+            # carried on it would grow the state handed over every term.
+            "tasks": {
+                task_id: task
+                for task_id, task in state.tasks.items()
+                if task.status is TaskStatus.open
+            },
             # A late retry of a completion can only be for the term just ended.
             "receipts": {
                 update_id: receipt
                 for update_id, receipt in state.receipts.items()
-                if f":t{state.term}:" in receipt.task_id
+                if TaskKey.parse(receipt.task_id).term == state.term
             },
         }
     )

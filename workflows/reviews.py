@@ -4,11 +4,11 @@ the success quadrant, review calls for the manager, and the playbooks a move ope
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import TYPE_CHECKING
 
 from temporalio import workflow
 
 from workflows.effects import event, record
+from workflows.step import Lifecycle
 
 with workflow.unsafe.imports_passed_through():
     from activities import contracts
@@ -17,9 +17,6 @@ with workflow.unsafe.imports_passed_through():
     from models.roles import Role
     from models.scoring import Assessment, Quadrant, Risk
     from models.tasks import NewTask, TaskKind
-
-if TYPE_CHECKING:
-    from workflows.lifecycle import CustomerLifecycle
 
 _SCORED = {
     Quadrant.happy_profitable,
@@ -40,11 +37,11 @@ def situation(assessment: Assessment, previous: LastAssessment | None) -> str | 
     return None
 
 
-async def check_in(lc: CustomerLifecycle, step: Step) -> None:
+async def check_in(lc: Lifecycle, step: Step) -> None:
     await assess_and_report(lc, step.key)
 
 
-async def assess_and_report(lc: CustomerLifecycle, key: str, email: bool = True) -> Assessment:
+async def assess_and_report(lc: Lifecycle, key: str, email: bool = True) -> Assessment:
     """Gather signals, measure progress against the customer's goals, reassess, tell the
     customer where they stand, and open the playbook a move calls for."""
     state = lc.state
@@ -78,7 +75,7 @@ async def assess_and_report(lc: CustomerLifecycle, key: str, email: bool = True)
 
 
 async def open_playbook(
-    lc: CustomerLifecycle, key: str, opened: str, previous: LastAssessment | None
+    lc: Lifecycle, key: str, opened: str, previous: LastAssessment | None
 ) -> None:
     customer = lc.state.customer
     before = previous.quadrant.value if previous else "no assessment"
@@ -104,7 +101,7 @@ async def open_playbook(
     )
 
 
-async def schedule_review_call(lc: CustomerLifecycle, step: Step) -> None:
+async def schedule_review_call(lc: Lifecycle, step: Step) -> None:
     await lc.desk.open(
         NewTask(
             step.key,

@@ -20,7 +20,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.contracts import Recipient, TaskNotice, TaskUpdate
     from models.lifecycle import LifecycleState
     from models.roles import Role
-    from models.tasks import NewTask, Task, TaskStatus
+    from models.tasks import NewTask, Task, TaskKey, TaskStatus
 
 
 class TaskDesk:
@@ -30,7 +30,7 @@ class TaskDesk:
         self._followers: dict[str, asyncio.Task[None]] = {}
 
     def task_id(self, key: str) -> str:
-        return f"{self._state.customer.customer_id}:t{self._state.term}:{key}"
+        return str(TaskKey(self._state.customer.customer_id, self._state.term, key))
 
     async def open(self, new: NewTask) -> Task:
         task_id = self.task_id(new.key)
