@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+from datetime import time
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any
@@ -98,6 +99,30 @@ class Settings(BaseSettings):
     plan_link_days: int = 60
     production: bool = Field(
         default=False, description="refuse default secrets; secure cookies (HTTPS)"
+    )
+
+    # Outbound webhooks and Slack (docs/webhooks.md). Endpoints on loopback, private or
+    # link-local addresses are refused unless allowed (tests, a receiver on this host).
+    webhooks_allow_private: bool = False
+    webhooks_dispatch_seconds: float = Field(
+        default=1.0, gt=0, description="how often the worker looks for events to deliver"
+    )
+    webhooks_attempt_timeout_seconds: float = Field(default=15.0, gt=0)
+    webhooks_first_retry_seconds: float = Field(
+        default=5.0, gt=0, description="backoff before the second attempt; doubles, jittered"
+    )
+    webhooks_longest_retry_seconds: float = Field(default=10 * 3600.0, gt=0)
+    webhooks_give_up_seconds: float = Field(
+        default=3 * 86400.0, gt=0, description="retry for this long, then disable the endpoint"
+    )
+    webhooks_rotation_seconds: float = Field(
+        default=86400.0, ge=0, description="the old secret still signs this long after a rotation"
+    )
+
+    # Manager digests, on a Temporal Schedule (docs/webhooks.md#digests).
+    digest_every_days: int = Field(default=7, ge=1, le=366)
+    digest_time_of_day: time = Field(
+        default=time(8, 0), description="UTC; weekly digests go on Mondays"
     )
 
     @field_validator("encryption_keys", "trusted_proxies", "codec_hosts", mode="before")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -22,7 +24,10 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from activities.assessment import AssessmentActivities
 from activities.email import EmailActivities
 from activities.records import RecordActivities
+from activities.webhook_dispatch import Dispatcher
+from activities.webhooks import WebhookActivities
 from settings import Settings
+from workflows.delivery import WebhookDeliveryWorkflow
 from workflows.lifecycle import SEARCH_ATTRIBUTES, CustomerLifecycle
 
 log = logging.getLogger("tandem.worker")
@@ -76,16 +81,36 @@ def worker_options() -> dict[str, Any]:
     }
 
 
+class TandemWorker(Worker):
+    """The worker, with the webhook dispatcher beside it: the events its activities
+    record go out from here (activities/webhook_dispatch.py)."""
+
+    def __init__(self, *args: Any, dispatcher: Dispatcher, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.dispatcher = dispatcher
+
+    async def run(self) -> None:
+        dispatching = asyncio.create_task(self.dispatcher.run())
+        try:
+            await super().run()
+        finally:
+            dispatching.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await dispatching
+
+
 def build_worker(
     client: Client, settings: Settings, engine: Engine, task_queue: str | None = None
-) -> Worker:
+) -> TandemWorker:
     records = RecordActivities(engine)
     email = EmailActivities(engine, settings)
     assessment = AssessmentActivities(engine)
-    return Worker(
+    webhooks = WebhookActivities(engine, settings)
+    queue = task_queue or settings.task_queue
+    return TandemWorker(
         client,
-        task_queue=task_queue or settings.task_queue,
-        workflows=[CustomerLifecycle],
+        task_queue=queue,
+        workflows=[CustomerLifecycle, WebhookDeliveryWorkflow],
         workflow_runner=workflow_runner(settings),
         activities=[
             records.record_lifecycle,
@@ -99,7 +124,10 @@ def build_worker(
             email.deliver_email,
             email.revise_email,
             assessment.assess_account,
+            webhooks.deliver_webhook,
+            webhooks.give_up_delivery,
         ],
+        dispatcher=Dispatcher(client, engine, settings, queue),
         **worker_options(),
     )
 

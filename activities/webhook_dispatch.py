@@ -1,0 +1,84 @@
+"""The worker's dispatcher: from the event outbox to delivery workflows.
+
+Events are written by activities in the transactions that record their changes; this
+loop, beside the worker, makes each event's deliveries (one per subscribed endpoint)
+and starts a `WebhookDelivery` workflow for each. The workflow id is the delivery's,
+and a duplicate start is refused by Temporal, so two workers dispatching at once, or
+a dispatcher that died between starting and marking, never deliver a round twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import timedelta
+
+from sqlalchemy import Engine
+from temporalio.client import Client
+from temporalio.common import WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+
+from db.webhooks import make_deliveries, mark_started, unstarted_deliveries
+from models.delivery import DeliveryOrder, DeliveryPolicy
+from settings import Settings
+
+log = logging.getLogger("tandem.webhooks")
+
+
+def delivery_policy(settings: Settings) -> DeliveryPolicy:
+    return DeliveryPolicy(
+        attempt_timeout=timedelta(seconds=settings.webhooks_attempt_timeout_seconds),
+        first_retry=timedelta(seconds=settings.webhooks_first_retry_seconds),
+        longest_retry=timedelta(seconds=settings.webhooks_longest_retry_seconds),
+        give_up_after=timedelta(seconds=settings.webhooks_give_up_seconds),
+    )
+
+
+def delivery_workflow_id(delivery_id: int) -> str:
+    return f"webhook-delivery-{delivery_id}"
+
+
+class Dispatcher:
+    def __init__(self, client: Client, engine: Engine, settings: Settings, task_queue: str):
+        self.client, self.engine, self.settings = client, engine, settings
+        self.task_queue = task_queue
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.dispatch()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the database or Temporal away for a moment: try again
+                log.exception("webhook dispatch failed; retrying")
+            await asyncio.sleep(self.settings.webhooks_dispatch_seconds)
+
+    async def dispatch(self) -> int:
+        """Make the waiting events' deliveries and start them; how many were started."""
+        public_url = self.settings.public_url
+        while await asyncio.to_thread(make_deliveries, self.engine, public_url):
+            pass
+        started = 0
+        for delivery_id in await asyncio.to_thread(unstarted_deliveries, self.engine):
+            await self.start(delivery_id)
+            await asyncio.to_thread(mark_started, self.engine, delivery_id)
+            started += 1
+        return started
+
+    async def start(self, delivery_id: int) -> None:
+        workflow_id = delivery_workflow_id(delivery_id)
+        order = DeliveryOrder(
+            delivery_id=delivery_id,
+            workflow_id=workflow_id,
+            policy=delivery_policy(self.settings),
+        )
+        # Started already by another dispatcher, or by this one before a crash: fine.
+        with contextlib.suppress(WorkflowAlreadyStartedError):
+            await self.client.start_workflow(
+                "WebhookDelivery",
+                order,
+                id=workflow_id,
+                task_queue=self.task_queue,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            )
