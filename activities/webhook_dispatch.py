@@ -35,10 +35,6 @@ def delivery_policy(settings: Settings) -> DeliveryPolicy:
     )
 
 
-def delivery_workflow_id(delivery_id: int) -> str:
-    return f"webhook-delivery-{delivery_id}"
-
-
 class Dispatcher:
     def __init__(self, client: Client, engine: Engine, settings: Settings, task_queue: str):
         self.client, self.engine, self.settings = client, engine, settings
@@ -60,14 +56,13 @@ class Dispatcher:
         while await asyncio.to_thread(make_deliveries, self.engine, public_url):
             pass
         started = 0
-        for delivery_id in await asyncio.to_thread(unstarted_deliveries, self.engine):
-            await self.start(delivery_id)
+        for delivery_id, workflow_id in await asyncio.to_thread(unstarted_deliveries, self.engine):
+            await self.start(delivery_id, workflow_id)
             await asyncio.to_thread(mark_started, self.engine, delivery_id)
             started += 1
         return started
 
-    async def start(self, delivery_id: int) -> None:
-        workflow_id = delivery_workflow_id(delivery_id)
+    async def start(self, delivery_id: int, workflow_id: str) -> None:
         order = DeliveryOrder(
             delivery_id=delivery_id,
             workflow_id=workflow_id,

@@ -50,7 +50,8 @@ def backoff(policy: DeliveryPolicy, attempt: int) -> timedelta:
 
 
 def retry_after(response: httpx.Response, policy: DeliveryPolicy) -> timedelta | None:
-    """A 429's or 503's Retry-After, seconds or an HTTP date, capped at the longest wait."""
+    """A 429's or 503's Retry-After, seconds or an HTTP date, as asked: past the point
+    of giving up, the delivery gives up."""
     if response.status_code not in (429, 503):
         return None
     value = response.headers.get("retry-after", "").strip()
@@ -63,7 +64,7 @@ def retry_after(response: httpx.Response, policy: DeliveryPolicy) -> timedelta |
             wait = parsedate_to_datetime(value) - datetime.now(UTC)
         except (TypeError, ValueError):
             return None
-    return max(timedelta(0), min(wait, policy.longest_retry))
+    return max(timedelta(0), min(wait, policy.give_up_after))
 
 
 def headers_for(endpoint: WebhookEndpoint, webhook_id: str, body: str) -> dict[str, str]:

@@ -220,22 +220,32 @@ def make_deliveries(engine: Engine, public_url: str, limit: int = 100) -> int:
                     wanted = endpoint.wants(event.type)
                 if wanted:
                     body = render_body(event, endpoint, public_url)
-                    values = {"event_id": event.id, "endpoint_id": endpoint.id, "body": body}
-                    insert_once(session, WebhookDelivery, {**values, "round": 0})
+                    values = {"event_id": event.id, "endpoint_id": endpoint.id, "round": 0}
+                    insert_once(
+                        session,
+                        WebhookDelivery,
+                        {**values, "body": body, "created_at": datetime.now(UTC)},
+                    )
             event.dispatched_at = datetime.now(UTC)
             session.add(event)
         return len(events)
 
 
-def unstarted_deliveries(engine: Engine, limit: int = 100) -> list[int]:
+def unstarted_deliveries(engine: Engine, limit: int = 100) -> list[tuple[int, str]]:
+    """Deliveries whose workflow is not started yet: their ids and workflow ids, which
+    are unique across databases too (the event id is random)."""
     with session_scope(engine) as session:
-        ids = session.exec(
-            select(WebhookDelivery.id)
+        rows = session.exec(
+            select(WebhookDelivery)
             .where(col(WebhookDelivery.started_at).is_(None))
             .order_by(col(WebhookDelivery.id))
             .limit(limit)
         ).all()
-        return [i for i in ids if i is not None]
+        return [(row.id, delivery_workflow_id(row)) for row in rows if row.id is not None]
+
+
+def delivery_workflow_id(row: WebhookDelivery) -> str:
+    return f"webhook-{row.event_id}-{row.endpoint_id}-r{row.round}"
 
 
 def mark_started(engine: Engine, delivery_id: int) -> None:

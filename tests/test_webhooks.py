@@ -1,0 +1,325 @@
+"""Outbound webhooks end to end: events recorded in the outbox, delivered by the real
+worker on Temporal's dev server to a real HTTP receiver on loopback, verified there with
+the Standard Webhooks library. Retries are kept short by settings, not by sleeping."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import Engine, func
+from sqlmodel import Session, select
+from standardwebhooks import Webhook
+from standardwebhooks.webhooks import WebhookVerificationError
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from db.engine import session_scope
+from db.webhooks import (
+    InvalidEndpoint,
+    add_endpoint,
+    list_deliveries,
+    record_event,
+    redeliver,
+    rotate_secret,
+)
+from models.delivery import DeliveryStatus
+from models.events import CustomerEventData, CustomerRef, EventType, TaskEventData, TaskRef
+from models.webhooks import EndpointKind, WebhookEndpoint, WebhookEndpointIn, WebhookEvent
+from settings import Settings
+from stack import find_binary
+from tests.fault_support import eventually
+from tests.webhook_support import Answer, Receiver, receiving
+from worker import build_worker
+
+
+@pytest.fixture(scope="module")
+async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
+    """Temporal's dev server: real retries with real (short) delays."""
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=find_binary("temporal"), data_converter=pydantic_data_converter
+    )
+    yield env
+    await env.shutdown()
+
+
+def fast(settings: Settings) -> Settings:
+    return settings.model_copy(
+        update=dict(
+            webhooks_allow_private=True,
+            webhooks_dispatch_seconds=0.05,
+            webhooks_attempt_timeout_seconds=2,
+            webhooks_first_retry_seconds=0.05,
+            webhooks_longest_retry_seconds=0.2,
+            webhooks_give_up_seconds=4,
+        )
+    )
+
+
+class Rig:
+    def __init__(self, settings: Settings, engine: Engine, receiver: Receiver) -> None:
+        self.settings, self.engine, self.receiver = settings, engine, receiver
+
+    def endpoint(
+        self, path: str = "/hook", events: list[str] | None = None, **kw
+    ) -> WebhookEndpoint:  # type: ignore[no-untyped-def]
+        spec = WebhookEndpointIn(url=self.receiver.url(path), events=events or [], **kw)
+        return add_endpoint(self.engine, spec, allow_private=True)
+
+    def emit(self, type: EventType = EventType.customer_signed_up, company: str = "Acme") -> str:
+        customer = CustomerRef(
+            id="c-1", company=company, owner="ada@team.test", link="/app/customers/c-1"
+        )
+        data: CustomerEventData = CustomerEventData(customer=customer)
+        if type.value.startswith("task."):
+            task = TaskRef(
+                id="c-1:t1:kickoff",
+                kind="kickoff",
+                title="Kickoff call with Acme",
+                owner_role="manager",
+                owner="ada@team.test",
+                due_at=datetime(2026, 12, 9, tzinfo=UTC),
+                link="/app/tasks/c-1:t1:kickoff",
+            )
+            data = TaskEventData(customer=customer, task=task)
+        key = uuid.uuid4().hex
+        with session_scope(self.engine) as session:
+            record_event(session, type, data, key)
+        with Session(self.engine) as session:
+            row = session.exec(
+                select(WebhookEvent).where(WebhookEvent.key == f"{type.value}:{key}")
+            ).one()
+            return row.id
+
+    async def received(self, count: int, path: str = "/hook", timeout: float = 20) -> list:  # type: ignore[type-arg]
+        return await eventually(
+            lambda: len(self.receiver.at(path)) >= count and self.receiver.at(path),
+            timeout,
+            lambda: f"{count} requests at {path}; got {len(self.receiver.at(path))}",
+            0.05,
+        )
+
+    async def delivery_settled(self, endpoint_id: str, timeout: float = 20) -> list:  # type: ignore[type-arg]
+        def settled():  # type: ignore[no-untyped-def]
+            rows = list_deliveries(self.engine, endpoint_id)
+            return rows if rows and all(d.status != DeliveryStatus.pending for d in rows) else None
+
+        return await eventually(settled, timeout, f"deliveries to {endpoint_id} settled", 0.05)
+
+    def endpoint_row(self, endpoint_id: str) -> WebhookEndpoint:
+        with Session(self.engine) as session:
+            row = session.get(WebhookEndpoint, endpoint_id)
+            assert row is not None
+            return row
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    with receiving() as r:
+        yield r
+
+
+@pytest.fixture
+async def rig(
+    dev_env: WorkflowEnvironment, settings: Settings, engine: Engine, receiver: Receiver
+) -> AsyncIterator[Rig]:
+    settings = fast(settings)
+    queue = f"webhooks-{uuid.uuid4().hex[:8]}"
+    async with build_worker(dev_env.client, settings, engine, task_queue=queue):
+        yield Rig(settings, engine, receiver)
+
+
+async def test_signed_thin_payload_and_type_filters(rig: Rig) -> None:
+    everything = rig.endpoint("/all")
+    tasks_only = rig.endpoint("/tasks", events=["task.opened", "task.escalated"])
+    signed_up = rig.emit(EventType.customer_signed_up)
+    opened = rig.emit(EventType.task_opened)
+
+    got = await rig.received(2, "/all")
+    await rig.received(1, "/tasks")
+    assert {r.webhook_id for r in got} == {signed_up, opened}
+    for request in got:
+        payload = request.verified(everything.secret)
+        assert set(payload) == {"type", "timestamp", "data"}
+        assert payload["data"]["customer"]["link"] == rig.settings.public_url + "/app/customers/c-1"
+        assert request.headers["content-type"] == "application/json"
+    [task_request] = rig.receiver.at("/tasks")
+    assert task_request.webhook_id == opened
+    assert task_request.verified(tasks_only.secret)["type"] == "task.opened"
+    # Another endpoint's secret does not verify it.
+    with pytest.raises(WebhookVerificationError):
+        task_request.verified(everything.secret)
+    await rig.delivery_settled(tasks_only.id)
+    assert len(rig.receiver.at("/tasks")) == 1
+
+
+async def test_retries_after_500_then_success_with_the_same_id(rig: Rig) -> None:
+    endpoint = rig.endpoint()
+    rig.receiver.script = [Answer(500), Answer(500)]
+    event_id = rig.emit()
+    got = await rig.received(3)
+    assert [r.webhook_id for r in got] == [event_id] * 3
+    for request in got:
+        request.verified(endpoint.secret)
+    [delivery] = await rig.delivery_settled(endpoint.id)
+    assert delivery.status is DeliveryStatus.delivered
+    assert [a.status_code for a in delivery.attempts] == [500, 500, 200]
+    assert delivery.attempts[0].error and "HTTP 500" in delivery.attempts[0].error
+    assert delivery.attempts[-1].error is None
+    assert all(a.duration_ms >= 0 for a in delivery.attempts)
+
+
+async def test_410_disables_the_endpoint_with_its_reason(rig: Rig) -> None:
+    endpoint = rig.endpoint()
+    rig.receiver.script = [Answer(410)]
+    rig.emit()
+    [delivery] = await rig.delivery_settled(endpoint.id)
+    assert delivery.status is DeliveryStatus.failed
+    row = rig.endpoint_row(endpoint.id)
+    assert not row.enabled and "410" in (row.disabled_reason or "")
+    rig.emit()  # nothing goes to a disabled endpoint
+    await eventually(
+        lambda: _undispatched(rig.engine) == 0, 10, "the second event dispatched", 0.05
+    )
+    assert len(rig.receiver.received) == 1
+
+
+async def test_retry_after_is_honoured(rig: Rig) -> None:
+    endpoint = rig.endpoint()
+    # The backoff alone would retry within 0.2 s (webhooks_longest_retry_seconds).
+    rig.receiver.script = [Answer(429, {"Retry-After": "1"}), Answer(503, {"Retry-After": "1"})]
+    rig.emit()
+    first, second, third = await rig.received(3)
+    assert second.at - first.at >= 1.0 and third.at - second.at >= 1.0
+    [delivery] = await rig.delivery_settled(endpoint.id)
+    assert [a.status_code for a in delivery.attempts] == [429, 503, 200]
+
+
+async def test_retries_run_out_and_disable_the_endpoint(rig: Rig) -> None:
+    endpoint = rig.endpoint()
+    rig.receiver.script = [Answer(500)] * 1000
+    rig.emit()
+    [delivery] = await rig.delivery_settled(endpoint.id, timeout=30)
+    assert delivery.status is DeliveryStatus.failed and len(delivery.attempts) >= 2
+    row = rig.endpoint_row(endpoint.id)
+    assert not row.enabled
+    assert row.disabled_reason and "retries ran out" in row.disabled_reason
+    assert "HTTP 500" in row.disabled_reason
+
+
+async def test_rotation_sends_both_signatures(rig: Rig) -> None:
+    endpoint = rig.endpoint()
+    rotated = rotate_secret(rig.engine, endpoint.id, timedelta(hours=1))
+    assert rotated.secret != endpoint.secret
+    rig.emit()
+    [request] = await rig.received(1)
+    assert len(request.headers["webhook-signature"].split(" ")) == 2
+    assert request.verified(endpoint.secret) == request.verified(rotated.secret)
+    # Once the overlap is over, only the new secret signs.
+    rotate_secret(rig.engine, endpoint.id, timedelta(0))
+    newest = rig.endpoint_row(endpoint.id).secret
+    rig.emit()
+    _, later = await rig.received(2)
+    assert len(later.headers["webhook-signature"].split(" ")) == 1
+    later.verified(newest)
+    with pytest.raises(WebhookVerificationError):
+        later.verified(rotated.secret)
+
+
+async def test_redelivery_sends_the_same_webhook_id_again(rig: Rig) -> None:
+    endpoint = rig.endpoint()
+    event_id = rig.emit()
+    [delivery] = await rig.delivery_settled(endpoint.id)
+    again = redeliver(rig.engine, delivery.id, rig.settings.public_url)
+    assert again.round == 1
+    first, second = await rig.received(2)
+    assert first.webhook_id == second.webhook_id == event_id
+    assert first.verified(endpoint.secret) == second.verified(endpoint.secret)
+    rounds = await rig.delivery_settled(endpoint.id)
+    assert sorted(d.round for d in rounds) == [0, 1]
+
+
+async def test_slack_endpoint_gets_block_kit(rig: Rig) -> None:
+    rig.endpoint("/slack", events=["task.escalated"], kind=EndpointKind.slack)
+    rig.emit(EventType.task_escalated, company="Globex")
+    [request] = await rig.received(1, "/slack")
+    message = request.json()
+    assert "webhook-signature" not in request.headers
+    assert "Globex" in message["text"]
+    blocks = message["blocks"]
+    assert [b["type"] for b in blocks][:3] == ["header", "section", "section"]
+    header = blocks[0]["text"]
+    assert header["type"] == "plain_text" and len(header["text"]) <= 150
+    assert "Task escalated" in header["text"]
+    for block in blocks:
+        assert block["type"] in {"header", "section", "actions", "context", "divider"}
+        if block["type"] == "section":
+            texts = [block["text"]] if "text" in block else block["fields"]
+            assert all(t["type"] in {"mrkdwn", "plain_text"} and t["text"] for t in texts)
+    fields = " ".join(f["text"] for f in blocks[2]["fields"])
+    assert "ada@team.test" in fields  # the task's owner
+    [button] = next(b for b in blocks if b["type"] == "actions")["elements"]
+    assert button["type"] == "button"
+    assert button["url"] == rig.settings.public_url + "/app/tasks/c-1:t1:kickoff"
+
+
+def _undispatched(engine: Engine) -> int:
+    with Session(engine) as session:
+        query = select(func.count()).select_from(WebhookEvent)
+        return session.exec(query.where(WebhookEvent.dispatched_at.is_(None))).one()  # type: ignore[union-attr]
+
+
+def _endpoints(engine: Engine) -> int:
+    with Session(engine) as session:
+        return session.exec(select(func.count()).select_from(WebhookEndpoint)).one()
+
+
+@pytest.mark.parametrize(
+    ("url", "events", "allow_private", "field", "words"),
+    [
+        ("not a url", [], True, "url:", "not an http(s) URL"),
+        ("ftp://example.test/x", [], True, "url:", "not an http(s) URL"),
+        (
+            "http://127.0.0.1:9/hook",
+            ["task.opened", "task.exploded"],
+            True,
+            "events:",
+            "task.exploded",
+        ),
+        ("http://127.0.0.1:9/hook", [], False, "url:", "loopback, private or link-local"),
+        ("http://10.1.2.3/hook", [], False, "url:", "10.1.2.3"),
+        ("http://169.254.169.254/latest", [], False, "url:", "link-local"),
+        ("http://user:pw@127.0.0.1/hook", [], True, "url:", "credentials"),
+    ],
+)
+def test_bad_endpoints_are_refused_and_nothing_stored(
+    engine: Engine, url: str, events: list[str], allow_private: bool, field: str, words: str
+) -> None:
+    with pytest.raises(InvalidEndpoint) as refused:
+        add_endpoint(engine, WebhookEndpointIn(url=url, events=events), allow_private)
+    assert str(refused.value).startswith(field) and words in str(refused.value)
+    assert _endpoints(engine) == 0
+
+
+def test_the_library_verifies_what_we_sign() -> None:
+    """The signature is exactly the spec's: v1,base64(HMAC-SHA256(id.timestamp.body))."""
+    import base64
+    import hashlib
+    import hmac
+
+    from activities.webhooks import headers_for
+
+    secret = "whsec_" + base64.b64encode(b"k" * 32).decode()
+    row = WebhookEndpoint(id="ep_1", url="http://x.test", secret=secret)
+    body = '{"type":"task.opened","timestamp":"2026-12-02T00:00:00Z","data":{}}'
+    headers = headers_for(row, "msg_1", body)
+    signed = f"msg_1.{headers['webhook-timestamp']}.{body}".encode()
+    expected = base64.b64encode(hmac.new(b"k" * 32, signed, hashlib.sha256).digest()).decode()
+    assert headers["webhook-signature"] == f"v1,{expected}"
+    assert Webhook(secret).verify(body, headers) == {
+        "type": "task.opened",
+        "timestamp": "2026-12-02T00:00:00Z",
+        "data": {},
+    }
