@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 from temporalio import activity
 
+from activities import events
 from activities.contracts import AssessmentRequest
 from db.engine import session_scope
 from db.queries import latest_success_plan
@@ -106,8 +107,11 @@ class AssessmentActivities:
             )
             session.add(record)
             if customer is not None:
-                if customer.stand(record):
+                was_at_risk = customer.at_risk
+                latest = customer.stand(record)
+                if latest:
                     # Unhappy customers are a flight risk whatever they are worth to us (000).
                     customer.at_risk = bool(assessment.risks) or assessment.quadrant in _UNHAPPY
                 session.add(customer)
+                events.assessed(session, customer, record, latest, was_at_risk)
             return assessment

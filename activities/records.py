@@ -12,6 +12,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, select
 from temporalio import activity
 
+from activities import events
 from activities.contracts import (
     CustomerPlanRecord,
     LifecycleSnapshot,
@@ -20,6 +21,7 @@ from activities.contracts import (
     TimelineEntry,
 )
 from db.engine import insert_once, write_once
+from models.lifecycle import Phase
 from models.signals import SignalKind
 from models.success_plan import SuccessPlan
 from models.tables import (
@@ -120,6 +122,7 @@ def save_lifecycle(
     this_term = (snapshot.term, snapshot.term_start)
     if opening and row is not None and (row.term, row.term_start) == this_term:
         return row
+    was = row.phase if row is not None else None
     row = row or Customer(id=profile.customer_id)
     row.company, row.contact_name, row.email = profile.company, profile.contact_name, profile.email
     row.owner, row.external_id = profile.owner, profile.external_id
@@ -131,6 +134,11 @@ def save_lifecycle(
     row.churn_reason = snapshot.churn_reason
     row.updated_at = utcnow()
     session.add(row)
+    ended = snapshot.phase is Phase.churned
+    if not ended and (was is None or (was == Phase.churned.value and snapshot.term == 1)):
+        events.signed_up(session, row)
+    elif ended and was != Phase.churned.value:
+        events.churned(session, row, snapshot.churn_reason or "")
     return row
 
 
@@ -154,6 +162,8 @@ def save_task(session: Session, update: TaskUpdate) -> TaskRecord:
     row.reminded, row.escalated = task.reminded, task.escalated
     session.add(row)
     add_event_once(session, update.event)
+    if (customer := session.get(Customer, task.customer_id)) is not None:
+        events.task_changed(session, customer, row, update.event.kind)
     return row
 
 
@@ -200,6 +210,9 @@ class RecordActivities:
                     detail={"kind": task.kind.value, "result": record.result},
                 )
             )
+            if (customer := session.get(Customer, task.customer_id)) is not None:
+                by, at = record.completed_by, record.completed_at
+                events.task_completed(session, customer, row, by, at)
             message = f"{task.title}: completed by {record.completed_by}"
             add_event_once(
                 session,

@@ -113,6 +113,12 @@ class TaskDesk:
             )
             await self._announce(TaskNotice(update=reminder_sent, notice=notice))
         if not task.escalated:
+            # Past its due date is news of its own (webhooks' task.overdue), before the
+            # escalation escalate_after_hours later.
+            if task.due_at > workflow.now() and workflow.patched("task-overdue"):
+                if await self._closed_before(task, task.due_at):
+                    return
+                await self._save(task, "task_overdue", f"Overdue: {task.title}")
             overdue = task.due_at + timedelta(hours=plan.escalate_after_hours)
             if await self._closed_before(task, overdue):
                 return
