@@ -18,7 +18,17 @@ from temporalio.client import Client
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from api import errors
-from api.routes import customers, plans, portfolio, public, signals, tasks, tokens, webhooks
+from api.routes import (
+    customers,
+    plans,
+    portfolio,
+    public,
+    signals,
+    tasks,
+    tokens,
+    webhook_endpoints,
+    webhooks,
+)
 from api.security import LoopbackOnly, RateLimiter, SecurityHeaders
 from api.web import STATIC_DIR, dashboard
 from db.engine import make_engine
@@ -81,6 +91,9 @@ def create_app(
     errors.install(app)
     for module in (webhooks, customers, tasks, signals, plans, tokens, public, portfolio):
         app.include_router(module.router)
+    app.include_router(webhook_endpoints.router)
+    app.include_router(webhook_endpoints.deliveries_router)
+    webhook_endpoints.document_events(app)
     app.include_router(dashboard.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

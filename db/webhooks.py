@@ -38,7 +38,11 @@ from models.webhooks import (
 
 
 class InvalidEndpoint(ValueError):
-    """Bad endpoint input; the message names the field."""
+    """Bad endpoint input; the message starts with the field's name."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
 
 
 class NotFound(LookupError):
@@ -55,22 +59,23 @@ def check_destination(url: str, allow_private: bool) -> None:
     endpoint is added and again before every attempt, as DNS answers can change."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InvalidEndpoint(f"url: {url!r} is not an http(s) URL with a host")
+        raise InvalidEndpoint("url", f"{url!r} is not an http(s) URL with a host")
     if parts.username or parts.password:
-        raise InvalidEndpoint("url: credentials in the URL are not accepted")
+        raise InvalidEndpoint("url", "credentials in the URL are not accepted")
     try:
         port = parts.port or (443 if parts.scheme == "https" else 80)
         infos = socket.getaddrinfo(parts.hostname, port, proto=socket.IPPROTO_TCP)
     except (OSError, ValueError) as error:
-        raise InvalidEndpoint(f"url: cannot resolve {parts.hostname!r} ({error})") from None
+        raise InvalidEndpoint("url", f"cannot resolve {parts.hostname!r} ({error})") from None
     if allow_private:
         return
     for *_, sockaddr in infos:
         address = ipaddress.ip_address(sockaddr[0])
         if not address.is_global or address.is_multicast:
             raise InvalidEndpoint(
-                f"url: {parts.hostname} resolves to {address}, a loopback, private or "
-                "link-local address (TANDEM_WEBHOOKS_ALLOW_PRIVATE=true allows it)"
+                "url",
+                f"{parts.hostname} resolves to {address}, a loopback, private or "
+                "link-local address (TANDEM_WEBHOOKS_ALLOW_PRIVATE=true allows it)",
             )
 
 
@@ -79,7 +84,7 @@ def add_endpoint(engine: Engine, spec: WebhookEndpointIn, allow_private: bool) -
     try:
         types = parse_event_types(spec.events)
     except ValueError as error:
-        raise InvalidEndpoint(f"events: {error}") from None
+        raise InvalidEndpoint("events", str(error)) from None
     check_destination(spec.url, allow_private)
     row = WebhookEndpoint(
         id=f"ep_{uuid.uuid4().hex[:20]}",

@@ -8,6 +8,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import pytest
 from sqlalchemy import Engine, func
 from sqlmodel import Session, select
@@ -323,3 +324,111 @@ def test_the_library_verifies_what_we_sign() -> None:
         "timestamp": "2026-12-02T00:00:00Z",
         "data": {},
     }
+
+
+# -- through the API (admins) ----------------------------------------------------------------
+
+
+@pytest.fixture
+async def admin_api(rig: Rig, dev_env: WorkflowEnvironment) -> AsyncIterator[httpx.AsyncClient]:
+    from api.main import create_app
+    from db.tokens import create_token
+
+    app = create_app(settings=rig.settings, engine=rig.engine, client=dev_env.client)
+    _, admin = create_token(rig.engine, "Admin", "admin")
+    _, manager = create_token(rig.engine, "Manager", "manager", "sam@team.test")
+    rig.manager_token = manager  # type: ignore[attr-defined]
+    transport = httpx.ASGITransport(app=app)
+    headers = {"Authorization": f"Bearer {admin}"}
+    async with httpx.AsyncClient(transport=transport, base_url="http://t", headers=headers) as http:
+        yield http
+
+
+async def test_endpoints_through_the_api(rig: Rig, admin_api: httpx.AsyncClient) -> None:
+    manager = {"Authorization": f"Bearer {rig.manager_token}"}  # type: ignore[attr-defined]
+    url = rig.receiver.url("/api")
+    assert (
+        await admin_api.post("/webhook-endpoints", json={"url": url}, headers=manager)
+    ).status_code == 403
+
+    created = await admin_api.post(
+        "/webhook-endpoints", json={"url": url, "events": ["task.opened"], "description": "CRM"}
+    )
+    assert created.status_code == 201, created.text
+    endpoint = created.json()
+    assert endpoint["secret"].startswith("whsec_") and endpoint["events"] == ["task.opened"]
+    listed = (await admin_api.get("/webhook-endpoints")).json()
+    assert [e["id"] for e in listed] == [endpoint["id"]] and "secret" not in listed[0]
+
+    sent = await admin_api.post(f"/webhook-endpoints/{endpoint['id']}/test")
+    assert sent.status_code == 202
+    [request] = await rig.received(1, "/api")
+    assert request.webhook_id == sent.json()["event_id"]
+    assert request.verified(endpoint["secret"])["type"] == "webhook.test"
+    await rig.delivery_settled(endpoint["id"])
+    [delivery] = (await admin_api.get(f"/webhook-endpoints/{endpoint['id']}/deliveries")).json()
+    assert delivery["status"] == "delivered" and delivery["attempts"][0]["status_code"] == 200
+
+    again = await admin_api.post(f"/webhook-deliveries/{delivery['id']}/redeliver")
+    assert again.status_code == 202
+    _, second = await rig.received(2, "/api")
+    assert second.webhook_id == request.webhook_id
+
+    rotated = (await admin_api.post(f"/webhook-endpoints/{endpoint['id']}/rotate-secret")).json()
+    assert rotated["secret"] != endpoint["secret"] and rotated["rotating_until"]
+
+    disabled = await admin_api.post(
+        f"/webhook-endpoints/{endpoint['id']}/disable", json={"reason": "receiver moving"}
+    )
+    assert disabled.json()["enabled"] is False
+    assert disabled.json()["disabled_reason"].startswith("receiver moving")
+    enabled = await admin_api.post(f"/webhook-endpoints/{endpoint['id']}/enable")
+    assert enabled.json()["enabled"] is True and enabled.json()["disabled_reason"] is None
+    assert (await admin_api.get("/webhook-endpoints/ep_nope")).status_code == 404
+
+
+async def test_api_refuses_bad_endpoints_and_stores_nothing(
+    rig: Rig, admin_api: httpx.AsyncClient
+) -> None:
+    cases = [
+        ({"url": "nope"}, "url"),
+        ({"url": rig.receiver.url(), "events": ["task.exploded"]}, "events"),
+        ({"url": rig.receiver.url(), "kind": "carrier-pigeon"}, "kind"),
+    ]
+    for body, field in cases:
+        answer = await admin_api.post("/webhook-endpoints", json=body)
+        assert answer.status_code == 422, answer.text
+        assert answer.json()["error"]["field"].endswith(field)
+    assert (await admin_api.get("/webhook-endpoints")).json() == []
+
+
+async def test_private_addresses_need_the_setting(
+    dev_env: WorkflowEnvironment, settings: Settings, engine: Engine
+) -> None:
+    from api.main import create_app
+    from db.tokens import create_token
+
+    app = create_app(settings=settings, engine=engine, client=dev_env.client)
+    _, admin = create_token(engine, "Admin", "admin")
+    headers = {"Authorization": f"Bearer {admin}"}
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t", headers=headers) as http:
+        answer = await http.post("/webhook-endpoints", json={"url": "http://127.0.0.1:9/x"})
+        assert answer.status_code == 422
+        error = answer.json()["error"]
+        assert error["field"] == "url" and "TANDEM_WEBHOOKS_ALLOW_PRIVATE" in error["message"]
+    assert _endpoints(engine) == 0
+
+
+def test_openapi_documents_every_event(settings: Settings, engine: Engine) -> None:
+    from api.main import create_app
+
+    document = create_app(settings=settings, engine=engine).openapi()
+    assert set(document["webhooks"]) == {t.value for t in EventType}
+    schemas = document["components"]["schemas"]
+    body = document["webhooks"]["quadrant.changed"]["post"]["requestBody"]
+    ref = body["content"]["application/json"]["schema"]["$ref"].split("/")[-1]
+    envelope = schemas[ref]
+    assert set(envelope["properties"]) == {"type", "timestamp", "data"}
+    data = schemas[envelope["properties"]["data"]["$ref"].split("/")[-1]]
+    assert {"customer", "previous_quadrant", "quadrant"} <= set(data["properties"])
