@@ -2,7 +2,10 @@
 own success-plan page, and unsubscribing. A link carries its claims signed with the secret
 key and a timestamp, so a tampered link is refused and an expired one is recognised.
 An unsubscribe link never expires: a years-old email must still let its reader stop
-the mail (and the link only ever turns mail off, or back on)."""
+the mail, and it only ever turns mail off. Turning it back on takes a resubscribe link of
+its own, shown only to whoever just unsubscribed and valid for RESUBSCRIBE_LINK_DAYS: an
+unsubscribe link travels in every email (forwarded, quoted, in a mail program's header),
+and whoever holds one must not be able to sign the customer up again."""
 
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ from pydantic import BaseModel, ValidationError
 
 SurveyKind = Literal["nps", "csat"]
 SCALES: dict[str, range] = {"nps": range(0, 11), "csat": range(1, 6)}
+RESUBSCRIBE_LINK_DAYS = 30
 
 
 class LinkError(ValueError):
@@ -37,12 +41,17 @@ class UnsubscribeClaim(BaseModel):
     customer_id: str
 
 
+class ResubscribeClaim(BaseModel):
+    customer_id: str
+
+
 class LinkSigner:
     def __init__(self, secret: str, public_url: str) -> None:
         self._survey = URLSafeTimedSerializer(secret, salt="tandem.survey")
         self._plan = URLSafeTimedSerializer(secret, salt="tandem.plan")
         # Untimed: no expiry to check, and a shorter token in the List-Unsubscribe header.
         self._unsubscribe = URLSafeSerializer(secret, salt="tandem.unsubscribe")
+        self._resubscribe = URLSafeTimedSerializer(secret, salt="tandem.resubscribe")
         self.public_url = public_url.rstrip("/")
 
     def survey_links(self, customer_id: str, kind: SurveyKind, survey: str) -> list[dict[str, Any]]:
@@ -61,6 +70,14 @@ class LinkSigner:
     def unsubscribe_link(self, customer_id: str) -> str:
         token = self._unsubscribe.dumps(UnsubscribeClaim(customer_id=customer_id).model_dump())
         return f"{self.public_url}/u/{token}"
+
+    def resubscribe_link(self, customer_id: str) -> str:
+        token = self._resubscribe.dumps(ResubscribeClaim(customer_id=customer_id).model_dump())
+        return f"{self.public_url}/r/{token}"
+
+    def read_resubscribe(self, token: str) -> ResubscribeClaim:
+        claim = _read(self._resubscribe, token, RESUBSCRIBE_LINK_DAYS, ResubscribeClaim)
+        return claim  # type: ignore[return-value]
 
     def read_survey(self, token: str, max_age_days: int) -> SurveyClaim:
         return _read(self._survey, token, max_age_days, SurveyClaim)  # type: ignore[return-value]

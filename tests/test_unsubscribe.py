@@ -6,6 +6,7 @@ SQLite and on PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
@@ -17,6 +18,7 @@ from aiosmtpd.controller import Controller
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
+import links
 from activities.contracts import EmailRequest, Recipient
 from activities.email import EmailActivities, message_id
 from api.main import create_app
@@ -180,10 +182,14 @@ async def test_one_click_post_records_the_opt_out_once(
     [event] = rows(engine, TimelineEvent, customer_id="acme")
     assert event.kind == "email_unsubscribed" and "Unsubscribed" in event.message
 
-    # The page now offers the way back; taking it is recorded too.
+    # The page that confirmed it offers the way back, by a link of its own; taking it is
+    # recorded too. The unsubscribe link itself never resubscribes.
     page = await web.get(path)
-    assert "You are unsubscribed" in page.text and f"{path}/resubscribe" in page.text
-    back = await web.post(f"{path}/resubscribe")
+    assert "You are unsubscribed" in page.text and "/r/" not in page.text
+    assert (await web.post(f"{path}/resubscribe")).status_code == 404
+    assert customer(engine).unsubscribed_at is not None
+    back_link = LinkSigner(settings.secret_key, PUBLIC).resubscribe_link("acme")
+    back = await web.post(urlsplit(back_link).path)
     assert back.status_code == 200 and "Welcome back" in back.text
     assert customer(engine).unsubscribed_at is None
     actions = sorted(a.action for a in rows(engine, AuditEntry))
@@ -215,12 +221,49 @@ async def test_a_forged_link_is_refused_and_records_nothing(
     for response in (
         await web.get(f"/u/{token}"),
         await web.post(f"/u/{token}", headers=FORM, **ONE_CLICK),
-        await web.post(f"/u/{token}/resubscribe"),
+        await web.get(f"/r/{token}"),
+        await web.post(f"/r/{token}"),
     ):
         assert response.status_code == 400
         assert "This link is not valid." in response.text and "Nothing was changed" in response.text
     assert customer(engine).unsubscribed_at is None
     assert rows(engine, AuditEntry) == [] and rows(engine, TimelineEvent) == []
+
+
+async def test_only_the_page_that_unsubscribed_offers_the_way_back(
+    engine: Engine, settings: Settings, web: httpx.AsyncClient
+) -> None:
+    """Whoever holds an unsubscribe link (a forwarded email, a mail program's header) can
+    stop the mail, and nothing more: an unsubscribe token is no resubscribe token."""
+    add_customer(engine)
+    path = urlsplit(link_for(settings)).path
+    token = path.rsplit("/", 1)[1]
+    done = await web.post(path, data={"via": "page"})
+    [back_path] = re.findall(r'action="(/r/[^"]+)"', done.text)
+    for attempt in (f"/r/{token}", f"{path}/resubscribe"):
+        assert (await web.post(attempt)).status_code in (400, 404)
+    assert customer(engine).unsubscribed_at is not None
+    # A resubscribe token is no unsubscribe token either.
+    assert (await web.post(f"/u/{back_path.rsplit('/', 1)[1]}")).status_code == 400
+
+    shown = await web.get(back_path)  # opening the link changes nothing
+    assert shown.status_code == 200 and 'action="/r/' in shown.text
+    assert customer(engine).unsubscribed_at is not None
+    assert "Welcome back" in (await web.post(back_path)).text
+    assert customer(engine).unsubscribed_at is None
+    via = [a.detail["via"] for a in rows(engine, AuditEntry)]
+    assert sorted(via) == ["resubscribe link", "unsubscribe page"]
+
+
+async def test_an_old_resubscribe_link_has_expired(
+    engine: Engine, settings: Settings, web: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    add_customer(engine)
+    await web.post(urlsplit(link_for(settings)).path)
+    back = urlsplit(LinkSigner(settings.secret_key, PUBLIC).resubscribe_link("acme")).path
+    monkeypatch.setattr(links, "RESUBSCRIBE_LINK_DAYS", -1)
+    expired = await web.post(back)
+    assert expired.status_code == 410 and customer(engine).unsubscribed_at is not None
 
 
 async def test_a_link_for_an_unknown_customer_is_a_404(

@@ -4,8 +4,10 @@ answers, their own success plan, and unsubscribing. No login: the signed link is
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -219,70 +221,82 @@ async def save_plan(
 # unsubscribe anyone. POST records it: the page's button, or a mail program's RFC 8058
 # one-click request (body `List-Unsubscribe=One-Click`, no cookies, no page). The signed
 # token is the only key, so neither needs a session or a CSRF token. Both are idempotent;
-# a forged token changes nothing.
+# a forged token changes nothing. The unsubscribe link only ever turns mail off: the page
+# that confirms it offers a resubscribe link of its own (links.py says why).
 
 UNSUBSCRIBE_PAGES = _pages(s400="tampered link", s404="unknown customer")
+RESUBSCRIBE_PAGES = _pages(s400="tampered link", s404="unknown customer", s410="expired link")
+_NOTHING_CHANGED = (
+    "The link may have been changed on the way. Nothing was changed: please use the "
+    "link in our latest email, or reply to it with “unsubscribe” in the subject."
+)
 
 
-def _unsubscribe_claim(request: Request, token: str, settings: Settings) -> str | HTMLResponse:
+def _claim(request: Request, read: Callable[[], Any]) -> str | HTMLResponse:
     """The customer id the link is for, or the page that refuses it."""
     try:
-        return _signer(settings).read_unsubscribe(token).customer_id
+        return read().customer_id
     except LinkError as error:
-        return _message(
-            request,
-            400,
-            str(error),
-            "The link may have been changed on the way. Nothing was changed: please use the "
-            "link in our latest email, or reply to it with “unsubscribe” in the subject.",
-        )
+        if error.reason == "expired":
+            message = "Reply to any of our emails and we will send you our emails again."
+            return _message(request, 410, str(error), message)
+        return _message(request, 400, str(error), _NOTHING_CHANGED)
 
 
 def _unsubscribe_page(
-    request: Request, engine: Engine, token: str, customer_id: str, changed: bool
+    request: Request,
+    engine: Engine,
+    settings: Settings,
+    customer_id: str,
+    changed: bool,
+    may_resubscribe: bool,
 ) -> HTMLResponse:
     with session_scope(engine) as session:
         customer = session.get(Customer, customer_id)
     if customer is None:
         return _message(request, 404, "We could not find your account.", "Nothing was changed.")
     since = customer.unsubscribed_at
+    signer = _signer(settings)
     context = {
         "company": customer.company,
         "email": customer.email,
         "unsubscribed": since is not None,
         "since": f"{since.day} {since:%B %Y}" if since else None,
         "changed": changed,
-        "unsubscribe_url": f"/u/{token}",
-        "resubscribe_url": f"/u/{token}/resubscribe",
+        "unsubscribe_url": urlsplit(signer.unsubscribe_link(customer_id)).path,
+        "resubscribe_url": (
+            urlsplit(signer.resubscribe_link(customer_id)).path if may_resubscribe else None
+        ),
     }
     return TEMPLATES.TemplateResponse(request, "unsubscribe_page.html", context)
 
 
 def _set_unsubscribed(
-    request: Request, engine: Engine, token: str, customer_id: str, on: bool, via: str
+    request: Request, engine: Engine, settings: Settings, customer_id: str, on: bool, via: str
 ) -> HTMLResponse:
     try:
         changed = set_unsubscribed(engine, customer_id, on, via)
     except CustomerNotFound:
         return _message(request, 404, "We could not find your account.", "Nothing was changed.")
-    return _unsubscribe_page(request, engine, token, customer_id, changed)
+    # Whoever just unsubscribed may change their mind; only they get the way back.
+    return _unsubscribe_page(request, engine, settings, customer_id, changed, on and changed)
 
 
 @router.get("/u/{token}", response_class=HTMLResponse, responses=UNSUBSCRIBE_PAGES)
 def unsubscribe_page(
     token: str, request: Request, settings: SettingsDep, engine: EngineDep
 ) -> HTMLResponse:
-    customer_id = _unsubscribe_claim(request, token, settings)
+    customer_id = _claim(request, lambda: _signer(settings).read_unsubscribe(token))
     if isinstance(customer_id, HTMLResponse):
         return customer_id
-    return _unsubscribe_page(request, engine, token, customer_id, changed=False)
+    return _unsubscribe_page(request, engine, settings, customer_id, False, False)
 
 
 @router.post("/u/{token}", response_class=HTMLResponse, responses=UNSUBSCRIBE_PAGES)
 async def unsubscribe(
     token: str, request: Request, settings: SettingsDep, engine: EngineDep
 ) -> HTMLResponse:
-    customer_id = _unsubscribe_claim(request, token, settings)
+    customer_id = _claim(request, lambda: _signer(settings).read_unsubscribe(token))
     if isinstance(customer_id, HTMLResponse):
         return customer_id
     form: dict[str, Any] = {}
@@ -296,15 +310,25 @@ async def unsubscribe(
     else:
         via = "unsubscribe link"
     return await run_in_threadpool(
-        _set_unsubscribed, request, engine, token, customer_id, True, via
+        _set_unsubscribed, request, engine, settings, customer_id, True, via
     )
 
 
-@router.post("/u/{token}/resubscribe", response_class=HTMLResponse, responses=UNSUBSCRIBE_PAGES)
+@router.get("/r/{token}", response_class=HTMLResponse, responses=RESUBSCRIBE_PAGES)
+def resubscribe_page(
+    token: str, request: Request, settings: SettingsDep, engine: EngineDep
+) -> HTMLResponse:
+    customer_id = _claim(request, lambda: _signer(settings).read_resubscribe(token))
+    if isinstance(customer_id, HTMLResponse):
+        return customer_id
+    return _unsubscribe_page(request, engine, settings, customer_id, False, True)
+
+
+@router.post("/r/{token}", response_class=HTMLResponse, responses=RESUBSCRIBE_PAGES)
 def resubscribe(
     token: str, request: Request, settings: SettingsDep, engine: EngineDep
 ) -> HTMLResponse:
-    customer_id = _unsubscribe_claim(request, token, settings)
+    customer_id = _claim(request, lambda: _signer(settings).read_resubscribe(token))
     if isinstance(customer_id, HTMLResponse):
         return customer_id
-    return _set_unsubscribed(request, engine, token, customer_id, False, "unsubscribe page")
+    return _set_unsubscribed(request, engine, settings, customer_id, False, "resubscribe link")
