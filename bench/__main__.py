@@ -1,29 +1,48 @@
 """`python -m bench` (`make bench`): every benchmark in sequence, each against its
 baseline in the same run; a results table at the end and var/bench/results.json.
 
-    python -m bench --size smoke|default|full [--only signup,idle,...] ...
+    python -m bench --size smoke|default|full [--only signup,idle,...] [--signup-count 500]
 
-Missed targets are reported, not failed: a benchmark measures, it does not judge.
+Each of a benchmark's sizes can be overridden by an option named for it (`--help` lists
+them). A benchmark that fails is reported as failed, with its error, and the others still
+run; the exit status is then 1. Missed targets are reported, not failed: a benchmark
+measures, it does not judge.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import inspect
 import json
+import sys
 import time
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from bench import api_reads, idle, signup, simulated_time, task_completion
 from bench.common import BenchResult, machine, say
 
-BENCHMARKS = ["signup", "idle", "simulated_time", "api_reads", "task_completion"]
+# name -> module with SIZES and `async def run(**size) -> BenchResult` (bench/__init__.py).
+BENCHMARKS: dict[str, ModuleType] = {
+    "signup": signup,
+    "idle": idle,
+    "simulated_time": simulated_time,
+    "api_reads": api_reads,
+    "task_completion": task_completion,
+}
 SIZES = ["smoke", "default", "full"]
+
+
+def _option(name: str, key: str) -> str:
+    return f"--{name}-{key}".replace("_", "-")
 
 
 def parse(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -40,27 +59,17 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--persist-server",
         action="store_true",
-        help="the dev server keeps its SQLite file on disk, as `make run` "
-        "does (default: in memory, start_local's default)",
+        help="the dev server keeps its SQLite file on disk, as `make run` does (default: in "
+        "memory, start_local's default); for the benchmarks on the dev server",
     )
-    group = parser.add_argument_group("signup")
-    group.add_argument("--signup-count", type=int)
-    group.add_argument("--signup-concurrency", type=int)
-    group.add_argument("--signup-warmup", type=int)
-    group.add_argument("--signup-rounds", type=int, help="alternating batches of each side")
-    group.add_argument("--signup-serial", type=int, help="sign-ups one at a time, for latency")
-    group = parser.add_argument_group("idle")
-    group.add_argument("--idle-count", type=int)
-    group.add_argument("--idle-concurrency", type=int)
-    group = parser.add_argument_group("simulated_time")
-    group.add_argument("--years-sequential", type=int)
-    group.add_argument("--years-concurrent", type=int)
-    group = parser.add_argument_group("api_reads (needs PostgreSQL: TANDEM_BENCH_POSTGRES_URL)")
-    group.add_argument("--api-customers", type=int)
-    group.add_argument("--api-signals", type=int)
-    group.add_argument("--api-requests", type=int, help="rounds of one request per endpoint")
-    group = parser.add_argument_group("task_completion")
-    group.add_argument("--completion-count", type=int)
+    for name, module in BENCHMARKS.items():
+        summary = (module.__doc__ or name).strip().splitlines()[0]
+        group = parser.add_argument_group(name, summary)
+        for key, value in module.SIZES["default"].items():
+            sizes = ", ".join(f"{size} {module.SIZES[size][key]:,}" for size in SIZES)
+            group.add_argument(
+                _option(name, key), type=type(value), dest=f"{name}.{key}", metavar="N", help=sizes
+            )
     args = parser.parse_args(argv)
     unknown = set(args.only.split(",")) - set(BENCHMARKS)
     if unknown:
@@ -68,49 +77,39 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def _pick(size: dict[str, int], **overrides: int | None) -> dict[str, int]:
-    return {**size, **{k: v for k, v in overrides.items() if v is not None}}
+def size_of(args: argparse.Namespace, name: str) -> dict[str, Any]:
+    """The benchmark's parameters: its size, with the options given on the command line."""
+    module = BENCHMARKS[name]
+    size = dict(module.SIZES[args.size])
+    for key in size:
+        given = getattr(args, f"{name}.{key}")
+        if given is not None:
+            size[key] = given
+    if "persist_server" in inspect.signature(module.run).parameters:
+        size["persist_server"] = args.persist_server
+    return size
+
+
+async def run_one(name: str, size: dict[str, Any]) -> BenchResult:
+    """One benchmark; its failure becomes its result, so the next one still runs."""
+    started = time.perf_counter()
+    try:
+        result: BenchResult = await BENCHMARKS[name].run(**size)
+    except Exception as error:
+        traceback.print_exc()
+        result = BenchResult(name, size, error=f"{type(error).__name__}: {error}")
+        result.seconds = time.perf_counter() - started
+        say(f"== {name} FAILED after {result.seconds:.0f} s: {result.error}")
+        return result
+    say(f"== {name} done in {result.seconds:.0f} s")
+    return result
 
 
 async def run_all(args: argparse.Namespace) -> list[BenchResult]:
-    chosen = [b for b in BENCHMARKS if b in args.only.split(",")]
     results = []
-    for name in chosen:
+    for name in [b for b in BENCHMARKS if b in args.only.split(",")]:
         say(f"== {name} ({args.size})")
-        if name == "signup":
-            p = _pick(
-                signup.SIZES[args.size],
-                count=args.signup_count,
-                concurrency=args.signup_concurrency,
-                warmup=args.signup_warmup,
-                rounds=args.signup_rounds,
-                serial=args.signup_serial,
-            )
-            results.append(await signup.run(**p, persist_server=args.persist_server))
-        elif name == "idle":
-            p = _pick(
-                idle.SIZES[args.size], count=args.idle_count, concurrency=args.idle_concurrency
-            )
-            results.append(await idle.run(**p, persist_server=args.persist_server))
-        elif name == "simulated_time":
-            p = _pick(
-                simulated_time.SIZES[args.size],
-                sequential=args.years_sequential,
-                concurrent=args.years_concurrent,
-            )
-            results.append(await simulated_time.run(**p))
-        elif name == "api_reads":
-            p = _pick(
-                api_reads.SIZES[args.size],
-                customers=args.api_customers,
-                signals=args.api_signals,
-                requests=args.api_requests,
-            )
-            results.append(await api_reads.run(**p))
-        else:
-            p = _pick(task_completion.SIZES[args.size], count=args.completion_count)
-            results.append(await task_completion.run(**p))
-        say(f"== {name} done in {results[-1].seconds:.0f} s")
+        results.append(await run_one(name, size_of(args, name)))
     return results
 
 
@@ -124,51 +123,52 @@ def _met(met: bool | None) -> str:
     return "" if met is None else ("yes" if met else "NO")
 
 
+def _rows(result: BenchResult) -> list[list[str]]:
+    """One row per metric: metric (unit), Tandem, baseline, ratio, target, met."""
+    if result.error is not None:
+        return [[f"FAILED: {result.error}", "-", "-", "-", "-", "NO"]]
+    return [
+        [
+            f"{m.name} ({m.unit})",
+            _number(m.tandem),
+            _number(m.baseline),
+            f"{m.ratio:.2f}x" if m.ratio is not None else "-",
+            m.target or "-",
+            _met(m.met) or "-",
+        ]
+        for m in result.metrics
+    ]
+
+
 def table(results: list[BenchResult]) -> Table:
+    # The baseline is a bare Temporal workflow, or for api_reads the database's own
+    # EXPLAIN (ANALYZE) time of the same statements.
     grid = Table(
-        "benchmark",
-        "metric",
-        "unit",
-        "Tandem",
-        "baseline",
-        "ratio",
-        "target",
-        "met",
-        # The baseline is a bare Temporal workflow, or for api_reads the database's own
-        # EXPLAIN (ANALYZE) time of the same statements.
+        "benchmark", "metric", "Tandem", "baseline", "ratio", "target", "met",
         title="Tandem vs its baseline",
-    )
+    )  # fmt: skip
     for result in results:
-        for m in result.metrics:
-            grid.add_row(
-                result.name,
-                m.name,
-                m.unit,
-                _number(m.tandem),
-                _number(m.baseline),
-                _number(m.ratio) + ("x" if m.ratio is not None else ""),
-                m.target,
-                _met(m.met),
-            )
+        for row in _rows(result):
+            grid.add_row(result.name, *map(escape, row))
     return grid
 
 
 def markdown(results: list[BenchResult], about: dict[str, Any]) -> str:
     lines = [
-        f"Measured {about['date']} on {about['cpus']} CPUs, {about['memory_gib']} GiB, "
-        f"Python {about['python']}, temporalio {about['temporalio']}.",
+        f"Measured {about['date']} on {about['cpus']} CPUs ({about['cpu_model']}), "
+        f"{about['memory_gib']} GiB, Python {about['python']}, temporalio "
+        f"{about['temporalio']}; load average {about['loadavg_1m']} at the end.",
         "",
         "| benchmark | metric | Tandem | baseline | ratio | target | met |",
         "| --- | --- | ---: | ---: | ---: | --- | --- |",
     ]
-    for r in results:
-        params = ", ".join(f"{k}={v}" for k, v in r.params.items())
-        for m in r.metrics:
-            ratio = f"{m.ratio:.2f}x" if m.ratio is not None else "-"
-            lines.append(
-                f"| {r.name} ({params}) | {m.name} ({m.unit}) | {_number(m.tandem)} | "
-                f"{_number(m.baseline)} | {ratio} | {m.target or '-'} | {_met(m.met) or '-'} |"
-            )
+    for result in results:
+        for row in _rows(result):
+            lines.append(f"| {result.name} | " + " | ".join(row) + " |")
+    lines.append("")
+    for result in results:
+        params = ", ".join(f"{k}={v}" for k, v in result.params.items())
+        lines.append(f"- {result.name}: {params} ({result.seconds:.0f} s)")
     return "\n".join(lines)
 
 
@@ -181,7 +181,7 @@ def main(argv: Sequence[str] | None = None) -> list[BenchResult]:
     console.print(table(results))
     for result in results:
         for note in result.notes:
-            console.print(f"note ({result.name}): {note}")
+            console.print(f"note ({result.name}): {escape(note)}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(
         json.dumps(
@@ -196,4 +196,5 @@ def main(argv: Sequence[str] | None = None) -> list[BenchResult]:
 
 
 if __name__ == "__main__":
-    main()
+    failed = [r.name for r in main() if r.error is not None]
+    sys.exit(1 if failed else 0)

@@ -10,6 +10,7 @@ import platform
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -56,6 +57,7 @@ class BenchResult:
     metrics: list[Metric] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    error: str | None = None  # why it failed, when it did: then it has no metrics
 
     def metric(self, name: str) -> Metric:
         return next(m for m in self.metrics if m.name == name)
@@ -67,6 +69,7 @@ class BenchResult:
             "seconds": round(self.seconds, 1),
             "metrics": [m.as_dict() for m in self.metrics],
             "notes": self.notes,
+            "error": self.error,
         }
 
 
@@ -288,6 +291,43 @@ class Process:
         self._log_file.close()
 
 
+def tandem_worker_args() -> list[str]:
+    """`tandem worker`, as an operator starts it (once per process wanted)."""
+    return [str(Path(sys.executable).parent / "tandem"), "worker"]
+
+
+def bare_worker_args(address: str, task_queue: str) -> list[str]:
+    return [
+        sys.executable, "-m", "bench.bare_worker", "--address", address, "--task-queue", task_queue,
+    ]  # fmt: skip
+
+
+@contextlib.asynccontextmanager
+async def worker_processes(
+    args: list[str], env: dict[str, str], log: Path, count: int
+) -> AsyncIterator[list[Process]]:
+    """`count` workers of one kind on one task queue, each a process of its own, polling
+    before this yields; the list may grow (`more_workers`) and all are stopped after.
+    Their logs are `log` with the worker's number added: worker-1.log, worker-2.log..."""
+    workers: list[Process] = []
+    try:
+        await more_workers(workers, args, env, log, count)
+        yield workers
+    finally:
+        for worker in workers:
+            worker.stop()
+
+
+async def more_workers(
+    workers: list[Process], args: list[str], env: dict[str, str], log: Path, count: int
+) -> None:
+    """Start workers until there are `count`, each polling before this returns."""
+    while len(workers) < count:
+        worker = Process(args, env, log.with_name(f"{log.stem}-{len(workers) + 1}.log"))
+        workers.append(worker)
+        await worker.wait_for_output("Worker polling")
+
+
 def worker_env(address: str, var_dir: Path, task_queue: str) -> dict[str, str]:
     env = {
         **os.environ,
@@ -316,12 +356,20 @@ async def history_sizes(client: Client, workflow_ids: Sequence[str]) -> tuple[fl
     return sum(events) / len(events), sum(sizes) / len(sizes)
 
 
+def _cpu_model() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+
 def machine() -> dict[str, Any]:
     meminfo = Path("/proc/meminfo").read_text().splitlines()
     total_kib = int(next(line for line in meminfo if line.startswith("MemTotal")).split()[1])
     return {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "cpus": os.cpu_count(),
+        "cpu_model": _cpu_model(),
         "memory_gib": round(total_kib / 1024 / 1024, 1),
         "python": platform.python_version(),
         "platform": platform.platform(),

@@ -1,20 +1,21 @@
-"""Sign-up throughput and latency.
+"""Sign-up throughput, latency and CPU, with 1 and more worker processes.
 
 Measures N concurrent sign-ups through `lifecycles.sign_up` (update-with-start; returns
 once the welcome email is composed), at most `concurrency` in flight, against the bare
 workflow of `bench.baseline` started with update-with-start the same way, whose update
-returns after one no-op activity. Same dev server, same worker settings (the workflow
-runner and worker.worker_options), both workers in this process beside the client;
-baseline and Tandem batches alternate over a few rounds. Tandem's worker does sign-up's
-records and emails in processes of its own (activities/sign_up_pool.py), as in
-production: they are Tandem's, and their CPU counts as the worker's.
+returns after one no-op activity. Like with like: the same dev server (in memory), the
+client in this process, and on each side the same number of worker processes, each with
+the same worker settings (`tandem worker` and `python -m bench.bare_worker`, both with
+worker.worker_options), polling one task queue per side. Records: SQLite, as `make run`
+keeps them, shared by Tandem's workers. Baseline and Tandem batches alternate over a few
+rounds, first with one worker process on each side, then with more.
 
-Reports workflows/s, p50 and p99 latency of each, and the ratios; the CPU each side's
-sign-ups cost this process with its children (client, workers, sign-up processes) and
-the dev server, from /proc; then
-the p50 of sign-ups one at a time, the path's own latency (at 50 in flight, latency is
+Reports, for each number of worker processes, workflows/s, p50 and p99 latency, and the
+CPU per sign-up of every process involved (this client, the side's workers and the dev
+server, from /proc), the main efficiency ratio; then with one worker, where that CPU goes,
+and the p50 of sign-ups one at a time, the path's own latency (at 50 in flight, latency is
 mostly queueing: in flight / throughput).
-Targets: throughput >= 0.8x baseline; p50 <= 1.5x baseline.
+Targets: CPU per sign-up <= 1.25x baseline; throughput >= 0.8x baseline.
 """
 
 from __future__ import annotations
@@ -30,20 +31,24 @@ from sqlmodel import Session, select
 from temporalio.client import Client, WithStartWorkflowOperation
 from temporalio.common import WorkflowIDConflictPolicy
 
-from bench.bare_worker import build_bare_worker
 from bench.baseline import BareInput, BareLifecycle
 from bench.common import (
     BenchResult,
     Metric,
+    Process,
+    bare_worker_args,
     child_pid,
     cpu_seconds,
     dev_server,
+    more_workers,
     percentile,
     run_bounded,
     say,
     tandem_settings,
-    tree_cpu_seconds,
+    tandem_worker_args,
     workdir,
+    worker_env,
+    worker_processes,
 )
 from db.engine import make_engine
 from db.migrate import upgrade
@@ -52,37 +57,49 @@ from models.customer import SignUp
 from models.plan import PlanTemplate
 from models.tables import TaskRecord
 from plans import load_plan
-from worker import build_worker
 
 SIZES: dict[str, dict[str, int]] = {
+    # count: sign-ups of each side per number of workers; workers: measured at 1..workers;
     # serial: sign-ups of each side one at a time, for the latency of the path alone.
-    "smoke": {"count": 20, "concurrency": 10, "warmup": 4, "rounds": 1, "serial": 3},
-    "default": {"count": 2000, "concurrency": 50, "warmup": 50, "rounds": 4, "serial": 30},
-    "full": {"count": 10000, "concurrency": 50, "warmup": 100, "rounds": 10, "serial": 100},
-}
+    "smoke": {"count": 20, "concurrency": 10, "warmup": 4, "rounds": 1, "serial": 3, "workers": 2},
+    "default": {
+        "count": 1000, "concurrency": 50, "warmup": 50, "rounds": 4, "serial": 30, "workers": 2,
+    },
+    "full": {
+        "count": 5000, "concurrency": 50, "warmup": 100, "rounds": 10, "serial": 100, "workers": 2,
+    },
+}  # fmt: skip
 TANDEM_QUEUE = "bench-tandem"
 BARE_QUEUE = "bench-bare"
+CPU_TARGET = 1.25
+THROUGHPUT_TARGET = 0.8
 
 
 @dataclass
 class Side:
-    """One side's measurements, added up over the rounds."""
+    """One side's measurements at one number of workers, added up over the rounds."""
 
+    workers: list[Process]
     latencies: list[float] = field(default_factory=list)
     wall: float = 0.0
-    process_cpu: float = 0.0  # this process: the client and the workers
+    client_cpu: float = 0.0  # this process: the client only
+    worker_cpu: float = 0.0  # the side's worker processes, together
     server_cpu: float = 0.0
 
+    @property
+    def cpu(self) -> float:
+        return self.client_cpu + self.worker_cpu + self.server_cpu
+
     async def batch(self, run: Awaitable[tuple[list[float], float]], server: int) -> None:
-        before = tree_cpu_seconds(os.getpid(), leave_out=server), cpu_seconds(server)
+        pids = [os.getpid(), server, *(w.pid for w in self.workers)]
+        before = [cpu_seconds(pid) for pid in pids]
         latencies, wall = await run
+        spent = [cpu_seconds(pid) - b for pid, b in zip(pids, before, strict=True)]
         self.latencies += latencies
         self.wall += wall
-        after = tree_cpu_seconds(os.getpid(), leave_out=server)
-        # By process: one that started meanwhile (a sign-up process replaced) counts
-        # whole; one that ended took its CPU along, unmeasured.
-        self.process_cpu += sum(after[pid] - before[0].get(pid, 0.0) for pid in after)
-        self.server_cpu += cpu_seconds(server) - before[1]
+        self.client_cpu += spent[0]
+        self.server_cpu += spent[1]
+        self.worker_cpu += sum(spent[2:])
 
 
 def _signup(batch: str, index: int) -> SignUp:
@@ -107,21 +124,87 @@ async def _bare(client: Client, batch: str, index: int) -> None:
     )
 
 
+def _kickoffs(engine: Engine) -> int:
+    with Session(engine) as session:
+        return session.exec(
+            select(func.count()).select_from(TaskRecord).where(TaskRecord.kind == "kickoff")
+        ).one()
+
+
 async def _settle(
     engine: Engine, kickoffs: int, timeout: float = 120.0, pause: float = 1.0
 ) -> None:
     """Wait for the sign-ups' follow-up work (invites, kickoff task) so it does not run
     into the next batch's measurement."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with Session(engine) as session:
-            opened = session.exec(
-                select(func.count()).select_from(TaskRecord).where(TaskRecord.kind == "kickoff")
-            ).one()
-        if opened >= kickoffs:
-            break
+    while time.monotonic() < deadline and _kickoffs(engine) < kickoffs:
         await asyncio.sleep(0.05)
     await asyncio.sleep(pause)
+
+
+@dataclass
+class Bench:
+    client: Client
+    engine: Engine
+    plan: PlanTemplate
+    server: int
+    signed_up: int = 0  # Tandem sign-ups so far, for _settle
+
+    async def tandem(self, batch: str, index: int) -> None:
+        await sign_up(self.client, _signup(batch, index), self.plan, TANDEM_QUEUE)
+
+    async def warm_up(self, label: str, count: int, concurrency: int) -> None:
+        """New workers' first workflows pay for imports and caches: not measured."""
+        say(f"signup: warming up ({count} of each)")
+        await run_bounded(count, concurrency, lambda i: _bare(self.client, f"w{label}", i))
+        await run_bounded(count, concurrency, lambda i: self.tandem(f"w{label}", i))
+        self.signed_up += count
+        await _settle(self.engine, self.signed_up)
+
+    async def measure(
+        self, label: str, bare: Side, tandem: Side, count: int, concurrency: int, rounds: int
+    ) -> None:
+        """Alternate baseline and Tandem batches, so a load that changes on a shared
+        machine weighs on both alike; each side's figures add up over the rounds."""
+        sizes = [count // rounds + (1 if r < count % rounds else 0) for r in range(rounds)]
+        for r, size in enumerate(sizes, 1):
+            batch = f"{label}r{r}"
+            progress = max(size // 2, 1)
+            say(f"signup: {label}: round {r}/{rounds}: {size} of each, {concurrency} in flight")
+            await bare.batch(
+                run_bounded(
+                    size, concurrency, lambda i, b=batch: _bare(self.client, b, i),
+                    "baseline", progress,
+                ),
+                self.server,
+            )  # fmt: skip
+            await tandem.batch(
+                run_bounded(
+                    size, concurrency, lambda i, b=batch: self.tandem(b, i), "tandem", progress
+                ),
+                self.server,
+            )
+            # The sign-ups' follow-up work (reminder timers, a notice's delivery retry)
+            # must not run into the next baseline batch, nor be cut off by a worker stopping.
+            self.signed_up += size
+            await _settle(self.engine, self.signed_up)
+
+    async def one_at_a_time(self, serial: int) -> tuple[list[float], list[float]]:
+        """The latency of the path itself, with nothing else in flight: under load the
+        p50 is mostly queueing (in flight / throughput)."""
+        say(f"signup: {serial} of each, one at a time")
+        bare = [0.0] * serial
+        tandem = [0.0] * serial
+        for i in range(serial):
+            started = time.perf_counter()
+            await _bare(self.client, "serial", i)
+            bare[i] = time.perf_counter() - started
+            started = time.perf_counter()
+            await self.tandem("serial", i)
+            tandem[i] = time.perf_counter() - started
+            self.signed_up += 1
+            await _settle(self.engine, self.signed_up, pause=0.2)
+        return bare, tandem
 
 
 async def run(
@@ -130,6 +213,7 @@ async def run(
     warmup: int,
     rounds: int = 1,
     serial: int = 10,
+    workers: int = 2,
     persist_server: bool = False,
 ) -> BenchResult:
     result = BenchResult(
@@ -140,149 +224,126 @@ async def run(
             "warmup": warmup,
             "rounds": rounds,
             "serial": serial,
+            "workers": workers,
             "server_db": "file" if persist_server else "memory",
         },
     )
     started = time.perf_counter()
+    measured: dict[int, tuple[Side, Side]] = {}
     with workdir("signup") as tmp:
         async with dev_server(tmp, persist_server) as env:
-            settings = tandem_settings(tmp / "var")
-            engine = make_engine(settings.resolved_database_url)
+            address = env.client.service_client.config.target_host
+            var_dir = tmp / "var"
+            engine = make_engine(tandem_settings(var_dir).resolved_database_url)
             upgrade(engine)
-            plan = load_plan("default")
-            client = env.client
+            bench = Bench(env.client, engine, load_plan("default"), child_pid("start-dev"))
+            tandem_args = tandem_worker_args()
+            tandem_env = worker_env(address, var_dir, TANDEM_QUEUE)
+            bare_args = bare_worker_args(address, BARE_QUEUE)
+            bare_env = worker_env(address, var_dir, BARE_QUEUE)
             try:
                 async with (
-                    build_worker(client, settings, engine, task_queue=TANDEM_QUEUE),
-                    build_bare_worker(client, BARE_QUEUE, settings),
+                    worker_processes(tandem_args, tandem_env, tmp / "tandem.log", 1) as t,
+                    worker_processes(bare_args, bare_env, tmp / "bare.log", 1) as b,
                 ):
-                    bare, tandem = await _measure(
-                        client, engine, plan, count, concurrency, warmup, rounds
-                    )
-                    alone = await _one_at_a_time(client, engine, plan, serial, warmup + count)
+                    for n in range(1, workers + 1):
+                        await more_workers(t, tandem_args, tandem_env, tmp / "tandem.log", n)
+                        await more_workers(b, bare_args, bare_env, tmp / "bare.log", n)
+                        label = f"{n}w"
+                        await bench.warm_up(label, warmup, concurrency)
+                        bare, tandem = Side(list(b)), Side(list(t))
+                        await bench.measure(label, bare, tandem, count, concurrency, rounds)
+                        measured[n] = bare, tandem
+                    alone = await bench.one_at_a_time(serial)
             finally:
                 engine.dispose()
-    _report(result, count, bare, tandem, alone)
+    _report(result, count, measured, alone)
     result.seconds = time.perf_counter() - started
     return result
 
 
-async def _measure(
-    client: Client,
-    engine: Engine,
-    plan: PlanTemplate,
-    count: int,
-    concurrency: int,
-    warmup: int,
-    rounds: int,
-) -> tuple[Side, Side]:
-    """Alternate baseline and Tandem batches, so a load that changes on a shared machine
-    weighs on both alike; each side's figures add up over the rounds."""
-
-    async def tandem_call(batch: str, index: int) -> None:
-        await sign_up(client, _signup(batch, index), plan, TANDEM_QUEUE)
-
-    server = child_pid("start-dev")
-    say(f"signup: warming up ({warmup} of each)")
-    await run_bounded(warmup, concurrency, lambda i: _bare(client, "warm", i))
-    await run_bounded(warmup, concurrency, lambda i: tandem_call("warm", i))
-    await _settle(engine, warmup)
-    sizes = [count // rounds + (1 if r < count % rounds else 0) for r in range(rounds)]
-    bare, tandem = Side(), Side()
-    done = warmup
-    for r, size in enumerate(sizes, 1):
-        progress = max(size // 2, 1)
-        say(
-            f"signup: round {r}/{rounds}: baseline, {size} update-with-starts, "
-            f"{concurrency} in flight"
-        )
-        await bare.batch(
-            run_bounded(
-                size, concurrency, lambda i, r=r: _bare(client, f"r{r}", i), "baseline", progress
-            ),
-            server,
-        )
-        say(f"signup: round {r}/{rounds}: Tandem, {size} sign-ups, {concurrency} in flight")
-        await tandem.batch(
-            run_bounded(
-                size, concurrency, lambda i, r=r: tandem_call(f"r{r}", i), "tandem", progress
-            ),
-            server,
-        )
-        # The sign-ups' follow-up work (reminder timers, a notice's delivery retry) must
-        # not run into the next baseline batch, nor be cut off by the worker stopping.
-        done += size
-        await _settle(engine, done)
-    return bare, tandem
+def metric_names(workers: int) -> list[str]:
+    """The metrics `run` reports, in order (the smoke test checks them)."""
+    names = []
+    for n in range(1, workers + 1):
+        names += [f"CPU per sign-up, {_workers(n)}", f"throughput, {_workers(n)}"]
+        names += [f"p50 latency, {_workers(n)}", f"p99 latency, {_workers(n)}"]
+    return [
+        *names,
+        "CPU per sign-up, 1 worker: its workers",
+        "CPU per sign-up, 1 worker: dev server",
+        "CPU per sign-up, 1 worker: client",
+        "p50 latency, one at a time",
+    ]
 
 
-async def _one_at_a_time(
-    client: Client, engine: Engine, plan: PlanTemplate, serial: int, done: int
-) -> tuple[list[float], list[float]]:
-    """The latency of the path itself, with nothing else in flight: under load the p50
-    is mostly queueing (in flight / throughput)."""
-    say(f"signup: {serial} of each, one at a time")
-    bare = [0.0] * serial
-    tandem = [0.0] * serial
-    for i in range(serial):
-        started = time.perf_counter()
-        await _bare(client, "serial", i)
-        bare[i] = time.perf_counter() - started
-        started = time.perf_counter()
-        await sign_up(client, _signup("serial", i), plan, TANDEM_QUEUE)
-        tandem[i] = time.perf_counter() - started
-        await _settle(engine, done + i + 1, pause=0.2)
-    return bare, tandem
+def _workers(n: int) -> str:
+    return "1 worker" if n == 1 else f"{n} workers"
 
 
 def _report(
     result: BenchResult,
     count: int,
-    bare: Side,
-    tandem: Side,
+    measured: dict[int, tuple[Side, Side]],
     alone: tuple[list[float], list[float]],
 ) -> None:
-    throughput = Metric(
-        "throughput", "workflows/s", count / tandem.wall, count / bare.wall, ">= 0.8x baseline"
-    )
-    throughput.met = throughput.ratio is not None and throughput.ratio >= 0.8
-    p50 = Metric(
-        "p50 latency",
-        "ms",
-        1000 * percentile(tandem.latencies, 0.5),
-        1000 * percentile(bare.latencies, 0.5),
-        "<= 1.5x baseline",
-    )
-    p50.met = p50.ratio is not None and p50.ratio <= 1.5
-    p99 = Metric(
-        "p99 latency",
-        "ms",
-        1000 * percentile(tandem.latencies, 0.99),
-        1000 * percentile(bare.latencies, 0.99),
-    )
+    for n, (bare, tandem) in measured.items():
+        cpu = Metric(
+            f"CPU per sign-up, {_workers(n)}",
+            "ms",
+            1000 * tandem.cpu / count,
+            1000 * bare.cpu / count,
+            f"<= {CPU_TARGET}x baseline",
+        )
+        cpu.met = cpu.ratio is not None and cpu.ratio <= CPU_TARGET
+        throughput = Metric(
+            f"throughput, {_workers(n)}",
+            "workflows/s",
+            count / tandem.wall,
+            count / bare.wall,
+            f">= {THROUGHPUT_TARGET}x baseline",
+        )
+        throughput.met = throughput.ratio is not None and throughput.ratio >= THROUGHPUT_TARGET
+        result.metrics += [
+            cpu,
+            throughput,
+            Metric(
+                f"p50 latency, {_workers(n)}",
+                "ms",
+                1000 * percentile(tandem.latencies, 0.5),
+                1000 * percentile(bare.latencies, 0.5),
+            ),
+            Metric(
+                f"p99 latency, {_workers(n)}",
+                "ms",
+                1000 * percentile(tandem.latencies, 0.99),
+                1000 * percentile(bare.latencies, 0.99),
+            ),
+        ]
+        say(
+            f"signup, {_workers(n)}: Tandem {throughput.tandem:.1f}/s, {cpu.tandem:.1f} ms CPU; "
+            f"baseline {throughput.baseline:.1f}/s, {cpu.baseline:.1f} ms CPU"
+        )
+    bare, tandem = measured[1]
+    parts = {"its workers": "worker_cpu", "dev server": "server_cpu", "client": "client_cpu"}
+    for name, part in parts.items():
+        result.metrics.append(
+            Metric(
+                f"CPU per sign-up, 1 worker: {name}",
+                "ms",
+                1000 * getattr(tandem, part) / count,
+                1000 * getattr(bare, part) / count,
+            )
+        )
     bare_alone, tandem_alone = alone
-    p50_alone = Metric(
-        "p50 latency, one at a time",
-        "ms",
-        1000 * percentile(tandem_alone, 0.5),
-        1000 * percentile(bare_alone, 0.5),
+    result.metrics.append(
+        Metric(
+            "p50 latency, one at a time",
+            "ms",
+            1000 * percentile(tandem_alone, 0.5),
+            1000 * percentile(bare_alone, 0.5),
+        )
     )
-    # Where the time goes: this process holds the client and both workers under one
-    # interpreter lock; Tandem's sign-up processes add their own.
-    process_cpu = Metric(
-        "CPU per sign-up, client and worker",
-        "ms",
-        1000 * tandem.process_cpu / count,
-        1000 * bare.process_cpu / count,
-    )
-    server_cpu = Metric(
-        "CPU per sign-up, dev server",
-        "ms",
-        1000 * tandem.server_cpu / count,
-        1000 * bare.server_cpu / count,
-    )
-    result.metrics += [throughput, p50, p99, p50_alone, process_cpu, server_cpu]
-    say(
-        f"signup: Tandem {throughput.tandem:.1f}/s p50 {p50.tandem:.0f} ms; "
-        f"baseline {throughput.baseline:.1f}/s p50 {p50.baseline:.0f} ms"
+    result.notes.append(
+        f"load average (1 min) {os.getloadavg()[0]:.1f} at the end, on {os.cpu_count()} CPUs"
     )
