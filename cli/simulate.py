@@ -13,13 +13,18 @@ from rich.table import Table
 
 from cli.common import fail, out, settings
 from models.plan import PlanTemplate
-from plans import PlanError, load_plan
+from plans import PlanError, load_plan, read_plan
 
 app = typer.Typer(pretty_exceptions_enable=False)
 
 
 def _plan(name: str) -> PlanTemplate:
+    """A plan by name, or the operator's own file: a simulation or a backtest runs on
+    this machine only, so trying a draft plan needs no plans folder (sign-ups, which
+    come from outside, take names only)."""
     try:
+        if name.endswith(".toml"):
+            return read_plan(Path(name))
         return load_plan(name, settings().plans_dir)
     except PlanError as error:
         fail(str(error))
