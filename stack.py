@@ -27,7 +27,7 @@ from db.migrate import upgrade
 from db.tokens import create_token, has_admin
 from lifecycles import connect
 from settings import Settings
-from worker import build_worker, ensure_search_attributes
+from worker import build_worker, ensure_search_attributes, schedule_digests
 
 
 def find_binary(name: str) -> str:
@@ -225,6 +225,7 @@ async def run_embedded(settings: Settings, workers: int = 1) -> None:
             print(f"A Temporal server already listens on {settings.temporal_address}: using it.")
         client = await (_connect_once_ready(settings) if started else connect(settings))
         await ensure_search_attributes(client, settings.temporal_namespace)
+        await schedule_digests(client, settings)
         if workers > 1:
             await stack.enter_async_context(more_workers(settings, workers - 1))
         worker = build_worker(client, settings, engine)
@@ -241,6 +242,7 @@ async def run_worker(settings: Settings) -> None:
     upgrade(engine)
     client = await connect(settings)
     await ensure_search_attributes(client, settings.temporal_namespace)
+    await schedule_digests(client, settings)
     print(
         f"Worker polling task queue {settings.task_queue!r} on {settings.temporal_address}",
         flush=True,

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import Engine
@@ -22,12 +23,14 @@ from temporalio.worker import (
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.assessment import AssessmentActivities
+from activities.digests import DigestActivities
 from activities.email import EmailActivities
 from activities.records import RecordActivities
 from activities.webhook_dispatch import Dispatcher
 from activities.webhooks import WebhookActivities
 from settings import Settings
 from workflows.delivery import WebhookDeliveryWorkflow
+from workflows.digest import ManagerDigests, ensure_digest_schedule
 from workflows.lifecycle import SEARCH_ATTRIBUTES, CustomerLifecycle
 
 log = logging.getLogger("tandem.worker")
@@ -106,11 +109,12 @@ def build_worker(
     email = EmailActivities(engine, settings)
     assessment = AssessmentActivities(engine)
     webhooks = WebhookActivities(engine, settings)
+    digests = DigestActivities(engine, settings)
     queue = task_queue or settings.task_queue
     return TandemWorker(
         client,
         task_queue=queue,
-        workflows=[CustomerLifecycle, WebhookDeliveryWorkflow],
+        workflows=[CustomerLifecycle, WebhookDeliveryWorkflow, ManagerDigests],
         workflow_runner=workflow_runner(settings),
         activities=[
             records.record_lifecycle,
@@ -126,6 +130,8 @@ def build_worker(
             assessment.assess_account,
             webhooks.deliver_webhook,
             webhooks.give_up_delivery,
+            digests.digest_managers,
+            digests.send_digest,
         ],
         dispatcher=Dispatcher(client, engine, settings, queue),
         **worker_options(),
@@ -150,3 +156,9 @@ async def ensure_search_attributes(client: Client, namespace: str) -> None:
             error,
             names,
         )
+
+
+async def schedule_digests(client: Client, settings: Settings) -> None:
+    """The managers' digest schedule, as the settings say (at every worker start)."""
+    every = timedelta(days=settings.digest_every_days)
+    await ensure_digest_schedule(client, every, settings.digest_time_of_day, settings.task_queue)

@@ -327,6 +327,11 @@ class EmailActivities:
             self._record([key], last_error=f"{type(error).__name__}: {error}"[:2000])
             raise
 
+    def transmit(self, message: Message, key: str) -> None:
+        """Send a message built elsewhere (a manager's digest) the way every email goes:
+        by SMTP when configured, else as an .eml file in the outbox."""
+        self._transmit(message, key, self._settings.smtp_timeout_seconds)
+
     def _transmit(self, message: Message, key: str, timeout: float) -> None:
         s = self._settings
         if s.smtp_host:

@@ -92,6 +92,18 @@ def render_email(template: str, context: dict[str, Any]) -> RenderedEmail:
     return RenderedEmail(subject=subject, text=text, html=html)
 
 
+def render_digest(context: dict[str, Any]) -> RenderedEmail:
+    """A manager's digest (email_templates/manager_digest.*): staff mail of its own,
+    about a whole book of business rather than one customer."""
+    env = _environment()
+    text_template = env.get_template("manager_digest.txt")
+    subject = "".join(text_template.blocks["subject"](text_template.new_context(context)))
+    full = {**context, "subject": " ".join(subject.split())}
+    text = re.sub(r"\n{3,}", "\n\n", text_template.render(full)).strip() + "\n"
+    html = env.get_template("manager_digest.html").render(full)
+    return RenderedEmail(subject=full["subject"], text=text, html=html)
+
+
 def render_footer(customer: dict[str, Any], links: dict[str, Any]) -> tuple[str, str]:
     """The customer mail footer (why they get it, how to stop it) as text and HTML: a
     manager's rewrite of an email replaces its words, not this."""
