@@ -152,17 +152,16 @@ def signing_secrets(row: WebhookEndpoint, now: datetime) -> list[str]:
 def record_event(session: Session, type: EventType, data: BaseModel, key: str) -> None:
     """Put an event in the outbox, in the caller's transaction. `key` names the change
     (unique): an activity retried after its commit records the event once."""
-    insert_once(
-        session,
-        WebhookEvent,
-        {
-            "id": f"msg_{uuid.uuid4().hex}",
-            "key": f"{type.value}:{key}",
-            "type": type.value,
-            "created_at": datetime.now(UTC),
-            "data": data.model_dump(mode="json"),
-        },
-    )
+    values = {
+        "id": f"msg_{uuid.uuid4().hex}",
+        "key": f"{type.value}:{key}",
+        "type": type.value,
+        "created_at": datetime.now(UTC),
+        "data": data.model_dump(mode="json"),
+    }
+    # Without flushing the caller's pending rows: it may still ask which are new.
+    with session.no_autoflush:
+        insert_once(session, WebhookEvent, values)
 
 
 def send_test(engine: Engine, endpoint_id: str) -> WebhookEvent:
