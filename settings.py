@@ -5,7 +5,6 @@ from __future__ import annotations
 import ipaddress
 import json
 from datetime import time
-from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -205,8 +204,3 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
-
-
-@lru_cache
-def get_settings() -> Settings:
-    return Settings()

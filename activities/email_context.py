@@ -60,7 +60,7 @@ def account_context(session: Session, customer: Customer, new: bool = False) -> 
             "objectives": list(plan.objectives), "constraints": list(plan.constraints),
             "version": plan.version,
         },
-        "goals": [{**g, "target_date": g["target_date"].isoformat()} for g in goals],
+        "goals": [g.model_dump(mode="json") for g in goals],
         "assessment": None if assessment is None else {
             "quadrant": assessment.quadrant, "level": assessment.level,
             "customer_score": assessment.customer_score,

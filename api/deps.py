@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from enum import StrEnum
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -18,14 +16,9 @@ from api.errors import ApiError
 from api.security import RateLimiter
 from db.tokens import hash_token
 from lifecycles import connect
+from models.roles import Role
 from models.tables import ApiToken
 from settings import Settings
-
-
-class Role(StrEnum):
-    rep = "rep"
-    manager = "manager"
-    admin = "admin"
 
 
 class Principal(BaseModel):
@@ -137,7 +130,3 @@ def require(*roles: Role):  # type: ignore[no-untyped-def]
 
 ManagerDep = Annotated[Principal, require(Role.manager, Role.admin)]
 AdminDep = Annotated[Principal, require(Role.admin)]
-
-
-def new_client_lock() -> asyncio.Lock:
-    return asyncio.Lock()

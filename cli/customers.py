@@ -155,66 +155,63 @@ def show(customer: Annotated[str, typer.Argument(help="customer id or company na
         except CustomerNotFound as error:
             not_found(error)
     c = view.customer
-    out.print(f"[bold]{c['company']}[/] ({c['id']}), {c['contact_name']} <{c['email']}>")
+    out.print(f"[bold]{c.company}[/] ({c.id}), {c.contact_name} <{c.email}>")
     out.print(
-        f"Phase {c['phase']} · term {c['term']} ends {c['term_end'].date()} · "
-        f"plan {c['plan_name']}@v{c['plan_version']} · onboarded: {c['onboarded']}"
+        f"Phase {c.phase} · term {c.term} ends {c.term_end.date()} · "
+        f"plan {c.plan} · onboarded: {c.onboarded}"
     )
-    if c["churn_reason"]:
-        out.print(f"Ended: {c['churn_reason']}")
-    if c["unsubscribed_at"]:
+    if c.churn_reason:
+        out.print(f"Ended: {c.churn_reason}")
+    if c.unsubscribed_at:
         out.print(
-            f"Unsubscribed from automated email {when(c['unsubscribed_at'])} "
-            f"({c['unsubscribed_by']}): customer mail is kept back, staff mail still goes"
+            f"Unsubscribed from automated email {when(c.unsubscribed_at)} "
+            f"({c.unsubscribed_by}): customer mail is kept back, staff mail still goes"
         )
     plan, words = view.success_plan, view.customer_words
-    out.print("\n[bold]Success plan[/]" + (f" (v{plan['version']})" if plan else ""))
+    out.print("\n[bold]Success plan[/]" + (f" (v{plan.version})" if plan else ""))
     if words:
-        out.print(f"  In their own words: “{words['success_definition']}”")
+        out.print(f"  In their own words: “{words.success_definition}”")
     if plan:
-        out.print(f"  As recorded by their manager: “{plan['success_definition']}”")
-        out.print(f"  Intended use: {plan['intended_use']}")
+        out.print(f"  As recorded by their manager: “{plan.success_definition}”")
+        out.print(f"  Intended use: {plan.intended_use}")
         for goal in view.goals:
-            now = (
-                "not measured yet"
-                if goal["current"] is None
-                else (f"{goal['current']:g} ({goal['progress']:.0%} of the way)")
-            )
+            now = "not measured yet" if goal.current is None else f"{goal.current:g}"
+            if goal.progress is not None:
+                now += f" ({goal.progress:.0%} of the way)"
             out.print(
-                f"  • {goal['metric']}: {goal['baseline']:g} → {goal['target']:g} "
-                f"{goal['unit']} by {goal['target_date']}; now {now}"
+                f"  • {goal.metric}: {goal.baseline:g} → {goal.target:g} "
+                f"{goal.unit} by {goal.target_date}; now {now}"
             )
-        for line in plan["objectives"]:
+        for line in plan.objectives:
             out.print(f"  objective: {line}")
-        for line in plan["constraints"]:
+        for line in plan.constraints:
             out.print(f"  constraint: {line}")
     else:
         out.print("  not captured yet (the kickoff task records it)")
     a = view.assessment
     out.print("\n[bold]Latest assessment[/]")
     if a:
-        detail = a["detail"]
         out.print(
-            f"  {a['quadrant']} · customer {score(a['customer_score'])} · company "
-            f"{score(a['company_score'])} · level {score(a['level'])} · {when(a['assessed_at'])}"
+            f"  {a.quadrant} · customer {score(a.customer_score)} · company "
+            f"{score(a.company_score)} · level {score(a.level)} · {when(a.assessed_at)}"
         )
-        if detail.get("risks"):
-            out.print(f"  risks: {', '.join(detail['risks'])}")
-        if detail.get("missing"):
-            out.print(f"  missing inputs: {', '.join(detail['missing'])}")
+        if a.detail.risks:
+            out.print(f"  risks: {', '.join(a.detail.risks)}")
+        if a.detail.missing:
+            out.print(f"  missing inputs: {', '.join(a.detail.missing)}")
     else:
         out.print("  none yet (the first check-in makes one)")
     out.print("\n[bold]Open tasks[/]")
     for t in view.open_tasks:
         out.print(
-            f"  {t['id']}  {t['title']} · {t['owner_role']} · due {when(t['due_at'])}"
-            + (" · ESCALATED" if t["escalated"] else "")
+            f"  {t.id}  {t.title} · {t.owner_role} · due {when(t.due_at)}"
+            + (" · ESCALATED" if t.escalated else "")
         )
     if not view.open_tasks:
         out.print("  none")
     out.print("\n[bold]Timeline[/] (newest first)")
     for e in view.timeline:
-        out.print(f"  {when(e['at'])}  {e['message']}")
+        out.print(f"  {when(e.at)}  {e.message}")
 
 
 @app.command()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -15,7 +14,7 @@ from rich.table import Table
 from cli.common import client, engine, fail, out, resolve_customer, run
 from db.engine import session_scope
 from db.queries import list_tasks
-from models.tasks import TaskCompletion, TaskKind, example_result
+from models.tasks import TaskCompletion, TaskKind, TaskStatus, example_result
 
 app = typer.Typer(pretty_exceptions_enable=False)
 
@@ -38,12 +37,9 @@ def tasks(
         return
     table = Table("task id", "kind", "owner", "due", "state")
     table.columns[0].no_wrap = True
-    now = datetime.now(UTC)
     for t in rows:
-        state = t.status
-        if t.status == "open" and t.due_at < now:
-            state = "overdue"
-        if t.escalated and t.status == "open":
+        state = "overdue" if t.overdue else t.status.value
+        if t.escalated and t.status is TaskStatus.open:
             state += ", escalated"
         owner = f"{t.owner_role} ({t.assignee})" if t.assignee else t.owner_role
         table.add_row(t.id, t.kind, owner, t.due_at.date().isoformat(), state)

@@ -1,14 +1,25 @@
-"""Reads shared by the CLI and the API: each returns plain models, never open sessions."""
+"""Reads shared by the CLI, the API and the dashboard: each returns read models
+(models/public.py), never rows bound to an open session. `find_customer` and the
+`latest_*` helpers serve the write paths, which work on the records themselves."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
 from pydantic import BaseModel, field_validator
 from sqlalchemy import func, or_
 from sqlmodel import Session, col, select
 
+from models.public import (
+    AssessmentPublic,
+    CustomerDetailPublic,
+    CustomerPublic,
+    EmailPublic,
+    GoalPublic,
+    SuccessPlanPublic,
+    TaskPublic,
+    TimelineEventPublic,
+)
 from models.success_plan import Goal, SuccessPlan
 from models.tables import (
     AssessmentRecord,
@@ -77,7 +88,7 @@ def latest_success_plan(session: Session, customer_id: str) -> SuccessPlan | Non
     )
 
 
-def goals_with_progress(session: Session, plan: SuccessPlanRecord | None) -> list[dict[str, Any]]:
+def goals_with_progress(session: Session, plan: SuccessPlanRecord | None) -> list[GoalPublic]:
     """The plan's goals with the latest measured value and the share of the way there."""
     if plan is None:
         return []
@@ -89,7 +100,11 @@ def goals_with_progress(session: Session, plan: SuccessPlanRecord | None) -> lis
         current = values.get(goal.key)
         span = goal.target - goal.baseline
         progress = None if current is None or span == 0 else (current - goal.baseline) / span
-        goals.append({**goal.model_dump(), "current": current, "progress": progress})
+        goals.append(
+            GoalPublic.model_validate(goal).model_copy(
+                update={"current": current, "progress": progress}
+            )
+        )
     return goals
 
 
@@ -117,7 +132,7 @@ def list_tasks(
     assignee: str | None = None,
     status: str | None = "open",
     limit: int = 200,
-) -> list[TaskRecord]:
+) -> list[TaskPublic]:
     query = select(TaskRecord).order_by(col(TaskRecord.due_at), col(TaskRecord.id)).limit(limit)
     if status:
         query = query.where(TaskRecord.status == status)
@@ -127,54 +142,42 @@ def list_tasks(
         query = query.where(TaskRecord.customer_id == customer_id)
     if assignee:
         query = query.where(TaskRecord.assignee == assignee)
-    return list(session.exec(query).all())
+    return [TaskPublic.model_validate(t) for t in session.exec(query)]
 
 
-def list_customers(session: Session, limit: int = 200) -> list[Customer]:
-    return list(session.exec(select(Customer).order_by(col(Customer.company)).limit(limit)).all())
+def list_customers(session: Session, limit: int = 200) -> list[CustomerPublic]:
+    query = select(Customer).order_by(col(Customer.company)).limit(limit)
+    return [CustomerPublic.model_validate(c) for c in session.exec(query)]
 
 
-class CustomerOverview(BaseModel):
-    customer: dict[str, Any]
-    success_plan: dict[str, Any] | None
-    customer_words: dict[str, Any] | None
-    goals: list[dict[str, Any]]
-    open_tasks: list[dict[str, Any]]
-    assessment: dict[str, Any] | None
-    emails: list[dict[str, Any]]
-    timeline: list[dict[str, Any]]
-
-
-def customer_overview(session: Session, ref: str, timeline_limit: int = 50) -> CustomerOverview:
+def customer_overview(session: Session, ref: str, timeline_limit: int = 50) -> CustomerDetailPublic:
+    """The account by id, external id or company name, with its success plan (the
+    manager's and the customer's own words), goals, open tasks, assessment history,
+    recent emails and timeline."""
     customer = find_customer(session, ref)
     plan_record = latest_plan_record(session, customer.id)
     customer_words = latest_plan_record(session, customer.id, source="customer")
-    goals = goals_with_progress(session, plan_record)
-    assessment = latest_assessment(session, customer.id)
     emails = session.exec(
         select(OutboxEmail)
         .where(OutboxEmail.customer_id == customer.id)
         .order_by(col(OutboxEmail.created_at).desc())
         .limit(20)
-    ).all()
+    )
     timeline = session.exec(
         select(TimelineEvent)
         .where(TimelineEvent.customer_id == customer.id)
         .order_by(col(TimelineEvent.at).desc(), col(TimelineEvent.id).desc())
         .limit(timeline_limit)
-    ).all()
-    return CustomerOverview(
-        customer=customer.model_dump(),
-        success_plan=plan_record.model_dump() if plan_record else None,
-        customer_words=customer_words.model_dump() if customer_words else None,
-        goals=goals,
-        open_tasks=[t.model_dump() for t in list_tasks(session, customer_id=customer.id)],
-        assessment=assessment.model_dump() if assessment else None,
-        emails=[
-            e.model_dump(include={"key", "template", "to_address", "subject", "status"})
-            for e in emails
-        ],
-        timeline=[e.model_dump(include={"at", "kind", "message"}) for e in timeline],
+    )
+    return CustomerDetailPublic(
+        customer=CustomerPublic.model_validate(customer),
+        success_plan=SuccessPlanPublic.model_validate(plan_record) if plan_record else None,
+        customer_words=SuccessPlanPublic.model_validate(customer_words) if customer_words else None,
+        goals=goals_with_progress(session, plan_record),
+        open_tasks=list_tasks(session, customer_id=customer.id),
+        assessments=assessment_history(session, customer.id),
+        emails=[EmailPublic.model_validate(e) for e in emails],
+        timeline=[TimelineEventPublic.model_validate(e) for e in timeline],
     )
 
 
@@ -194,7 +197,7 @@ class CustomerFilters(BaseModel):
 
 def search_customers(
     session: Session, filters: CustomerFilters, after: str | None, limit: int
-) -> list[Customer]:
+) -> list[CustomerPublic]:
     """Keyset pagination on the primary key: a page costs the same at 100,000 rows as at
     10, where an OFFSET would scan everything before it."""
     query = select(Customer).order_by(col(Customer.id)).limit(limit)
@@ -210,19 +213,20 @@ def search_customers(
         query = query.where(col(Customer.term_end) < filters.renewal_before)
     if filters.at_risk is not None:
         query = query.where(Customer.at_risk == filters.at_risk)
-    return list(session.exec(query).all())
+    return [CustomerPublic.model_validate(c) for c in session.exec(query)]
 
 
 def assessment_history(
     session: Session, customer_id: str, limit: int = 60
-) -> list[AssessmentRecord]:
+) -> list[AssessmentPublic]:
+    """The latest `limit` assessments, oldest first."""
     rows = session.exec(
         select(AssessmentRecord)
         .where(AssessmentRecord.customer_id == customer_id)
         .order_by(col(AssessmentRecord.assessed_at).desc(), col(AssessmentRecord.id).desc())
         .limit(limit)
     ).all()
-    return list(reversed(rows))
+    return [AssessmentPublic.model_validate(a) for a in reversed(rows)]
 
 
 def task_inbox(
@@ -233,7 +237,7 @@ def task_inbox(
     kind: str | None = None,
     customer_id: str | None = None,
     limit: int = 200,
-) -> list[TaskRecord]:
+) -> list[TaskPublic]:
     """A rep's inbox is the reps' tasks that are theirs or nobody's; a manager's is all."""
     query = select(TaskRecord).order_by(col(TaskRecord.due_at), col(TaskRecord.id)).limit(limit)
     if rep_only:
@@ -246,4 +250,4 @@ def task_inbox(
         query = query.where(TaskRecord.kind == kind)
     if customer_id:
         query = query.where(TaskRecord.customer_id == customer_id)
-    return list(session.exec(query).all())
+    return [TaskPublic.model_validate(t) for t in session.exec(query)]

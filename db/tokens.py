@@ -12,9 +12,9 @@ from sqlalchemy import Engine
 from sqlmodel import col, select
 
 from db.engine import session_scope
+from models.roles import Role
 from models.tables import ApiToken, AuditEntry
 
-ROLES = ("rep", "manager", "admin")
 TOKEN_PREFIX = "tdm_"
 
 
@@ -30,8 +30,8 @@ def audit(engine: Engine, actor: str, action: str, subject: str, **detail: Any) 
 def create_token(
     engine: Engine, name: str, role: str, person: str | None = None, actor: str = "cli"
 ) -> tuple[ApiToken, str]:
-    if role not in ROLES:
-        raise ValueError(f"role must be one of {', '.join(ROLES)}, got {role!r}")
+    if role not in list(Role):
+        raise ValueError(f"role must be one of {', '.join(Role)}, got {role!r}")
     if not name.strip():
         raise ValueError("name must not be blank")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)

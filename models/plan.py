@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from models.roles import Role
+from models.roles import TASK_ROLES, Role
 
 # A plan is named, never given as a path: its file is found in the plan folders.
 PLAN_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
@@ -115,6 +115,13 @@ class Playbook(StrictModel):
     requires_decision: bool = Field(
         default=False, description="the result must record recover or let_go"
     )
+
+    @field_validator("owner_role", mode="before")
+    @classmethod
+    def _a_task_role(cls, role: object) -> object:
+        if role not in TASK_ROLES:  # admins run Tandem, not accounts
+            raise ValueError(f"should be 'rep' or 'manager', not {role!r}")
+        return role
 
 
 class Playbooks(StrictModel):

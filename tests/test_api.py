@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import json
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from sqlmodel import Session, select
 
+from api.main import create_app
 from links import LinkSigner
 from models.customer import workflow_id_for
 from models.tables import Customer, SignalRecord, SuccessPlanRecord, TaskRecord, TimelineEvent
+from settings import Settings
 from tests.api_support import Api, api_for
 from tests.conftest import Harness, Lifecycle
 from tests.test_lifecycle import kickoff_result
@@ -266,3 +271,33 @@ async def test_a_body_that_is_not_json_says_so(api: Api) -> None:
 async def test_renewal_before_without_a_zone_means_utc(api: Api) -> None:
     response = await api.get("/customers", params={"renewal_before": "2030-01-01T00:00:00"})
     assert response.status_code == 200 and response.json()["items"] == []
+
+
+def test_what_the_api_reads_out_is_typed_to_the_leaves(settings: Settings) -> None:
+    """Customers and tasks are read models (models/public.py): every object in their
+    schema names its fields or the type of its values, none is a free-form mapping."""
+    schemas = create_app(settings=settings).openapi()["components"]["schemas"]
+    free_form: list[str] = []
+
+    def walk(node: Any, where: str) -> None:
+        if isinstance(node, dict):
+            typed = "properties" in node or node.get("additionalProperties", True) not in (True, {})
+            if node.get("type") == "object" and not typed:
+                free_form.append(where)
+            for key, value in node.items():
+                walk(value, f"{where}.{key}")
+        elif isinstance(node, list):
+            for n, value in enumerate(node):
+                walk(value, f"{where}[{n}]")
+
+    reached, todo = set(), ["CustomersPublic", "CustomerDetailPublic", "TaskPublic"]
+    while todo:
+        name = todo.pop()
+        if name in reached:
+            continue
+        reached.add(name)
+        walk(schemas[name], name)
+        text = json.dumps(schemas[name])
+        todo += re.findall(r'"#/components/schemas/([^"]+)"', text)
+    assert {"CustomerPublic", "AssessmentPublic", "GoalPublic", "KickoffResult"} <= reached
+    assert free_form == []

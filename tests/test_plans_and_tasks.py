@@ -132,6 +132,14 @@ def test_checkpoints_just_inside_the_term_are_accepted() -> None:
     assert plan.renewal.checkpoint_days == [1, 364]
 
 
+@pytest.mark.parametrize("role", ["admin", "boss"])
+def test_a_playbook_task_is_a_reps_or_a_managers(role: str) -> None:
+    """Tokens carry the admin role too (one Role for both); tasks do not."""
+    playbook = {"title": "Call them", "owner_role": role}
+    with pytest.raises(ValidationError, match=f"should be 'rep' or 'manager', not '{role}'"):
+        PlanTemplate.model_validate({"name": "p", "playbooks": {"unhappy_profitable": playbook}})
+
+
 def test_plan_name_must_be_a_slug() -> None:
     with pytest.raises(ValidationError):
         PlanTemplate(name="Not A Slug")

@@ -23,6 +23,7 @@ from db.queries import CustomerNotFound, customer_overview
 from db.unsubscribe import set_unsubscribed
 from lifecycles import LifecycleError, edit_success_plan, survey_answered
 from links import SCALES, LinkError, LinkSigner
+from models.public import CustomerDetailPublic
 from models.signals import SignalIn, SignalKind, SurveyAnswer
 from models.success_plan import CustomerPlanEdit
 from models.tables import Customer
@@ -115,19 +116,21 @@ async def answer_survey(
     )
 
 
-def _plan_form(view: Any) -> dict[str, str]:
-    words = view.customer_words or view.success_plan or {}
+def _plan_form(view: CustomerDetailPublic) -> dict[str, str]:
+    words = view.customer_words or view.success_plan
+    if words is None:
+        return {"success_definition": "", "intended_use": "", "objectives": "", "constraints": ""}
     return {
-        "success_definition": words.get("success_definition", ""),
-        "intended_use": words.get("intended_use", ""),
-        "objectives": "\n".join(words.get("objectives", [])),
-        "constraints": "\n".join(words.get("constraints", [])),
+        "success_definition": words.success_definition,
+        "intended_use": words.intended_use,
+        "objectives": "\n".join(words.objectives),
+        "constraints": "\n".join(words.constraints),
     }
 
 
 def _plan_page(
     request: Request,
-    view: Any,
+    view: CustomerDetailPublic,
     form: dict[str, str],
     errors: dict[str, str],
     saved: bool,
@@ -201,7 +204,7 @@ async def save_plan(
             intended_use=intended_use,
             objectives=objectives.splitlines(),
             constraints=constraints.splitlines(),
-            author=f"customer:{view.customer['email']}",
+            author=f"customer:{view.customer.email}",
         )
     except ValidationError as error:
         fields = {str(e["loc"][0]) if e["loc"] else "form": e["msg"] for e in error.errors()}

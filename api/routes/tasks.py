@@ -3,50 +3,26 @@ the lifecycle refuses is a 422 with its message, and nothing is written)."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 from sqlmodel import Session
 
-from api.deps import ClientDep, PrincipalDep, Role, SessionDep
+from api.deps import ClientDep, PrincipalDep, SessionDep
 from api.errors import ApiError, not_found
 from db.queries import task_inbox
 from lifecycles import LifecycleError, complete_task
+from models.public import TaskPublic
+from models.roles import Role
 from models.tables import TaskRecord
 from models.tasks import TaskCompletion, TaskReceipt
 
 router = APIRouter(prefix="/tasks", tags=["tasks"])
 
 
-class TaskView(BaseModel):
-    id: str
-    customer_id: str
-    kind: str
-    title: str
-    owner_role: str
-    assignee: str | None
-    status: str
-    due_at: datetime
-    created_at: datetime
-    reminded: bool
-    escalated: bool
-    overdue: bool
-    playbook: str | None
-    email_key: str | None
-    completed_at: datetime | None
-    completed_by: str | None
-    result: dict[str, Any] | None
-
-
 class Completion(BaseModel):
     result: dict[str, Any] = Field(description="the typed result of this task's kind")
-
-
-def view(task: TaskRecord, now: datetime) -> TaskView:
-    overdue = task.status == "open" and task.due_at < now
-    return TaskView(overdue=overdue, **task.model_dump())
 
 
 def visible_task(session: Session, task_id: str, principal: PrincipalDep) -> TaskRecord:
@@ -60,7 +36,7 @@ def visible_task(session: Session, task_id: str, principal: PrincipalDep) -> Tas
     return task
 
 
-@router.get("", response_model=list[TaskView])
+@router.get("", response_model=list[TaskPublic])
 def inbox(
     session: SessionDep,
     principal: PrincipalDep,
@@ -68,8 +44,8 @@ def inbox(
     kind: str | None = None,
     customer: str | None = None,
     overdue: bool | None = None,
-) -> list[TaskView]:
-    rows = task_inbox(
+) -> list[TaskPublic]:
+    tasks = task_inbox(
         session,
         person=principal.person,
         rep_only=principal.role is Role.rep,
@@ -77,9 +53,7 @@ def inbox(
         kind=kind,
         customer_id=customer,
     )
-    now = datetime.now().astimezone()
-    views = [view(t, now) for t in rows]
-    return [v for v in views if overdue is None or v.overdue == overdue]
+    return [t for t in tasks if overdue is None or t.overdue == overdue]
 
 
 @router.post("/{task_id}/complete", response_model=TaskReceipt)

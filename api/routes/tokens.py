@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
 
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
@@ -11,20 +10,21 @@ from pydantic import BaseModel, Field
 from api.deps import AdminDep, EngineDep
 from api.errors import ApiError, not_found
 from db.tokens import create_token, list_tokens, revoke_token
+from models.roles import Role
 
 router = APIRouter(prefix="/tokens", tags=["tokens"])
 
 
 class TokenRequest(BaseModel):
     name: str = Field(min_length=1, max_length=200)
-    role: Literal["rep", "manager", "admin"]
+    role: Role
     person: str | None = Field(default=None, description="the rep or manager, as tasks name them")
 
 
 class TokenView(BaseModel):
     id: int
     name: str
-    role: str
+    role: Role
     person: str | None
     prefix: str
     created_at: datetime

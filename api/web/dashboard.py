@@ -18,7 +18,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlmodel import Session, col, select
 
-from api.deps import Principal, Role, SessionDep, get_client, principal_for_session
+from api.deps import Principal, SessionDep, get_client, principal_for_session
 from api.deps import principal_for_token as token_principal
 from api.errors import ApiError
 from api.routes.tasks import visible_task
@@ -29,13 +29,14 @@ from db import metrics, team_metrics
 from db.queries import (
     CustomerFilters,
     CustomerNotFound,
-    assessment_history,
     customer_overview,
     search_customers,
     task_inbox,
 )
 from lifecycles import LifecycleError, complete_task
 from models.portfolio import Point, PointFilters
+from models.public import AssessmentPublic
+from models.roles import Role
 from models.tables import Customer, TaskRecord
 from models.tasks import TaskCompletion
 
@@ -201,8 +202,7 @@ def portfolio_page(
 # -- one customer --------------------------------------------------------------------------
 
 
-def _history_chart(session: Session, customer_id: str) -> list[dict[str, Any]]:
-    history = assessment_history(session, customer_id)
+def _history_chart(history: list[AssessmentPublic]) -> list[dict[str, Any]]:
     if not history:
         return []
     first, last = history[0].assessed_at, history[-1].assessed_at
@@ -273,9 +273,9 @@ def customer_page(customer_id: str, request: Request, session: SessionDep) -> Re
     tasks = [
         t
         for t in view.open_tasks
-        if not rep or (t["owner_role"] == "rep" and t["assignee"] in (None, principal.person))
+        if not rep or (t.owner_role is Role.rep and t.assignee in (None, principal.person))
     ]
-    chart = _history_chart(session, view.customer["id"])
+    chart = _history_chart(view.assessments)
     line = " ".join(f"{c['x']},{c['y']}" for c in chart if c["y"] is not None)
     context = {"view": view, "tasks": tasks, "chart": chart, "line": line, "now": _now()}
     return _page(request, principal, "dash_customer.html", **context)
