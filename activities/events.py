@@ -55,7 +55,7 @@ def task_ref(task: TaskRecord) -> TaskRef:
         owner_role=task.owner_role,
         owner=task.assignee,
         due_at=task.due_at,
-        link=f"/app/tasks/{quote(task.id, safe='')}",
+        link=f"/app/tasks/{quote(task.id, safe=':')}",
     )
 
 
