@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 from sqlalchemy import Engine, func
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -28,11 +28,17 @@ from db.webhooks import (
 )
 from models.delivery import DeliveryStatus
 from models.events import CustomerEventData, CustomerRef, EventType, TaskEventData, TaskRef
-from models.webhooks import EndpointKind, WebhookEndpoint, WebhookEndpointIn, WebhookEvent
+from models.webhooks import (
+    EndpointKind,
+    WebhookDeliveryPublic,
+    WebhookEndpoint,
+    WebhookEndpointIn,
+    WebhookEvent,
+)
 from settings import Settings
 from stack import find_binary
 from tests.fault_support import eventually
-from tests.webhook_support import Answer, Receiver, receiving
+from tests.webhook_support import Answer, Received, Receiver, receiving
 from worker import build_worker
 
 
@@ -64,9 +70,12 @@ class Rig:
         self.settings, self.engine, self.receiver = settings, engine, receiver
 
     def endpoint(
-        self, path: str = "/hook", events: list[str] | None = None, **kw
-    ) -> WebhookEndpoint:  # type: ignore[no-untyped-def]
-        spec = WebhookEndpointIn(url=self.receiver.url(path), events=events or [], **kw)
+        self,
+        path: str = "/hook",
+        events: list[str] | None = None,
+        kind: EndpointKind = EndpointKind.webhook,
+    ) -> WebhookEndpoint:
+        spec = WebhookEndpointIn(url=self.receiver.url(path), events=events or [], kind=kind)
         return add_endpoint(self.engine, spec, allow_private=True)
 
     def emit(self, type: EventType = EventType.customer_signed_up, company: str = "Acme") -> str:
@@ -94,7 +103,9 @@ class Rig:
             ).one()
             return row.id
 
-    async def received(self, count: int, path: str = "/hook", timeout: float = 20) -> list:  # type: ignore[type-arg]
+    async def received(
+        self, count: int, path: str = "/hook", timeout: float = 20
+    ) -> list[Received]:
         return await eventually(
             lambda: len(self.receiver.at(path)) >= count and self.receiver.at(path),
             timeout,
@@ -102,8 +113,10 @@ class Rig:
             0.05,
         )
 
-    async def delivery_settled(self, endpoint_id: str, timeout: float = 20) -> list:  # type: ignore[type-arg]
-        def settled():  # type: ignore[no-untyped-def]
+    async def delivery_settled(
+        self, endpoint_id: str, timeout: float = 20
+    ) -> list[WebhookDeliveryPublic]:
+        def settled() -> list[WebhookDeliveryPublic] | None:
             rows = list_deliveries(self.engine, endpoint_id)
             return rows if rows and all(d.status != DeliveryStatus.pending for d in rows) else None
 
@@ -269,7 +282,7 @@ async def test_slack_endpoint_gets_block_kit(rig: Rig) -> None:
 def _undispatched(engine: Engine) -> int:
     with Session(engine) as session:
         query = select(func.count()).select_from(WebhookEvent)
-        return session.exec(query.where(WebhookEvent.dispatched_at.is_(None))).one()  # type: ignore[union-attr]
+        return session.exec(query.where(col(WebhookEvent.dispatched_at).is_(None))).one()
 
 
 def _endpoints(engine: Engine) -> int:
@@ -336,8 +349,6 @@ async def admin_api(rig: Rig, dev_env: WorkflowEnvironment) -> AsyncIterator[htt
 
     app = create_app(settings=rig.settings, engine=rig.engine, client=dev_env.client)
     _, admin = create_token(rig.engine, "Admin", "admin")
-    _, manager = create_token(rig.engine, "Manager", "manager", "sam@team.test")
-    rig.manager_token = manager  # type: ignore[attr-defined]
     transport = httpx.ASGITransport(app=app)
     headers = {"Authorization": f"Bearer {admin}"}
     async with httpx.AsyncClient(transport=transport, base_url="http://t", headers=headers) as http:
@@ -345,7 +356,10 @@ async def admin_api(rig: Rig, dev_env: WorkflowEnvironment) -> AsyncIterator[htt
 
 
 async def test_endpoints_through_the_api(rig: Rig, admin_api: httpx.AsyncClient) -> None:
-    manager = {"Authorization": f"Bearer {rig.manager_token}"}  # type: ignore[attr-defined]
+    from db.tokens import create_token
+
+    _, token = create_token(rig.engine, "Manager", "manager", "sam@team.test")
+    manager = {"Authorization": f"Bearer {token}"}
     url = rig.receiver.url("/api")
     assert (
         await admin_api.post("/webhook-endpoints", json={"url": url}, headers=manager)

@@ -29,6 +29,7 @@ from db.webhooks import (
 from models.events import EVENT_SUMMARIES, EventType, envelope_model
 from models.webhooks import (
     WebhookDeliveryPublic,
+    WebhookEndpoint,
     WebhookEndpointIn,
     WebhookEndpointPublic,
     WebhookEndpointSecret,
@@ -46,7 +47,7 @@ class TestSent(BaseModel):
     event_id: str = Field(description="the webhook-id the test delivery carries")
 
 
-def _with_secret(row) -> WebhookEndpointSecret:  # type: ignore[no-untyped-def]
+def _with_secret(row: WebhookEndpoint) -> WebhookEndpointSecret:
     return WebhookEndpointSecret(secret=row.secret, **WebhookEndpointPublic.of(row).model_dump())
 
 
