@@ -117,10 +117,6 @@ class EncryptionCodec(PayloadCodec):
     def key_ids(self) -> list[str]:
         return list(self._keys)
 
-    @property
-    def current_key_id(self) -> str:
-        return self._current.key_id
-
     async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
         return [self.encrypt(p) for p in payloads]
 

@@ -36,7 +36,6 @@ from activities.contracts import (
 )
 from activities.email_context import account_context, build_context
 from activities.message import build_message, eml_filename, unsubscribe_url
-from activities.message import message_id as message_id  # re-exported: tests read it here
 from activities.records import add_event_once, save_lifecycle, save_task
 from activities.rendering import CUSTOMER_TEMPLATES, TEMPLATES, render_email, render_footer
 from activities.suppression import SUPPRESSED, suppress, unsubscribed

@@ -33,7 +33,6 @@ from api.security import LoopbackOnly, RateLimiter, SecurityHeaders
 from api.web import STATIC_DIR, dashboard
 from db.engine import make_engine
 from db.migrate import upgrade
-from settings import InsecureSettings as InsecureSettings  # re-exported for callers
 from settings import Settings
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import secrets
 from datetime import UTC, datetime
-from typing import Any
 
 from sqlalchemy import Engine
 from sqlmodel import col, select
@@ -20,11 +19,6 @@ TOKEN_PREFIX = "tdm_"
 
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
-
-
-def audit(engine: Engine, actor: str, action: str, subject: str, **detail: Any) -> None:
-    with session_scope(engine) as session:
-        session.add(AuditEntry(actor=actor, action=action, subject=subject, detail=detail))
 
 
 def create_token(

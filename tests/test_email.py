@@ -32,8 +32,9 @@ from activities.contracts import (
     TaskUpdate,
     TimelineEntry,
 )
-from activities.email import EmailActivities, message_id
+from activities.email import EmailActivities
 from activities.email_context import build_context
+from activities.message import message_id
 from activities.records import RecordActivities
 from activities.rendering import (
     CUSTOMER_TEMPLATES,

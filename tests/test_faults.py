@@ -34,7 +34,7 @@ from temporalio.client import (
 )
 
 import lifecycles
-from activities.email import eml_filename, message_id
+from activities.message import eml_filename, message_id
 from db.engine import make_engine
 from models.customer import SignUp, workflow_id_for
 from models.lifecycle import LifecycleEnd, SignupReceipt, StepKind

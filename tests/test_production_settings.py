@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import Engine
 
-from api.main import InsecureSettings, create_app
-from settings import Settings
+from api.main import create_app
+from settings import InsecureSettings, Settings
 from stack import run_worker
 
 SECRETS = {"secret_key": "s" * 40, "webhook_secret": "w" * 40}

@@ -20,7 +20,8 @@ from sqlmodel import Session, select
 
 import links
 from activities.contracts import EmailRequest, Recipient
-from activities.email import EmailActivities, message_id
+from activities.email import EmailActivities
+from activities.message import message_id
 from api.main import create_app
 from db.engine import session_scope
 from db.tokens import create_token
