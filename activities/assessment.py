@@ -13,8 +13,9 @@ from temporalio import activity
 from activities import events
 from activities.contracts import AssessmentRequest
 from db.engine import session_scope
+from db.peers import peer_usage
 from db.queries import latest_success_plan
-from models.scoring import Assessment, Quadrant, assess
+from models.scoring import Assessment, assess
 from models.signals import Observation, observation
 from models.tables import AssessmentRecord, Customer, SignalRecord, SuccessPlanRecord
 
@@ -22,7 +23,7 @@ from models.tables import AssessmentRecord, Customer, SignalRecord, SuccessPlanR
 def _observations(
     session: Session, customer_id: str, request: AssessmentRequest
 ) -> list[Observation]:
-    since = request.as_of - timedelta(days=request.scoring.window_days)
+    since = request.as_of - timedelta(days=request.scoring.lookback_days)
     rows = session.exec(
         select(SignalRecord).where(
             SignalRecord.customer_id == customer_id,
@@ -54,9 +55,6 @@ def _take_turn(session: Session, customer_id: str) -> Customer | None:
     return session.get(Customer, customer_id, with_for_update=True)
 
 
-_UNHAPPY = {Quadrant.unhappy_profitable, Quadrant.unhappy_unprofitable}
-
-
 class AssessmentActivities:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -86,6 +84,9 @@ class AssessmentActivities:
                 .where(SuccessPlanRecord.customer_id == request.customer_id)
                 .order_by(col(SuccessPlanRecord.version))
             ).first()
+            peers = None
+            if customer is not None:
+                peers = peer_usage(session, customer.plan_name, request.as_of, request.scoring)
             assessment = assess(
                 _observations(session, request.customer_id, request),
                 request.scoring,
@@ -93,6 +94,7 @@ class AssessmentActivities:
                 success_plan=plan,
                 plan_started=first_plan,
                 previous=request.previous,
+                peers=peers,
             )
             record = AssessmentRecord(
                 customer_id=request.customer_id,
@@ -103,6 +105,7 @@ class AssessmentActivities:
                 quadrant=assessment.quadrant.value,
                 level=assessment.level,
                 trend=assessment.trend,
+                churn_risk=assessment.churn_risk,
                 detail=assessment.model_dump(mode="json"),
             )
             session.add(record)
@@ -110,8 +113,7 @@ class AssessmentActivities:
                 was_at_risk = customer.at_risk
                 latest = customer.stand(record)
                 if latest:
-                    # Unhappy customers are a flight risk whatever they are worth to us (000).
-                    customer.at_risk = bool(assessment.risks) or assessment.quadrant in _UNHAPPY
+                    customer.at_risk = assessment.at_risk  # by the plan's rule
                 session.add(customer)
                 events.assessed(session, customer, record, latest, was_at_risk)
             return assessment

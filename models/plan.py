@@ -7,11 +7,14 @@ on the customer.
 
 from __future__ import annotations
 
+import math
+import re
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from models.roles import TASK_ROLES, Role
+from models.signals import METRIC_PATTERN
 
 # A plan is named, never given as a path: its file is found in the plan folders.
 PLAN_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
@@ -74,15 +77,100 @@ class RenewalSettings(StrictModel):
 
 
 class CustomerWeights(StrictModel):
+    """How much each customer-side component counts; weights renormalise over the
+    components measured for the account (models/scoring, docs/scoring.md)."""
+
     nps: float = Field(default=0.25, ge=0)
     csat: float = Field(default=0.15, ge=0)
     goal_progress: float = Field(default=0.35, ge=0)
-    usage_trend: float = Field(default=0.15, ge=0)
-    support: float = Field(default=0.10, ge=0)
+    usage_trend: float = Field(default=0.15, ge=0, description="usage against its own past")
+    support: float = Field(default=0.10, ge=0, description="first-contact resolution")
+    usage_peers: float = Field(default=0.10, ge=0, description="usage against the plan's peers")
+    breadth: float = Field(default=0.10, ge=0, description="share of key features used")
+    utilisation: float = Field(default=0.10, ge=0, description="active users per seat")
+    revenue_movement: float = Field(default=0.10, ge=0, description="MRR change: a downgrade")
+    support_load: float = Field(default=0.05, ge=0, description="tickets per active user")
+
+
+COMPONENTS = frozenset(CustomerWeights.model_fields) | {"margin"}
+
+
+class UsageSettings(StrictModel):
+    """The product's usage metrics and the windows usage is compared over."""
+
+    metrics: list[str] = Field(
+        default_factory=list,
+        description="the metrics the product reports (empty: any); others are refused",
+    )
+    key_features: list[str] = Field(
+        default_factory=list, description="metrics that show the product's value being used"
+    )
+    recent_days: int = Field(default=28, ge=7, description="the window usage is judged on")
+    baseline_days: int = Field(default=56, ge=7, description="the earlier window it is set against")
+    min_peers: int = Field(default=5, ge=2, description="fewer peers than this: no percentile")
+
+    @model_validator(mode="after")
+    def _known_metrics(self) -> UsageSettings:
+        for field in ("metrics", "key_features"):
+            for name in getattr(self, field):
+                if not re.match(METRIC_PATTERN, name):
+                    raise ValueError(f"{field}: {name!r} is not a metric name")
+        unknown = [m for m in self.key_features if self.metrics and m not in self.metrics]
+        if unknown:
+            raise ValueError(
+                f"key_features: unknown metric {', '.join(map(repr, unknown))} "
+                f"(the plan's metrics: {', '.join(self.metrics)})"
+            )
+        return self
+
+
+class CostToServe(StrictModel):
+    """The estimate used when no cost is recorded: the explanation marks it estimated."""
+
+    per_account_monthly: float = Field(default=100, ge=0, description="base cost of an account")
+    per_ticket: float = Field(default=25, ge=0)
+    per_success_hour: float = Field(default=80, ge=0)
+
+
+class RiskSettings(StrictModel):
+    """Churn risk: the probability that the account churns within `horizon_days`.
+
+    Until calibrated (no `coefficients`), z = intercept + customer_slope * customer score
+    + company_slope * company score (a missing score counts as 0, neutral); calibrated,
+    z = intercept + sum(coefficient * component). risk = 1 / (1 + exp(-z)).
+    """
+
+    horizon_days: int = Field(default=90, ge=7, le=730)
+    at_risk: Literal["quadrant", "churn_risk"] = Field(
+        default="quadrant",
+        description="quadrant: unhappy or a risk flag; churn_risk: churn_risk above threshold",
+    )
+    threshold: float = Field(default=0.3, gt=0, lt=1)
+    intercept: float = Field(default=-2.2, description="log-odds of churn at a neutral account")
+    customer_slope: float = Field(default=-3.0, le=0)
+    company_slope: float = Field(default=-0.5, le=0)
+    coefficients: dict[str, float] = Field(
+        default_factory=dict, description="calibrated: log-odds per unit of each component"
+    )
+
+    @model_validator(mode="after")
+    def _known_components(self) -> RiskSettings:
+        unknown = sorted(set(self.coefficients) - COMPONENTS)
+        if unknown:
+            raise ValueError(
+                f"coefficients: unknown component {', '.join(map(repr, unknown))} "
+                f"(components: {', '.join(sorted(COMPONENTS))})"
+            )
+        if not all(math.isfinite(v) for v in [self.intercept, *self.coefficients.values()]):
+            raise ValueError("intercept and coefficients must be finite numbers")
+        return self
 
 
 class ScoringSettings(StrictModel):
     weights: CustomerWeights = Field(default_factory=CustomerWeights)
+    usage: UsageSettings = Field(default_factory=UsageSettings)
+    cost: CostToServe = Field(default_factory=CostToServe)
+    risk: RiskSettings = Field(default_factory=RiskSettings)
     target_margin: float = Field(
         default=0.4, gt=0, le=1, description="margin (revenue - cost) / revenue that scores 0.5"
     )
@@ -92,8 +180,13 @@ class ScoringSettings(StrictModel):
     )
     window_days: int = Field(default=90, ge=1, description="signals older than this are ignored")
     min_customer_signals: int = Field(
-        default=2, ge=1, description="fewer customer-side inputs than this give 'unknown'"
+        default=1, ge=1, description="fewer customer-side inputs than this give 'unknown'"
     )
+
+    @property
+    def lookback_days(self) -> int:
+        """How far back an assessment reads: the window, or the usage windows if longer."""
+        return max(self.window_days, self.usage.recent_days + self.usage.baseline_days)
 
 
 class EmailReviewSettings(StrictModel):

@@ -34,6 +34,8 @@ from models.success_plan import Direction, Goal, SuccessPlan
 AS_OF = datetime(2026, 6, 1, tzinfo=UTC)  # midnight, so goal target dates line up exactly
 SETTINGS = ScoringSettings()
 TOL = 1e-4
+# The components that come from usage, seats, MRR and tickets: missing in these tests.
+ACTIVITY = ["usage_peers", "breadth", "utilisation", "revenue_movement", "support_load"]
 
 
 def obs(kind: str, value: float, days_ago: float = 1, goal_key: str | None = None) -> Observation:
@@ -122,7 +124,7 @@ def test_happy_profitable_from_every_signal() -> None:
     assert a.inputs["usage_change"] == pytest.approx(0.3)
     assert a.inputs["goal_progress_vs_expected"] == pytest.approx(0.1)
     assert a.inputs["margin"] == pytest.approx(0.5)
-    assert a.missing == []
+    assert a.missing == ACTIVITY
     assert a.goal_progress == {"active_reps": pytest.approx(0.6)}
     # High margin but clearly happy: not the neutral risk.
     assert a.risks == []
@@ -145,7 +147,7 @@ def test_unhappy_profitable_is_a_flight_risk() -> None:
     assert a.company_score == pytest.approx(0.375, abs=TOL)
     assert a.components["nps"] == -1.0  # clipped, not -1.333
     assert a.level == pytest.approx((-0.75 + 0.375) / 2, abs=TOL)
-    assert a.missing == ["goal_progress", "usage_trend"]
+    assert a.missing == ["goal_progress", "usage_trend", *ACTIVITY]
 
 
 def test_happy_unprofitable_needs_service_or_pricing_review() -> None:
@@ -265,7 +267,8 @@ def test_high_profit_threshold_comes_from_settings() -> None:
 
 
 def test_too_few_customer_signals_is_unknown() -> None:
-    a = assess([obs("nps", 10), *money(10_000, 5_000)], SETTINGS, AS_OF)
+    settings = ScoringSettings(min_customer_signals=2)
+    a = assess([obs("nps", 10), *money(10_000, 5_000)], settings, AS_OF)
     assert a.quadrant is Quadrant.unknown
     assert a.customer_score is None
     assert a.level is None
@@ -279,7 +282,14 @@ def test_a_single_usage_figure_is_not_a_trend() -> None:
     a = assess([obs("nps", 10), obs("usage", 50), *money(10_000, 5_000)], SETTINGS, AS_OF)
     assert "usage_trend" not in a.components
     assert "usage_trend" in a.missing
-    assert a.quadrant is Quadrant.unknown
+    # One customer-side input is enough by default: the customer axis is nps alone.
+    assert a.customer_score == pytest.approx(1.0)
+
+
+def test_one_customer_side_input_is_enough_by_default() -> None:
+    a = assess([obs("nps", 10), *money(10_000, 5_000)], SETTINGS, AS_OF)
+    assert a.customer_score == pytest.approx(1.0)
+    assert a.quadrant is Quadrant.happy_profitable
 
 
 def test_min_customer_signals_comes_from_settings() -> None:
@@ -293,10 +303,9 @@ def test_min_customer_signals_comes_from_settings() -> None:
     "money_obs",
     [
         [],
-        [obs("revenue", 10_000)],
         [obs("cost", 5_000)],
     ],
-    ids=["no-money", "revenue-only", "cost-only"],
+    ids=["no-money", "cost-only"],
 )
 def test_no_revenue_or_cost_is_unknown(money_obs: list[Observation]) -> None:
     a = assess([obs("nps", 10), obs("csat", 5), *money_obs], SETTINGS, AS_OF)
@@ -312,7 +321,16 @@ def test_no_signals_at_all_is_unknown() -> None:
     a = assess([], SETTINGS, AS_OF)
     assert a.quadrant is Quadrant.unknown
     assert a.customer_score is None and a.company_score is None and a.level is None
-    assert a.missing == ["nps", "csat", "goal_progress", "usage_trend", "support", "margin"]
+    assert a.missing == [
+        "nps",
+        "csat",
+        "goal_progress",
+        "usage_trend",
+        "support",
+        *ACTIVITY,
+        "margin",
+    ]
+    assert a.churn_risk is None
 
 
 # --------------------------------------------------------------------------- weights
@@ -325,7 +343,7 @@ def test_missing_signals_renormalise_the_weights() -> None:
     assert a.customer_score == pytest.approx(expected, abs=TOL)
     # Not divided by the full weight sum of 1.0:
     assert a.customer_score != pytest.approx(0.25 * (2 / 3) + 0.15 * 0.5, abs=TOL)
-    assert a.missing == ["goal_progress", "usage_trend", "support"]
+    assert a.missing == ["goal_progress", "usage_trend", "support", *ACTIVITY]
 
 
 def test_zero_weight_components_do_not_count() -> None:
@@ -338,11 +356,11 @@ def test_zero_weight_components_do_not_count() -> None:
     )
     assert a.customer_score == pytest.approx((0.25 * 1 + 0.10 * 0) / (0.25 + 0.10), abs=TOL)
     assert "csat" not in a.missing  # a zero weight is not "missing"
-    assert a.missing == ["goal_progress", "usage_trend"]
+    assert a.missing == ["goal_progress", "usage_trend", *ACTIVITY]
 
 
 def test_zero_weight_components_do_not_count_towards_the_minimum() -> None:
-    settings = ScoringSettings(weights=CustomerWeights(csat=0))
+    settings = ScoringSettings(weights=CustomerWeights(csat=0), min_customer_signals=2)
     a = assess([obs("nps", 10), obs("csat", 5), *money(10_000, 5_000)], settings, AS_OF)
     assert a.customer_score is None
     assert a.quadrant is Quadrant.unknown

@@ -1,0 +1,54 @@
+"""Churn risk: the probability that the account churns within the plan's horizon.
+
+Until a team calibrates (`tandem calibrate`), the risk comes from the two axes through a
+fixed logistic mapping: z = intercept + customer_slope * customer + company_slope *
+company, a missing axis counting as 0 (neutral). The defaults (-2.2, -3.0, -0.5) put a
+neutral account at about 10 % over 90 days, a walkaway-angry one (customer -1) near 69 %
+and a gushing promoter near 0.5 %: a documented starting point, not a measurement.
+Calibrated, the plan holds one coefficient per component and z = intercept + sum of
+coefficient * component (a missing component counting as 0, its neutral point).
+"""
+
+from __future__ import annotations
+
+import math
+
+from models.plan import RiskSettings
+
+
+def logistic(z: float) -> float:
+    if z < -700:  # exp overflows: the probability is 0 to any precision we print
+        return 0.0
+    return 1.0 / (1.0 + math.exp(-z))
+
+
+def risk_log_odds(
+    settings: RiskSettings,
+    components: dict[str, float],
+    customer: float | None,
+    company: float | None,
+) -> float:
+    if settings.coefficients:
+        return settings.intercept + sum(
+            coefficient * components.get(name, 0.0)
+            for name, coefficient in settings.coefficients.items()
+        )
+    return (
+        settings.intercept
+        + settings.customer_slope * (customer or 0.0)
+        + settings.company_slope * (company or 0.0)
+    )
+
+
+def churn_risk(
+    settings: RiskSettings,
+    components: dict[str, float],
+    customer: float | None,
+    company: float | None,
+) -> float:
+    return logistic(risk_log_odds(settings, components, customer, company))
+
+
+def over_horizon(risk: float, from_days: int, to_days: int) -> float:
+    """The same hazard over another horizon: 1 - (1 - p) ** (to / from)."""
+    return 1.0 - (1.0 - risk) ** (to_days / from_days)
