@@ -10,19 +10,16 @@ from sqlmodel import Session, col, select
 
 from models.plan import ScoringSettings
 from models.scoring import peer_levels
-from models.scoring.usage import Windows
+from models.scoring.usage import PEER_MARGIN_DAYS, Windows, peer_day
 from models.signals import Observation, SignalKind, observation
 from models.tables import Customer, SignalRecord
-
-# Read a little before the recent window: a monthly report that ends inside it starts
-# before it, and the reporting span of each account needs its neighbouring reports.
-MARGIN_DAYS = 31
 
 
 def peer_usage(
     session: Session, plan_name: str, as_of: datetime, scoring: ScoringSettings
 ) -> dict[str, list[float]]:
-    since = as_of - timedelta(days=scoring.usage.recent_days + MARGIN_DAYS)
+    as_of = peer_day(as_of)
+    since = as_of - timedelta(days=scoring.usage.recent_days + PEER_MARGIN_DAYS)
     rows = session.exec(
         select(SignalRecord)
         .join(Customer, col(Customer.id) == col(SignalRecord.customer_id))

@@ -80,15 +80,15 @@ class CustomerWeights(StrictModel):
     """How much each customer-side component counts; weights renormalise over the
     components measured for the account (models/scoring, docs/scoring.md)."""
 
-    nps: float = Field(default=0.25, ge=0)
-    csat: float = Field(default=0.15, ge=0)
-    goal_progress: float = Field(default=0.35, ge=0)
-    usage_trend: float = Field(default=0.15, ge=0, description="usage against its own past")
-    support: float = Field(default=0.10, ge=0, description="first-contact resolution")
+    nps: float = Field(default=0.15, ge=0)
+    csat: float = Field(default=0.09, ge=0)
+    goal_progress: float = Field(default=0.21, ge=0)
+    usage_trend: float = Field(default=0.09, ge=0, description="usage against its own past")
+    support: float = Field(default=0.06, ge=0, description="first-contact resolution")
     usage_peers: float = Field(default=0.10, ge=0, description="usage against the plan's peers")
-    breadth: float = Field(default=0.10, ge=0, description="share of key features used")
+    breadth: float = Field(default=0.08, ge=0, description="share of key features used")
     utilisation: float = Field(default=0.10, ge=0, description="active users per seat")
-    revenue_movement: float = Field(default=0.10, ge=0, description="MRR change: a downgrade")
+    revenue_movement: float = Field(default=0.07, ge=0, description="MRR change: a downgrade")
     support_load: float = Field(default=0.05, ge=0, description="tickets per active user")
 
 

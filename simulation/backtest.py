@@ -6,27 +6,40 @@ in force then, the same plan start, and the new `scoring` settings. No lifecycle
 touched; nothing is written.
 
 Reported: the accounts whose quadrant at their latest assessment would change, and how
-well "at risk" (an unhappy quadrant or a risk flag, as the records mark it) at the latest
-assessment anticipated the churns that really happened (phase `churned`; a customer who
-churned before any assessment counts as a miss): precision and recall under the recorded
-scoring and under the new one.
+well "at risk" at the latest assessment anticipated the churns that really happened
+(phase `churned`; a customer who churned before any assessment counts as a miss):
+precision and recall under the recorded scoring and under the new one. And, per
+horizon, how well every re-scored assessment anticipated a churn within that horizon
+after it (simulation/judgement.py): the figures `tandem calibrate` reports too.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from models.plan import ScoringSettings
-from models.scoring import Assessment, PreviousAssessment, Quadrant, assess
-from models.signals import Observation, observation
+from models.scoring import Assessment, PreviousAssessment, Quadrant, assess, peer_levels
+from models.scoring.usage import PEER_MARGIN_DAYS, Windows, peer_day
+from models.signals import Observation, SignalKind, observation
 from models.success_plan import Goal, SuccessPlan
-from models.tables import AssessmentRecord, Customer, GoalRecord, SignalRecord, SuccessPlanRecord
+from models.tables import (
+    AssessmentRecord,
+    Customer,
+    GoalRecord,
+    SignalRecord,
+    SuccessPlanRecord,
+    TimelineEvent,
+)
+from simulation.judgement import DEFAULT_HORIZONS, Scored, judge_all
+
+CHURNED = "churned"
 
 UNHAPPY = {Quadrant.unhappy_profitable.value, Quadrant.unhappy_unprofitable.value}
 
@@ -114,13 +127,31 @@ def _in_force(plans: list[_Plan], at: datetime) -> SuccessPlan | None:
     return max(recorded, key=lambda p: p.version).plan if recorded else None
 
 
-def rescore(engine: Engine, scoring: ScoringSettings) -> list[Rescored]:
+@dataclass
+class Records:
+    """Everything a re-scoring reads, loaded once: signals per customer (in time order),
+    success plans, recorded assessments, customers and when each churned."""
+
+    signals: dict[str, list[Observation]]
+    plans: dict[str, list[_Plan]]
+    assessments: list[AssessmentRecord]
+    customers: dict[str, Customer]
+    churned_at: dict[str, datetime]
+
+    @property
+    def end(self) -> datetime | None:
+        """The last moment the records speak of: later churns are not known yet."""
+        moments = [a.assessed_at for a in self.assessments] + list(self.churned_at.values())
+        moments += [s[-1].observed_at for s in self.signals.values() if s]
+        return max(moments) if moments else None
+
+
+def load(engine: Engine) -> Records:
     with Session(engine) as session:
         signals: dict[str, list[Observation]] = defaultdict(list)
         for s in session.exec(select(SignalRecord).order_by(col(SignalRecord.observed_at))):
             signals[s.customer_id].append(observation(s))
-        plans = _plans(session)
-        records = list(
+        assessments = list(
             session.exec(
                 select(AssessmentRecord).order_by(
                     col(AssessmentRecord.customer_id),
@@ -129,19 +160,67 @@ def rescore(engine: Engine, scoring: ScoringSettings) -> list[Rescored]:
                 )
             )
         )
+        customers = {c.id: c for c in session.exec(select(Customer))}
+        # Churn is dated by the lifecycle's own 'churned' timeline event.
+        churned_at: dict[str, datetime] = {}
+        for event in session.exec(select(TimelineEvent).where(TimelineEvent.kind == CHURNED)):
+            if customers.get(event.customer_id) and customers[event.customer_id].phase == CHURNED:
+                churned_at[event.customer_id] = event.at
+        return Records(dict(signals), _plans(session), assessments, customers, churned_at)
+
+
+class _Peers:
+    """Peer usage per plan and day, as the assessment activity reads it (db/peers.py)."""
+
+    def __init__(self, records: Records, scoring: ScoringSettings) -> None:
+        self.records, self.scoring = records, scoring
+        self.windows = Windows(scoring.usage.recent_days, scoring.usage.baseline_days)
+        self.by_plan: dict[str, list[str]] = defaultdict(list)
+        for cid, customer in records.customers.items():
+            self.by_plan[customer.plan_name].append(cid)
+        self.usage = {
+            cid: [o for o in obs if o.kind is SignalKind.usage]
+            for cid, obs in records.signals.items()
+        }
+        self.cache: dict[tuple[str, datetime], dict[str, list[float]]] = {}
+
+    def __call__(self, customer_id: str, as_of: datetime) -> dict[str, list[float]] | None:
+        customer = self.records.customers.get(customer_id)
+        if customer is None:
+            return None
+        day = peer_day(as_of)
+        key = (customer.plan_name, day)
+        if key not in self.cache:
+            since = day - timedelta(days=self.scoring.usage.recent_days + PEER_MARGIN_DAYS)
+            accounts = []
+            for cid in self.by_plan[customer.plan_name]:
+                obs = self.usage.get(cid, [])
+                lo = bisect_right(obs, since, key=lambda o: o.observed_at)
+                hi = bisect_right(obs, day, key=lambda o: o.observed_at)
+                if hi > lo:
+                    accounts.append(obs[lo:hi])
+            self.cache[key] = peer_levels(accounts, day, self.windows)
+        return self.cache[key]
+
+
+def rescore(records: Records, scoring: ScoringSettings) -> list[Rescored]:
+    peers = _Peers(records, scoring)
     rescored: list[Rescored] = []
     previous: dict[str, PreviousAssessment] = {}
-    for record in records:
-        customer_plans = plans.get(record.customer_id, [])
+    for record in records.assessments:
+        customer_plans = records.plans.get(record.customer_id, [])
         # The activity takes the first version's date (of any source) as the plan's start.
         started = customer_plans[0].created_at if customer_plans else None
+        signals = records.signals.get(record.customer_id, [])
+        upto = bisect_right(signals, record.assessed_at, key=lambda o: o.observed_at)
         new = assess(
-            [o for o in signals[record.customer_id] if o.observed_at <= record.assessed_at],
+            signals[:upto],
             scoring,
             record.assessed_at,
             success_plan=_in_force(customer_plans, record.assessed_at),
             plan_started=started,
             previous=previous.get(record.customer_id),
+            peers=peers(record.customer_id, record.assessed_at),
         )
         previous[record.customer_id] = PreviousAssessment(quadrant=new.quadrant, level=new.level)
         rescored.append(
@@ -158,21 +237,42 @@ def rescore(engine: Engine, scoring: ScoringSettings) -> list[Rescored]:
     return rescored
 
 
-def backtest(engine: Engine, scoring: ScoringSettings) -> dict[str, Any]:
-    rescored = rescore(engine, scoring)
-    with Session(engine) as session:
-        customers = {c.id: c for c in session.exec(select(Customer))}
+def scored(records: Records, rescored: list[Rescored]) -> list[Scored]:
+    """The re-scored assessments as the judgement reads them."""
+    return [
+        Scored(
+            customer_id=r.customer_id,
+            assessed_at=r.assessed_at,
+            components=r.new.components,
+            churn_risk=r.new.churn_risk,
+            risk_horizon_days=r.new.horizon_days or 90,
+            level=r.new.level,
+            at_risk=r.new.at_risk,
+            churned_at=records.churned_at.get(r.customer_id),
+        )
+        for r in rescored
+    ]
+
+
+def horizons(scoring: ScoringSettings, horizon_days: int | None = None) -> list[int]:
+    if horizon_days is not None:
+        return [horizon_days]
+    return sorted({*DEFAULT_HORIZONS, scoring.risk.horizon_days})
+
+
+def backtest(
+    engine: Engine, scoring: ScoringSettings, horizon_days: int | None = None
+) -> dict[str, Any]:
+    records = load(engine)
+    rescored = rescore(records, scoring)
+    customers = records.customers
     latest: dict[str, Rescored] = {}
     for r in rescored:  # in assessed_at order: the last one per customer wins
         latest[r.customer_id] = r
     # A churn never assessed is still a churn that scoring failed to anticipate.
-    churned = {cid for cid, c in customers.items() if c.phase == "churned"}
+    churned = {cid for cid, c in customers.items() if c.phase == CHURNED}
     old_flagged = {cid for cid, r in latest.items() if at_risk(r.old_quadrant, r.old_risks)}
-    new_flagged = {
-        cid
-        for cid, r in latest.items()
-        if at_risk(r.new.quadrant.value, [risk.value for risk in r.new.risks])
-    }
+    new_flagged = {cid for cid, r in latest.items() if r.new.at_risk}
     changes = [
         {
             "customer": cid,
@@ -187,6 +287,10 @@ def backtest(engine: Engine, scoring: ScoringSettings) -> dict[str, Any]:
         for cid, r in sorted(latest.items())
         if r.changed
     ]
+    end = records.end
+    judgements = (
+        judge_all(scored(records, rescored), horizons(scoring, horizon_days), end) if end else []
+    )
     return {
         "assessments": len(rescored),
         "assessments_changed": sum(r.changed for r in rescored),
@@ -197,4 +301,5 @@ def backtest(engine: Engine, scoring: ScoringSettings) -> dict[str, Any]:
             "old": confusion(old_flagged, churned).as_dict(),
             "new": confusion(new_flagged, churned).as_dict(),
         },
+        "judgement": [j.model_dump() for j in judgements],
     }

@@ -1,10 +1,10 @@
 """Usage as daily rates: the account's own level over time, its peers, breadth,
 utilisation and support load (models/signals.py says what a usage signal holds).
 
-Every usage signal is spread over the days its period covers: a count adds value /
-period days to each day (so a 28-day February and a 31-day March of the same daily
-rate read the same), a level (`active_users`, or a signal without a period) adds its
-value to each day. Days are counted back from `as_of`: day 0 ends at `as_of`.
+Every usage signal covers a span of time at a daily rate: a count's rate is its value
+over its period's days (so a 28-day February and a 31-day March of the same daily rate
+read the same), a level's (`active_users`, or a signal without a period, which stands
+for its day) is its value. Days are counted back from `as_of`: day 0 ends at `as_of`.
 
 A day the account reported nothing for a metric it does report counts as zero, but only
 inside its reporting span: from its first reported day to its last, extended to the
@@ -18,6 +18,7 @@ moves it little.
 from __future__ import annotations
 
 import math
+from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -36,23 +37,36 @@ def clip(value: float) -> float:
     return max(-1.0, min(1.0, value))
 
 
+@dataclass(frozen=True)
+class Span:
+    """A stretch of time at one daily rate, in days before `as_of` (newest < oldest)."""
+
+    newest: float
+    oldest: float
+    rate: float
+
+
 @dataclass
 class DailySeries:
-    """One metric of one account: per day index, the amount used and the share of the
-    day covered by a report."""
+    """One metric of one account: the spans its reports cover, at their daily rates."""
 
-    amount: dict[int, float] = field(default_factory=lambda: defaultdict(float))
-    cover: dict[int, float] = field(default_factory=lambda: defaultdict(float))
+    spans: list[Span] = field(default_factory=list)
 
     def level(self, first_day: int, days: int) -> float | None:
         """Median weekly rate over days [first_day, first_day + days), or None if no
         week in it was reported on."""
         weekly: list[float] = []
-        for start in range(first_day, first_day + days, WEEK):
-            week = range(start, min(start + WEEK, first_day + days))
-            cover = sum(min(1.0, self.cover.get(d, 0.0)) for d in week)
+        last = first_day + days
+        for start in range(first_day, last, WEEK):
+            end = min(start + WEEK, last)
+            amount = cover = 0.0
+            for s in self.spans:
+                overlap = min(end, s.oldest) - max(start, s.newest)
+                if overlap > 0:
+                    amount += s.rate * overlap
+                    cover += overlap
             if cover >= 1.0:  # at least a day's worth of report in the week
-                weekly.append(sum(self.amount.get(d, 0.0) for d in week) / cover)
+                weekly.append(amount / cover)
         return median(weekly) if weekly else None
 
 
@@ -61,43 +75,45 @@ def _day_index(as_of: datetime, moment: datetime) -> float:
     return (as_of - moment).total_seconds() / 86_400
 
 
-def _spread(series: DailySeries, o: Observation, as_of: datetime) -> None:
-    is_level = o.metric_name == ACTIVE_USERS or o.period_start is None
+def _span(o: Observation, as_of: datetime) -> Span:
     if o.period_start is None:  # a level read at one moment: it stands for its day
         day = max(0, math.floor(_day_index(as_of, o.observed_at)))
-        series.amount[day] += o.value
-        series.cover[day] += 1.0
-        return
+        return Span(day, day + 1, o.value)
     newest = _day_index(as_of, o.observed_at)
     oldest = _day_index(as_of, o.period_start)
-    total = oldest - newest
-    day = max(0, math.floor(newest))
-    while day < oldest:
-        overlap = min(oldest, day + 1) - max(newest, day)
-        if overlap > 0:
-            rate = o.value if is_level else o.value / total
-            series.amount[day] += rate * overlap
-            series.cover[day] += overlap
-        day += 1
+    is_level = o.metric_name == ACTIVE_USERS
+    return Span(newest, oldest, o.value if is_level else o.value / (oldest - newest))
+
+
+def _gaps(spans: list[Span], newest: float, oldest: float) -> list[Span]:
+    """Zero-rate spans for the stretches of [newest, oldest] no report covers."""
+    gaps, at = [], newest
+    for s in sorted(spans, key=lambda s: s.newest):
+        if s.newest > at:
+            gaps.append(Span(at, min(s.newest, oldest), 0.0))
+        at = max(at, s.oldest)
+        if at >= oldest:
+            break
+    if at < oldest:
+        gaps.append(Span(at, oldest, 0.0))
+    return gaps
 
 
 def daily_series(observations: list[Observation], as_of: datetime) -> dict[str, DailySeries]:
-    """Per metric, the account's daily usage up to as_of, with unreported days inside
-    its reporting span filled as zero."""
+    """Per metric, the account's daily usage up to as_of, with unreported stretches
+    inside its reporting span read as zero."""
     usage = [o for o in observations if o.kind is SignalKind.usage and o.observed_at <= as_of]
     series: dict[str, DailySeries] = defaultdict(DailySeries)
     for o in usage:
-        _spread(series[o.metric_name], o, as_of)
-    periodic = {o.metric_name: o.period_days for o in usage if o.period_days is not None}
-    if periodic:
-        covered = [d for m in periodic for d, c in series[m].cover.items() if c > 0]
-        typical = median(o.period_days for o in usage if o.period_days is not None)
-        newest = min(min(covered), math.ceil(typical))
-        oldest = max(covered)
-        for s in (series[m] for m in periodic):
-            for d in range(newest, oldest + 1):
-                if s.cover.get(d, 0.0) == 0.0:
-                    s.cover[d] = 1.0  # reported nothing that day: used nothing
+        series[o.metric_name].spans.append(_span(o, as_of))
+    periods = [o.period_days for o in usage if o.period_days is not None]
+    if periods:
+        periodic = {o.metric_name for o in usage if o.period_start is not None}
+        spans = [s for m in periodic for s in series[m].spans]
+        newest = min(min(s.newest for s in spans), math.ceil(median(periods)))
+        oldest = max(s.oldest for s in spans)
+        for m in periodic:
+            series[m].spans += _gaps(series[m].spans, newest, oldest)
     return dict(series)
 
 
@@ -130,9 +146,10 @@ def usage_change(series: dict[str, DailySeries], windows: Windows) -> float | No
 
 
 def percentile(value: float, peers: list[float]) -> float:
-    """Share of peers below the value, ties counting half (mid-rank), in [0, 1]."""
-    below = sum(p < value for p in peers)
-    equal = sum(p == value for p in peers)
+    """Share of peers below the value, ties counting half (mid-rank), in [0, 1]; the
+    peers' rates are sorted."""
+    below = bisect_left(peers, value)
+    equal = bisect_right(peers, value) - below
     return (below + 0.5 * equal) / len(peers)
 
 
@@ -160,6 +177,17 @@ def utilisation_score(ratio: float) -> float:
 
 def support_load_score(tickets_per_user_month: float) -> float:
     return clip((TICKETS_NEUTRAL - tickets_per_user_month) / TICKETS_SPAN)
+
+
+# Peers are read a little before the recent window: a monthly report that ends inside it
+# starts before it, and each account's reporting span needs its neighbouring reports.
+PEER_MARGIN_DAYS = 31
+
+
+def peer_day(as_of: datetime) -> datetime:
+    """Peers are read as of the start of the assessment's day: every account assessed
+    that day is ranked among the same figures (and a backtest reads them once a day)."""
+    return as_of.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 def peer_levels(

@@ -1,0 +1,329 @@
+"""Scoring on the data teams have: usage per metric as daily rates, peers, breadth,
+utilisation, revenue movement, support load, the estimated cost to serve and the default
+churn-risk mapping. Every expected figure is worked out by hand in the comments, from
+the formulas in models/scoring (docs/scoring.md)."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from cli import app
+from models.plan import RiskSettings, ScoringSettings, UsageSettings
+from models.scoring import Quadrant, assess, churn_risk
+from models.scoring.usage import Windows, daily_series, percentile, recent_levels
+from models.signals import Observation, SignalKind
+
+AS_OF = datetime(2026, 4, 1, tzinfo=UTC)
+SETTINGS = ScoringSettings()
+TOL = 1e-4
+WINDOWS = Windows(28, 56)
+
+
+def count(value: float, start: datetime, end: datetime, metric: str | None = None) -> Observation:
+    return Observation(
+        kind=SignalKind.usage, value=value, observed_at=end, period_start=start, metric=metric
+    )
+
+
+def daily(rates: dict[int, float], metric: str | None = None) -> list[Observation]:
+    """One count per day; day 0 ends at AS_OF."""
+    return [
+        count(v, AS_OF - timedelta(days=d + 1), AS_OF - timedelta(days=d), metric)
+        for d, v in rates.items()
+    ]
+
+
+def at(kind: str, value: float, days_ago: float = 1) -> Observation:
+    return Observation(
+        kind=SignalKind(kind), value=value, observed_at=AS_OF - timedelta(days=days_ago)
+    )
+
+
+def month(y: int, m: int) -> datetime:
+    return datetime(y, m, 1, tzinfo=UTC)
+
+
+# --------------------------------------------------------------------------- per-day rates
+
+
+def test_a_february_and_a_march_of_the_same_daily_rate_score_the_same() -> None:
+    # 10 a day: 280 in February (28 days), 310 in March (31 days). As monthly totals
+    # March would read as a 10.7 % rise; as daily rates there is no change at all.
+    same_rate = [count(280, month(2026, 2), month(2026, 3)), count(310, month(2026, 3), AS_OF)]
+    a = assess(same_rate, SETTINGS, AS_OF)
+    assert a.inputs["usage_change"] == pytest.approx(0.0, abs=TOL)
+    assert a.components["usage_trend"] == pytest.approx(0.0, abs=TOL)
+    # The same monthly total (300 and 300) is a lower daily rate in March: 9.68 vs 10.71.
+    same_total = [count(300, month(2026, 2), month(2026, 3)), count(300, month(2026, 3), AS_OF)]
+    b = assess(same_total, SETTINGS, AS_OF)
+    assert b.inputs["usage_change"] == pytest.approx((300 / 31 - 300 / 28) / (300 / 28), abs=TOL)
+
+
+def test_a_partial_period_is_a_daily_rate_too() -> None:
+    # Ten days at 12 a day compare with a whole earlier month at 12 a day.
+    observations = [
+        count(12 * 31, month(2026, 1), month(2026, 2)),
+        count(12 * 28, month(2026, 2), month(2026, 3)),
+        count(12 * 21, month(2026, 3), AS_OF - timedelta(days=10)),
+        count(12 * 10, AS_OF - timedelta(days=10), AS_OF),
+    ]
+    levels = recent_levels(daily_series(observations, AS_OF), WINDOWS)
+    assert levels == {"usage": pytest.approx(12)}
+    assert assess(observations, SETTINGS, AS_OF).components["usage_trend"] == pytest.approx(0)
+
+
+def test_one_quiet_week_barely_moves_the_level() -> None:
+    # 84 days at 10 a day, but nothing in days 7-13. Weekly rates in the recent window:
+    # 10, 0, 10, 10: the median is 10, no change (a mean would say -25 %, score -0.5).
+    rates = {d: 0.0 if 7 <= d <= 13 else 10.0 for d in range(84)}
+    a = assess(daily(rates), SETTINGS, AS_OF)
+    assert a.inputs["usage_change"] == pytest.approx(0.0)
+
+
+def test_a_daily_reporter_that_falls_silent_is_using_nothing() -> None:
+    # 10 a day until 14 days ago, then no reports at all. Days 1-13 count as zero (day 0
+    # may not be rolled up yet): recent weekly rates 0, 0, 10, 10 -> median 5, -50 % -> -1.
+    a = assess(daily({d: 10.0 for d in range(14, 84)}), SETTINGS, AS_OF)
+    assert a.inputs["usage_change"] == pytest.approx(-0.5)
+    assert a.components["usage_trend"] == pytest.approx(-1.0)
+
+
+def test_a_monthly_reporter_mid_month_is_not_read_as_silent() -> None:
+    # Reports for January to March; assessed on 15 April, before April's report exists.
+    as_of = datetime(2026, 4, 15, tzinfo=UTC)
+    observations = [
+        count(31 * 8, month(2026, 1), month(2026, 2)),
+        count(28 * 8, month(2026, 2), month(2026, 3)),
+        count(31 * 8, month(2026, 3), month(2026, 4)),
+    ]
+    a = assess(observations, SETTINGS, as_of)
+    assert a.inputs["usage_change"] == pytest.approx(0.0)
+
+
+def test_weekly_reports_read_like_monthly_ones() -> None:
+    # Twelve weekly counts at 5 a day, then four at 4 a day: -20 % -> -0.4.
+    weeks = [
+        count(
+            (4 if w < 4 else 5) * 7,
+            AS_OF - timedelta(days=7 * w + 7),
+            AS_OF - timedelta(days=7 * w),
+        )
+        for w in range(12)
+    ]
+    a = assess(weeks, SETTINGS, AS_OF)
+    assert a.inputs["usage_change"] == pytest.approx(-0.2)
+    assert a.components["usage_trend"] == pytest.approx(-0.4)
+
+
+def test_usage_change_is_the_mean_over_metrics_whatever_their_scale() -> None:
+    # Logins rise 10 % (1000 -> 1100 a day), exports fall 50 % (2 -> 1 a day): mean -20 %.
+    logins = daily({d: 1100.0 if d < 28 else 1000.0 for d in range(84)}, "logins")
+    exports = daily({d: 1.0 if d < 28 else 2.0 for d in range(84)}, "exports")
+    a = assess(logins + exports, SETTINGS, AS_OF)
+    assert a.inputs["usage_change"] == pytest.approx((0.1 - 0.5) / 2)
+    assert a.components["usage_trend"] == pytest.approx(-0.4)
+
+
+def test_usage_alone_is_enough_for_the_customer_axis() -> None:
+    # No survey, no goal: the customer axis stands on usage (DOMAIN.md §6).
+    a = assess(daily({d: 1100.0 if d < 28 else 1000.0 for d in range(84)}), SETTINGS, AS_OF)
+    assert a.customer_score == pytest.approx(0.2)  # +10 % -> 0.1 / 0.5
+    assert a.quadrant is Quadrant.unknown  # no revenue: the company axis is missing
+
+
+# --------------------------------------------------------------------------- peers, breadth
+
+
+def test_percentile_is_mid_rank() -> None:
+    peers = [1.0, 2, 3, 4, 5, 6, 7, 8, 9, 10]
+    assert percentile(8, peers) == pytest.approx(0.75)  # 7 below, 1 equal: 7.5 / 10
+    assert percentile(0, peers) == 0.0
+    assert percentile(11, peers) == 1.0
+
+
+def test_usage_against_peers_on_the_same_plan() -> None:
+    # 8 a day among peers at 1..10 a day: percentile 0.75 -> 2 * 0.75 - 1 = 0.5.
+    peers = {"usage": [1.0, 2, 3, 4, 5, 6, 7, 8, 9, 10]}
+    a = assess(daily({d: 8.0 for d in range(28)}), SETTINGS, AS_OF, peers=peers)
+    assert a.inputs["usage_percentile"] == pytest.approx(0.75)
+    assert a.components["usage_peers"] == pytest.approx(0.5)
+    # A small but steady account and a collapsing one of the same size now differ.
+    small_steady = assess(daily({d: 2.0 for d in range(84)}), SETTINGS, AS_OF, peers=peers)
+    assert small_steady.components["usage_trend"] == 0.0
+    assert small_steady.components["usage_peers"] == pytest.approx(2 * 0.15 - 1)
+
+
+def test_too_few_peers_give_no_percentile() -> None:
+    a = assess(daily({d: 8.0 for d in range(28)}), SETTINGS, AS_OF, peers={"usage": [1, 2, 3, 4]})
+    assert "usage_peers" in a.missing
+
+
+def test_breadth_is_the_share_of_key_features_used() -> None:
+    settings = ScoringSettings(usage=UsageSettings(key_features=["a", "b", "c", "d"]))
+    used = daily({d: 3.0 for d in range(28)}, "a") + daily({d: 1.0 for d in range(28)}, "b")
+    unused = daily({d: 0.0 for d in range(28)}, "c")  # reported, but zero
+    a = assess(used + unused, settings, AS_OF)
+    assert a.inputs["breadth"] == pytest.approx(0.5)  # a and b of four
+    assert a.components["breadth"] == pytest.approx(0.0)  # 2 * 0.5 - 1
+
+
+# --------------------------------------------------------------------------- seats, MRR, tickets
+
+
+def test_utilisation_is_active_users_per_seat() -> None:
+    # 30 active users a day on 50 seats: 0.6 -> (0.6 - 0.5) / 0.4 = 0.25.
+    users = daily({d: 30.0 for d in range(28)}, "active_users")
+    a = assess([*users, at("seats", 50)], SETTINGS, AS_OF)
+    assert a.inputs["utilisation"] == pytest.approx(0.6)
+    assert a.components["utilisation"] == pytest.approx(0.25)
+
+
+def test_monthly_active_users_are_a_level_not_a_count() -> None:
+    # 31 distinct users over March is 31 users, not one a day.
+    users = count(31, month(2026, 3), AS_OF, "active_users")
+    a = assess([users, at("seats", 31)], SETTINGS, AS_OF)
+    assert a.inputs["utilisation"] == pytest.approx(1.0)
+    assert a.components["utilisation"] == pytest.approx(1.0)  # (1 - 0.5) / 0.4 clipped
+
+
+@pytest.mark.parametrize(
+    ("tickets", "score"),
+    [
+        (9, 0.0),  # 9 in 90 days = 3 a month, per 30 users = 0.1: the neutral point
+        (21, (0.1 - 7 / 30) / 0.2),  # 7 a month / 30 = 0.2333 -> -0.6667
+        (0, 0.5),  # no tickets: (0.1 - 0) / 0.2
+    ],
+)
+def test_support_load_is_tickets_per_active_user(tickets: float, score: float) -> None:
+    users = daily({d: 30.0 for d in range(28)}, "active_users")
+    a = assess([*users, at("tickets", tickets, 20)], SETTINGS, AS_OF)
+    assert a.components["support_load"] == pytest.approx(score, abs=TOL)
+
+
+@pytest.mark.parametrize(("latest", "score"), [(800, -1.0), (900, -0.5), (1100, 0.5)])
+def test_a_downgrade_is_a_signal(latest: float, score: float) -> None:
+    # MRR 1000 before the recent window, then `latest`: change / 20 %.
+    a = assess([at("mrr", 1000, 60), at("mrr", latest, 5)], SETTINGS, AS_OF)
+    assert a.components["revenue_movement"] == pytest.approx(score)
+
+
+# --------------------------------------------------------------------------- cost to serve
+
+
+def test_without_a_recorded_cost_the_cost_to_serve_is_estimated() -> None:
+    # 90 days = 3 months: 3 * 100 base + 4 tickets * 25 + 2 success hours * 80 = 560.
+    # Revenue 1000: margin 0.44 -> 0.5 * 0.44 / 0.4 = 0.55.
+    observations = [at("revenue", 1000, 10), at("tickets", 4), at("success_hours", 2), at("nps", 8)]
+    a = assess(observations, SETTINGS, AS_OF)
+    assert a.inputs["cost"] == pytest.approx(560)
+    assert a.company_score == pytest.approx(0.55)
+    assert a.estimated == ["cost"]
+    margin = next(e for e in a.explanation if e.component == "margin")
+    assert margin.estimated and margin.figure == pytest.approx(0.44)
+
+
+def test_a_recorded_cost_is_used_as_it_is() -> None:
+    a = assess([at("revenue", 1000, 10), at("cost", 800, 10), at("nps", 8)], SETTINGS, AS_OF)
+    assert a.estimated == []
+    assert a.company_score == pytest.approx(0.5 * 0.2 / 0.4)
+
+
+def test_mrr_alone_gives_revenue_over_the_window() -> None:
+    # MRR 400 over 3 months = 1200 revenue; estimated cost 300: margin 0.75 -> clipped 0.9375.
+    a = assess([at("mrr", 400, 3), at("nps", 8)], SETTINGS, AS_OF)
+    assert a.inputs["revenue"] == pytest.approx(1200)
+    assert a.company_score == pytest.approx(0.5 * 0.75 / 0.4)
+    assert a.estimated == ["revenue", "cost"]
+
+
+# --------------------------------------------------------------------------- explanation
+
+
+def test_each_component_is_explained_with_its_figure_score_and_weight() -> None:
+    # nps 10 -> 1.0 (weight .15), utilisation 0.6 -> 0.25 (weight .10): shares .6, .4.
+    users = daily({d: 30.0 for d in range(28)}, "active_users")
+    a = assess([*users, at("seats", 50), at("nps", 10)], SETTINGS, AS_OF)
+    rows = {e.component: (e.figure, e.score, e.weight) for e in a.explanation}
+    assert rows["nps"] == (pytest.approx(10), pytest.approx(1.0), pytest.approx(0.6))
+    assert rows["utilisation"] == (
+        pytest.approx(0.6),
+        pytest.approx(0.25),
+        pytest.approx(0.4),
+    )
+    assert a.customer_score == pytest.approx(0.6 * 1 + 0.4 * 0.25, abs=TOL)
+
+
+# --------------------------------------------------------------------------- churn risk
+
+
+def logistic(z: float) -> float:
+    return 1 / (1 + math.exp(-z))
+
+
+@pytest.mark.parametrize(
+    ("customer", "company", "expected"),
+    [
+        (0.0, 0.0, logistic(-2.2)),  # neutral: 0.0998
+        (-1.0, 0.0, logistic(-2.2 + 3.0)),  # walkaway angry: 0.6900
+        (0.5, 0.5, logistic(-2.2 - 1.5 - 0.25)),  # 0.0189
+        (None, 0.5, logistic(-2.2 - 0.25)),  # a missing axis counts as neutral
+    ],
+)
+def test_default_risk_mapping(
+    customer: float | None, company: float | None, expected: float
+) -> None:
+    assert churn_risk(RiskSettings(), {}, customer, company) == pytest.approx(expected)
+
+
+def test_calibrated_risk_uses_the_coefficients() -> None:
+    # z = -1 + (-2) * (-0.5) + 3 * 0 (breadth missing counts 0) = 0 -> 0.5
+    risk = RiskSettings(intercept=-1, coefficients={"usage_trend": -2, "breadth": 3})
+    assert churn_risk(risk, {"usage_trend": -0.5}, 0.9, 0.9) == pytest.approx(0.5)
+
+
+def test_every_assessment_carries_its_churn_risk_and_at_risk_by_the_plans_rule() -> None:
+    # nps 4 -> -1; customer -1, company (revenue, estimated cost 300 of 1000: 0.7 -> 0.875).
+    observations = [at("nps", 4), at("revenue", 1000, 10)]
+    quadrant_rule = assess(observations, SETTINGS, AS_OF)
+    expected = logistic(-2.2 + 3.0 - 0.5 * 0.875)  # 0.5896
+    assert quadrant_rule.churn_risk == pytest.approx(expected, abs=TOL)
+    assert quadrant_rule.horizon_days == 90
+    assert quadrant_rule.at_risk  # unhappy_profitable
+    lenient = ScoringSettings(risk=RiskSettings(at_risk="churn_risk", threshold=0.6))
+    assert not assess(observations, lenient, AS_OF).at_risk
+    strict = ScoringSettings(risk=RiskSettings(at_risk="churn_risk", threshold=0.5))
+    assert assess(observations, strict, AS_OF).at_risk
+
+
+# --------------------------------------------------------------------------- bad plans
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            '[scoring.usage]\nmetrics = ["logins"]\nkey_features = ["exports"]\n',
+            "scoring.usage: key_features: unknown metric 'exports'",
+        ),
+        ('[scoring.usage]\nkey_features = ["Exports!"]\n', "key_features: 'Exports!' is not"),
+        ("[scoring.risk]\nhorizon_days = 6\n", "scoring.risk.horizon_days: Input should be"),
+        (
+            "[scoring.risk]\ncoefficients = { happiness = -1.0 }\n",
+            "coefficients: unknown component 'happiness'",
+        ),
+        ('[scoring]\nrisk = "high"\n', "scoring.risk: Input should be"),
+        ('[scoring.risk]\nat_risk = "sometimes"\n', "scoring.risk.at_risk: Input should be"),
+    ],
+)
+def test_a_bad_scoring_section_is_refused_naming_the_field(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    plan = tmp_path / "bad.toml"
+    plan.write_text('name = "x"\n' + text)
+    done = CliRunner().invoke(app, ["plans", "validate", str(plan)])
+    assert done.exit_code == 1 and message in done.output, done.output
