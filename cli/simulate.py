@@ -12,6 +12,7 @@ import typer
 from rich.table import Table
 
 from cli.common import fail, out, settings
+from cli.scoring import DatabaseUrl, HorizonDays, print_judgements, records, scoring_of
 from models.plan import PlanTemplate
 from plans import PlanError, load_plan, read_plan
 
@@ -80,35 +81,23 @@ def simulate(
 @app.command()
 def backtest(
     plan: Annotated[str, typer.Option(help="the changed plan (name or .toml file)")],
-    database_url: Annotated[
-        str | None, typer.Option(help="records DB; default: Tandem's configured one")
-    ] = None,
+    database_url: DatabaseUrl = None,
+    horizon_days: HorizonDays = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """Re-score recorded assessments under a changed plan's scoring; no lifecycle is touched."""
-    from db.engine import database_url as records_url
-    from db.engine import make_engine
-    from db.migrate import upgrade
     from simulation.backtest import backtest as run_backtest
 
-    scoring = _plan(plan).scoring
-    url = records_url(database_url or settings().resolved_database_url)
-    if url.get_backend_name() == "sqlite" and not Path(url.database or "").is_file():
-        # Opening it would create an empty file, and a typo would read as "no change".
-        fail(
-            f"no records at {url.database or 'an in-memory database'}: the backtest "
-            "re-scores recorded assessments; give --database-url of Tandem's records"
-        )
-    engine = make_engine(url)
-    try:
-        upgrade(engine)  # as every command does: an older records file is migrated
-        report = run_backtest(engine, scoring)
-    finally:
-        engine.dispose()
+    scoring = scoring_of(plan)
+    with records(database_url, "backtest") as engine:
+        report = run_backtest(engine, scoring, horizon_days)
     if as_json:
-        typer.echo(json.dumps(report, indent=2))
+        typer.echo(json.dumps(report, indent=2, default=str))
         return
     _print_backtest(report)
+    print_judgements(
+        "Every re-scored assessment against churn within the horizon", report["judgement"]
+    )
 
 
 def _print_backtest(report: dict[str, Any]) -> None:

@@ -1,0 +1,178 @@
+"""`tandem calibrate` and `tandem backtest` on seeded histories in which churn follows
+from behaviour (tests/churn_history.py), and the judgement's figures by hand."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine
+from typer.testing import CliRunner
+
+from cli import app
+from db.engine import make_engine
+from db.migrate import upgrade
+from plans import load_plan, read_plan
+from simulation.backtest import backtest
+from simulation.calibrate import Calibration, TooLittleHistory, calibrate
+from simulation.judgement import Scored, judge
+from tests.churn_history import Shape, write_history
+
+runner = CliRunner()
+DEFAULT = load_plan("default").scoring
+
+
+def history(directory: Path, shape: Shape) -> tuple[str, Engine, dict[str, int]]:
+    url = f"sqlite:///{directory / 'records.db'}"
+    engine = make_engine(url)
+    upgrade(engine)
+    return url, engine, write_history(engine, shape)
+
+
+@pytest.fixture(scope="module")
+def monthly(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Engine, Calibration]:
+    url, engine, written = history(tmp_path_factory.mktemp("monthly"), Shape(200, 13, seed=1))
+    assert written["churns"] >= 30
+    return url, engine, calibrate(engine, DEFAULT)
+
+
+# --------------------------------------------------------------------------- calibrate
+
+
+def test_calibrated_risk_ranks_the_later_churn_better_than_the_default(
+    monthly: tuple[str, Engine, Calibration],
+) -> None:
+    _, _, result = monthly
+    assert result.old.auc_churn_risk is not None and result.new.auc_churn_risk is not None
+    assert result.new.auc_churn_risk > result.old.auc_churn_risk
+    # Judged on the same later assessments, none of which the fit saw.
+    assert result.old.assessments == result.new.assessments > 0
+    assert result.judged_on >= result.new.assessments
+    assert result.fitted_churns > 0 and result.fitted_on > 0
+
+
+def test_the_proposed_section_is_a_valid_plan(
+    monthly: tuple[str, Engine, Calibration], tmp_path: Path
+) -> None:
+    _, _, result = monthly
+    plan = tmp_path / "calibrated.toml"
+    plan.write_text('name = "calibrated"\n' + result.toml)
+    done = runner.invoke(app, ["plans", "validate", str(plan)])
+    assert done.exit_code == 0, done.output
+    scoring = read_plan(plan).scoring
+    assert scoring == result.proposed
+    assert scoring.risk.at_risk == "churn_risk" and scoring.risk.coefficients
+    # Usage the history had earns weight; surveys it never had keep the plan's weight.
+    assert scoring.weights.nps == DEFAULT.weights.nps
+    assert scoring.weights.utilisation != DEFAULT.weights.utilisation
+
+
+def test_calibrate_cli_prints_the_section_and_the_judgement(
+    monthly: tuple[str, Engine, Calibration],
+) -> None:
+    url, _, result = monthly
+    done = runner.invoke(app, ["calibrate", "--database-url", url, "--json"])
+    assert done.exit_code == 0, done.output
+    report = json.loads(done.output)
+    assert report["new"]["auc_churn_risk"] == pytest.approx(result.new.auc_churn_risk)
+    assert report["toml"] == result.toml
+    table = runner.invoke(app, ["calibrate", "--database-url", url])
+    assert table.exit_code == 0, table.output
+    assert "[scoring.risk.coefficients]" in table.output and "AUC risk" in table.output
+
+
+def test_too_little_history_is_refused_saying_how_much_there_is(tmp_path: Path) -> None:
+    url, engine, written = history(tmp_path, Shape(30, 8, seed=3))
+    with pytest.raises(TooLittleHistory, match=r"at least 30 accounts .* the records hold \d+"):
+        calibrate(engine, DEFAULT)
+    done = runner.invoke(app, ["calibrate", "--database-url", url])
+    assert done.exit_code == 1 and "calibrate needs at least 30" in done.output
+    assert f"of {written['accounts']} accounts" in done.output
+
+
+def test_a_horizon_under_a_week_is_refused(monthly: tuple[str, Engine, Calibration]) -> None:
+    url, _, _ = monthly
+    for command in ("calibrate", "backtest"):
+        args = [command, "--database-url", url, "--horizon-days", "6", "--plan", "default"]
+        done = runner.invoke(app, args)
+        assert done.exit_code == 2 and "--horizon-days" in done.output
+
+
+# --------------------------------------------------------------------------- backtest
+
+
+def test_backtest_reports_the_same_figures_per_horizon(
+    monthly: tuple[str, Engine, Calibration],
+) -> None:
+    url, engine, result = monthly
+    report = backtest(engine, DEFAULT)
+    assert [j["horizon_days"] for j in report["judgement"]] == [30, 60, 90]
+    ninety = report["judgement"][-1]
+    assert set(ninety) == set(result.old.model_dump())
+    assert ninety["auc_churn_risk"] > 0.6  # the default mapping is better than chance
+    done = runner.invoke(
+        app, ["backtest", "--plan", "default", "--database-url", url, "--horizon-days", "60"]
+    )
+    assert done.exit_code == 0 and "top-decile lift" in done.output
+    as_json = runner.invoke(
+        app,
+        ["backtest", "--plan", "default", "--database-url", url, "--horizon-days", "60", "--json"],
+    )
+    assert [j["horizon_days"] for j in json.loads(as_json.output)["judgement"]] == [60]
+
+
+@pytest.mark.parametrize(
+    "shape",
+    [
+        Shape(150, 12, event_scale=1000, period_days=7, seed=11),  # weekly, big numbers
+        Shape(150, 12, event_scale=0.05, surveys=True, seed=12),  # sparse events, surveys
+    ],
+    ids=["weekly-large-scale", "monthly-sparse-with-surveys"],
+)
+def test_scoring_holds_on_data_shaped_otherwise(tmp_path: Path, shape: Shape) -> None:
+    _, engine, _ = history(tmp_path, shape)
+    ninety = backtest(engine, DEFAULT)["judgement"][-1]
+    assert ninety["churned"] > 0
+    assert ninety["auc_churn_risk"] > 0.6
+    assert ninety["auc_minus_level"] > 0.6
+
+
+# --------------------------------------------------------------------------- by hand
+
+
+def test_the_judgement_by_hand() -> None:
+    """Five assessments at t0, 90-day horizon. Churned within it: a and c. Risks
+    a .8, b .6, c .4, d .2, e .1; at_risk: a and b. Pairs (churned, stayed) ranked
+    right: a over b, d, e; c over d, e (not b): 5 of 6 -> AUC 5/6."""
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    end = t0 + timedelta(days=200)
+
+    def row(cid: str, risk: float, level: float, flagged: bool, churn_day: int | None) -> Scored:
+        churned_at = None if churn_day is None else t0 + timedelta(days=churn_day)
+        return Scored(cid, t0, {}, risk, 90, level, flagged, churned_at)
+
+    rows = [
+        row("a", 0.8, -0.5, True, 30),
+        row("b", 0.6, -0.2, True, None),
+        row("c", 0.4, -0.3, False, 80),
+        row("d", 0.2, 0.4, False, 120),  # churned, but after the horizon
+        row("e", 0.1, 0.5, False, None),
+    ]
+    j = judge(rows, 90, end)
+    assert (j.assessments, j.churned) == (5, 2)
+    assert j.base_rate == pytest.approx(0.4)
+    assert j.auc_churn_risk == pytest.approx(5 / 6)
+    # -level: a .5, c .3, b .2, d -.4, e -.5: every churn above every stay -> 1.0
+    assert j.auc_minus_level == pytest.approx(1.0)
+    assert (j.at_risk_flagged, j.precision, j.recall) == (2, 0.5, 0.5)
+    assert j.lift == pytest.approx(0.5 / 0.4)
+    # top decile of 5 rows is the top 1 (a, churned): 1.0 / 0.4
+    assert j.top_decile_lift == pytest.approx(2.5)
+    brier = ((0.8 - 1) ** 2 + 0.6**2 + (0.4 - 1) ** 2 + 0.2**2 + 0.1**2) / 5
+    assert j.brier == pytest.approx(brier)
+    # At 60 days c's churn (day 80) is outside; the horizon of a row at t0 ends in time.
+    assert judge(rows, 60, end).churned == 1
+    # A row whose horizon has not ended by the end of the records, without churn, is out.
+    assert judge(rows, 90, t0 + timedelta(days=60)).assessments == 2  # a, c: churned in time
