@@ -14,6 +14,7 @@ from sqlalchemy import case, func, or_
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
+from db.forecast import renewal_forecast
 from models.portfolio import (
     Movement,
     Point,
@@ -344,6 +345,7 @@ def portfolio(
         quadrants=quadrants,
         movement=moved,
         renewals_due=renewals_due(session, now, renewal_days),
+        renewal_forecast=renewal_forecast(session, now),
         overdue_tasks=overdue_tasks(session, now),
         risks=risk_list(session),
         points=points,

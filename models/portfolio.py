@@ -62,6 +62,17 @@ class PointFilters(BaseModel):
     at_risk: bool | None = None
 
 
+class RenewalForecast(BaseModel):
+    """Renewals due within `days`: monthly revenue up for renewal, and the part expected
+    to stay, sum of MRR x (1 - churn_risk) over the accounts that have a churn risk."""
+
+    days: int
+    accounts: int
+    revenue_up_for_renewal: float
+    revenue_expected_to_stay: float
+    revenue_without_risk: float  # accounts never scored: up for renewal, not forecast
+
+
 class Portfolio(BaseModel):
     as_of: datetime
     period_start: datetime
@@ -71,6 +82,7 @@ class Portfolio(BaseModel):
     quadrants: list[QuadrantCount]
     movement: Movement
     renewals_due: int
+    renewal_forecast: RenewalForecast
     overdue_tasks: int
     risks: list[RiskAccount]
     points: list[Point]

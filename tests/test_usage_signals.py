@@ -9,11 +9,15 @@ from pydantic import ValidationError
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
+from activities.assessment import AssessmentActivities
+from activities.contracts import AssessmentRequest
 from db.ingest import record_signals
+from models.plan import ScoringSettings
 from models.signals import Observation, SignalIn, SignalKind, observation
-from models.tables import Customer, SignalRecord
+from models.tables import AssessmentRecord, Customer, SignalRecord
 
 END = datetime(2026, 3, 1, tzinfo=UTC)
+SETTINGS = ScoringSettings()
 
 
 def usage(**fields: object) -> SignalIn:
@@ -63,21 +67,23 @@ def test_bad_usage_signals_are_refused_naming_the_field(
         usage(**fields)
 
 
+def customer_row(cid: str) -> Customer:
+    return Customer(
+        id=cid,
+        company=f"Company {cid}",
+        contact_name="Ada",
+        email=f"ada@{cid}.test",
+        plan_name="default",
+        plan_version=1,
+        phase="adopting",
+        term_start=END - timedelta(days=100),
+        term_end=END + timedelta(days=265),
+    )
+
+
 def test_metric_and_period_are_stored_and_read_back(engine: Engine) -> None:
     with Session(engine) as session:
-        session.add(
-            Customer(
-                id="acme",
-                company="Acme",
-                contact_name="Ada",
-                email="ada@acme.test",
-                plan_name="default",
-                plan_version=1,
-                phase="adopting",
-                term_start=END - timedelta(days=100),
-                term_end=END + timedelta(days=265),
-            )
-        )
+        session.add(customer_row("acme"))
         session.commit()
     start = datetime(2026, 2, 1, tzinfo=UTC)
     signals = [
@@ -98,3 +104,37 @@ def test_metric_and_period_are_stored_and_read_back(engine: Engine) -> None:
         ),
         Observation(kind=SignalKind.usage, value=12, observed_at=END),
     ]
+
+
+def test_the_assessment_reads_peers_and_stores_the_churn_risk(engine: Engine) -> None:
+    """Six accounts on the plan report daily usage; the assessment of one ranks it among
+    them, and its churn risk lands on the assessment and on the customer row."""
+    with Session(engine) as session:
+        for n in range(6):
+            session.add(customer_row(f"c{n}"))
+        session.commit()
+    signals = [
+        SignalIn(
+            customer_id=f"c{n}",
+            kind=SignalKind.usage,
+            metric="reports_shared",
+            value=float(n + 1),
+            period_start=END - timedelta(days=d + 1),
+            observed_at=END - timedelta(days=d),
+        )
+        for n in range(6)
+        for d in range(28)
+    ]
+    record_signals(engine, signals)
+    request = AssessmentRequest(customer_id="c4", key="check_in-1", as_of=END, scoring=SETTINGS)
+    assessment = AssessmentActivities(engine).assess_account(request)
+    # c4 uses 5 a day among 1..6: 4 below, itself equal -> 4.5 / 6 = 0.75 -> +0.5.
+    assert assessment.inputs["usage_percentile"] == pytest.approx(0.75)
+    assert assessment.components["usage_peers"] == pytest.approx(0.5)
+    assert assessment.churn_risk is not None
+    with Session(engine) as session:
+        stored = session.exec(select(AssessmentRecord)).one()
+        row = session.get(Customer, "c4")
+        assert row is not None
+        assert stored.churn_risk == row.churn_risk == assessment.churn_risk
+        assert row.at_risk == assessment.at_risk

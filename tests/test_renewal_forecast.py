@@ -1,0 +1,67 @@
+"""The portfolio's renewal forecast: MRR up for renewal within 90 days, and the part
+expected to stay, sum of MRR x (1 - churn_risk)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from db import metrics
+from models.tables import Customer, SignalRecord
+
+NOW = datetime(2026, 6, 1, tzinfo=UTC)
+
+
+def customer(cid: str, term_end_days: int, risk: float | None, phase: str = "adopting") -> Customer:
+    return Customer(
+        id=cid,
+        company=f"Company {cid}",
+        contact_name="Pat",
+        email=f"{cid}@x.test",
+        plan_name="default",
+        plan_version=1,
+        phase=phase,
+        term_start=NOW - timedelta(days=300),
+        term_end=NOW + timedelta(days=term_end_days),
+        churn_risk=risk,
+    )
+
+
+def signal(cid: str, kind: str, value: float, days_ago: int) -> SignalRecord:
+    return SignalRecord(
+        customer_id=cid, kind=kind, value=value, observed_at=NOW - timedelta(days=days_ago)
+    )
+
+
+def test_renewal_forecast_by_hand(engine: Engine) -> None:
+    with Session(engine) as session:
+        session.add_all(
+            [
+                customer("a", 30, 0.2),  # MRR 1000 (the latest), stays 800
+                customer("b", 60, 0.5),  # no MRR: revenue of the last 30 days 600, stays 300
+                customer("c", 80, None),  # never scored: MRR 400, not forecast
+                customer("d", 120, 0.9),  # renews after 90 days: not counted
+                customer("e", 20, 0.1, phase="churned"),  # gone: not counted
+            ]
+        )
+        session.flush()
+        session.add_all(
+            [
+                signal("a", "mrr", 900, 60),
+                signal("a", "mrr", 1000, 5),
+                signal("b", "revenue", 600, 10),
+                signal("b", "revenue", 5000, 45),  # older than 30 days
+                signal("c", "mrr", 400, 3),
+                signal("d", "mrr", 7000, 3),
+                signal("e", "mrr", 7000, 3),
+            ]
+        )
+        session.commit()
+        forecast = metrics.portfolio(session, now=NOW).renewal_forecast
+    assert forecast.days == 90 and forecast.accounts == 3
+    assert forecast.revenue_up_for_renewal == pytest.approx(1000 + 600 + 400)
+    assert forecast.revenue_expected_to_stay == pytest.approx(1000 * 0.8 + 600 * 0.5)
+    assert forecast.revenue_without_risk == pytest.approx(400)
