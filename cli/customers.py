@@ -222,9 +222,17 @@ def signal(
     goal: Annotated[str | None, typer.Option(help="goal key, for kind 'goal'")] = None,
     at: Annotated[datetime | None, typer.Option(help="when measured (UTC), default now")] = None,
     client_id: Annotated[str | None, typer.Option("--id", help="idempotency id")] = None,
+    metric: Annotated[
+        str | None, typer.Option(help="usage only: event type, feature or active_users")
+    ] = None,
+    since: Annotated[
+        datetime | None, typer.Option(help="start of the period a count covers (UTC)")
+    ] = None,
 ) -> None:
-    """Record a measured input (nps, csat, usage, tickets, fcr, aht, revenue, cost, goal)."""
+    """Record a measured input (nps, csat, usage, seats, mrr, tickets, fcr, aht, revenue,
+    cost, success_hours, goal). A usage count over a period: --metric and --since."""
     observed = (at.replace(tzinfo=UTC) if at and at.tzinfo is None else at) or datetime.now(UTC)
+    period_start = since.replace(tzinfo=UTC) if since and since.tzinfo is None else since
     customer_id = resolve_customer(customer)
     try:
         item = SignalIn(
@@ -234,6 +242,8 @@ def signal(
             goal_key=goal,
             observed_at=observed,
             client_id=client_id,
+            metric=metric,
+            period_start=period_start,
         )
     except ValidationError as error:
         fail(describe_validation_error(error))

@@ -181,6 +181,12 @@ def test_signup_to_kickoff_through_the_cli_and_a_restart(stack: Stack, tmp_path:
     assert "Recorded nps" in stack.tandem("signal", "Acme", "nps", "9").stdout
     out_of_range = stack.tandem("signal", "Acme", "nps", "11", ok=False)
     assert "error: value: nps must be between 0 and 10, got 11" in out_of_range.stderr  # README
+    february = ("--metric", "reports_shared", "--since", "2026-02-01", "--at", "2026-03-01")
+    assert "Recorded usage" in stack.tandem("signal", "Acme", "usage", "280", *february).stdout
+    backwards = stack.tandem(
+        "signal", "Acme", "usage", "1", "--since", "2026-04-01", "--at", "2026-03-01", ok=False
+    )
+    assert "period_start must be before observed_at" in backwards.stderr
 
     # The API and dashboard run in the same stack, with a first admin token made for us.
     token = (stack.var_dir / "first-admin-token").read_text().strip()

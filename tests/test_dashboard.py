@@ -213,6 +213,8 @@ async def test_portfolio_counts_and_escaping(
         count = re.search(rf'data-quadrant="{quadrant}">.*?class="n count">(\d+)<', page, re.S)
         assert count and count.group(1) == "1"
     assert SCRIPT not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    # Nobody renews within 90 days of the start of a year's term: nothing to forecast.
+    assert "<strong>0</strong> of 0 MRR up for renewal in 90 days expected to stay" in page
 
     only = (await dash.http.get("/?quadrant=happy_unprofitable")).text
     assert len(re.findall(r'<circle class="dot ', only)) == 1
