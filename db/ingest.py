@@ -30,6 +30,17 @@ def record_signals(engine: Engine, signals: list[SignalIn]) -> int:
     return write_once(engine, lambda session: _record(session, signals))
 
 
+def already_answered(engine: Engine, customer_id: str, client_id: str) -> bool:
+    """Whether the signal with this client id (a survey's answer) is recorded. Raises
+    CustomerNotFound."""
+    with Session(engine) as session:
+        customer = find_customer(session, customer_id)
+        query = select(SignalRecord.id).where(
+            SignalRecord.customer_id == customer.id, SignalRecord.client_id == client_id
+        )
+        return session.exec(query).first() is not None
+
+
 def _record(session: Session, signals: list[SignalIn]) -> int:
     added = 0
     goals: dict[str, list[str]] = {}  # by customer id, read once per batch

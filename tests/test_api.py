@@ -160,11 +160,15 @@ async def test_survey_link_records_once(api: Api, acme: Lifecycle) -> None:
     links = signer.survey_links(acme.customer_id, "nps", f"{acme.customer_id}:t1:check_in-1")
     nine = links[9]["url"].removeprefix("http://test")
 
-    thanks = await api.http.get(nine)
+    shown = await api.http.get(nine)  # opening the link records nothing
+    assert shown.status_code == 200 and rows(acme.h, SignalRecord) == []
+    thanks = await api.http.post(nine)
     assert thanks.status_code == 200 and "Thank you" in thanks.text
-    replay = await api.http.get(links[3]["url"].removeprefix("http://test"))
+    replay = await api.http.post(links[3]["url"].removeprefix("http://test"))
     assert replay.status_code == 409 and "already answered" in replay.text
-    tampered = await api.http.get(nine[:-3] + ("AAA" if not nine.endswith("AAA") else "BBB"))
+    opened_again = await api.http.get(links[3]["url"].removeprefix("http://test"))
+    assert opened_again.status_code == 409 and "already answered" in opened_again.text
+    tampered = await api.http.post(nine[:-3] + ("AAA" if not nine.endswith("AAA") else "BBB"))
     assert tampered.status_code == 400 and "not valid" in tampered.text
     [answer] = rows(acme.h, SignalRecord)
     assert (answer.kind, answer.value, answer.source) == ("nps", 9, "survey")
@@ -184,7 +188,7 @@ async def test_expired_survey_link(harness: Harness, acme: Lifecycle, monkeypatc
             acme.customer_id, "csat", "old-survey"
         )[4]["url"]
         monkeypatch.setattr(itsdangerous.timed.time, "time", real)
-        expired = await api.http.get(url.removeprefix("http://test"))
+        expired = await api.http.post(url.removeprefix("http://test"))
     assert expired.status_code == 410 and "expired" in expired.text
     assert rows(harness, SignalRecord) == []
 

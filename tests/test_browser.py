@@ -164,7 +164,10 @@ async def test_the_dashboard_in_a_browser(
             signer = LinkSigner(harness.settings.secret_key, base)
             survey = signer.survey_links(acme.customer_id, "nps", "browser-test")
             await laptop.goto(next(link["url"] for link in survey if link["value"] == 9))
-            assert await page.locator("h1").inner_text() == "Thank you!"
+            assert await page.get_by_label("9", exact=True).is_checked()
+            await laptop.check("survey-confirm")
+            await page.get_by_role("button", name="Send my answer").click()
+            await page.locator("h1", has_text="Thank you!").wait_for()
             await laptop.check("survey-thanks")
             await laptop.goto(signer.plan_link(acme.customer_id))
             await page.get_by_label("In your words: what does success with us look like?").fill(

@@ -18,11 +18,11 @@ from starlette.concurrency import run_in_threadpool
 from api.deps import ClientDep, EngineDep, SessionDep, SettingsDep
 from api.web import TEMPLATES
 from db.engine import session_scope
-from db.ingest import record_signals
+from db.ingest import already_answered, record_signals
 from db.queries import CustomerNotFound, customer_overview
 from db.unsubscribe import set_unsubscribed
 from lifecycles import LifecycleError, edit_success_plan, survey_answered
-from links import SCALES, LinkError, LinkSigner
+from links import SCALES, LinkError, LinkSigner, SurveyClaim
 from models.public import CustomerDetailPublic
 from models.signals import SignalIn, SignalKind, SurveyAnswer
 from models.success_plan import CustomerPlanEdit
@@ -65,11 +65,16 @@ def _message(request: Request, status: int, heading: str, message: str) -> HTMLR
     )
 
 
-@router.get("/s/{token}", response_class=HTMLResponse, responses=SURVEY_PAGES)
-async def answer_survey(
-    token: str, request: Request, settings: SettingsDep, engine: EngineDep, client: ClientDep
-) -> HTMLResponse:
-    """One click records the answer once, thanks the customer, and tells the lifecycle."""
+QUESTIONS = {
+    "nps": (
+        "How likely are you to recommend us to a colleague?",
+        "0 = not at all, 10 = extremely",
+    ),
+    "csat": ("How satisfied are you with us?", "1 = very unsatisfied, 5 = very satisfied"),
+}
+
+
+def _survey_claim(request: Request, token: str, settings: Settings) -> SurveyClaim | HTMLResponse:
     try:
         claim = _signer(settings).read_survey(token, settings.survey_link_days)
     except LinkError as error:
@@ -82,16 +87,69 @@ async def answer_survey(
         )
     if claim.value not in SCALES[claim.kind]:
         return _message(request, 400, "This link is not valid.", "Nothing was recorded.")
+    return claim
+
+
+# The link in the email opens a page with its answer chosen; only the page's button
+# records it. Mail scanners and link previews follow links (GET) but do not press
+# buttons, so they answer for no one, and the customer's own click is not then refused.
+
+
+@router.get("/s/{token}", response_class=HTMLResponse, responses=SURVEY_PAGES)
+def survey_page(
+    token: str, request: Request, settings: SettingsDep, engine: EngineDep
+) -> HTMLResponse:
+    """The answer the customer clicked, chosen, with one button to send it."""
+    claim = _survey_claim(request, token, settings)
+    if isinstance(claim, HTMLResponse):
+        return claim
+    answer_id = f"survey:{claim.survey}:{claim.kind}"
+    try:
+        answered = already_answered(engine, claim.customer_id, answer_id)
+    except CustomerNotFound:
+        return _message(request, 404, "We could not find your account.", "Nothing was recorded.")
+    if answered:
+        return _message(
+            request, 409, "You have already answered this one.", "Thank you: we kept your answer."
+        )
+    question, legend = QUESTIONS[claim.kind]
+    context = {
+        "question": question,
+        "legend": legend,
+        "scale": list(SCALES[claim.kind]),
+        "chosen": claim.value,
+        "action": f"/s/{token}",
+    }
+    return TEMPLATES.TemplateResponse(request, "survey_page.html", context)
+
+
+@router.post("/s/{token}", response_class=HTMLResponse, responses=SURVEY_PAGES)
+async def answer_survey(
+    token: str,
+    request: Request,
+    settings: SettingsDep,
+    engine: EngineDep,
+    client: ClientDep,
+    value: Annotated[int | None, Form()] = None,
+) -> HTMLResponse:
+    """Records the answer once (the one on the page: the customer may change it), thanks
+    the customer, and tells the lifecycle."""
+    claim = _survey_claim(request, token, settings)
+    if isinstance(claim, HTMLResponse):
+        return claim
+    value = claim.value if value is None else value
+    if value not in SCALES[claim.kind]:
+        return _message(request, 400, "That answer is not on the scale.", "Nothing was recorded.")
     answer = SignalIn(
         customer_id=claim.customer_id,
         kind=SignalKind(claim.kind),
-        value=claim.value,
+        value=value,
         observed_at=datetime.now(UTC),
         source="survey",
         client_id=f"survey:{claim.survey}:{claim.kind}",
     )
     try:
-        added = record_signals(engine, [answer])
+        added = await run_in_threadpool(record_signals, engine, [answer])
     except CustomerNotFound:
         return _message(request, 404, "We could not find your account.", "Nothing was recorded.")
     if not added:
@@ -112,7 +170,7 @@ async def answer_survey(
         request,
         200,
         "Thank you!",
-        f"We recorded your answer ({claim.value}). It helps us help you.",
+        f"We recorded your answer ({value}). It helps us help you.",
     )
 
 
