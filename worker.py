@@ -22,6 +22,7 @@ from temporalio.worker import (
 )
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+from activities.accounts import AccountActivities
 from activities.assessment import AssessmentActivities
 from activities.digests import DigestActivities
 from activities.email import EmailActivities
@@ -107,6 +108,7 @@ def build_worker(
 ) -> TandemWorker:
     records = RecordActivities(engine)
     email = EmailActivities(engine, settings)
+    accounts = AccountActivities(email)
     assessment = AssessmentActivities(engine)
     webhooks = WebhookActivities(engine, settings)
     digests = DigestActivities(engine, settings)
@@ -123,8 +125,8 @@ def build_worker(
             records.record_task_result,
             records.record_customer_plan,
             email.compose_email,
-            email.open_account,
-            email.announce_task,
+            accounts.open_account,
+            accounts.announce_task,
             email.deliver_email,
             email.revise_email,
             assessment.assess_account,

@@ -2,7 +2,8 @@
 
 Workflows import this module only, never the implementations, so the workflow sandbox
 never loads SQLAlchemy or SMTP code. The worker registers the implementations in
-`activities.records`, `activities.email` and `activities.assessment` under these names.
+`activities.records`, `activities.accounts`, `activities.email` and
+`activities.assessment` under these names.
 """
 
 from __future__ import annotations
@@ -169,12 +170,12 @@ def compose_email(request: EmailRequest) -> EmailReceipt:
 
 @activity.defn(name="open_account")
 def open_account(opening: AccountOpening) -> AccountOpened:
-    raise NotImplementedError("registered by the worker from activities.email")
+    raise NotImplementedError("registered by the worker from activities.accounts")
 
 
 @activity.defn(name="announce_task")
 def announce_task(announcement: TaskNotice) -> EmailReceipt:
-    raise NotImplementedError("registered by the worker from activities.email")
+    raise NotImplementedError("registered by the worker from activities.accounts")
 
 
 @activity.defn(name="deliver_email")

@@ -25,18 +25,9 @@ from sqlmodel import Session, SQLModel, col, select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.contracts import (
-    AccountOpened,
-    AccountOpening,
-    EmailReceipt,
-    EmailRequest,
-    EmailRevision,
-    Recipient,
-    TaskNotice,
-)
+from activities.contracts import EmailReceipt, EmailRequest, EmailRevision, Recipient
 from activities.email_context import account_context, build_context
 from activities.message import build_message, eml_filename, unsubscribe_url
-from activities.records import add_event_once, save_lifecycle, save_task
 from activities.rendering import CUSTOMER_TEMPLATES, TEMPLATES, render_email, render_footer
 from activities.suppression import SUPPRESSED, suppress, unsubscribed
 from db.engine import session_scope, write_once
@@ -73,17 +64,16 @@ SIGNATURE_SEPARATOR = "-- \n"  # where the customer footer starts (email_templat
 
 def _alive() -> None:
     """Heartbeat between the steps of a compose: its heartbeat timeout, not its long
-    start-to-close timeout, is what notices a lost worker. (Called directly, outside
-    an activity, as the unit tests do, there is no one to tell.)"""
-    # A local activity (sign-up's open_account) cannot heartbeat: the workflow task it
-    # runs in has its own timeout.
-    if activity.in_activity() and not activity.info().is_local:
+    start-to-close timeout, is what notices a lost worker. Only when the caller set
+    one: no one listens otherwise (a local activity has its workflow task's timeout
+    instead; a unit test calls the method directly)."""
+    if activity.in_activity() and activity.info().heartbeat_timeout:
         activity.heartbeat()
 
 
 @dataclass(frozen=True)
 class Written:
-    """What the records written before an email's own tell its transaction."""
+    """What the caller's records, written in the emails' transaction, tell it."""
 
     # Held until the emails are stored: the session keeps rows only by weak reference,
     # and the emails read the same customer and task again (three more SELECTs per
@@ -92,6 +82,11 @@ class Written:
     # A customer whose row this transaction creates: nothing else of theirs is stored
     # yet, so there is nothing to look up.
     new_customer: Customer | None = None
+
+    @staticmethod
+    def none(_: Session) -> Written:
+        """Emails alone: nothing written before them."""
+        return Written()
 
 
 class EmailActivities:
@@ -115,46 +110,16 @@ class EmailActivities:
 
     @activity.defn(name="compose_email")
     def compose_email(self, request: EmailRequest) -> EmailReceipt:
-        [receipt] = self._store_and_send(lambda _: Written(), [request])
+        [receipt] = self.store_and_send([request])
         return receipt
 
-    @activity.defn(name="open_account")
-    def open_account(self, opening: AccountOpening) -> AccountOpened:
-        """Sign-up as one activity rather than five (each a round trip through Temporal
-        and a workflow task): the customer's record, its timeline entry, the kickoff
-        task, the welcome and the manager's notice in one transaction, then a first
-        delivery of each email. A retry finds it all there and changes nothing."""
-
-        def record_account(session: Session) -> Written:
-            # A retry must not undo what the lifecycle recorded since the first attempt
-            # (a kickoff held at once moves the phase on); a row left by an earlier,
-            # ended lifecycle of the same customer is this one's to take over.
-            customer = save_lifecycle(session, opening.snapshot, opening=True)
-            new = customer in session.new
-            add_event_once(session, opening.entry)
-            task = save_task(session, opening.kickoff.update)
-            return Written(rows=(customer, task), new_customer=customer if new else None)
-
-        welcome, notice = self._store_and_send(
-            record_account, [opening.welcome, opening.kickoff.notice]
-        )
-        return AccountOpened(welcome=welcome, kickoff_notice=notice)
-
-    @activity.defn(name="announce_task")
-    def announce_task(self, announcement: TaskNotice) -> EmailReceipt:
-        """A task's change and the notice to its owner as one activity rather than two."""
-        [receipt] = self._store_and_send(
-            lambda session: Written(rows=(save_task(session, announcement.update),)),
-            [announcement.notice],
-        )
-        return receipt
-
-    def _store_and_send(
-        self, write: Callable[[Session], Written], requests: list[EmailRequest]
+    def store_and_send(
+        self, requests: list[EmailRequest], write: Callable[[Session], Written] = Written.none
     ) -> list[EmailReceipt]:
-        """One transaction: the records `write` keeps, then each email, rendered from
-        them (so an email shows the task stored with it) or found as an earlier attempt
-        stored it; then one delivery attempt of each email stored now. A concurrent
+        """One transaction: what the caller's `write` records (activities/accounts.py:
+        an account opened, a task changed), then each email, rendered from it (so an
+        email shows the task stored with it) or found as an earlier attempt stored it;
+        then one delivery attempt of each email stored now. A concurrent
         attempt that stored first makes this one's transaction fail on a unique key: it
         is run again and finds the winner's rows. SQLite takes its write lock only at
         the first INSERT, so the reads before it hold nothing up."""
@@ -192,7 +157,8 @@ class EmailActivities:
                     continue
                 if not self._deliver_now(row):
                     # The next attempt would most likely wait as long for the same relay
-                    # (sign-up's caller waits too): deliver_email takes it from here.
+                    # (and whoever waits on this activity with it): deliver_email takes
+                    # it from here.
                     break
                 row.status = "sent"
                 sent.append(row.key)
@@ -311,7 +277,7 @@ class EmailActivities:
     def _send(self, row: OutboxEmail, timeout: float, customer_mail: bool) -> None:
         """Send it, or record the failure and raise. The caller records it sent (a worker
         lost before that sends it again on retry: the one window of at-least-once);
-        sign-up records its two emails together, after both attempts."""
+        `store_and_send` records its emails together, after all attempts."""
         key = row.key
         message = build_message(row, self._settings, customer_mail)
         try:

@@ -23,6 +23,7 @@ from sqlalchemy import Engine, event
 from sqlmodel import select
 from temporalio.exceptions import ApplicationError
 
+from activities.accounts import AccountActivities
 from activities.contracts import (
     AccountOpening,
     EmailRequest,
@@ -215,6 +216,11 @@ def test_compose_twice_stores_one_email(engine: Engine, tmp_path: Path) -> None:
     assert 'href="https://x.test/p"' in rows[0].html_body
 
 
+def opened_by(engine: Engine, settings: Settings) -> AccountActivities:
+    """Sign-up's activities, with the outbox the worker gives them."""
+    return AccountActivities(EmailActivities(engine, settings))
+
+
 def account_opening(
     customer_id: str, company: str, email: str, start: datetime, owner: str | None = None
 ) -> AccountOpening:
@@ -273,7 +279,7 @@ def test_open_account_stores_the_customer_the_kickoff_and_both_emails_once(
     each sent once."""
     opening = account_opening("globex", "Globex", "hank@globex.test", NOW, "sam@tandem.invalid")
     due = opening.kickoff.update.task.due_at
-    acts = EmailActivities(engine, make_settings(tmp_path))
+    acts = opened_by(engine, make_settings(tmp_path))
     first = acts.open_account(opening)
     # Meanwhile the kickoff was held at once: the lifecycle recorded the next phase.
     RecordActivities(engine).record_lifecycle(
@@ -311,7 +317,7 @@ def test_a_new_customers_opening_reads_back_nothing_it_wrote(
 
     event.listen(engine, "before_cursor_execute", spy)
     opening = account_opening("globex", "Globex", "hank@globex.test", NOW)
-    opened = EmailActivities(engine, make_settings(tmp_path)).open_account(opening)
+    opened = opened_by(engine, make_settings(tmp_path)).open_account(opening)
     event.remove(engine, "before_cursor_execute", spy)
     assert opened.welcome.already_delivered and opened.kickoff_notice.already_delivered
     read = [s.split(" FROM ")[1].split()[0] for s in statements if s.startswith("SELECT")]
@@ -331,7 +337,7 @@ def test_open_account_takes_over_the_row_of_an_ended_lifecycle(
         old.phase, old.onboarded, old.churn_reason = "churned", True, "budget"
     start = NOW + timedelta(days=400)
     opening = account_opening("acme", "Acme Analytics", "dana@acme.example", start)
-    EmailActivities(engine, make_settings(tmp_path)).open_account(opening)
+    opened_by(engine, make_settings(tmp_path)).open_account(opening)
     with session_scope(engine) as session:
         row = session.get(Customer, "acme")
         assert row is not None
@@ -665,7 +671,7 @@ def test_sign_up_tries_the_relay_once_when_it_does_not_answer(
     attempt fails and the manager's notice is left to deliver_email without a second
     wait on the same relay. Both are stored."""
     settings = make_settings(tmp_path, smtp_host="127.0.0.1", smtp_port=free_port())
-    opened = EmailActivities(engine, settings).open_account(
+    opened = opened_by(engine, settings).open_account(
         account_opening("globex", "Globex", "hank@globex.test", NOW, "sam@tandem.invalid")
     )
     assert not opened.welcome.already_delivered and not opened.kickoff_notice.already_delivered
@@ -692,7 +698,7 @@ def test_sign_up_records_the_welcome_sent_when_the_notice_fails(
     controller = Controller(relay, hostname="127.0.0.1", port=settings.smtp_port)
     controller.start()
     try:
-        opened = EmailActivities(engine, settings).open_account(
+        opened = opened_by(engine, settings).open_account(
             account_opening("globex", "Globex", "hank@globex.test", NOW, "sam@tandem.invalid")
         )
     finally:
@@ -723,7 +729,7 @@ def test_an_attempt_cancelled_between_two_sends_records_the_first_sent(
     monkeypatch.setattr("activities.email._alive", heartbeat)
     opening = account_opening("globex", "Globex", "hank@globex.test", NOW, "sam@tandem.invalid")
     with pytest.raises(Cancelled):
-        EmailActivities(engine, make_settings(tmp_path)).open_account(opening)
+        opened_by(engine, make_settings(tmp_path)).open_account(opening)
     rows = {r.template: (r.status, r.attempts) for r in outbox(engine)}
     assert rows == {"welcome": ("sent", 1), "task_assigned": ("pending", 0)}
     assert len(list((tmp_path / "outbox").glob("*.eml"))) == 1

@@ -17,7 +17,7 @@ from temporalio import activity
 from temporalio.api.enums.v1 import EventType
 
 from activities.contracts import EmailReceipt, EmailRequest
-from activities.email import EmailActivities
+from activities.email import EmailActivities, Written
 from db.queries import latest_goal_values, latest_success_plan
 from models.customer import SignUp
 from models.plan import PlanTemplate
@@ -168,19 +168,19 @@ async def test_sign_up_goes_on_as_a_regular_activity_when_its_local_one_keeps_fa
     (the records database down, say), a regular activity takes over: the server keeps
     retrying it without adding to the lifecycle's history, where a local activity's
     retries would add a timer every minute."""
-    store_and_send = EmailActivities._store_and_send
+    store_and_send = EmailActivities.store_and_send
     tries: list[bool] = []
 
     def unreachable_when_local(
-        self: EmailActivities, write: Any, requests: list[EmailRequest]
+        self: EmailActivities, requests: list[EmailRequest], write: Any = Written.none
     ) -> list[EmailReceipt]:
         if requests[0].template == "welcome":
             tries.append(activity.info().is_local)
         if activity.info().is_local:
             raise OSError("the records database does not answer")
-        return store_and_send(self, write, requests)
+        return store_and_send(self, requests, write)
 
-    monkeypatch.setattr(EmailActivities, "_store_and_send", unreachable_when_local)
+    monkeypatch.setattr(EmailActivities, "store_and_send", unreachable_when_local)
     receipt = await acme.sign_up()
     assert receipt.new
     assert tries == [True, True, True, False]

@@ -16,7 +16,6 @@ from temporalio.exceptions import TimeoutError as TemporalTimeoutError
 with workflow.unsafe.imports_passed_through():
     from activities import contracts
     from activities.contracts import (
-        AccountOpening,
         EmailReceipt,
         EmailRequest,
         EmailRevision,
@@ -53,8 +52,8 @@ DELIVERY_WINDOW = timedelta(days=3)
 # heartbeat: a lost worker is noticed by its workflow task's timeout.)
 COMPOSE_TIMEOUT = timedelta(minutes=2)
 COMPOSE_HEARTBEAT = timedelta(seconds=20)
-# Sign-up's step as a local activity: a few quick tries, then a regular activity.
-SIGN_UP_TRIES = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=3)
+# A local activity's few quick tries, before a regular activity takes over.
+QUICK_TRIES = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=3)
 # A local activity's failure reaches the workflow as its own error or a timeout, not
 # wrapped in an ActivityError as a regular activity's is (temporalio 1.35, seen in
 # tests/test_reviews_and_mail.py).
@@ -87,6 +86,27 @@ async def store_and_send(activity: Any, payload: Any, emails: int = 1) -> Any:
         heartbeat_timeout=COMPOSE_HEARTBEAT,
         retry_policy=RECORDS,
     )
+
+
+async def in_this_task(activity: Any, payload: Any, timeout: timedelta) -> Any:
+    """Run an activity in the current workflow task, as a local activity: no activity
+    task to schedule, match and report through the server (sign-up's caller waits on
+    it). A worker lost meanwhile is noticed by that task's timeout, and the next worker
+    runs it again. When its few quick tries fail (the records database down, say), a
+    regular activity takes over: the server retries it for as long as it takes, where a
+    local activity's retries would add to the lifecycle's history every minute."""
+    try:
+        return await workflow.execute_local_activity(
+            activity, payload, start_to_close_timeout=timeout, retry_policy=QUICK_TRIES
+        )
+    except LOCAL_ACTIVITY_FAILED:
+        return await workflow.execute_activity(
+            activity,
+            payload,
+            start_to_close_timeout=timeout,
+            heartbeat_timeout=COMPOSE_HEARTBEAT,
+            retry_policy=RECORDS,
+        )
 
 
 def timeline_entry(customer_id: str, key: str, kind: str, message: str) -> TimelineEntry:
@@ -155,29 +175,6 @@ class Mailroom:
 
     async def compose(self, request: EmailRequest) -> None:
         self.follow(request, await store_and_send(contracts.compose_email, request))
-
-    async def open_account(self, opening: AccountOpening) -> None:
-        """Sign-up's one activity: the customer's record and timeline entry, the
-        kickoff task, the welcome and the manager's notice, stored together; the two
-        emails are then followed like any other."""
-        try:
-            # In the lifecycle's first workflow task, beside the sign-up's update: no
-            # activity task to schedule, match and report through the server, and the
-            # update answers in the same task. A worker lost meanwhile is noticed by
-            # that task's timeout, and the next worker runs it again.
-            opened = await workflow.execute_local_activity(
-                contracts.open_account,
-                opening,
-                start_to_close_timeout=COMPOSE_TIMEOUT * 2,
-                retry_policy=SIGN_UP_TRIES,
-            )
-        except LOCAL_ACTIVITY_FAILED:
-            # The records database is down, say: the server retries a regular activity
-            # for as long as it takes, where a local activity's retries would add to the
-            # lifecycle's history every minute.
-            opened = await store_and_send(contracts.open_account, opening, emails=2)
-        self.follow(opening.welcome, opened.welcome)
-        self.follow(opening.kickoff.notice, opened.kickoff_notice)
 
     async def announce_task(self, announcement: TaskNotice) -> None:
         """A task's record and its owner's notice in one activity."""

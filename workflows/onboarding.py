@@ -7,10 +7,11 @@ from datetime import timedelta
 
 from temporalio import workflow
 
-from workflows.effects import event, timeline_entry
+from workflows.effects import COMPOSE_TIMEOUT, event, in_this_task, timeline_entry
 from workflows.step import Lifecycle
 
 with workflow.unsafe.imports_passed_through():
+    from activities import contracts
     from activities.contracts import AccountOpening, Recipient
     from models.lifecycle import Phase, Step
     from models.roles import Role
@@ -49,9 +50,13 @@ async def welcome(lc: Lifecycle, step: Step) -> None:
         tutorials=_tutorials(lc),
         kickoff_by=kickoff.update.task.due_at.isoformat(),
     )
-    await lc.mail.open_account(
-        AccountOpening(snapshot=lc.snapshot(), entry=signed_up, welcome=welcome, kickoff=kickoff)
+    opening = AccountOpening(
+        snapshot=lc.snapshot(), entry=signed_up, welcome=welcome, kickoff=kickoff
     )
+    # Two emails: each may take a delivery attempt's time.
+    opened = await in_this_task(contracts.open_account, opening, COMPOSE_TIMEOUT * 2)
+    lc.mail.follow(welcome, opened.welcome)
+    lc.mail.follow(kickoff.notice, opened.kickoff_notice)
     lc.desk.follow_up(kickoff.update.task)
 
 

@@ -1,0 +1,51 @@
+"""Sign-up's home: a customer's account opened, with its kickoff task, and the welcome
+and the success manager's notice sent; and, later, each task's change with the notice
+to its owner.
+
+Each is one activity and one transaction, records and emails together, so a retry
+finds all of it or none; the emails then get one delivery attempt each, through the
+outbox (activities/email.py), which goes on retrying what that could not send.
+"""
+
+from __future__ import annotations
+
+from sqlmodel import Session
+from temporalio import activity
+
+from activities.contracts import AccountOpened, AccountOpening, EmailReceipt, TaskNotice
+from activities.email import EmailActivities, Written
+from activities.records import add_event_once, save_lifecycle, save_task
+
+
+class AccountActivities:
+    def __init__(self, email: EmailActivities) -> None:
+        self._email = email
+
+    @activity.defn(name="open_account")
+    def open_account(self, opening: AccountOpening) -> AccountOpened:
+        """The customer's record, its timeline entry and the kickoff task, then the
+        welcome and the manager's notice. A retry finds it all there and changes nothing."""
+
+        def record_account(session: Session) -> Written:
+            # A retry must not undo what the lifecycle recorded since the first attempt
+            # (a kickoff held at once moves the phase on); a row left by an earlier,
+            # ended lifecycle of the same customer is this one's to take over.
+            customer = save_lifecycle(session, opening.snapshot, opening=True)
+            new = customer in session.new
+            add_event_once(session, opening.entry)
+            task = save_task(session, opening.kickoff.update)
+            return Written(rows=(customer, task), new_customer=customer if new else None)
+
+        welcome, notice = self._email.store_and_send(
+            [opening.welcome, opening.kickoff.notice], record_account
+        )
+        return AccountOpened(welcome=welcome, kickoff_notice=notice)
+
+    @activity.defn(name="announce_task")
+    def announce_task(self, announcement: TaskNotice) -> EmailReceipt:
+        """A task's change (opened, due soon, overdue) and the notice to its owner."""
+        [receipt] = self._email.store_and_send(
+            [announcement.notice],
+            lambda session: Written(rows=(save_task(session, announcement.update),)),
+        )
+        return receipt
