@@ -13,7 +13,7 @@ from sqlmodel import Session, select
 from temporalio.client import Client
 
 from api.errors import ApiError
-from api.security import RateLimiter
+from api.security import RateLimiter, same_secret
 from db.tokens import hash_token
 from lifecycles import connect
 from models.roles import Role
@@ -90,12 +90,28 @@ def principal_for_session(request: Request, session: Session) -> Principal | Non
     return _principal(session, session.get(ApiToken, token_id)) if token_id else None
 
 
+CSRF_HEADER = "X-CSRF-Token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
 def current_principal(request: Request, session: SessionDep) -> Principal:
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() == "bearer" and token:
         principal = principal_for_token(session, token.strip())
     else:
         principal = principal_for_session(request, session)
+        # The browser sends the session cookie with any same-site request, a page's
+        # `no-cors` POST included; such a request cannot carry a header of its own, so
+        # a change made on the cookie needs the session's CSRF token in one.
+        change = request.method not in SAFE_METHODS
+        sent = request.headers.get(CSRF_HEADER)
+        if principal and change and not same_secret(request.session.get("csrf", ""), sent):
+            raise ApiError(
+                403,
+                "csrf",
+                f"a change on a browser session needs its CSRF token in {CSRF_HEADER}; "
+                "API clients send Authorization: Bearer <token>",
+            )
     if principal is None:
         raise ApiError(401, "unauthorized", "a valid API token is required (Authorization: Bearer)")
     return principal

@@ -4,6 +4,7 @@ that never leave this machine."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import AsyncIterator
 
@@ -14,6 +15,7 @@ from sqlalchemy import Engine
 
 from api.main import create_app
 from api.security import SIGNATURE_HEADER, TIMESTAMP_HEADER, RateLimiter, verify_webhook
+from db.tokens import create_token
 from settings import DEV_SECRET, InsecureSettings, Settings
 from stack import serving_api
 from tests.api_support import Api, api_for
@@ -186,3 +188,37 @@ def test_the_browser_sees_the_headers_too(engine: Engine) -> None:
     with serve(app_on(engine)) as base:
         response = httpx.get(f"{base}/login")
     assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
+
+
+# -- the API on a browser session ---------------------------------------------------------
+
+
+async def test_a_change_on_the_session_cookie_needs_the_csrf_token(engine: Engine) -> None:
+    """A same-site page's `no-cors` POST carries the dashboard's cookie but cannot add a
+    header: on the cookie alone the API reads, and changes nothing."""
+    _, admin = create_token(engine, "Admin", "admin")
+    transport = httpx.ASGITransport(app=app_on(engine))
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as browser:
+        login = await browser.get("/login")
+        csrf = re.search(r'name="csrf" value="([^"]+)"', login.text).group(1)  # type: ignore[union-attr]
+        signed_in = await browser.post("/login", data={"csrf": csrf, "token": admin})
+        assert signed_in.status_code == 303
+        page = await browser.get("/")
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
+        new = {"name": "planted", "role": "admin"}
+
+        assert (await browser.get("/tokens")).status_code == 200  # reading is no change
+        forged = await browser.post("/tokens", json=new)
+        assert forged.status_code == 403 and forged.json()["error"]["code"] == "csrf"
+        wrong = await browser.post("/tokens", json=new, headers={"X-CSRF-Token": "x" * 43})
+        assert wrong.status_code == 403
+        listed = (await browser.get("/tokens")).json()
+        assert "planted" not in str(listed)
+
+        made = await browser.post("/tokens", json=new, headers={"X-CSRF-Token": csrf})
+        assert made.status_code == 201, made.text
+        # A bearer token needs no CSRF token: no browser sends it by itself.
+        by_token = httpx.AsyncClient(transport=transport, base_url="http://test")
+        async with by_token:
+            headers = {"Authorization": f"Bearer {admin}"}
+            assert (await by_token.post("/tokens", json=new, headers=headers)).status_code == 201
