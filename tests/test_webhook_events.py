@@ -3,12 +3,14 @@ report: a customer driven through the real worker on the time-skipping server.""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlmodel import Session, col, select
 
 import lifecycles
 from models.events import EVENT_DATA, EventType
+from models.tables import Customer
 from models.webhooks import WebhookEvent
 from tests.conftest import Lifecycle
 from tests.test_lifecycle import UNHAPPY_BUT_PROFITABLE, kickoff_result
@@ -77,3 +79,23 @@ async def test_assessment_move_risk_and_churn(acme: Lifecycle) -> None:
     await acme.advance(hours=1)
     [churned] = of_type(acme, EventType.customer_churned)
     assert "moved to a competitor" in churned["reason"]
+
+
+async def test_renewal_opened_and_decided(acme: Lifecycle) -> None:
+    await acme.sign_up()
+    await acme.advance(hours=1)
+    await acme.complete(acme.task_id("kickoff"), kickoff_result())
+    await acme.advance(days=280)  # the conversation opens 90 days before the term ends
+    renewal = acme.task_id("renewal")
+    [opened] = of_type(acme, EventType.renewal_opened)
+    assert opened["task"]["id"] == renewal and opened["task"]["kind"] == "renewal"
+    with Session(acme.h.engine) as session:
+        customer = session.get(Customer, acme.customer_id)
+    assert customer is not None
+    assert datetime.fromisoformat(opened["term_end"]) == customer.term_end
+
+    outcome = {"kind": "renewal", "outcome": "renewed", "reason": "Seven of twelve reps are live"}
+    await acme.complete(renewal, outcome)
+    [decided] = of_type(acme, EventType.renewal_decided)
+    assert decided["outcome"] == "renewed" and decided["decided_by"] == "ada.manager"
+    assert decided["reason"] == "Seven of twelve reps are live"
