@@ -113,7 +113,7 @@ def test(
     db = engine()
     try:
         event = send_test(db, endpoint_id)
-    except NotFound as error:
+    except (NotFound, InvalidEndpoint) as error:
         fail(str(error))
     out.print(f"Test event {event.id} queued")
     deadline = time.monotonic() + wait

@@ -168,6 +168,9 @@ def send_test(engine: Engine, endpoint_id: str) -> WebhookEvent:
     """A `webhook.test` event for this one endpoint, delivered like any other."""
     with session_scope(engine) as session:
         row = get_endpoint(session, endpoint_id)
+        if not row.enabled:
+            reason = f"is disabled ({row.disabled_reason}); enable it first"
+            raise InvalidEndpoint("endpoint", f"{endpoint_id} {reason}")
         event = WebhookEvent(
             id=f"msg_{uuid.uuid4().hex}",
             key=f"{TEST_EVENT}:{uuid.uuid4().hex}",

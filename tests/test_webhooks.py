@@ -396,6 +396,8 @@ async def test_endpoints_through_the_api(rig: Rig, admin_api: httpx.AsyncClient)
     )
     assert disabled.json()["enabled"] is False
     assert disabled.json()["disabled_reason"].startswith("receiver moving")
+    refused = await admin_api.post(f"/webhook-endpoints/{endpoint['id']}/test")
+    assert refused.status_code == 409 and "enable it first" in refused.json()["error"]["message"]
     enabled = await admin_api.post(f"/webhook-endpoints/{endpoint['id']}/enable")
     assert enabled.json()["enabled"] is True and enabled.json()["disabled_reason"] is None
     assert (await admin_api.get("/webhook-endpoints/ep_nope")).status_code == 404

@@ -12,7 +12,7 @@ from fastapi import APIRouter, FastAPI, Query
 from pydantic import BaseModel, Field
 
 from api.deps import AdminDep, EngineDep, SettingsDep
-from api.errors import ApiError
+from api.errors import ApiError, ErrorResponse
 from db.engine import session_scope
 from db.webhooks import (
     InvalidEndpoint,
@@ -112,13 +112,20 @@ def rotate(
         raise _missing(error) from None
 
 
-@router.post("/{endpoint_id}/test", response_model=TestSent, status_code=202)
+@router.post(
+    "/{endpoint_id}/test",
+    response_model=TestSent,
+    status_code=202,
+    responses={409: {"model": ErrorResponse, "description": "the endpoint is disabled"}},
+)
 def test_endpoint(endpoint_id: str, engine: EngineDep, _: AdminDep) -> TestSent:
     """A `webhook.test` event to this endpoint only; see its deliveries for the outcome."""
     try:
         return TestSent(event_id=send_test(engine, endpoint_id).id)
     except NotFound as error:
         raise _missing(error) from None
+    except InvalidEndpoint as error:  # disabled
+        raise ApiError(409, "conflict", str(error), field=error.field) from None
 
 
 @router.get("/{endpoint_id}/deliveries", response_model=list[WebhookDeliveryPublic])
