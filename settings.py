@@ -73,7 +73,6 @@ class Settings(BaseSettings):
     smtp_timeout_seconds: float = 20.0
     mail_from: str = "Tandem Success Team <success@tandem.invalid>"
     managers_email: str = "success-managers@tandem.invalid"
-    reps_email: str = "success-reps@tandem.invalid"
 
     # The HTTP API and dashboard.
     api_host: str = "127.0.0.1"

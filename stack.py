@@ -24,6 +24,7 @@ from tenacity import retry, retry_if_exception, stop_after_delay, wait_fixed
 from api.main import create_app
 from db.engine import make_engine
 from db.migrate import upgrade
+from db.staff import add_staff, find_person
 from db.tokens import create_token, has_admin
 from lifecycles import connect
 from settings import Settings
@@ -140,6 +141,11 @@ async def serving_api(settings: Settings, engine: Engine, client: Client) -> Asy
         await serving
 
 
+# Who the first admin token belongs to: add yourself (`tandem staff add`), then
+# deactivate this one.
+FIRST_ADMIN = "first-admin@tandem.test"
+
+
 def first_admin_token(settings: Settings, engine: Engine) -> str:
     """On a first start there is no way in: make an admin token, and keep it in var/ for
     this development stack (never in production)."""
@@ -147,8 +153,10 @@ def first_admin_token(settings: Settings, engine: Engine) -> str:
     if has_admin(engine):
         if saved.exists():
             return f"admin token in {saved}"
-        return "log in with an admin token (`tandem tokens create --role admin --name you`)"
-    _, token = create_token(engine, "first admin", "admin", actor="tandem run")
+        return "log in with an admin token (`tandem tokens create --person EMAIL --name laptop`)"
+    if find_person(engine, FIRST_ADMIN) is None:
+        add_staff(engine, "First admin", FIRST_ADMIN, "admin", actor="tandem run")
+    _, token = create_token(engine, "first admin", FIRST_ADMIN, actor="tandem run")
     if settings.production:
         return f"first admin token (shown once): {token}"
     saved.write_text(token + "\n")

@@ -97,13 +97,18 @@ class EmailActivities:
         self._engine = engine
         self._settings = settings
 
-    def _address(self, request: EmailRequest, customer: Customer) -> str:
+    def _address(
+        self, request: EmailRequest, customer: Customer, task: dict[str, Any] | None
+    ) -> str:
         if request.to is Recipient.customer:
             return customer.email
-        if request.to is Recipient.rep:
-            return request.assignee or self._settings.reps_email
-        if request.assignee:
-            return request.assignee
+        # Mail to a task's owner goes to the person it is assigned to in the records (the
+        # lifecycle does not know of reassignments); a rep task with no rep is in the
+        # managers' queue, so its mail goes to the account's manager.
+        about_own_task = task is not None and task["owner_role"] == request.to.value
+        person = task["assignee"] if about_own_task and task else request.assignee
+        if person and "@" in person:
+            return person
         if customer.owner and "@" in customer.owner:
             return customer.owner
         return self._settings.managers_email
@@ -186,7 +191,8 @@ class EmailActivities:
         rendered = render_email(request.template, context)
         row = OutboxEmail(
             key=request.key, customer_id=customer.id, template=request.template,
-            to_address=self._address(request, customer), subject=rendered.subject,
+            to_address=self._address(request, customer, context["task"]),
+            subject=rendered.subject,
             text_body=rendered.text, html_body=rendered.html,
             status="held" if request.held else "pending",
         )  # fmt: skip

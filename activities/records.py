@@ -20,6 +20,7 @@ from activities.contracts import (
     TaskUpdate,
     TimelineEntry,
 )
+from db.assignment import assignee_for, manager_for_new_account
 from db.engine import insert_once, write_once
 from models.lifecycle import Phase
 from models.signals import SignalKind
@@ -123,9 +124,13 @@ def save_lifecycle(
     if opening and row is not None and (row.term, row.term_start) == this_term:
         return row
     was = row.phase if row is not None else None
-    row = row or Customer(id=profile.customer_id)
+    if row is None or (opening and was == Phase.churned.value):
+        # A new account (or one signing up again) gets its manager here, in the records;
+        # after that only a reassignment moves it, never a snapshot.
+        row = row or Customer(id=profile.customer_id)
+        row.owner = manager_for_new_account(session, profile.owner)
     row.company, row.contact_name, row.email = profile.company, profile.contact_name, profile.email
-    row.owner, row.external_id = profile.owner, profile.external_id
+    row.external_id = profile.external_id
     row.plan_name, row.plan_version = snapshot.plan_name, snapshot.plan_version
     row.phase, row.term, row.onboarded = snapshot.phase.value, snapshot.term, snapshot.onboarded
     row.term_start, row.term_end = snapshot.term_start, snapshot.term_end
@@ -145,20 +150,25 @@ def save_lifecycle(
 def save_task(session: Session, update: TaskUpdate) -> TaskRecord:
     """The task's row as the lifecycle sees it, and the timeline entry for the change."""
     task = update.task
-    row = session.get(TaskRecord, task.task_id) or TaskRecord(
-        id=task.task_id,
-        customer_id=task.customer_id,
-        kind=task.kind.value,
-        title=task.title,
-        owner_role=task.owner_role.value,
-        status=task.status.value,
-        due_at=task.due_at,
-        created_at=task.created_at,
-    )
+    row = session.get(TaskRecord, task.task_id)
+    if row is None:
+        # Assigned once, from the account as it stands now; a reassignment moves it later.
+        owner = assignee_for(session.get(Customer, task.customer_id), task.owner_role.value)
+        row = TaskRecord(
+            id=task.task_id,
+            customer_id=task.customer_id,
+            kind=task.kind.value,
+            title=task.title,
+            owner_role=task.owner_role.value,
+            assignee=owner,
+            status=task.status.value,
+            due_at=task.due_at,
+            created_at=task.created_at,
+        )
     # A completed row is final: a late reminder write must not reopen it.
     if row.status != TaskStatus.done.value:
         row.status = task.status.value
-    row.assignee, row.playbook, row.email_key = task.assignee, task.playbook, task.email_key
+    row.playbook, row.email_key = task.playbook, task.email_key
     row.reminded, row.escalated = task.reminded, task.escalated
     session.add(row)
     add_event_once(session, update.event)

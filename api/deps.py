@@ -17,12 +17,15 @@ from api.security import RateLimiter, same_secret
 from db.tokens import hash_token
 from lifecycles import connect
 from models.roles import Role
+from models.staff import Staff
 from models.tables import ApiToken
 from settings import Settings
 
 
 class Principal(BaseModel):
-    """Who is calling: from an API token, or a browser session made from one."""
+    """Who is calling: a staff member, by an API token of theirs or a browser session
+    made from one. (A token from before staff existed acts with the role it was made
+    with, and `person` as recorded on it.)"""
 
     token_id: int
     name: str
@@ -32,6 +35,12 @@ class Principal(BaseModel):
     @property
     def actor(self) -> str:
         return self.person or self.name
+
+    @property
+    def rep_view(self) -> str | None:
+        """For a rep, whose accounts and tasks they see (their email; "" sees nothing);
+        None for managers and admins, who see everything."""
+        return (self.person or "") if self.role is Role.rep else None
 
 
 def get_settings(request: Request) -> Settings:
@@ -70,13 +79,19 @@ ClientDep = Annotated[Client, Depends(get_client)]
 def _principal(session: Session, row: ApiToken | None) -> Principal | None:
     if row is None or row.revoked_at is not None or row.id is None:
         return None
+    role, person = row.role, row.person
+    if row.staff_id is not None:
+        staff = session.get(Staff, row.staff_id)
+        if staff is None or not staff.active:  # a deactivated person's tokens stop at once
+            return None
+        role, person = staff.role, staff.email
     now = datetime.now(UTC)
     # Note use, but not on every request: a write per call would cost more than it tells.
     if row.last_used_at is None or now - row.last_used_at > timedelta(minutes=5):
         row.last_used_at = now
         session.add(row)
         session.commit()
-    return Principal(token_id=row.id, name=row.name, role=Role(row.role), person=row.person)
+    return Principal(token_id=row.id, name=row.name, role=Role(role), person=person)
 
 
 def principal_for_token(session: Session, token: str) -> Principal | None:

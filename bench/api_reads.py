@@ -41,6 +41,7 @@ from bench.common import PROJECT_ROOT, BenchResult, Metric, percentile, say, wor
 from bench.pgload import OWNERS, REPS, bench_database, load
 from db.engine import make_engine
 from db.queries import CustomerFilters
+from db.staff import add_staff
 from db.tokens import create_token
 
 SIZES: dict[str, dict[str, int]] = {
@@ -81,8 +82,12 @@ class Explained:
 
 
 def _tokens(engine: Engine) -> tuple[str, list[tuple[str, str]]]:
-    _, manager = create_token(engine, "Bench manager", "manager", OWNERS[0])
-    reps = [(p, create_token(engine, f"Bench {p}", "rep", p)[1]) for p in REPS[:REP_TOKENS]]
+    add_staff(engine, "Bench manager", OWNERS[0], "manager", actor="bench")
+    _, manager = create_token(engine, "Bench manager", OWNERS[0])
+    reps = []
+    for person in REPS[:REP_TOKENS]:
+        add_staff(engine, f"Bench {person}", person, "rep", actor="bench")
+        reps.append((person, create_token(engine, f"Bench {person}", person)[1]))
     return manager, reps
 
 

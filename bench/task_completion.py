@@ -50,6 +50,7 @@ from bench.common import (
 )
 from db.engine import make_engine
 from db.migrate import upgrade
+from db.staff import add_staff
 from db.tokens import create_token
 from lifecycles import complete_task, sign_up
 from models.customer import SignUp
@@ -168,7 +169,8 @@ async def run(count: int, warmup: int) -> BenchResult:
             var_dir = tmp / "var"
             engine = make_engine(tandem_settings(var_dir).resolved_database_url)
             upgrade(engine)
-            _, token = create_token(engine, "Bench manager", "manager", MANAGER)
+            add_staff(engine, "Bench manager", MANAGER, "manager", actor="bench")
+            _, token = create_token(engine, "Bench manager", MANAGER)
             tandem_args = [str(Path(sys.executable).parent / "tandem"), "worker"]
             bare_args = [
                 sys.executable, "-m", "bench.bare_worker",

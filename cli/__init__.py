@@ -2,8 +2,8 @@
 
 One module per command group: `customers` (the success team's work on accounts), `tasks`
 (the human work inside lifecycles), `simulate` (cohorts and backtests), `admin` (plan
-templates, tokens, migrations, email previews, the codec server), `running` (`run` and
-`worker`); `common` holds what they share."""
+templates, tokens, migrations, email previews, the codec server), `staff` (the team's
+people, and `assign`), `running` (`run` and `worker`); `common` holds what they share."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import sys
 
 import typer
 
-from cli import admin, customers, digests, running, scoring, simulate, tasks, webhooks
+from cli import admin, customers, digests, running, scoring, simulate, staff, tasks, webhooks
 
 app = typer.Typer(
     help="Tandem: onboarding and success-plan lifecycles on Temporal.",
@@ -21,7 +21,7 @@ app = typer.Typer(
 )
 # Each group's commands sit at the top level (`tandem signup`, `tandem tasks`, ...);
 # the admin module brings its own named groups (`tandem plans list`, `tandem db upgrade`).
-for group in (running, customers, tasks, simulate, scoring, admin, webhooks, digests):
+for group in (running, customers, tasks, simulate, scoring, admin, webhooks, digests, staff):
     app.add_typer(group.app)
 
 

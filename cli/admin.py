@@ -13,7 +13,7 @@ from cli.common import engine, fail, out, settings, when
 from plans import PlanError, load_plan, plan_files, read_plan
 
 plans_app = typer.Typer(help="Plan templates (playbooks).", no_args_is_help=True)
-tokens_app = typer.Typer(help="API tokens for reps, managers and admins.", no_args_is_help=True)
+tokens_app = typer.Typer(help="API tokens, each for a staff member.", no_args_is_help=True)
 db_app = typer.Typer(help="The records database: schema migrations.", no_args_is_help=True)
 emails_app = typer.Typer(help="Email templates.", no_args_is_help=True)
 app = typer.Typer(pretty_exceptions_enable=False)
@@ -51,33 +51,37 @@ def plans_show(name: str) -> None:
 
 @tokens_app.command("create")
 def tokens_create(
-    role: Annotated[str, typer.Option(help="rep, manager or admin")],
-    name: Annotated[str, typer.Option(help="who or what uses it")],
-    person: Annotated[str | None, typer.Option(help="the rep's or manager's email")] = None,
+    person: Annotated[str, typer.Option(help="the staff member's email (see `tandem staff`)")],
+    name: Annotated[str, typer.Option(help="what uses it, e.g. 'laptop'")],
 ) -> None:
-    """Create an API token; it is shown once and stored only as a hash."""
+    """Create an API token for a staff member; it acts with their role. It is shown
+    once and stored only as a hash."""
+    from db.staff import StaffError
     from db.tokens import create_token
 
     try:
-        row, token = create_token(engine(), name, role, person)
-    except ValueError as error:
+        row, token = create_token(engine(), name, person)
+    except StaffError as error:
         fail(str(error))
-    out.print(f"Token {row.id} for {row.name} ({row.role}); keep it now, it is not shown again:")
+    out.print(f"Token {row.id} for {row.person} ({row.role}); keep it now, it is not shown again:")
     typer.echo(token)
 
 
 @tokens_app.command("list")
 def tokens_list() -> None:
-    """Tokens with role, owner and last use (never the token itself)."""
+    """Tokens with their person, role and last use (never the token itself)."""
     from db.tokens import list_tokens
 
-    table = Table("id", "name", "role", "person", "prefix", "last used", "revoked")
+    table = Table("id", "name", "person", "role", "prefix", "last used", "revoked")
     for t in list_tokens(engine()):
+        person = t.person or "-"
+        if t.staff_id is None:
+            person += " (not a staff member: reissue)"
         table.add_row(
             str(t.id),
             t.name,
+            person,
             t.role,
-            t.person or "-",
             t.prefix,
             when(t.last_used_at),
             when(t.revoked_at) if t.revoked_at else "",

@@ -29,6 +29,7 @@ from sqlalchemy import URL, Connection, Engine, text
 from sqlmodel import SQLModel
 from sqlmodel.sql.sqltypes import AutoString
 
+import models.staff  # noqa: F401  (its table belongs to the schema too)
 from db.engine import make_engine
 from models.tables import UTCDateTime
 

@@ -140,21 +140,32 @@ def list_tasks(
         query = query.where(TaskRecord.owner_role == role)
     if customer_id:
         query = query.where(TaskRecord.customer_id == customer_id)
-    if assignee:
+    if assignee is not None:
         query = query.where(TaskRecord.assignee == assignee)
     return [TaskPublic.model_validate(t) for t in session.exec(query)]
 
 
-def list_customers(session: Session, limit: int = 200) -> list[CustomerPublic]:
+def list_customers(
+    session: Session, limit: int = 200, rep_view: str | None = None
+) -> list[CustomerPublic]:
+    """By company; for a rep (`rep_view`, their email) only the accounts they are rep on."""
     query = select(Customer).order_by(col(Customer.company)).limit(limit)
+    if rep_view is not None:
+        query = query.where(Customer.rep == rep_view)
     return [CustomerPublic.model_validate(c) for c in session.exec(query)]
 
 
-def customer_overview(session: Session, ref: str, timeline_limit: int = 50) -> CustomerDetailPublic:
+def customer_overview(
+    session: Session, ref: str, timeline_limit: int = 50, rep_view: str | None = None
+) -> CustomerDetailPublic:
     """The account by id, external id or company name, with its success plan (the
     manager's and the customer's own words), goals, open tasks, assessment history,
-    recent emails and timeline."""
+    recent emails and timeline. A rep (`rep_view`, their email) sees only the accounts
+    they are rep on (any other is not found, as if it did not exist) and, of the open
+    tasks, their own."""
     customer = find_customer(session, ref)
+    if rep_view is not None and customer.rep != rep_view:
+        raise CustomerNotFound(f"no customer {ref!r}")
     plan_record = latest_plan_record(session, customer.id)
     customer_words = latest_plan_record(session, customer.id, source="customer")
     emails = session.exec(
@@ -174,7 +185,7 @@ def customer_overview(session: Session, ref: str, timeline_limit: int = 50) -> C
         success_plan=SuccessPlanPublic.model_validate(plan_record) if plan_record else None,
         customer_words=SuccessPlanPublic.model_validate(customer_words) if customer_words else None,
         goals=goals_with_progress(session, plan_record),
-        open_tasks=list_tasks(session, customer_id=customer.id),
+        open_tasks=list_tasks(session, customer_id=customer.id, assignee=rep_view),
         assessments=assessment_history(session, customer.id),
         emails=[EmailPublic.model_validate(e) for e in emails],
         timeline=[TimelineEventPublic.model_validate(e) for e in timeline],
@@ -185,6 +196,7 @@ class CustomerFilters(BaseModel):
     quadrant: str | None = None
     phase: str | None = None
     owner: str | None = None
+    rep: str | None = None
     renewal_before: datetime | None = None
     at_risk: bool | None = None
 
@@ -196,11 +208,20 @@ class CustomerFilters(BaseModel):
 
 
 def search_customers(
-    session: Session, filters: CustomerFilters, after: str | None, limit: int
+    session: Session,
+    filters: CustomerFilters,
+    after: str | None,
+    limit: int,
+    rep_view: str | None = None,
 ) -> list[CustomerPublic]:
     """Keyset pagination on the primary key: a page costs the same at 100,000 rows as at
-    10, where an OFFSET would scan everything before it."""
+    10, where an OFFSET would scan everything before it. For a rep (`rep_view`, their
+    email) only the accounts they are rep on."""
     query = select(Customer).order_by(col(Customer.id)).limit(limit)
+    if rep_view is not None:
+        query = query.where(Customer.rep == rep_view)
+    if filters.rep:
+        query = query.where(Customer.rep == filters.rep)
     if after:
         query = query.where(col(Customer.id) > after)
     if filters.quadrant:
@@ -231,19 +252,17 @@ def assessment_history(
 
 def task_inbox(
     session: Session,
-    person: str | None,
-    rep_only: bool,
+    rep_view: str | None,
     status: str | None = "open",
     kind: str | None = None,
     customer_id: str | None = None,
     limit: int = 200,
 ) -> list[TaskPublic]:
-    """A rep's inbox is the reps' tasks that are theirs or nobody's; a manager's is all."""
+    """A rep's inbox (`rep_view`, their email) is the tasks assigned to them; a
+    manager's is all, the managers' queue of rep tasks without a rep included."""
     query = select(TaskRecord).order_by(col(TaskRecord.due_at), col(TaskRecord.id)).limit(limit)
-    if rep_only:
-        query = query.where(TaskRecord.owner_role == "rep").where(
-            or_(col(TaskRecord.assignee).is_(None), TaskRecord.assignee == person)
-        )
+    if rep_view is not None:
+        query = query.where(TaskRecord.assignee == rep_view)
     if status:
         query = query.where(TaskRecord.status == status)
     if kind:

@@ -1,5 +1,5 @@
-"""API tokens: created with a role, shown once, stored as SHA-256, revocable; every
-change is in the audit log."""
+"""API tokens: made for a staff member (whose role they act with), shown once, stored
+as SHA-256, revocable; every change is in the audit log."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from sqlalchemy import Engine
 from sqlmodel import col, select
 
 from db.engine import session_scope
-from models.roles import Role
+from db.staff import StaffError, find_staff
+from models.staff import Staff
 from models.tables import ApiToken, AuditEntry
 
 TOKEN_PREFIX = "tdm_"
@@ -22,18 +23,21 @@ def hash_token(token: str) -> str:
 
 
 def create_token(
-    engine: Engine, name: str, role: str, person: str | None = None, actor: str = "cli"
+    engine: Engine, name: str, person: str, actor: str = "cli"
 ) -> tuple[ApiToken, str]:
-    if role not in list(Role):
-        raise ValueError(f"role must be one of {', '.join(Role)}, got {role!r}")
+    """A token for an active staff member (by email); it acts with their role."""
     if not name.strip():
-        raise ValueError("name must not be blank")
+        raise StaffError("name", "must not be blank")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     with session_scope(engine) as session:
+        staff = find_staff(session, person)
+        if staff is None or not staff.active:
+            raise StaffError("person", f"{person.strip().lower()} is not an active staff member")
         row = ApiToken(
             name=name.strip(),
-            role=role,
-            person=person,
+            staff_id=staff.id,
+            role=staff.role,
+            person=staff.email,
             token_hash=hash_token(token),
             prefix=token[:10],
         )
@@ -43,7 +47,7 @@ def create_token(
                 actor=actor,
                 action="token.created",
                 subject=row.prefix,
-                detail={"name": row.name, "role": role, "person": person},
+                detail={"name": row.name, "role": staff.role, "person": staff.email},
             )
         )
         session.flush()
@@ -76,12 +80,16 @@ def revoke_token(engine: Engine, token_id: int, actor: str = "cli") -> ApiToken 
 
 
 def has_admin(engine: Engine) -> bool:
+    """Whether anyone can get in as an admin: an active admin with a live token, or a
+    token from before staff existed that was made for the admin role."""
     with session_scope(engine) as session:
-        return (
-            session.exec(
-                select(ApiToken.id).where(
-                    ApiToken.role == "admin", col(ApiToken.revoked_at).is_(None)
-                )
-            ).first()
-            is not None
+        live = col(ApiToken.revoked_at).is_(None)
+        staff_admin = (
+            select(ApiToken.id)
+            .join(Staff, Staff.id == ApiToken.staff_id)
+            .where(live, Staff.role == "admin", col(Staff.active).is_(True))
         )
+        legacy_admin = select(ApiToken.id).where(
+            live, col(ApiToken.staff_id).is_(None), ApiToken.role == "admin"
+        )
+        return any(session.exec(q).first() is not None for q in (staff_admin, legacy_admin))

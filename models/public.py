@@ -31,6 +31,7 @@ class CustomerPublic(ReadModel):
     email: str
     external_id: str | None
     owner: str | None = Field(description="their success manager's email")
+    rep: str | None = Field(description="their rep's email (None: the managers' queue)")
     plan_name: str
     plan_version: int
     phase: Phase

@@ -50,6 +50,7 @@ class Customer(SQLModel, table=True):
         Index("ix_customer_quadrant_id", "quadrant", "id"),
         Index("ix_customer_phase_id", "phase", "id"),
         Index("ix_customer_owner_id", "owner", "id"),
+        Index("ix_customer_rep_id", "rep", "id"),
         Index("ix_customer_at_risk_id", "at_risk", "id"),
     )
 
@@ -58,7 +59,11 @@ class Customer(SQLModel, table=True):
     contact_name: str
     email: str
     external_id: str | None = Field(default=None, index=True)
+    # The owning success manager and the account's rep, by their staff email; written
+    # by the assignment (db.assignment) at sign-up and on reassignment, never by the
+    # lifecycle's snapshots.
     owner: str | None = Field(default=None, index=True)
+    rep: str | None = None
     plan_name: str
     plan_version: int
     phase: str = Field(index=True)
@@ -276,12 +281,15 @@ class TimelineEvent(SQLModel, table=True):
 
 
 class ApiToken(SQLModel, table=True):
-    """An API token; only its SHA-256 is stored, the token itself is shown once."""
+    """An API token; only its SHA-256 is stored, the token itself is shown once. It
+    belongs to a staff member and acts with their role; `role` and `person` are kept
+    for tokens made before staff existed, which act as recorded until reissued."""
 
     __tablename__ = "api_token"
 
     id: int | None = Field(default=None, primary_key=True)
     name: str
+    staff_id: int | None = Field(default=None, foreign_key="staff.id", index=True)
     role: str = Field(index=True)
     person: str | None = Field(default=None, description="matches task assignees (reps)")
     token_hash: str = Field(unique=True, max_length=64)

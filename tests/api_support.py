@@ -10,24 +10,37 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
+from sqlalchemy import Engine
 
 from api.main import create_app
 from api.security import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign_webhook
+from db.staff import add_staff
 from db.tokens import create_token
 from tests.conftest import Harness
+
+# The team every API and dashboard test has: one admin, one manager, two reps.
+TEAM = {
+    "admin": ("Ada", "ada@team.test"),
+    "manager": ("Sam", "sam@team.test"),
+    "rep": ("Riley", "riley@team.test"),
+    "other_rep": ("Robin", "robin@team.test"),
+}
+
+
+def staff_tokens(engine: Engine) -> dict[str, str]:
+    """The team on the staff, and a token for each (by their key in TEAM)."""
+    tokens = {}
+    for key, (name, email) in TEAM.items():
+        add_staff(engine, name, email, key.removeprefix("other_"), actor="test")
+        tokens[key] = create_token(engine, name, email)[1]
+    return tokens
 
 
 class Api:
     def __init__(self, harness: Harness, http: httpx.AsyncClient) -> None:
         self.h, self.http = harness, http
         self.settings = http._transport.app.state.settings  # type: ignore[attr-defined]
-        self.tokens: dict[str, str] = {}
-        for role, person in (
-            ("admin", None),
-            ("manager", "sam@team.test"),
-            ("rep", "riley@team.test"),
-        ):
-            _, self.tokens[role] = create_token(harness.engine, role.title(), role, person)
+        self.tokens = staff_tokens(harness.engine)
 
     def auth(self, role: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.tokens[role]}"}

@@ -11,6 +11,7 @@ from sqlalchemy import Engine
 from temporalio.testing import WorkflowEnvironment
 
 from api.main import create_app
+from db.staff import add_staff
 from db.tokens import create_token
 from settings import Settings
 
@@ -30,7 +31,8 @@ def test_no_server_errors_and_documented_responses(
     # A real Temporal client; no fuzzed request reaches it, since nothing the fuzzer
     # makes can carry a valid webhook signature, an existing task or a signed link.
     app = create_app(settings=settings, engine=engine, client=time_skipping_env.client)
-    _, token = create_token(engine, "fuzzer", "admin")
+    add_staff(engine, "Fuzzer", "fuzzer@team.test", "admin", actor="test")
+    _, token = create_token(engine, "fuzzer", "fuzzer@team.test")
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) >= 12

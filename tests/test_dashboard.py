@@ -19,11 +19,12 @@ from sqlmodel import Session, select
 from api.main import create_app
 from api.routes import portfolio
 from api.web import dashboard, task_forms
-from db.tokens import create_token
+from db.assignment import reassign_account
 from models.customer import SignUp
 from models.plan import PlanTemplate
 from models.tables import SuccessPlanRecord
 from models.tasks import RESULT_MODELS, TaskKind
+from tests.api_support import staff_tokens
 from tests.conftest import Harness, Lifecycle
 
 SCRIPT = "<script>alert(1)</script>"
@@ -48,11 +49,7 @@ def build_app(harness: Harness, **overrides: object) -> FastAPI:
 
 
 def tokens(harness: Harness) -> dict[str, str]:
-    people = {"manager": "sam@team.test", "rep": "riley@team.test", "admin": None}
-    return {
-        role: create_token(harness.engine, role.title(), role, person)[1]
-        for role, person in people.items()
-    }
+    return staff_tokens(harness.engine)
 
 
 async def seed_portfolio(harness: Harness, plan: PlanTemplate) -> dict[str, Lifecycle]:
@@ -230,12 +227,18 @@ async def test_portfolio_counts_and_escaping(
     assert all(counts[q] == 1 for q in PROFILES) and len(data["points"]) == 4
     assert (await dash.http.get("/metrics/team?period_days=90")).status_code == 200
 
-    # The success playbook is the reps' work: a rep sees it, and can open it.
+    # The success playbook is the reps' work: with no rep on the account it waits in the
+    # managers' queue; once the account has a rep, it is theirs to see and open.
+    happy_account = customers["happy_profitable"]
+    task = happy_account.task_id("playbook-check_in-1")
+    assert f'href="/app/tasks/{task}"' in (await dash.http.get("/app/tasks")).text
     rep = httpx.AsyncClient(transport=dash.http._transport, base_url="http://test")
     async with rep:
         await login(rep, dash.tokens["rep"])
+        assert task not in (await rep.get("/app/tasks")).text
+        assert (await rep.get(f"/app/tasks/{task}")).status_code == 403
+        reassign_account(harness.engine, happy, "sam@team.test", rep="riley@team.test")
         inbox = (await rep.get("/app/tasks")).text
-        task = customers["happy_profitable"].task_id("playbook-check_in-1")
         assert f'href="/app/tasks/{task}"' in inbox
         assert "kickoff" not in inbox
         assert (await rep.get(f"/app/tasks/{task}")).status_code == 200

@@ -183,7 +183,7 @@ def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
     values: dict[str, Any] = dict(
         var_dir=tmp_path, smtp_host=None, smtp_username=None, smtp_password=None,
         smtp_starttls=False, smtp_timeout_seconds=5.0, mail_from=FROM,
-        managers_email="managers@tandem.invalid", reps_email="reps@tandem.invalid",
+        managers_email="managers@tandem.invalid",
     )  # fmt: skip
     return Settings(**(values | overrides))
 
@@ -322,8 +322,9 @@ def test_a_new_customers_opening_reads_back_nothing_it_wrote(
     assert opened.welcome.already_delivered and opened.kickoff_notice.already_delivered
     read = [s.split(" FROM ")[1].split()[0] for s in statements if s.startswith("SELECT")]
     # Only whether a customer row and a task row already stand there (a retry, or a
-    # customer signing up again): both decide what is written.
-    assert read == ["customer", "task"]
+    # customer signing up again): both decide what is written; and the managers on the
+    # staff, to give the new account its manager.
+    assert read == ["customer", "staff", "task"]
     assert sum(s.startswith("INSERT INTO outbox") for s in statements) == 2
 
 
@@ -356,7 +357,9 @@ def test_concurrent_composes_store_one_email(engine: Engine, tmp_path: Path) -> 
 @pytest.mark.parametrize(
     ("to", "assignee", "owner", "expected"),
     [
-        (Recipient.rep, None, None, "reps@tandem.invalid"),
+        # A rep task with no rep is in the managers' queue.
+        (Recipient.rep, None, None, "managers@tandem.invalid"),
+        (Recipient.rep, None, "sam@tandem.invalid", "sam@tandem.invalid"),
         (Recipient.rep, "ana@tandem.invalid", None, "ana@tandem.invalid"),
         (Recipient.manager, "lee@tandem.invalid", "sam@tandem.invalid", "lee@tandem.invalid"),
         (Recipient.manager, None, "sam@tandem.invalid", "sam@tandem.invalid"),

@@ -24,6 +24,7 @@ from activities.email import EmailActivities
 from activities.message import message_id
 from api.main import create_app
 from db.engine import session_scope
+from db.staff import add_staff
 from db.tokens import create_token
 from db.unsubscribe import set_unsubscribed
 from links import LinkSigner
@@ -283,7 +284,8 @@ async def test_operators_see_the_opt_out(
     add_customer(engine)
     assert set_unsubscribed(engine, "acme", True, "reply", actor="sam@tandem.invalid")
     assert not set_unsubscribed(engine, "acme", True, "reply", actor="sam@tandem.invalid")
-    _, token = create_token(engine, "Sam", "manager", "sam@tandem.invalid")
+    add_staff(engine, "Sam", "sam@team.test", "manager", actor="test")
+    _, token = create_token(engine, "Sam", "sam@team.test")
     detail = await web.get("/customers/acme", headers={"Authorization": f"Bearer {token}"})
     assert detail.status_code == 200
     shown = detail.json()["customer"]

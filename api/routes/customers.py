@@ -31,12 +31,13 @@ def _after(cursor: str | None) -> str | None:
 @router.get("", response_model=CustomersPublic)
 def list_customers(
     session: SessionDep,
-    _: PrincipalDep,
+    principal: PrincipalDep,
     filters: Annotated[CustomerFilters, Query()],
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> CustomersPublic:
-    rows = search_customers(session, filters, _after(cursor), limit + 1)
+    """Every account for managers and admins; for a rep, the accounts they are rep on."""
+    rows = search_customers(session, filters, _after(cursor), limit + 1, principal.rep_view)
     page = rows[:limit]
     return CustomersPublic(
         items=page, next_cursor=_cursor(page[-1].id) if len(rows) > limit else None
@@ -44,8 +45,12 @@ def list_customers(
 
 
 @router.get("/{customer_id}", response_model=CustomerDetailPublic)
-def get_customer(customer_id: str, session: SessionDep, _: PrincipalDep) -> CustomerDetailPublic:
+def get_customer(
+    customer_id: str, session: SessionDep, principal: PrincipalDep
+) -> CustomerDetailPublic:
+    """One account's whole picture; a rep gets only the accounts they are rep on (any
+    other is a 404, as if it did not exist) and, of its open tasks, their own."""
     try:
-        return customer_overview(session, customer_id)
+        return customer_overview(session, customer_id, rep_view=principal.rep_view)
     except CustomerNotFound:
         raise not_found("customer", customer_id) from None

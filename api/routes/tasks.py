@@ -14,7 +14,6 @@ from api.errors import ApiError, not_found
 from db.queries import task_inbox
 from lifecycles import LifecycleError, complete_task
 from models.public import TaskPublic
-from models.roles import Role
 from models.tables import TaskRecord
 from models.tasks import TaskCompletion, TaskReceipt
 
@@ -29,9 +28,7 @@ def visible_task(session: Session, task_id: str, principal: PrincipalDep) -> Tas
     task = session.get(TaskRecord, task_id)
     if task is None:
         raise not_found("task", task_id)
-    if principal.role is Role.rep and (
-        task.owner_role != "rep" or task.assignee not in (None, principal.person)
-    ):
+    if principal.rep_view is not None and task.assignee != principal.rep_view:
         raise ApiError(403, "forbidden", "a rep sees and completes their own tasks only")
     return task
 
@@ -47,8 +44,7 @@ def inbox(
 ) -> list[TaskPublic]:
     tasks = task_inbox(
         session,
-        person=principal.person,
-        rep_only=principal.role is Role.rep,
+        principal.rep_view,
         status=status,
         kind=kind,
         customer_id=customer,

@@ -1,4 +1,5 @@
-"""API tokens (admins): the token itself is returned once, at creation."""
+"""API tokens (admins): each belongs to a staff member; the token itself is returned
+once, at creation."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pydantic import BaseModel, Field
 
 from api.deps import AdminDep, EngineDep
 from api.errors import ApiError, not_found
+from db.staff import StaffError
 from db.tokens import create_token, list_tokens, revoke_token
 from models.roles import Role
 
@@ -16,15 +18,15 @@ router = APIRouter(prefix="/tokens", tags=["tokens"])
 
 
 class TokenRequest(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
-    role: Role
-    person: str | None = Field(default=None, description="the rep or manager, as tasks name them")
+    name: str = Field(min_length=1, max_length=200, description="what uses it, e.g. 'laptop'")
+    person: str = Field(min_length=3, max_length=320, description="the staff member's email")
 
 
 class TokenView(BaseModel):
     id: int
     name: str
-    role: Role
+    staff_id: int | None = Field(description="the staff member it belongs to")
+    role: Role = Field(description="the role it was made with (it acts with the person's)")
     person: str | None
     prefix: str
     created_at: datetime
@@ -44,9 +46,9 @@ def tokens(engine: EngineDep, _: AdminDep) -> list[TokenView]:
 @router.post("", response_model=NewToken, status_code=201)
 def new_token(request: TokenRequest, engine: EngineDep, admin: AdminDep) -> NewToken:
     try:
-        row, token = create_token(engine, request.name, request.role, request.person, admin.actor)
-    except ValueError as error:
-        raise ApiError(422, "invalid", str(error)) from None
+        row, token = create_token(engine, request.name, request.person, admin.actor)
+    except StaffError as error:
+        raise ApiError(422, "invalid", str(error), error.field) from None
     return NewToken(token=token, **TokenView.model_validate(row, from_attributes=True).model_dump())
 
 

@@ -241,7 +241,9 @@ def customers_page(
         owner=filters["owner"] or None,
         at_risk=_flag(at_risk),
     )
-    found = search_customers(session, query, after or None, CUSTOMERS_PER_PAGE + 1)
+    found = search_customers(
+        session, query, after or None, CUSTOMERS_PER_PAGE + 1, principal.rep_view
+    )
     shown = found[:CUSTOMERS_PER_PAGE]
     next_page = None
     if len(found) > CUSTOMERS_PER_PAGE:
@@ -266,15 +268,10 @@ def customer_page(customer_id: str, request: Request, session: SessionDep) -> Re
     if principal is None:
         return _login_redirect(request)
     try:
-        view = customer_overview(session, customer_id)
+        view = customer_overview(session, customer_id, rep_view=principal.rep_view)
     except CustomerNotFound:
         return _message(request, principal, 404, "No such customer.", "Check the link.")
-    rep = principal.role is Role.rep
-    tasks = [
-        t
-        for t in view.open_tasks
-        if not rep or (t.owner_role is Role.rep and t.assignee in (None, principal.person))
-    ]
+    tasks = view.open_tasks  # a rep's own only
     chart = _history_chart(view.assessments)
     line = " ".join(f"{c['x']},{c['y']}" for c in chart if c["y"] is not None)
     context = {"view": view, "tasks": tasks, "chart": chart, "line": line, "now": _now()}
@@ -289,7 +286,7 @@ def tasks_page(request: Request, session: SessionDep) -> Response:
     principal = principal_for_session(request, session)
     if principal is None:
         return _login_redirect(request)
-    tasks = task_inbox(session, principal.person, rep_only=principal.role is Role.rep)
+    tasks = task_inbox(session, principal.rep_view)
     ids = {t.customer_id for t in tasks}
     names = dict(
         session.exec(select(Customer.id, Customer.company).where(col(Customer.id).in_(ids))).all()
