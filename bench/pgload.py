@@ -5,7 +5,8 @@ The schema comes from the project's own migrations (`db.migrate.upgrade`); the s
 indexes are dropped for the load and rebuilt after it (one sort per index instead of a
 B-tree insert per row), then every table is analysed, as a restored database would be.
 
-    TANDEM_BENCH_POSTGRES_URL   where to create the database (default: postgres@127.0.0.1/test)
+    TANDEM_BENCH_POSTGRES_URL   where to create the database (default: postgres@127.0.0.1/test;
+                                the test suite sets it to its TANDEM_TEST_POSTGRES_URL)
 """
 
 from __future__ import annotations
@@ -28,9 +29,14 @@ from bench.common import say
 from db.engine import database_url, make_engine
 from db.migrate import upgrade
 
-ADMIN_URL = os.environ.get(
-    "TANDEM_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
+DEFAULT_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+def admin_url() -> str:
+    """Read when used, so one setting (the test suite's) can point every run elsewhere."""
+    return os.environ.get("TANDEM_BENCH_POSTGRES_URL", DEFAULT_ADMIN_URL)
+
+
 OWNERS = [f"cs{n:02d}@team.test" for n in range(25)]
 REPS = [f"rep{n:02d}@team.test" for n in range(40)]
 PHASES = {"onboarding": 15, "adopting": 60, "renewal": 15, "churned": 10}
@@ -58,10 +64,11 @@ def libpq_url(url: str | URL) -> str:
 
 def postgres_unavailable() -> str | None:
     try:
-        with psycopg.connect(libpq_url(ADMIN_URL), connect_timeout=3):
+        with psycopg.connect(libpq_url(admin_url()), connect_timeout=3):
             return None
     except psycopg.Error as error:
-        return f"PostgreSQL not reachable at {ADMIN_URL}: {str(error).strip().splitlines()[0]}"
+        first = str(error).strip().splitlines()[0]
+        return f"PostgreSQL not reachable at {admin_url()}: {first}"
 
 
 @contextlib.contextmanager
@@ -69,12 +76,13 @@ def bench_database(prefix: str) -> Iterator[str]:
     """A new database, dropped afterwards whatever happens (WITH (FORCE) ends the API's
     connections too). Yields its SQLAlchemy URL."""
     name = f"tandem_bench_{prefix}_{uuid.uuid4().hex[:8]}"
-    admin = libpq_url(ADMIN_URL)
+    admin = libpq_url(admin_url())
     with psycopg.connect(admin, autocommit=True) as connection:
         connection.execute(f'CREATE DATABASE "{name}"')
     say(f"created database {name}")
     try:
-        yield database_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+        url = database_url(admin_url()).set(database=name)
+        yield url.render_as_string(hide_password=False)
     finally:
         with psycopg.connect(admin, autocommit=True) as connection:
             connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

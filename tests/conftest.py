@@ -66,6 +66,17 @@ def postgres_unavailable() -> str | None:
     return _postgres_checked[0]
 
 
+def need_postgres() -> None:
+    """Skips the test when the test PostgreSQL is absent; with
+    TANDEM_TEST_REQUIRE_POSTGRES=1 (CI) that is a failure instead, so a broken service
+    cannot pass as a green build."""
+    reason = postgres_unavailable()
+    if reason is not None:
+        if os.environ.get("TANDEM_TEST_REQUIRE_POSTGRES") == "1":
+            pytest.fail(reason)
+        pytest.skip(reason)
+
+
 @contextlib.contextmanager
 def postgres_schema() -> Iterator[str]:
     """A new empty schema on the test PostgreSQL, dropped afterwards. Yields a URL whose
@@ -73,11 +84,7 @@ def postgres_schema() -> Iterator[str]:
 
     Skips the test when PostgreSQL is absent; with TANDEM_TEST_REQUIRE_POSTGRES=1 (CI)
     that is a failure instead, so a broken service cannot pass as a green build."""
-    reason = postgres_unavailable()
-    if reason is not None:
-        if os.environ.get("TANDEM_TEST_REQUIRE_POSTGRES") == "1":
-            pytest.fail(reason)
-        pytest.skip(reason)
+    need_postgres()
     name = f"tandem_test_{uuid.uuid4().hex[:12]}"
     admin = create_engine(database_url(POSTGRES_URL), poolclass=NullPool)
     with admin.begin() as connection:

@@ -12,7 +12,8 @@ import pytest
 from bench import __main__ as bench_main
 from bench import api_reads, idle, signup, simulated_time, task_completion
 from bench.common import BenchResult, percentile
-from bench.pgload import ADMIN_URL, libpq_url, postgres_unavailable
+from bench.pgload import admin_url, libpq_url
+from tests.conftest import POSTGRES_URL, need_postgres
 
 
 def measured(result: BenchResult, names: list[str]) -> None:
@@ -69,10 +70,10 @@ async def test_simulated_time_smoke() -> None:
     measured(result, ["customer-year, sequential", f"customer-year, {size} at once"])
 
 
-async def test_api_reads_smoke() -> None:
-    reason = postgres_unavailable()
-    if reason is not None:
-        pytest.skip(reason)
+async def test_api_reads_smoke(monkeypatch: pytest.MonkeyPatch) -> None:
+    need_postgres()
+    # One setting points the whole suite, the benchmarks' databases too, at a server.
+    monkeypatch.setenv("TANDEM_BENCH_POSTGRES_URL", POSTGRES_URL)
     size = api_reads.SIZES["smoke"]
     result = await api_reads.run(**size)
     names = []
@@ -87,7 +88,7 @@ async def test_api_reads_smoke() -> None:
     assert sum(m.met is not None for m in result.metrics) == 5  # the targets are judged
     assert f"{size['customers']:,} customer" in result.notes[0]
     assert f"{size['signals']:,} signal" in result.notes[0]
-    with psycopg.connect(libpq_url(ADMIN_URL)) as connection:
+    with psycopg.connect(libpq_url(admin_url())) as connection:
         left = connection.execute(
             "SELECT datname FROM pg_database WHERE datname = %s", [result.params["database"]]
         ).fetchall()

@@ -35,7 +35,7 @@ from temporalio.client import (
 
 import lifecycles
 from activities.message import eml_filename, message_id
-from db.engine import make_engine
+from db.engine import database_url, make_engine
 from models.customer import SignUp, workflow_id_for
 from models.lifecycle import LifecycleEnd, SignupReceipt, StepKind
 from models.plan import PlanTemplate
@@ -43,6 +43,7 @@ from models.tables import OutboxEmail
 from models.tasks import TaskCompletion, TaskKind, TaskReceipt, example_result
 from plans import load_plan
 from settings import Settings
+from tests.conftest import POSTGRES_URL, need_postgres
 from tests.fault_support import DevServer, Records, WorkerProcess, eventually, tandem_env
 from workflows.lifecycle import CustomerLifecycle
 
@@ -275,16 +276,17 @@ async def test_a_server_restart_resumes_timers_tasks_and_updates(tmp_path: Path)
 def postgres_database() -> Iterator[tuple[str, Any]]:
     """A database of our own on the machine's PostgreSQL, and an admin connection that
     can take it away from everyone and give it back."""
-    psycopg = pytest.importorskip("psycopg")
-    admin_url = "postgresql://postgres@127.0.0.1:5432/postgres"
-    try:
-        admin = psycopg.connect(admin_url, autocommit=True, connect_timeout=5)
-    except psycopg.OperationalError as error:
-        pytest.skip(f"no PostgreSQL at 127.0.0.1:5432 for the outage test: {error}")
+    import psycopg
+
+    need_postgres()
+    # The suite's PostgreSQL (TANDEM_TEST_POSTGRES_URL); the database is ours alone.
+    server = database_url(POSTGRES_URL)
+    libpq = server.set(drivername="postgresql").render_as_string(hide_password=False)
+    admin = psycopg.connect(libpq, autocommit=True, connect_timeout=5)
     name = f"tandem_fault_{uuid.uuid4().hex[:8]}"
     admin.execute(f'CREATE DATABASE "{name}"')
     try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}", (admin, name)
+        yield server.set(database=name).render_as_string(hide_password=False), (admin, name)
     finally:
         admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
         admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
