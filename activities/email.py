@@ -29,9 +29,9 @@ from activities.contracts import EmailReceipt, EmailRequest, EmailRevision, Reci
 from activities.email_context import account_context, build_context
 from activities.message import build_message, eml_filename, unsubscribe_url
 from activities.rendering import CUSTOMER_TEMPLATES, TEMPLATES, render_email, render_footer
-from activities.suppression import SUPPRESSED, suppress, unsubscribed
+from activities.suppression import suppress, unsubscribed
 from db.engine import session_scope, write_once
-from models.tables import Customer, OutboxEmail
+from models.tables import Customer, OutboxEmail, OutboxStatus
 from settings import Settings
 
 
@@ -47,7 +47,7 @@ def _find_all(session: Session, keys: list[str]) -> dict[str, OutboxEmail]:
 def _receipt(row: OutboxEmail) -> EmailReceipt:
     # A suppressed email counts as delivered: there is nothing left to deliver, and the
     # lifecycle then opens no review task for it either.
-    done = row.status in ("sent", SUPPRESSED)
+    done = row.status in (OutboxStatus.sent, OutboxStatus.suppressed)
     return EmailReceipt(
         key=row.key, subject=row.subject, to_address=row.to_address, already_delivered=done
     )
@@ -158,14 +158,14 @@ class EmailActivities:
         try:
             for row, new in stored:
                 _alive()  # may raise: Temporal cancels an activity through its heartbeat
-                if not (new and row.status == "pending"):
+                if not (new and row.status == OutboxStatus.pending):
                     continue
                 if not self._deliver_now(row):
                     # The next attempt would most likely wait as long for the same relay
                     # (and whoever waits on this activity with it): deliver_email takes
                     # it from here.
                     break
-                row.status = "sent"
+                row.status = OutboxStatus.sent
                 sent.append(row.key)
         finally:
             # What went out is recorded sent in one transaction, however the loop ended:
@@ -194,7 +194,7 @@ class EmailActivities:
             to_address=self._address(request, customer, context["task"]),
             subject=rendered.subject,
             text_body=rendered.text, html_body=rendered.html,
-            status="held" if request.held else "pending",
+            status=OutboxStatus.held if request.held else OutboxStatus.pending,
         )  # fmt: skip
         session.add(row)
         if opted_out := unsubscribed(session, row, row.template in CUSTOMER_TEMPLATES):
@@ -225,12 +225,12 @@ class EmailActivities:
             row = _find(session, revision.key)
             if row is None:
                 raise ApplicationError(f"no email {revision.key!r}", non_retryable=True)
-            if row.status == "sent":
+            if row.status == OutboxStatus.sent:
                 return
             if revision.drop:
-                row.status = "dropped"
+                row.status = OutboxStatus.dropped
             else:
-                row.status = "pending"
+                row.status = OutboxStatus.pending
                 if revision.subject:
                     row.subject = " ".join(revision.subject.split())
                 if revision.text:
@@ -269,7 +269,7 @@ class EmailActivities:
                     type="UnknownEmail",
                     non_retryable=True,
                 )
-            if row.status in ("sent", SUPPRESSED):
+            if row.status in (OutboxStatus.sent, OutboxStatus.suppressed):
                 return
             # Read now, not at compose time: a held email may wait days for its review,
             # and a delivery may be retried for days, while the customer opts out.
@@ -290,7 +290,9 @@ class EmailActivities:
             self._transmit(message, key, timeout)
         except smtplib.SMTPRecipientsRefused as error:
             # Permanent: retrying for days would not make the address exist.
-            self._record([key], status="failed", last_error=f"recipient refused: {error}"[:2000])
+            self._record(
+                [key], status=OutboxStatus.failed, last_error=f"recipient refused: {error}"[:2000]
+            )
             raise ApplicationError(
                 f"recipient refused: {error}", type="RecipientRefused", non_retryable=True
             ) from None
@@ -341,7 +343,9 @@ class EmailActivities:
     def _record_sent(self, keys: list[str]) -> None:
         if keys:
             via = "smtp" if self._settings.smtp_host else "file"
-            self._record(keys, status="sent", delivered_via=via, delivered_at=datetime.now(UTC))
+            self._record(
+                keys, status=OutboxStatus.sent, delivered_via=via, delivered_at=datetime.now(UTC)
+            )
 
     def _record(self, keys: list[str], **values: Any) -> None:
         # attempts + 1 in SQL, so two attempts racing each other are both counted. One

@@ -9,10 +9,7 @@ from datetime import UTC, datetime
 from sqlmodel import Session
 
 from db.engine import insert_once
-from models.tables import Customer, OutboxEmail, TimelineEvent
-
-# The outbox status of an email that was composed but, by the customer's choice, not sent.
-SUPPRESSED = "suppressed"
+from models.tables import Customer, OutboxEmail, OutboxStatus, TimelineEvent
 
 
 def unsubscribed(session: Session, row: OutboxEmail, customer_mail: bool) -> Customer | None:
@@ -28,7 +25,7 @@ def suppress(session: Session, row: OutboxEmail, customer: Customer) -> None:
     """Keep the rendered email (what would have gone), marked as not sent, and say so on
     the customer's timeline, once however often a retry gets here."""
     assert customer.unsubscribed_at is not None
-    row.status = SUPPRESSED
+    row.status = OutboxStatus.suppressed
     row.last_error = f"not sent: the customer unsubscribed on {customer.unsubscribed_at:%Y-%m-%d}"
     session.add(row)
     insert_once(

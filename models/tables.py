@@ -8,6 +8,7 @@ idempotent, so a retried activity never writes twice.
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import JSON, Column, DateTime, Index, TypeDecorator, UniqueConstraint
@@ -243,6 +244,17 @@ class AssessmentRecord(SQLModel, table=True):
     detail: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
 
 
+class OutboxStatus(StrEnum):
+    """Where an email stands in the outbox (stored as these words)."""
+
+    pending = "pending"  # composed; to be delivered
+    held = "held"  # waits for a manager's review
+    sent = "sent"
+    dropped = "dropped"  # a manager's review rejected it
+    failed = "failed"  # the recipient was refused: retrying cannot help
+    suppressed = "suppressed"  # the customer unsubscribed: kept, not sent
+
+
 class OutboxEmail(SQLModel, table=True):
     __tablename__ = "outbox"
     # One customer's recent emails, newest first.
@@ -256,7 +268,7 @@ class OutboxEmail(SQLModel, table=True):
     subject: str
     text_body: str
     html_body: str
-    status: str = Field(default="pending", index=True)
+    status: str = Field(default=OutboxStatus.pending, index=True)  # an OutboxStatus
     attempts: int = 0
     last_error: str | None = None
     delivered_via: str | None = None
