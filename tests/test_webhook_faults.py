@@ -4,9 +4,11 @@ webhook-id, and the digest schedule is still the one made at the first start."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import uuid
 from pathlib import Path
+from subprocess import PIPE, STDOUT
 
 import pytest
 from sqlmodel import Session
@@ -18,11 +20,21 @@ from models.delivery import DeliveryStatus
 from models.events import CustomerRef, CustomerSignedUpData, EventType
 from models.webhooks import WebhookEndpointIn, WebhookEvent
 from settings import Settings
-from tests.fault_support import DevServer, WorkerProcess, eventually, tandem_env
+from tests.fault_support import TANDEM, DevServer, WorkerProcess, eventually, tandem_env
 from tests.webhook_support import Answer, receiving
 from workflows.digest import SCHEDULE_ID
 
 pytestmark = pytest.mark.slow
+
+
+async def tandem(env: dict[str, str], cwd: Path, *args: str) -> str:
+    """Run `tandem ...` as an operator would; its output, or a failure with it."""
+    process = await asyncio.create_subprocess_exec(
+        TANDEM, *args, env=env, cwd=cwd, stdout=PIPE, stderr=STDOUT
+    )
+    output, _ = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0, output.decode()
+    return output.decode()
 
 
 async def test_worker_killed_mid_delivery_delivers_with_the_same_id(tmp_path: Path) -> None:
@@ -82,6 +94,15 @@ async def test_worker_killed_mid_delivery_delivers_with_the_same_id(tmp_path: Pa
 
             ids = [s.id async for s in await client.list_schedules()]
             assert ids.count(SCHEDULE_ID) == 1  # made at the first start, kept at the second
+
+            # The CLI against the running worker: a test event, and digests at once.
+            tested = await tandem(env, tmp_path, "webhooks", "test", endpoint.id)
+            assert "delivered after 1 attempt(s)" in tested
+            assert receiver.received[-1].verified(endpoint.secret)["type"] == "webhook.test"
+            sent = await tandem(env, tmp_path, "digests", "send", "--now")
+            assert sent.strip() == ""  # no customers, so no managers to tell
+            scheduled = await tandem(env, tmp_path, "digests", "schedule")
+            assert "Digests every 7 day(s) at 08:00 UTC" in scheduled
         finally:
             worker.cleanup()
             server.cleanup()
