@@ -18,7 +18,8 @@ from activities.message import build_message
 from activities.rendering import render_digest
 from db.digests import digest_content, digest_key, manager_books
 from db.engine import insert_once, session_scope
-from models.digests import DigestPeriod, DigestReceipt, DigestRequest, ManagerDigest
+from models.digest_records import ManagerDigest
+from models.digests import DigestPeriod, DigestReceipt, DigestRequest
 from models.tables import OutboxEmail
 from settings import Settings
 

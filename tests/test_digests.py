@@ -18,7 +18,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from db.engine import session_scope
-from models.digests import ManagerDigest
+from models.digest_records import ManagerDigest
 from models.tables import Customer, TaskRecord
 from settings import Settings
 from stack import find_binary
