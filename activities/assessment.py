@@ -13,7 +13,7 @@ from temporalio import activity
 from activities import events
 from activities.contracts import AssessmentRequest
 from db.engine import session_scope
-from db.peers import peer_usage
+from db.peers import PeerCache
 from db.queries import latest_success_plan
 from models.scoring import Assessment, assess
 from models.signals import Observation, observation
@@ -58,6 +58,7 @@ def _take_turn(session: Session, customer_id: str) -> Customer | None:
 class AssessmentActivities:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self.peers = PeerCache()
 
     @activity.defn(name="assess_account")
     def assess_account(self, request: AssessmentRequest) -> Assessment:
@@ -86,7 +87,7 @@ class AssessmentActivities:
             ).first()
             peers = None
             if customer is not None:
-                peers = peer_usage(session, customer.plan_name, request.as_of, request.scoring)
+                peers = self.peers.get(session, customer.plan_name, request.as_of, request.scoring)
             assessment = assess(
                 _observations(session, request.customer_id, request),
                 request.scoring,

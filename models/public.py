@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 from models.lifecycle import Phase
 from models.roles import Role
-from models.scoring import Quadrant
+from models.scoring import Explained, Quadrant
 from models.tasks import TaskKind, TaskResult, TaskStatus
 
 
@@ -132,7 +132,13 @@ class AssessmentDetailPublic(ReadModel):
     components: dict[str, float] = Field(default_factory=dict, description="axis inputs, -1..1")
     inputs: dict[str, float] = Field(default_factory=dict, description="raw figures used")
     missing: list[str] = Field(default_factory=list, description="inputs not measured")
+    estimated: list[str] = Field(default_factory=list, description="inputs estimated, e.g. cost")
+    explanation: list[Explained] = Field(
+        default_factory=list, description="each component: its raw figure, score and weight"
+    )
     goal_progress: dict[str, float] = Field(default_factory=dict)
+    horizon_days: int | None = Field(default=None, description="the churn risk's horizon")
+    at_risk: bool = False
 
 
 class AssessmentPublic(ReadModel):

@@ -221,6 +221,9 @@ async def test_portfolio_counts_and_escaping(
     for path in (*paths, "/app/team"):
         shown = await dash.http.get(path)
         assert shown.status_code == 200 and SCRIPT not in shown.text, path
+    # Each component explained: its figure, score and weight; and the churn risk.
+    explained = (await dash.http.get(f"/app/customers/{happy}")).text
+    assert "churn risk" in explained and '<th scope="col">weight</th>' in explained
 
     data = (await dash.http.get("/portfolio")).json()
     counts = {q["quadrant"]: q["customers"] for q in data["quadrants"]}

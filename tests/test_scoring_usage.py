@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from cli import app
 from models.plan import RiskSettings, ScoringSettings, UsageSettings
+from models.public import AssessmentDetailPublic
 from models.scoring import Quadrant, assess, churn_risk
 from models.scoring.usage import Windows, daily_series, percentile, recent_levels
 from models.signals import Observation, SignalKind
@@ -327,3 +328,12 @@ def test_a_bad_scoring_section_is_refused_naming_the_field(
     plan.write_text('name = "x"\n' + text)
     done = CliRunner().invoke(app, ["plans", "validate", str(plan)])
     assert done.exit_code == 1 and message in done.output, done.output
+
+
+def test_readers_see_the_explanation() -> None:
+    """The API, CLI and dashboard read an assessment's stored detail through its read
+    model: the explanation, the estimated inputs and the risk's horizon come along."""
+    a = assess([at("nps", 8), at("revenue", 1000, 10)], SETTINGS, AS_OF)
+    shown = AssessmentDetailPublic.model_validate(a.model_dump(mode="json"))
+    assert shown.explanation == a.explanation and shown.estimated == ["cost"]
+    assert shown.horizon_days == 90 and shown.at_risk == a.at_risk
