@@ -24,13 +24,13 @@ class Completion(BaseModel):
     result: dict[str, Any] = Field(description="the typed result of this task's kind")
 
 
-def visible_task(session: Session, task_id: str, principal: PrincipalDep) -> TaskRecord:
-    task = session.get(TaskRecord, task_id)
-    if task is None:
+def visible_task(session: Session, task_id: str, principal: PrincipalDep) -> TaskPublic:
+    row = session.get(TaskRecord, task_id)
+    if row is None:
         raise not_found("task", task_id)
-    if principal.rep_view is not None and task.assignee != principal.rep_view:
+    if principal.rep_view is not None and row.assignee != principal.rep_view:
         raise ApiError(403, "forbidden", "a rep sees and completes their own tasks only")
-    return task
+    return TaskPublic.model_validate(row)
 
 
 @router.get("", response_model=list[TaskPublic])

@@ -35,9 +35,9 @@ from db.queries import (
 )
 from lifecycles import LifecycleError, complete_task
 from models.portfolio import Point, PointFilters
-from models.public import AssessmentPublic
+from models.public import AssessmentPublic, TaskPublic
 from models.roles import Role
-from models.tables import Customer, TaskRecord
+from models.tables import Customer
 from models.tasks import TaskCompletion
 
 router = APIRouter(include_in_schema=False)
@@ -296,7 +296,7 @@ def tasks_page(request: Request, session: SessionDep) -> Response:
 
 def _open_task(
     request: Request, session: Session, task_id: str
-) -> tuple[Principal | None, TaskRecord | Response]:
+) -> tuple[Principal | None, TaskPublic | Response]:
     principal = principal_for_session(request, session)
     if principal is None:
         return None, _login_redirect(request)
@@ -312,7 +312,7 @@ def _open_task(
 @router.get("/app/tasks/{task_id}", response_class=HTMLResponse)
 def task_page(task_id: str, request: Request, session: SessionDep) -> Response:
     principal, task = _open_task(request, session, task_id)
-    if not isinstance(task, TaskRecord):
+    if not isinstance(task, TaskPublic):
         return task
     context = task_context(session, task, request.app.state.settings.plans_dir)
     return _page(request, principal, "dash_task.html", form={}, errors={}, goal_count=1, **context)
@@ -321,7 +321,7 @@ def task_page(task_id: str, request: Request, session: SessionDep) -> Response:
 @router.post("/app/tasks/{task_id}", response_class=HTMLResponse)
 async def submit_task(task_id: str, request: Request, session: SessionDep) -> Response:
     principal, task = _open_task(request, session, task_id)
-    if not isinstance(task, TaskRecord):
+    if not isinstance(task, TaskPublic):
         return task
     assert principal is not None
     raw = await request.form()

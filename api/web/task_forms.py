@@ -9,8 +9,9 @@ from typing import Any
 from sqlmodel import Session, select
 
 from db.queries import latest_success_plan
+from models.public import CustomerPublic, TaskPublic
 from models.scoring import Quadrant
-from models.tables import Customer, OutboxEmail, TaskRecord
+from models.tables import Customer, OutboxEmail
 from models.tasks import Decision, RenewalOutcome, ReviewDecision, TaskKind
 from plans import PlanError, load_plan
 
@@ -23,8 +24,9 @@ CHOICES = {  # the select boxes of the task forms
 }
 
 
-def task_context(session: Session, task: TaskRecord, settings_dir: Any) -> dict[str, Any]:
-    customer = session.get(Customer, task.customer_id)
+def task_context(session: Session, task: TaskPublic, settings_dir: Any) -> dict[str, Any]:
+    row = session.get(Customer, task.customer_id)
+    customer = None if row is None else CustomerPublic.model_validate(row)
     context: dict[str, Any] = {"task": task, "customer": customer}
     if task.kind == TaskKind.review_call:  # a field per goal of the current plan
         plan = latest_success_plan(session, task.customer_id)
