@@ -20,8 +20,7 @@ from links import LinkSigner, dashboard_links
 from models.signals import readable
 
 CUSTOMER_TEMPLATES = [
-    "welcome", "tutorial_invite", "tutorial_nudge", "kickoff_invite",
-    "checkin_report", "renewal_invite", "farewell",
+    "welcome", "tutorial_nudge", "checkin_report", "renewal_invite", "farewell",
 ]  # fmt: skip
 STAFF_TEMPLATES = ["task_assigned", "task_reminder", "task_escalation"]
 TEMPLATES: list[str] = CUSTOMER_TEMPLATES + STAFF_TEMPLATES
@@ -134,9 +133,7 @@ def sample_context(template: str) -> dict[str, Any]:
     ]  # fmt: skip
     extras: dict[str, dict[str, Any]] = {
         "welcome": {"tutorials": tutorials, "kickoff_by": (now + timedelta(days=7)).isoformat()},
-        "tutorial_invite": {"tutorials": tutorials},
         "tutorial_nudge": {"tutorials": tutorials[1:]},
-        "kickoff_invite": {"task_id": "acme:kickoff"},
         "renewal_invite": {"term_end": (now + timedelta(days=60)).date().isoformat()},
         "farewell": {"reason": "budget cut"},
         "task_assigned": {"task_id": "acme:kickoff"},

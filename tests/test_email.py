@@ -80,8 +80,8 @@ def test_measured_values_read_as_people_write_them() -> None:
     ]  # fmt: skip
 
 
-def test_there_are_ten_templates() -> None:
-    assert len(TEMPLATES) == 10
+def test_there_are_eight_templates() -> None:
+    assert len(TEMPLATES) == 8
     assert set(CUSTOMER_TEMPLATES) | set(STAFF_TEMPLATES) == set(TEMPLATES)
 
 

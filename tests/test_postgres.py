@@ -293,8 +293,8 @@ def test_outbox_stores_one_email_and_counts_every_attempt(engine: Engine, tmp_pa
     RecordActivities(engine).record_lifecycle(snapshot())
     emails = EmailActivities(engine, Settings(var_dir=tmp_path, smtp_host=None))
     request = EmailRequest(
-        key="acme:t1:kickoff_invite", template="kickoff_invite", customer_id="acme",
-        to=Recipient.customer, context={"task_id": "acme:t1:kickoff"},
+        key="acme:t1:farewell", template="farewell", customer_id="acme",
+        to=Recipient.customer, context={"reason": "churned at renewal: budget"},
     )  # fmt: skip
     receipts: list[Any] = []
     assert race(6, lambda: receipts.append(emails.compose_email(request))) == []

@@ -83,7 +83,7 @@ def add_customer(engine: Engine, company: str = "Acme Analytics") -> Customer:
 
 def request(template: str, key: str, held: bool = False) -> EmailRequest:
     to = Recipient.customer if template != "task_assigned" else Recipient.manager
-    context = {"tutorials": []} if template in ("welcome", "tutorial_invite") else {}
+    context = {"tutorials": []} if template in ("welcome", "tutorial_nudge") else {}
     return EmailRequest(
         key=key, template=template, customer_id="acme", to=to, context=context, held=held
     )
@@ -325,7 +325,7 @@ def test_after_unsubscribing_customer_mail_is_kept_back_and_staff_mail_goes(
     add_customer(engine)
     acts = EmailActivities(engine, settings)
     # Composed before the opt-out, delivered after it (held for review, or retried).
-    waiting = acts.compose_email(request("tutorial_invite", "acme:t1:tutorial_invites", True))
+    waiting = acts.compose_email(request("tutorial_nudge", "acme:t1:tutorial_nudge-1", True))
     assert set_unsubscribed(engine, "acme", True, "unsubscribe page")
 
     acts.deliver_email(waiting.key)
