@@ -70,6 +70,9 @@ class Settings(BaseSettings):
     smtp_username: str | None = None
     smtp_password: str | None = None
     smtp_starttls: bool = True
+    smtp_tls_ca: Path | None = Field(
+        default=None, description="CA file (PEM) for the SMTP server's certificate, if private"
+    )
     smtp_timeout_seconds: float = 20.0
     mail_from: str = "Tandem Success Team <success@tandem.invalid>"
     managers_email: str = "success-managers@tandem.invalid"

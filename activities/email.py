@@ -312,14 +312,23 @@ class EmailActivities:
             try:
                 _alive()
                 smtp.ehlo()
-                if s.smtp_starttls and smtp.has_extn("starttls"):
-                    smtp.starttls(context=ssl.create_default_context())
+                secure = s.smtp_starttls and smtp.has_extn("starttls")
+                if secure:
+                    # The server's certificate is verified (and its name), against the
+                    # system's CAs or TANDEM_SMTP_TLS_CA.
+                    context = ssl.create_default_context(cafile=s.smtp_tls_ca)
+                    smtp.starttls(context=context)
                     smtp.ehlo()
-                elif s.smtp_starttls and s.smtp_username:
-                    # Never send a password in clear because a relay forgot STARTTLS.
+                if s.smtp_username and not secure:
+                    # Never send a password in clear: a relay that forgot STARTTLS, or a
+                    # setting that turned it off, would show it to the network.
+                    why = (
+                        "the SMTP server offers no STARTTLS"
+                        if s.smtp_starttls
+                        else "TANDEM_SMTP_STARTTLS is false"
+                    )
                     raise smtplib.SMTPNotSupportedError(
-                        "the SMTP server offers no STARTTLS; refusing to log in without TLS "
-                        "(TANDEM_SMTP_STARTTLS=false allows it, for a trusted local relay only)"
+                        f"{why}; refusing to send the SMTP password without TLS"
                     )
                 _alive()
                 if s.smtp_username:
