@@ -82,7 +82,7 @@ def print_judgements(title: str, judgements: list[dict[str, Any]]) -> None:
     )
     for j in judgements:
         table.add_row(
-            f"{j['horizon_days']} d",
+            j.get("scoring") or f"{j['horizon_days']} d",
             str(j["assessments"]),
             str(j["churned"]),
             _figure(j["auc_churn_risk"]),
@@ -107,7 +107,7 @@ def calibrate(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """Fit the churn risk and the weights to the recorded churn (fitted on the earlier
-    period, judged on the later one); print the proposed [scoring] section."""
+    period, judged on the later one); print the proposed scoring section as TOML."""
     from simulation.calibrate import TooLittleHistory, report
     from simulation.calibrate import calibrate as run_calibrate
 
@@ -127,7 +127,7 @@ def calibrate(
     )
     print_judgements(
         "The later period: the plan's scoring (old) and the proposed one (new)",
-        [result["old"] | {"horizon_days": "old"}, result["new"] | {"horizon_days": "new"}],
+        [result["old"] | {"scoring": "old"}, result["new"] | {"scoring": "new"}],
     )
-    out.print("\nThe proposed section (put it in the plan file in place of its [scoring]):\n")
+    out.print("\nThe proposed section (put it in the plan file in place of its scoring):\n")
     typer.echo(result["toml"])
