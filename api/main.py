@@ -24,6 +24,7 @@ from api.routes import (
     portfolio,
     public,
     signals,
+    staff,
     tasks,
     tokens,
     webhook_endpoints,
@@ -88,7 +89,7 @@ def create_app(
     if settings.trusted_proxies:
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
     errors.install(app)
-    for module in (webhooks, customers, tasks, signals, plans, tokens, public, portfolio):
+    for module in (webhooks, customers, tasks, signals, plans, tokens, staff, public, portfolio):
         app.include_router(module.router)
     app.include_router(webhook_endpoints.router)
     app.include_router(webhook_endpoints.deliveries_router)

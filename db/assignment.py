@@ -111,9 +111,9 @@ def reassign_account(
         session.add(customer)
         moved = []
         for task in session.exec(
-            select(TaskRecord).where(
-                TaskRecord.customer_id == customer.id, TaskRecord.status == "open"
-            )
+            select(TaskRecord)
+            .where(TaskRecord.customer_id == customer.id, TaskRecord.status == "open")
+            .order_by(col(TaskRecord.id))
         ):
             assignee = assignee_for(customer, task.owner_role)
             if task.assignee != assignee:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 from sqlmodel import Session
 
@@ -33,6 +33,13 @@ def visible_task(session: Session, task_id: str, principal: PrincipalDep) -> Tas
     return TaskPublic.model_validate(row)
 
 
+def own_task(task_id: str, session: SessionDep, principal: PrincipalDep) -> TaskRecord:
+    return visible_task(session, task_id, principal)
+
+
+OwnTaskDep = Annotated[TaskRecord, Depends(own_task)]
+
+
 @router.get("", response_model=list[TaskPublic])
 def inbox(
     session: SessionDep,
@@ -56,11 +63,10 @@ def inbox(
 async def complete(
     task_id: str,
     completion: Completion,
-    session: SessionDep,
+    _: OwnTaskDep,  # before the client: a task that is not theirs needs no Temporal
     principal: PrincipalDep,
     client: ClientDep,
 ) -> TaskReceipt:
-    visible_task(session, task_id, principal)
     request = TaskCompletion(
         task_id=task_id, completed_by=principal.actor, result=completion.result
     )
