@@ -14,6 +14,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from db.metrics import CHURNED, DEFAULT_PERIOD_DAYS, PLAYBOOK_HORIZON_DAYS, _active, _now
+from db.people_metrics import PeopleMetrics, people_metrics
 from models.tables import (
     AssessmentRecord,
     Customer,
@@ -59,6 +60,7 @@ class TeamMetrics(BaseModel):
 class TeamReport(BaseModel):
     current: TeamMetrics
     monthly: list[TeamMetrics]  # the last six calendar months, oldest first
+    people: PeopleMetrics  # the current period, per rep and per manager
 
 
 def _ratio(part: float, whole: float) -> float | None:
@@ -229,8 +231,10 @@ def team_report(
     now = _now(now)
     starts = month_starts(now)
     ends = [*starts[1:], now]
+    start = now - timedelta(days=period_days)
     return TeamReport(
-        current=team_metrics(session, now - timedelta(days=period_days), now),
+        current=team_metrics(session, start, now),
+        people=people_metrics(session, start, now),
         monthly=[
             team_metrics(session, s, e, playbooks=False) for s, e in zip(starts, ends, strict=True)
         ],

@@ -19,12 +19,13 @@ from db import migrate
 from db.assignment import reassign_account, reassign_task
 from db.engine import session_scope
 from db.staff import StaffError, add_staff, set_active
+from db.team_metrics import team_report
 from db.tokens import create_token
 from models.customer import CustomerProfile
 from models.lifecycle import Phase
 from models.roles import Role
 from models.staff import Staff
-from models.tables import ApiToken, AuditEntry, Customer, TaskRecord
+from models.tables import ApiToken, AuditEntry, Customer, SignalRecord, TaskRecord, TimelineEvent
 from models.tasks import Task, TaskKind
 from settings import Settings
 from tests.test_dashboard import login
@@ -409,3 +410,58 @@ def test_the_migration_turns_token_persons_and_owners_into_staff(engine: Engine)
         "Riley laptop": staff_ids["riley@team.test"], "Ops": None, "Sam": staff_ids["sam@team.test"]
     }  # fmt: skip
     assert owner == "lee@team.test"
+
+
+# -- the team's metrics per person ---------------------------------------------------------
+
+
+def test_team_metrics_per_rep_and_per_manager(engine: Engine, team: dict[str, str]) -> None:
+    now = datetime.now(UTC)
+    ago = now - timedelta(days=10)
+    with session_scope(engine) as session:
+        acme = session.get(Customer, "acme")
+        globex = session.get(Customer, "globex")
+        assert acme and globex
+        acme.created_at = globex.created_at = now - timedelta(days=200)
+        acme.level, acme.previous_level, acme.assessed_at = 0.5, 0.2, ago
+        acme.renewal_outcome = "renewed"
+        globex.phase = "churned"
+        session.add(
+            TimelineEvent(customer_id="globex", key="c", at=ago, kind="churned", message="x")
+        )
+        for id, hours, late in (("r1", 24, False), ("r2", 72, True)):
+            done = task(f"acme:{id}", "acme", "rep", "riley@team.test", status="done")
+            done.created_at = ago
+            done.completed_at = ago + timedelta(hours=hours)
+            done.due_at = done.completed_at + timedelta(hours=-1 if late else 1)
+            done.completed_by = "riley@team.test"
+            session.add(done)
+        renewal = task("acme:renewal", "acme", "manager", "sam@team.test", status="done")
+        renewal.kind, renewal.completed_at = "renewal", ago
+        session.add(renewal)
+        for kind, value in (("nps", 10), ("nps", 5), ("fcr", 0.8), ("aht", 12)):
+            session.add(SignalRecord(customer_id="acme", kind=kind, value=value, observed_at=ago))
+    with Session(engine) as session:
+        people = team_report(session, now=now, period_days=30).people
+    reps = {r.email: r for r in people.reps}
+    riley, robin = reps["riley@team.test"], reps["robin@team.test"]
+    assert (riley.accounts, riley.open_tasks, riley.tasks_done, riley.tasks_on_time) == (1, 1, 2, 1)
+    assert riley.handle_hours == 48.0 and riley.fcr_mean == 0.8 and riley.aht_mean == 12
+    assert (robin.accounts, robin.tasks_done, robin.fcr_mean) == (0, 0, None)  # Globex churned
+    managers = {m.email: m for m in people.managers}
+    sam, max_ = managers["sam@team.test"], managers["max@team.test"]
+    assert (sam.retention_rate, sam.nps, sam.nps_responses) == (1.0, 0.0, 2)
+    assert (sam.improved, sam.declined, sam.renewals) == (1, 0, {"renewed": 1})
+    assert (max_.active_at_start, max_.churned, max_.retention_rate, max_.nps) == (1, 1, 0.0, None)
+
+
+async def test_the_team_page_and_api_break_metrics_down_per_person(
+    api: httpx.AsyncClient, team: dict[str, str]
+) -> None:
+    report = (await api.get("/metrics/team", headers=bearer(team["manager"]))).json()
+    assert [r["email"] for r in report["people"]["reps"]] == ["riley@team.test", "robin@team.test"]
+    assert [m["email"] for m in report["people"]["managers"]] == ["max@team.test", "sam@team.test"]
+    await login(api, team["manager"])
+    page = (await api.get("/app/team")).text
+    for email in ("riley@team.test", "robin@team.test", "max@team.test", "sam@team.test"):
+        assert f'data-person="{email}"' in page
