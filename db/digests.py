@@ -6,15 +6,16 @@ theirs; everything else asks it.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
 from sqlmodel import Session, col, select
 
+from db.staff import staff_emails
 from models.digests import DigestPeriod
 from models.lifecycle import Phase
+from models.roles import Role
 from models.tables import Customer, TaskRecord
 from models.tasks import TaskStatus
 
@@ -22,17 +23,23 @@ RENEWALS_AHEAD = timedelta(days=90)
 
 
 def manager_books(session: Session, unowned_to: str) -> dict[str, list[str]]:
-    """Each manager's live accounts by the customer's owner (the manager's email); an
-    account with no owner is the managers' team address's (`TANDEM_MANAGERS_EMAIL`)."""
-    books: dict[str, list[str]] = defaultdict(list)
+    """Each active manager on the staff, with their live accounts (the customer's owner),
+    even none. An account with no owner, or whose owner is no longer an active manager,
+    is the managers' team address's (`TANDEM_MANAGERS_EMAIL`). With no managers on the
+    staff at all, every owner named on an account counts as one, as assignment does."""
+    managers = staff_emails(session, Role.manager)
+    books: dict[str, list[str]] = {manager: [] for manager in managers}
     rows = session.exec(
         select(Customer.id, Customer.owner)
         .where(Customer.phase != Phase.churned.value)
         .order_by(col(Customer.id))
     )
     for customer_id, owner in rows:
-        books[owner if owner and "@" in owner else unowned_to].append(customer_id)
-    return dict(books)
+        if owner is not None and (owner in books or (not managers and "@" in owner)):
+            books.setdefault(owner, []).append(customer_id)
+        else:
+            books.setdefault(unowned_to, []).append(customer_id)
+    return books
 
 
 def _customer(row: Customer, public_url: str) -> dict[str, Any]:

@@ -170,3 +170,32 @@ async def test_one_digest_per_manager_with_their_accounts_sent_once_per_period(
         rows = session.exec(select(ManagerDigest)).all()
     assert len(rows) == 6 and all(r.status == "sent" for r in rows)  # two periods x three
     assert len(list(settings.outbox_dir.glob("*.eml"))) == 6
+
+
+async def test_managers_come_from_the_staff(
+    dev_env: WorkflowEnvironment, settings: Settings, engine: Engine
+) -> None:
+    """Every active manager gets one, even with an empty book; an account whose owner has
+    left (inactive) or who is no manager goes to the managers' team address."""
+    from db.staff import add_staff, set_active
+
+    now = datetime.now(UTC)
+    add_staff(engine, "Ada", "ada@team.test", "manager", "test")
+    add_staff(engine, "Cy", "cy@team.test", "manager", "test")
+    add_staff(engine, "Dee", "dee@team.test", "manager", "test")
+    add_staff(engine, "Riley", "riley@team.test", "rep", "test")
+    set_active(engine, "dee@team.test", False, "test")
+    with session_scope(engine) as session:
+        _customer(session, "Adaco", "ada@team.test", now)
+        _customer(session, "Leftco", "dee@team.test", now)
+        _customer(session, "Repco", "riley@team.test", now)
+    queue = f"digests-{uuid.uuid4().hex[:8]}"
+    async with build_worker(dev_env.client, settings, engine, task_queue=queue):
+        receipts = await send_digests_now(dev_env.client, timedelta(days=7), queue)
+    assert sorted((r.manager, r.accounts) for r in receipts) == [
+        ("ada@team.test", 1),
+        ("cy@team.test", 0),
+        (settings.managers_email, 2),
+    ]
+    mail = sent_mail(settings.outbox_dir)
+    assert "Your book of business (0 accounts)" in mail["cy@team.test"]
