@@ -1,11 +1,11 @@
 """Replay: a change to the workflow code that would break running lifecycles fails here.
 
-`tests/histories/` keeps the history of a first term recorded from the workflow as it
-is; each file there is replayed against today's code. A change to the workflow must
-replay every history kept (put a changed path behind `workflow.patched` once lifecycles
-run somewhere); to record today's beside them, under a new name:
-`TANDEM_RECORD_HISTORIES=first-term-<name> .venv/bin/python -m pytest tests/test_replay.py
--k todays` and commit the file.
+`tests/histories/` keeps histories of a first term, each replayed against today's code.
+Until Tandem is released there is one, re-recorded after a change to the workflow:
+`TANDEM_RECORD_HISTORIES=first-term .venv/bin/python -m pytest tests/test_replay.py -k
+todays`. After release a change goes behind `workflow.patched`, and the new path's
+history is recorded beside the old one under a new name (docs/design.md, "Changing a
+workflow safely").
 """
 
 from __future__ import annotations

@@ -115,7 +115,7 @@ class TaskDesk:
         if not task.escalated:
             # Past its due date is news of its own (webhooks' task.overdue), before the
             # escalation escalate_after_hours later.
-            if task.due_at > workflow.now() and workflow.patched("task-overdue"):
+            if task.due_at > workflow.now():
                 if await self._closed_before(task, task.due_at):
                     return
                 await self._save(task, "task_overdue", f"Overdue: {task.title}")
