@@ -3,11 +3,20 @@ events and read it. Every call goes through Temporal; none writes the records di
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import (
     Client,
     WithStartWorkflowOperation,
     WorkflowHandle,
     WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
 )
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError
@@ -31,9 +40,15 @@ from models.tasks import TaskCompletion, TaskKey, TaskReceipt
 from settings import Settings
 from workflows.lifecycle import CustomerLifecycle
 
+T = TypeVar("T")
+
 
 class LifecycleError(Exception):
     """A refusal or a missing lifecycle, with a message for the person who asked."""
+
+
+class NoWorker(LifecycleError):
+    """Nothing polls the task queue, so no lifecycle can answer."""
 
 
 class SignupConflict(LifecycleError):
@@ -92,6 +107,45 @@ async def sign_up(
         if isinstance(cause, ApplicationError) and cause.type == "SignupConflict":
             raise SignupConflict(cause.message) from None
         raise
+
+
+# How long a caller waits for a lifecycle before asking whether any worker is there.
+WORKER_PATIENCE_SECONDS = 10.0
+
+
+async def workers_polling(client: Client, task_queue: str) -> int:
+    """How many workers poll the queue for workflow tasks now (0 when the server cannot
+    tell, as the time-skipping test server cannot)."""
+    request = DescribeTaskQueueRequest(
+        namespace=client.namespace,
+        task_queue=TaskQueue(name=task_queue),
+        task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+    )
+    try:
+        return len((await client.workflow_service.describe_task_queue(request)).pollers)
+    except RPCError as error:
+        if error.status is RPCStatusCode.UNIMPLEMENTED:
+            return 0
+        raise
+
+
+async def with_a_worker(
+    work: Awaitable[T], client: Callable[[], Awaitable[Client]], task_queue: str, refusal: str
+) -> T:
+    """The result of `work`, which waits on a lifecycle. Without a worker it would wait
+    forever: every WORKER_PATIENCE_SECONDS the queue is asked for one, and with none
+    polling `work` is abandoned with NoWorker(refusal)."""
+    pending = asyncio.ensure_future(work)
+    while True:
+        done, _ = await asyncio.wait({pending}, timeout=WORKER_PATIENCE_SECONDS)
+        if done:
+            return pending.result()
+        if not await workers_polling(await client(), task_queue):
+            pending.cancel()
+            abandoned = (asyncio.CancelledError, RPCError, WorkflowUpdateRPCTimeoutOrCancelledError)
+            with contextlib.suppress(*abandoned):
+                await pending
+            raise NoWorker(f"no worker is polling the task queue {task_queue!r}: {refusal}")
 
 
 def _handle(client: Client, customer_id: str) -> WorkflowHandle[CustomerLifecycle, LifecycleEnd]:

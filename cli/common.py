@@ -17,7 +17,7 @@ from sqlmodel import Session
 from db.engine import make_engine, session_scope
 from db.migrate import upgrade
 from db.queries import AmbiguousCustomer, CustomerNotFound, find_customer
-from lifecycles import LifecycleError
+from lifecycles import LifecycleError, with_a_worker
 from models.tables import Customer
 from settings import Settings
 
@@ -42,10 +42,22 @@ def engine() -> Engine:
     return db
 
 
-def run(coroutine: Coroutine[Any, Any, T]) -> T:
-    """Run one Temporal call; refusals become one-line errors and a non-zero exit."""
+WORKER_NEEDED = (
+    "nothing was done; start one (`tandem worker`, or `make run` for the whole stack) and try again"
+)
+SIGN_UP_QUEUED = (
+    "the sign-up is queued and will run when one starts (`tandem worker`, or `make run` "
+    "for the whole stack)"
+)
+
+
+def run(coroutine: Coroutine[Any, Any, T], without_worker: str = WORKER_NEEDED) -> T:
+    """Run one Temporal call; refusals become one-line errors and a non-zero exit. A call
+    that waits on a lifecycle while no worker polls the task queue ends the same way,
+    saying `without_worker` (what became of the request)."""
+    queue = settings().task_queue
     try:
-        return asyncio.run(coroutine)
+        return asyncio.run(with_a_worker(coroutine, client, queue, without_worker))
     except LifecycleError as error:
         fail(str(error))
 

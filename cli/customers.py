@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from rich.table import Table
 
 from cli.common import (
+    SIGN_UP_QUEUED,
     client,
     engine,
     fail,
@@ -68,7 +69,7 @@ def signup(
     async def go():  # type: ignore[no-untyped-def]
         return await sign_up(await client(), request, template, config.task_queue)
 
-    receipt = run(go())
+    receipt = run(go(), without_worker=SIGN_UP_QUEUED)
     if receipt.new:
         out.print(
             f"Signed up [bold]{request.company}[/] as [bold]{receipt.customer_id}[/] "
@@ -97,7 +98,7 @@ def demo(plan: Annotated[str, typer.Option(help="plan template")] = "default") -
         return await seed_demo(await client(), engine(), template, config.task_queue)
 
     out.print("Seeding demo customers through their lifecycles:")
-    placed = run(go())
+    placed = run(go(), without_worker=SIGN_UP_QUEUED.replace("the sign-up is", "the sign-ups are"))
     out.print(f"Done: {len(placed)} customers. Open the dashboard, or `tandem customers`.")
 
 
