@@ -337,3 +337,29 @@ def test_readers_see_the_explanation() -> None:
     shown = AssessmentDetailPublic.model_validate(a.model_dump(mode="json"))
     assert shown.explanation == a.explanation and shown.estimated == ["cost"]
     assert shown.horizon_days == 90 and shown.at_risk == a.at_risk
+
+
+def test_the_hour_of_an_assessment_does_not_move_the_account_among_its_peers() -> None:
+    """Peers are read as of the start of the day; the account is ranked on its own figures
+    as of then too, so a check-in at 01:00 and one at 23:00 place it alike."""
+    from models.scoring.usage import peer_day, peer_levels
+
+    def monthly(counts: list[float], end: datetime) -> list[Observation]:
+        reports = []
+        for n, value in enumerate(reversed(counts)):
+            stop = end - timedelta(days=30 * n)
+            reports.append(count(value, stop - timedelta(days=30), stop, "invites_sent"))
+        return reports
+
+    # Reports end at an odd moment, as rollups sent by a pipeline do: the daily rates are
+    # then sums of fractions, where the order of the arithmetic shows in the last bits.
+    reported = datetime(2026, 3, 31, 17, 37, 51, 307000, tzinfo=UTC)
+    accounts = [monthly([311, 1078 + 97 * k], reported) for k in (-2, -1, 1, 2)]
+    mine = monthly([311, 1078], reported)
+    windows = Windows(SETTINGS.usage.recent_days, SETTINGS.usage.baseline_days)
+    ranks = set()
+    for minutes in range(60, 24 * 60, 37):
+        as_of = AS_OF + timedelta(minutes=minutes)
+        peers = peer_levels([*accounts, mine], peer_day(as_of), windows)
+        ranks.add(assess(mine, SETTINGS, as_of, peers=peers).inputs["usage_percentile"])
+    assert ranks == {0.5}  # the middle of five, its own entry a tie

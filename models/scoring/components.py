@@ -97,8 +97,12 @@ class CustomerSide:
             self.components["usage_trend"] = clip(change / usage.USAGE_CHANGE_FULL)
         key = self.settings.usage.key_features
         if peers and self.levels:
-            metrics = key or sorted(self.levels)
-            rank = usage.peer_percentile(self.levels, peers, metrics, self.settings.usage.min_peers)
+            # Ranked on its figures as of the peers' day, so the account meets its own
+            # entry among them as an exact tie, whatever the hour of the assessment.
+            day = usage.peer_day(self.as_of)
+            levels = usage.recent_levels(usage.daily_series(self.window, day), self.windows)
+            metrics = key or sorted(levels)
+            rank = usage.peer_percentile(levels, peers, metrics, self.settings.usage.min_peers)
             if rank is not None:
                 self.inputs["usage_percentile"] = rank
                 self.components["usage_peers"] = 2 * rank - 1
