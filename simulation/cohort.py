@@ -30,7 +30,6 @@ from db.ingest import record_signals
 from models.customer import workflow_id_for
 from models.plan import PlanTemplate
 from models.scoring import Quadrant
-from models.signals import SignalIn, SignalKind
 from models.tables import Customer, TaskRecord
 from models.tasks import (
     Decision,
@@ -42,22 +41,21 @@ from models.tasks import (
     ReviewCallResult,
     TaskCompletion,
 )
-from simulation.personas import (
+from simulation.accounts import (
+    LATE_SHARE,
     Account,
-    drift,
-    goal_value,
     manager_rating,
-    monthly_signals,
+    period_signals,
     renewal_decision,
-    respond_to_playbook,
     rng_for,
     success_plan,
+    weekly,
 )
+from simulation.behaviour import churns_this_month, drift, lift
 
 DAY = timedelta(days=1)
 MONTH_DAYS = 30  # the default plan's check-in cadence: one snapshot per check-in
 IN_FLIGHT = 20
-WALKAWAY_MONTHS = 2
 
 
 @dataclass
@@ -92,6 +90,7 @@ class CohortRun:
     _scheduled: dict[str, float] = field(default_factory=dict)
     _finished: set[str] = field(default_factory=set)
     _tutorials: dict[tuple[str, str], float] = field(default_factory=dict)
+    _late: set[str] = field(default_factory=set)  # tasks the team finishes late
 
     @property
     def by_id(self) -> dict[str, Account]:
@@ -134,16 +133,21 @@ class CohortRun:
                     )
                 if month > 0:
                     for account in self.live():
-                        drift(account, self.seed, month)
-                await self._signals(month)
-                for _ in range(MONTH_DAYS):
+                        drift(account.behaviour, self.seed, month)
+                for day in range(MONTH_DAYS):
                     await self._tutorials_due()
                     await self._work()
+                    if day == MONTH_DAYS - 1:  # the month's usage, before its check-in
+                        await self._signals(month)
                     await self.advance(1)
                     if self.progress is not None and progress_task is not None:
                         self.progress.advance(progress_task)
                 await self._snapshot(month + 1)
-                await self._walkaways(month + 1)
+                await self._churns(month + 1)
+            # Let the last cancellations finish their farewells before the lifecycles are
+            # terminated: work cut off mid-activity keeps the time-skipping server's clock
+            # locked, and the next run's first sleep would never return.
+            await self.advance(1)
         finally:
             await self.terminate_all()
 
@@ -171,7 +175,7 @@ class CohortRun:
         keys = [t.key for t in self.plan.onboarding.tutorials]
         for account in self.accounts:
             rng = rng_for(self.seed, account.key, "tutorials")
-            done = round(account.persona.tutorials * len(keys))
+            done = round(account.behaviour.adoption * len(keys))
             for n, key in enumerate(keys[:done]):
                 self._tutorials[(account.customer_id, key)] = 1 + 2 * n + rng.randint(0, 2)
 
@@ -183,46 +187,27 @@ class CohortRun:
                 await lifecycles.tutorial_completed(self.env.client, customer_id, key)
 
     async def _signals(self, month: int) -> None:
-        at = await self.env.get_current_time()
-        items: list[SignalIn] = []
-        for account in self.live():
-            figures = monthly_signals(account, self.seed, month, self.day)
-            goals = figures.pop("goals")
-            for n, (kind, value) in enumerate(figures.items()):
-                items.append(
-                    SignalIn(
-                        customer_id=account.customer_id,
-                        kind=SignalKind(kind),
-                        value=value,
-                        observed_at=at + timedelta(seconds=n),
-                        source="simulation",
-                    )
-                )
-            for key, value in goals.items():
-                items.append(
-                    SignalIn(
-                        customer_id=account.customer_id,
-                        kind=SignalKind.goal,
-                        goal_key=key,
-                        value=value,
-                        observed_at=at,
-                        source="simulation",
-                    )
-                )
+        """What the product recorded over the month that ends now, for every live account."""
+        end = await self.env.get_current_time()
+        start = end - timedelta(days=MONTH_DAYS - 1)
+        items = [
+            signal
+            for account in self.live()
+            for signal in period_signals(account, self.seed, start, MONTH_DAYS - 1)
+        ]
         await asyncio.to_thread(record_signals, self.engine, items)
 
-    async def _walkaways(self, month: int) -> None:
+    async def _churns(self, month: int) -> None:
+        """Accounts that leave mid-term: the behaviour model's monthly decision."""
         for account in self.live():
-            if not account.persona.walkaway:
-                continue
-            account.unhappy_months = account.unhappy_months + 1 if account.happiness < -0.3 else 0
-            if account.unhappy_months >= WALKAWAY_MONTHS:
+            if churns_this_month(account.behaviour, self.seed, month):
                 account.churned_month = month
-                await lifecycles.cancel(
-                    self.env.client,
-                    account.customer_id,
-                    "Left for a competitor after months of frustration",
-                )
+                with contextlib.suppress(lifecycles.LifecycleError):
+                    await lifecycles.cancel(
+                        self.env.client,
+                        account.customer_id,
+                        "Not getting enough value for the price; cancelled",
+                    )
 
     # -- the success team -------------------------------------------------------------------
 
@@ -248,7 +233,8 @@ class CohortRun:
         rng = rng_for(self.seed, self._key(task, account), "when")
         created, due = round(self.day_of(task.created_at)), round(self.day_of(task.due_at))
         escalate_days = self.plan.tasks.escalate_after_hours / 24
-        if rng.random() < account.persona.late_share:
+        if rng.random() < LATE_SHARE:
+            self._late.add(task.id)
             return due + escalate_days + 1.5
         return rng.randint(created + 1, max(created + 1, due - 1)) + 0.5
 
@@ -291,18 +277,21 @@ class CohortRun:
                 {
                     "success_plan": plan,
                     "notes": f"Kickoff held with {account.signup.company}",
-                    "onboarding_complete": account.persona.tutorials < 1 and rng.random() < 0.5,
+                    "onboarding_complete": account.behaviour.adoption < 0.5 and rng.random() < 0.5,
                 }
             ).model_dump(mode="json")
         if row.kind == "review_call":
-            measured = {g["key"]: goal_value(g, account, self.day) for g in account.goals}
+            measured = {
+                g["key"]: round(weekly(account.behaviour, g["key"].removesuffix("_weekly")), 1)
+                for g in account.goals
+            }
             return ReviewCallResult(
                 notes="Progress reviewed against their goals",
                 goal_progress=measured,
                 next_steps=["Train the next team"],
             ).model_dump(mode="json")
         if row.kind == "renewal_checkpoint":
-            rating = manager_rating(account, self.seed, key, self.plan.scoring.target_margin)
+            rating = manager_rating(account, self.seed, key)
             return RenewalCheckpointResult(
                 manager_rating=Quadrant(rating), notes="The manager's own view"
             ).model_dump(mode="json")
@@ -326,10 +315,12 @@ class CohortRun:
         playbook = getattr(self.plan.playbooks, situation, None)
         decision = None
         if playbook is not None and playbook.requires_decision:
-            keep = account.persona.responds or draw >= 0.7
+            keep = account.behaviour.responsive or draw >= 0.7
             decision = Decision.recover if keep else Decision.let_go
             account.let_go = account.let_go or decision is Decision.let_go
-        respond_to_playbook(account, situation)
+        account.playbooks_done.append(situation)
+        if row.id not in self._late:  # only work done in time helps
+            lift(account.behaviour)
         return PlaybookResult(
             notes=f"{situation.replace('_', ' ')}: call held", decision=decision
         ).model_dump(mode="json")

@@ -20,7 +20,7 @@ COLOURS = {
     "unknown": "#d7d7d7",
     "churned": "#424242",
 }
-PERSONA_COLOURS = [
+SEGMENT_COLOURS = [
     "#1b9e77",
     "#d95f02",
     "#7570b3",
@@ -92,7 +92,7 @@ def migration_chart(run: dict[str, Any], customers: int) -> dict[str, Any]:
     }
 
 
-def scatter_chart(run: dict[str, Any], personas: list[str]) -> dict[str, Any]:
+def scatter_chart(run: dict[str, Any], segments: list[str]) -> dict[str, Any]:
     """Final positions: customer happiness (x) against company happiness (y), -1..1."""
     half = SCATTER / 2
 
@@ -107,9 +107,9 @@ def scatter_chart(run: dict[str, Any], personas: list[str]) -> dict[str, Any]:
             {
                 "cx": at(p["customer_score"]),
                 "cy": PAD + half - p["company_score"] * half,
-                "colour": PERSONA_COLOURS[personas.index(p["persona"]) % len(PERSONA_COLOURS)],
+                "colour": SEGMENT_COLOURS[segments.index(p["segment"]) % len(SEGMENT_COLOURS)],
                 "hollow": p["churned"],
-                "title": f"{p['customer']} ({p['persona']}): {p['quadrant']}"
+                "title": f"{p['customer']} ({p['segment']}): {p['quadrant']}"
                 f"{', churned' if p['churned'] else ''}",
             }
         )
@@ -129,23 +129,23 @@ def render(results: dict[str, Any]) -> str:
         autoescape=select_autoescape(default=True, default_for_string=True),
         undefined=StrictUndefined,
     )
-    personas = sorted({p["persona"] for r in results["runs"] for p in r["final_positions"]})
+    segments = sorted({p["segment"] for r in results["runs"] for p in r["final_positions"]})
     runs = [
         {
             **run,
             "migration": migration_chart(run, results["customers"]),
-            "scatter": scatter_chart(run, personas),
+            "scatter": scatter_chart(run, segments),
         }
         for run in results["runs"]
     ]
     legend = [{"name": name, "colour": colour} for name, colour in COLOURS.items()]
-    persona_legend = [
-        {"name": p, "colour": PERSONA_COLOURS[i % len(PERSONA_COLOURS)]}
-        for i, p in enumerate(personas)
+    segment_legend = [
+        {"name": p, "colour": SEGMENT_COLOURS[i % len(SEGMENT_COLOURS)]}
+        for i, p in enumerate(segments)
     ]
     return env.get_template("report.html").render(
         results=results,
         runs=runs,
         legend=legend,
-        persona_legend=persona_legend,
+        segment_legend=segment_legend,
     )

@@ -1,5 +1,5 @@
 """What a cohort run shows, read from the records DB and the monthly status snapshots:
-quadrant counts per month, churn and retention per persona, tasks opened and escalated,
+quadrant counts per month, churn and retention per segment, tasks opened and escalated,
 and which playbook moved whom. Plain dicts of numbers and strings, with no wall-clock
 times, so one seed gives byte-identical JSON."""
 
@@ -46,7 +46,7 @@ def summarize(run: CohortRun) -> dict[str, Any]:
                 )
             )
         )
-    persona_of = {a.customer_id: a.persona.key for a in run.accounts}
+    segment_of = {a.customer_id: a.segment for a in run.accounts}
     history: dict[str, list[AssessmentRecord]] = defaultdict(list)
     for record in assessments:
         history[record.customer_id].append(record)
@@ -55,8 +55,8 @@ def summarize(run: CohortRun) -> dict[str, Any]:
         "months": _months(run),
         "cohorts": _cohorts(run, customers),
         "totals": _totals(run, customers),
-        "tasks": _tasks(tasks, persona_of),
-        "playbooks": _playbooks(tasks, history, persona_of),
+        "tasks": _tasks(tasks, segment_of),
+        "playbooks": _playbooks(tasks, history, segment_of),
         "final_positions": _final_positions(run, customers, history),
     }
 
@@ -85,10 +85,9 @@ def _cohorts(run: CohortRun, customers: dict[str, Customer]) -> dict[str, Any]:
     cohorts: dict[str, dict[str, Any]] = {}
     for account in run.accounts:
         entry = cohorts.setdefault(
-            account.persona.key,
+            account.segment,
             {
-                "description": account.persona.description,
-                "starts_in": account.persona.quadrant,
+                "price_per_seat": account.behaviour.price_per_seat,
                 "customers": 0,
                 "churned": 0,
                 "retained": 0,
@@ -124,19 +123,19 @@ def _totals(run: CohortRun, customers: dict[str, Customer]) -> dict[str, Any]:
     }
 
 
-def _tasks(tasks: list[TaskRecord], persona_of: dict[str, str]) -> dict[str, Any]:
+def _tasks(tasks: list[TaskRecord], segment_of: dict[str, str]) -> dict[str, Any]:
     opened: Counter[str] = Counter()
     escalated: Counter[str] = Counter()
     reminded: Counter[str] = Counter()
     late: Counter[str] = Counter()
     still_open: Counter[str] = Counter()
-    escalated_by_persona: Counter[str] = Counter()
+    escalated_by_segment: Counter[str] = Counter()
     for task in tasks:
         opened[task.kind] += 1
         reminded[task.kind] += task.reminded
         escalated[task.kind] += task.escalated
         if task.escalated:
-            escalated_by_persona[persona_of.get(task.customer_id, "?")] += 1
+            escalated_by_segment[segment_of.get(task.customer_id, "?")] += 1
         if task.completed_at is not None and task.completed_at > task.due_at:
             late[task.kind] += 1
         if task.status == "open":
@@ -148,7 +147,7 @@ def _tasks(tasks: list[TaskRecord], persona_of: dict[str, str]) -> dict[str, Any
         "escalated": {k: escalated[k] for k in kinds},
         "completed_late": {k: late[k] for k in kinds},
         "still_open": {k: still_open[k] for k in kinds},
-        "escalated_by_persona": dict(sorted(escalated_by_persona.items())),
+        "escalated_by_segment": dict(sorted(escalated_by_segment.items())),
         "total_opened": sum(opened.values()),
         "total_escalated": sum(escalated.values()),
     }
@@ -173,7 +172,7 @@ def _moved(source: AssessmentRecord, later: list[AssessmentRecord]) -> bool:
 def _playbooks(
     tasks: list[TaskRecord],
     history: dict[str, list[AssessmentRecord]],
-    persona_of: dict[str, str],
+    segment_of: dict[str, str],
 ) -> dict[str, Any]:
     opened: dict[str, set[str]] = defaultdict(set)
     moved: dict[str, set[str]] = defaultdict(set)
@@ -190,10 +189,10 @@ def _playbooks(
             moved[task.playbook].add(task.customer_id)
     summary = {}
     for situation in sorted(opened):
-        by_persona: dict[str, dict[str, int]] = {}
+        by_segment: dict[str, dict[str, int]] = {}
         for customer_id in sorted(opened[situation]):
-            entry = by_persona.setdefault(
-                persona_of.get(customer_id, "?"), {"accounts": 0, "moved": 0}
+            entry = by_segment.setdefault(
+                segment_of.get(customer_id, "?"), {"accounts": 0, "moved": 0}
             )
             entry["accounts"] += 1
             entry["moved"] += customer_id in moved[situation]
@@ -202,7 +201,7 @@ def _playbooks(
             "accounts": len(opened[situation]),
             "moved_toward_happy_profitable": len(moved[situation]),
             "moved": sorted(moved[situation]),
-            "by_persona": dict(sorted(by_persona.items())),
+            "by_segment": dict(sorted(by_segment.items())),
         }
     return summary
 
@@ -217,7 +216,7 @@ def _final_positions(
         positions.append(
             {
                 "customer": account.customer_id,
-                "persona": account.persona.key,
+                "segment": account.segment,
                 "quadrant": last.quadrant if last else "unknown",
                 "customer_score": _r(last.customer_score) if last else None,
                 "company_score": _r(last.company_score) if last else None,

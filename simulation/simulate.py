@@ -22,8 +22,8 @@ from db.engine import make_engine
 from db.migrate import upgrade
 from models.plan import PlanTemplate
 from settings import Settings
+from simulation.accounts import make_cohort
 from simulation.cohort import CohortRun
-from simulation.personas import make_cohort
 from simulation.report import render
 from simulation.results import summarize
 from stack import find_binary

@@ -93,14 +93,9 @@ def test_report_files_and_counts(simulated: tuple[Path, dict[str, Any]]) -> None
         assert run["months"][-1]["churned"] <= run["totals"]["churned"]
         assert sum(c["customers"] for c in run["cohorts"].values()) == CUSTOMERS
         assert sum(c["churned"] for c in run["cohorts"].values()) == run["totals"]["churned"]
-        # Personas spread over the four quadrants, and the checks-ins have placed them.
-        starts = {c["starts_in"] for c in run["cohorts"].values()}
-        assert {
-            "happy_profitable",
-            "unhappy_profitable",
-            "happy_unprofitable",
-            "unhappy_unprofitable",
-        } <= starts
+        # The cohort spans price tiers, and the check-ins have placed accounts on usage
+        # and billing alone (no cost is recorded; surveys are rare).
+        assert len(run["cohorts"]) >= 2
         assert run["months"][0]["quadrants"]["unknown"] < CUSTOMERS
         tasks = run["tasks"]
         assert tasks["opened"]["kickoff"] == CUSTOMERS
@@ -131,8 +126,8 @@ def test_compare_runs_the_same_cohort_under_both_plans(
     assert results["plans"] == ["default@v1", "strict@v1"]
     default, strict = results["runs"]
     assert [r["plan"] for r in results["runs"]] == results["plans"]
-    personas = [p["persona"] for p in default["final_positions"]]
-    assert personas == [p["persona"] for p in strict["final_positions"]]
+    segments = [p["segment"] for p in default["final_positions"]]
+    assert segments == [p["segment"] for p in strict["final_positions"]]
     # The strict plan asks for a decision on expectation-alignment playbooks too.
     assert default["cohorts"].keys() == strict["cohorts"].keys()
 
@@ -165,12 +160,14 @@ def test_same_seed_gives_identical_json(
 
 
 def test_backtest_on_the_simulation_records(simulated: tuple[Path, dict[str, Any]]) -> None:
-    out, _ = simulated
+    out, results = simulated
     engine = make_engine(f"sqlite:///{out / 'records-1-default.db'}")
     try:
         same = backtest(engine, load_plan("default").scoring)
+        # Every account still there at the end was assessed at every monthly check-in.
+        stayed = CUSTOMERS - results["runs"][0]["totals"]["churned"]
+        assert same["assessments"] >= stayed * MONTHS
         # Re-scoring with the scoring that made the records reproduces every one of them.
-        assert same["assessments"] >= CUSTOMERS * MONTHS
         assert same["assessments_changed"] == 0 and same["changes"] == []
         assert same["at_risk"]["old"] == same["at_risk"]["new"]
         wide = ScoringSettings(neutral_band=0.5)
