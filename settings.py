@@ -76,6 +76,11 @@ class Settings(BaseSettings):
     smtp_timeout_seconds: float = 20.0
     mail_from: str = "Tandem Success Team <success@tandem.invalid>"
     managers_email: str = "success-managers@tandem.invalid"
+    # Who runs the CLI: a rep then sees, as in the API and the dashboard, the accounts
+    # they are rep on and their own tasks, and completes only those.
+    staff_email: str | None = Field(
+        default=None, description="the staff member the CLI acts as (TANDEM_STAFF_EMAIL)"
+    )
 
     # The HTTP API and dashboard.
     api_host: str = "127.0.0.1"

@@ -18,6 +18,7 @@ from db.engine import make_engine, session_scope
 from db.migrate import upgrade
 from db.queries import AmbiguousCustomer, CustomerNotFound, find_customer
 from lifecycles import LifecycleError, with_a_worker
+from models.roles import Role
 from models.tables import Customer
 from settings import Settings
 
@@ -72,6 +73,20 @@ async def client():  # type: ignore[no-untyped-def]
         raise LifecycleError(
             f"cannot reach Temporal at {config.temporal_address} ({error}): is `make run` running?"
         ) from None
+
+
+def rep_view() -> str | None:
+    """For a rep running the CLI (TANDEM_STAFF_EMAIL), whose accounts and tasks they
+    see; None for a manager, an admin, or an operator with no staff email set."""
+    from db.staff import find_person
+
+    email = settings().staff_email
+    if not email:
+        return None
+    person = find_person(engine(), email)
+    if person is None or not person.active:
+        fail(f"TANDEM_STAFF_EMAIL: {email} is not an active staff member (`tandem staff list`)")
+    return person.email if person.role is Role.rep else None
 
 
 def resolve_customer(ref: str) -> str:

@@ -20,6 +20,7 @@ from cli.common import (
     find_or_fail,
     not_found,
     out,
+    rep_view,
     resolve_customer,
     run,
     score,
@@ -127,7 +128,7 @@ def customers(
 ) -> None:
     """List customers with their phase and quadrant."""
     with session_scope(engine()) as session:
-        rows = list_customers(session)
+        rows = list_customers(session, rep_view=rep_view())
     if as_json:
         typer.echo(json.dumps([c.model_dump(mode="json") for c in rows], indent=2))
         return
@@ -152,7 +153,7 @@ def show(customer: Annotated[str, typer.Argument(help="customer id or company na
     """The customer's phase, success plan, open tasks, latest assessment and timeline."""
     with session_scope(engine()) as session:
         try:
-            view = customer_overview(session, customer)
+            view = customer_overview(session, customer, rep_view=rep_view())
         except CustomerNotFound as error:
             not_found(error)
     c = view.customer

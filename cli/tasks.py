@@ -11,9 +11,10 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from cli.common import client, engine, fail, out, resolve_customer, run
+from cli.common import client, engine, fail, out, rep_view, resolve_customer, run, settings
 from db.engine import session_scope
 from db.queries import list_tasks
+from models.tables import TaskRecord
 from models.tasks import TaskCompletion, TaskKind, TaskStatus, example_result
 
 app = typer.Typer(pretty_exceptions_enable=False)
@@ -30,7 +31,11 @@ def tasks(
     customer_id = resolve_customer(customer) if customer else None
     with session_scope(engine()) as session:
         rows = list_tasks(
-            session, role=role, customer_id=customer_id, status=None if all_tasks else "open"
+            session,
+            role=role,
+            customer_id=customer_id,
+            assignee=rep_view(),
+            status=None if all_tasks else "open",
         )
     if as_json:
         typer.echo(json.dumps([t.model_dump(mode="json") for t in rows], indent=2))
@@ -50,7 +55,9 @@ def tasks(
 def complete(
     task_id: str,
     result: Annotated[Path, typer.Option(help="JSON result file ('-' for stdin)")],
-    by: Annotated[str, typer.Option(help="who completed it")] = "cli",
+    by: Annotated[
+        str | None, typer.Option(help="who completed it (default: TANDEM_STAFF_EMAIL or cli)")
+    ] = None,
 ) -> None:
     """Complete a task with its typed result (see `tandem result-example KIND`)."""
     from lifecycles import complete_task
@@ -64,6 +71,13 @@ def complete(
         fail(f"{result}: not valid JSON: {error}")
     if not isinstance(data, dict):
         fail(f"{result}: the result must be a JSON object")
+    rep = rep_view()
+    if rep is not None:
+        with session_scope(engine()) as session:
+            task = session.get(TaskRecord, task_id)
+        if task is not None and task.assignee != rep:
+            fail(f"{task_id}: a rep completes their own tasks only")
+    by = rep or by or settings().staff_email or "cli"
     completion = TaskCompletion(task_id=task_id, completed_by=by, result=data)
 
     async def go():  # type: ignore[no-untyped-def]

@@ -4,6 +4,7 @@ PostgreSQL, the real app over ASGI)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
@@ -465,3 +466,43 @@ async def test_the_team_page_and_api_break_metrics_down_per_person(
     page = (await api.get("/app/team")).text
     for email in ("riley@team.test", "robin@team.test", "max@team.test", "sam@team.test"):
         assert f'data-person="{email}"' in page
+
+
+# -- the CLI: the same rules for whoever runs it ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("who", "customers", "tasks"),
+    [
+        ("riley@team.test", ["acme"], ["acme:rep"]),
+        ("robin@team.test", ["globex"], ["globex:rep"]),
+        ("sam@team.test", ["acme", "globex"], ["acme:manager", "acme:rep", "globex:rep"]),
+        (None, ["acme", "globex"], ["acme:manager", "acme:rep", "globex:rep"]),  # an operator
+    ],
+)
+def test_the_cli_shows_a_rep_their_accounts_and_tasks(
+    engine: Engine,
+    settings: Settings,
+    team: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    who: str | None,
+    customers: list[str],
+    tasks: list[str],
+) -> None:
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    monkeypatch.setenv("TANDEM_DATABASE_URL", settings.resolved_database_url)
+    if who:
+        monkeypatch.setenv("TANDEM_STAFF_EMAIL", who)
+    runner = CliRunner()
+    listed = json.loads(runner.invoke(app, ["customers", "--json"]).output)
+    assert sorted(c["id"] for c in listed) == customers
+    shown = runner.invoke(app, ["show", "acme"])
+    assert (shown.exit_code == 0) == ("acme" in customers), shown.output
+    inbox = json.loads(runner.invoke(app, ["tasks", "--json"]).output)
+    assert sorted(t["id"] for t in inbox) == tasks
+    if who == "robin@team.test":
+        refused = runner.invoke(app, ["complete", "acme:rep", "--result", "-"], input="{}")
+        assert refused.exit_code == 1 and "their own tasks only" in refused.output
