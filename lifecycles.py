@@ -192,6 +192,25 @@ async def tutorial_completed(client: Client, customer_id: str, tutorial_key: str
         raise await _explain(customer_id, error) from None
 
 
+async def tell_tutorials(client: Client, completions: list[tuple[str, str]]) -> list[str]:
+    """Tell each (customer id, tutorial key) to its lifecycle; one outcome per pair, in
+    order. A customer without a running lifecycle is an outcome, not an error; Temporal
+    out of reach stops at the first pair (the rest are left for a later try)."""
+    outcomes = []
+    for customer_id, tutorial_key in completions:
+        try:
+            await _handle(client, customer_id).signal(
+                CustomerLifecycle.tutorial_completed, tutorial_key
+            )
+        except RPCError as error:
+            if error.status is not RPCStatusCode.NOT_FOUND:
+                break
+            outcomes.append("no running lifecycle")
+            continue
+        outcomes.append("told")
+    return outcomes
+
+
 async def cancel(client: Client, customer_id: str, reason: str) -> None:
     try:
         await _handle(client, customer_id).signal(CustomerLifecycle.cancel, reason)

@@ -103,6 +103,9 @@ class Settings(BaseSettings):
     )
     survey_link_days: int = 14
     plan_link_days: int = 60
+    events_retention_days: int = Field(
+        default=30, ge=1, description="days raw product events are kept (rollups stay)"
+    )
     production: bool = Field(
         default=False, description="refuse default secrets; secure cookies (HTTPS)"
     )

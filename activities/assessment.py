@@ -15,6 +15,7 @@ from activities.contracts import AssessmentRequest
 from db.engine import session_scope
 from db.peers import PeerCache
 from db.queries import latest_success_plan
+from db.usage import usage_signals
 from models.scoring import Assessment, assess
 from models.signals import Observation, observation
 from models.tables import AssessmentRecord, Customer, SignalRecord, SuccessPlanRecord
@@ -31,7 +32,9 @@ def _observations(
             col(SignalRecord.observed_at) <= request.as_of,
         )
     ).all()
-    return [observation(r) for r in rows]
+    return [observation(r) for r in rows] + usage_signals(
+        session, customer_id, since, request.as_of
+    )
 
 
 def _stored(session: Session, request: AssessmentRequest) -> AssessmentRecord | None:

@@ -23,7 +23,9 @@ from api.routes import (
     plans,
     portfolio,
     public,
+    segment,
     signals,
+    sources,
     staff,
     tasks,
     tokens,
@@ -89,7 +91,10 @@ def create_app(
     if settings.trusted_proxies:
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
     errors.install(app)
-    for module in (webhooks, customers, tasks, signals, plans, tokens, staff, public, portfolio):
+    for module in (
+        webhooks, customers, tasks, signals, plans, tokens, staff, public, portfolio, segment,
+        sources,
+    ):  # fmt: skip
         app.include_router(module.router)
     app.include_router(webhook_endpoints.router)
     app.include_router(webhook_endpoints.deliveries_router)

@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel, create_engine
 from tenacity import retry, retry_if_exception, stop_after_delay, wait_random
 
-from models import digest_records, tables, webhooks  # noqa: F401  (registers the tables on SQLModel.metadata)
+from models import digest_records, product_events, tables, webhooks  # noqa: F401  (registers the tables on SQLModel.metadata)
 
 T = TypeVar("T")
 

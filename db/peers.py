@@ -9,6 +9,7 @@ from threading import Lock
 
 from sqlmodel import Session, col, select
 
+from db.usage import plan_usage_signals
 from models.plan import ScoringSettings
 from models.scoring import peer_levels
 from models.scoring.usage import PEER_MARGIN_DAYS, Windows, peer_day
@@ -34,6 +35,8 @@ def peer_usage(
     accounts: dict[str, list[Observation]] = defaultdict(list)
     for row in rows:
         accounts[row.customer_id].append(observation(row))
+    for customer_id, product_usage in plan_usage_signals(session, plan_name, since, as_of).items():
+        accounts[customer_id].extend(product_usage)
     windows = Windows(scoring.usage.recent_days, scoring.usage.baseline_days)
     return peer_levels(list(accounts.values()), as_of, windows)
 

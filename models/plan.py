@@ -227,6 +227,66 @@ class Playbooks(StrictModel):
     neutral_high_profit: Playbook | None = None
 
 
+def metric_name(event: str) -> str | None:
+    """An event's name as a metric name: lower case, anything else as `_`."""
+    name = re.sub(r"[^a-z0-9_.:-]+", "_", event.strip().lower()).strip("_.:-")
+    return name[:100] or None
+
+
+class TutorialEvent(StrictModel):
+    """An event that completes a tutorial: its name, and property values it must carry."""
+
+    tutorial: str = Field(description="the tutorial's key")
+    event: str = Field(min_length=1)
+    properties: dict[str, str | int | float | bool] = Field(default_factory=dict)
+
+
+class GoalEvent(StrictModel):
+    """An event that measures a goal: the goal's value is one of its properties."""
+
+    goal: str = Field(min_length=1, description="the success plan goal's key")
+    event: str = Field(min_length=1)
+    property: str = Field(min_length=1, description="the property holding the measured value")
+
+
+class GroupTraits(StrictModel):
+    """Which traits of a `group` call carry the account's MRR, plan and seats."""
+
+    mrr: str = "mrr"
+    plan: str = "plan"
+    seats: str = "seats"
+
+
+class EventMapping(StrictModel):
+    """How product events (Segment calls) count for this plan's accounts."""
+
+    metrics: dict[str, str] = Field(
+        default_factory=dict, description="event name -> metric; by default its own name"
+    )
+    ignore: list[str] = Field(default_factory=list, description="event names not counted")
+    tutorials: list[TutorialEvent] = Field(default_factory=list)
+    goals: list[GoalEvent] = Field(default_factory=list)
+    traits: GroupTraits = Field(default_factory=GroupTraits)
+
+    @field_validator("metrics")
+    @classmethod
+    def _metric_names(cls, metrics: dict[str, str]) -> dict[str, str]:
+        wrong = sorted(m for m in metrics.values() if not re.match(METRIC_PATTERN, m))
+        if wrong:
+            raise ValueError(
+                f"metric names are lower-case letters, digits and _ . : - ; not {', '.join(wrong)}"
+            )
+        return metrics
+
+    def metric(self, event: str) -> str | None:
+        """The metric an event counts toward, or None when it is not counted: the plan's
+        name for it, else the event's own name as a metric name (`Report Created` counts
+        as `report_created`)."""
+        if event in self.ignore:
+            return None
+        return self.metrics.get(event) or metric_name(event)
+
+
 class PlanTemplate(StrictModel):
     name: str = Field(pattern=PLAN_NAME_PATTERN)
     version: int = Field(default=1, ge=1)
@@ -238,6 +298,17 @@ class PlanTemplate(StrictModel):
     scoring: ScoringSettings = Field(default_factory=ScoringSettings)
     playbooks: Playbooks = Field(default_factory=Playbooks)
     email_review: EmailReviewSettings = Field(default_factory=EmailReviewSettings)
+    events: EventMapping = Field(default_factory=EventMapping)
+
+    @model_validator(mode="after")
+    def _known_tutorials(self) -> PlanTemplate:
+        keys = {t.key for t in self.onboarding.tutorials}
+        unknown = sorted({t.tutorial for t in self.events.tutorials} - keys)
+        if unknown:
+            raise ValueError(
+                f"events.tutorials name tutorials the plan lacks: {', '.join(unknown)}"
+            )
+        return self
 
     @property
     def label(self) -> str:

@@ -9,12 +9,13 @@ reads a file the operator points at (`tandem plans validate FILE`).
 from __future__ import annotations
 
 import re
+import time
 import tomllib
 from pathlib import Path
 
 from pydantic import ValidationError
 
-from models.plan import PlanTemplate
+from models.plan import EventMapping, PlanTemplate
 from models.tasks import describe_validation_error
 
 BUILT_IN = Path(__file__).parent
@@ -55,3 +56,23 @@ def load_plan(name: str, extra_dir: Path | None = None) -> PlanTemplate:
     if plan.name != name:
         raise PlanError(f"{files[name]}: name is {plan.name!r}, the file says otherwise")
     return plan
+
+
+_MAPPINGS: dict[tuple[str, Path | None], tuple[float, EventMapping]] = {}
+MAPPING_TTL_SECONDS = 10.0  # an edited plan file counts for new events within this
+
+
+def event_mapping(name: str, extra_dir: Path | None = None) -> EventMapping:
+    """How the named plan's accounts' product events count, read at most every few
+    seconds (ingestion asks for it per batch). An unknown or broken plan counts every
+    event as its own metric: events are never refused for a plan's sake."""
+    now = time.monotonic()
+    cached = _MAPPINGS.get((name, extra_dir))
+    if cached is not None and now - cached[0] < MAPPING_TTL_SECONDS:
+        return cached[1]
+    try:
+        mapping = load_plan(name, extra_dir).events
+    except PlanError:
+        mapping = EventMapping()
+    _MAPPINGS[(name, extra_dir)] = (now, mapping)
+    return mapping

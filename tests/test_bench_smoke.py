@@ -10,7 +10,7 @@ import psycopg
 import pytest
 
 from bench import __main__ as bench_main
-from bench import api_reads, idle, signup, simulated_time, task_completion
+from bench import api_reads, idle, segment_ingest, signup, simulated_time, task_completion
 from bench.common import BenchResult, percentile
 from bench.pgload import admin_url, libpq_url
 from tests.conftest import POSTGRES_URL, need_postgres
@@ -110,3 +110,14 @@ async def test_task_completion_smoke() -> None:
     # Every kickoff of the sign-ups was completed, half over HTTP (200 with the receipt)
     # and half through the update directly.
     assert result.params["completed"] == 2 * (size["count"] + size["warmup"])
+
+
+async def test_segment_ingest_smoke() -> None:
+    reason = postgres_unavailable()
+    if reason is not None:
+        pytest.skip(reason)
+    result = await segment_ingest.run(**segment_ingest.SIZES["smoke"])
+    # Every event sent was rolled up once (the benchmark raises otherwise).
+    assert [m.name for m in result.metrics] == ["ingestion rate", "ingestion rate"]
+    assert all(m.tandem and m.tandem > 0 for m in result.metrics)
+    assert result.metrics[0].baseline and result.metrics[0].met is not None

@@ -1,0 +1,202 @@
+"""Segment's HTTP tracking API: `POST /v1/track`, `/v1/identify`, `/v1/group`, `/v1/page`
+and `/v1/batch`, authenticated by a write key (HTTP Basic, the key as user name, or
+`writeKey` in the body as Segment also accepts), gzip or plain. Any Segment-compatible
+library or pipeline sends to Tandem by pointing its host here.
+
+A request is checked whole before anything is stored (its write key with it, in the
+transaction that stores it): one bad call refuses the batch
+with a 400 naming it (`batch.3.event`), so nothing is half-taken.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+import time
+import zlib
+from typing import Any
+
+from fastapi import APIRouter, Request
+from pydantic import ValidationError
+from pydantic_core import to_json
+from starlette.concurrency import run_in_threadpool
+
+from api.deps import get_client
+from api.errors import ApiError
+from db.events import ingest
+from db.usage import mark_told, untold_tutorials
+from lifecycles import tell_tutorials
+from models.plan import EventMapping
+from models.segment import MAX_BATCH_BYTES, MAX_CALL_BYTES, Accepted, SegmentCall
+from plans import event_mapping
+
+router = APIRouter(prefix="/v1", tags=["product events (Segment)"])
+log = logging.getLogger("tandem.segment")
+Call = tuple[SegmentCall, str]
+RECHECK_SECONDS = 60.0
+
+
+def _write_key(request: Request, body: dict[str, Any]) -> str | None:
+    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "basic" and credentials:
+        try:
+            return base64.b64decode(credentials.strip()).decode().partition(":")[0] or None
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+    key = body.get("writeKey")
+    return key if isinstance(key, str) and key else None
+
+
+async def _body(request: Request, limit: int) -> dict[str, Any]:
+    """The JSON object sent, gunzipped when it says so; a 413 past `limit` bytes."""
+    declared = request.headers.get("content-length", "")
+    too_big = ApiError(413, "too_large", f"the request is over {limit // 1024} KB", "body")
+    if declared.isdigit() and int(declared) > limit:
+        raise too_big
+    raw = await request.body()
+    if "gzip" in request.headers.get("content-encoding", "").lower():
+        inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        try:
+            raw = inflate.decompress(raw, limit + 1)
+        except zlib.error:
+            raise ApiError(400, "bad_request", "the body is not valid gzip", "body") from None
+    if len(raw) > limit:
+        raise too_big
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise ApiError(400, "bad_request", f"the body is not valid JSON: {error}", "body") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "bad_request", "the body must be a JSON object", "body")
+    return body
+
+
+def _field(error: ValidationError) -> tuple[str, str]:
+    """The first problem's field (Segment's name for it) and its message."""
+    first = error.errors()[0]
+    message = str(first["msg"]).removeprefix("Value error, ")
+    location = ".".join(str(p) for p in first["loc"])
+    if not location:  # a rule about the whole call names its field first
+        head = message.split(":", 1)[0].split(" ", 1)[0]
+        location = head if head in ("event", "groupId", "userId") else ""
+    return location, message
+
+
+def _call(item: Any, where: str, kind: str | None = None) -> Call:
+    if not isinstance(item, dict):
+        raise ApiError(400, "bad_request", f"{where}: a call must be a JSON object", where)
+    if kind is not None:
+        item["type"] = kind  # the endpoint says what the call is
+    encoded = to_json(item)  # pydantic's own (compiled) encoder: a quarter of json.dumps
+    payload = encoded.decode()
+    if len(encoded) > MAX_CALL_BYTES:
+        message = f"{where}: the call is over {MAX_CALL_BYTES // 1024} KB"
+        raise ApiError(400, "too_large", message, where)
+    try:
+        call = SegmentCall.model_validate(item)
+    except ValidationError as error:
+        location, message = _field(error)
+        field = ".".join(p for p in (where, location) if p)
+        raise ApiError(400, "bad_request", f"{field}: {message}", field) from None
+    return call, payload
+
+
+def _key(request: Request, body: dict[str, Any]) -> str:
+    key = _write_key(request, body)
+    if key is None:
+        raise _unauthorized()
+    return key
+
+
+def _unauthorized() -> ApiError:
+    message = "a valid write key is required (HTTP Basic, the key as user name)"
+    return ApiError(401, "unauthorized", message)
+
+
+async def _take(request: Request, calls: list[Call], key: str) -> Accepted:
+    settings, engine = request.app.state.settings, request.app.state.engine
+
+    def mappings(plan: str) -> EventMapping:
+        return event_mapping(plan, settings.plans_dir)
+
+    receipt = await run_in_threadpool(ingest, engine, key, calls, mappings)
+    if receipt is None:
+        raise _unauthorized()
+    # Completions to tell: this batch's, those a `group` call let waiting events make,
+    # and now and then any a Temporal out of reach left untold.
+    state = request.app.state
+    now = time.monotonic()
+    if (
+        receipt.tutorials
+        or any(c.type == "group" for c, _ in calls)
+        or (now - getattr(state, "tutorials_checked", 0.0) > RECHECK_SECONDS)
+    ):
+        state.tutorials_checked = now
+        await _tell_tutorials(request)
+    return Accepted()
+
+
+async def _tell_tutorials(request: Request) -> None:
+    """Tell lifecycles of the tutorials events completed. Temporal out of reach is no
+    reason to refuse events already stored: the next request tells them."""
+    engine = request.app.state.engine
+    pending = await run_in_threadpool(untold_tutorials, engine)
+    if not pending:
+        return
+    try:
+        client = await get_client(request)
+    except ApiError as error:
+        log.warning("tutorial completions wait: %s", error)
+        return
+    pairs = [(p.customer_id, p.tutorial) for p in pending]
+    for completion, outcome in zip(pending, await tell_tutorials(client, pairs), strict=False):
+        await run_in_threadpool(mark_told, engine, completion, outcome)
+
+
+async def _single(request: Request, kind: str) -> Accepted:
+    body = await _body(request, MAX_CALL_BYTES)
+    key = _key(request, body)
+    return await _take(request, [_call(body, "body", kind)], key)
+
+
+@router.post("/track", response_model=Accepted)
+async def track(request: Request) -> Accepted:
+    """Something a user did: `event`, `properties`; `context.groupId` names the account."""
+    return await _single(request, "track")
+
+
+@router.post("/identify", response_model=Accepted)
+async def identify(request: Request) -> Accepted:
+    """Who a user is: `traits`."""
+    return await _single(request, "identify")
+
+
+@router.post("/group", response_model=Accepted)
+async def group(request: Request) -> Accepted:
+    """Ties the user to an account: `groupId` is its external id or customer id."""
+    return await _single(request, "group")
+
+
+@router.post("/page", response_model=Accepted)
+async def page(request: Request) -> Accepted:
+    """A page the user saw: `name`, `properties`."""
+    return await _single(request, "page")
+
+
+@router.post("/batch", response_model=Accepted)
+async def batch(request: Request) -> Accepted:
+    """Many calls at once, `{"batch": [...]}`, as the Segment libraries send them."""
+    body = await _body(request, MAX_BATCH_BYTES)
+    key = _key(request, body)
+    items = body.get("batch")
+    if not isinstance(items, list) or not items:
+        raise ApiError(400, "bad_request", "batch: a non-empty list of calls is required", "batch")
+    shared = body.get("context")
+    calls = []
+    for index, item in enumerate(items):
+        if isinstance(shared, dict) and isinstance(item, dict):
+            item["context"] = {**shared, **(item.get("context") or {})}
+        calls.append(_call(item, f"batch.{index}"))
+    return await _take(request, calls, key)

@@ -1,0 +1,242 @@
+"""Product events in: sustained ingestion of Segment batches into PostgreSQL.
+
+Tandem: the API under uvicorn in a process of its own, on a database of its own with
+`accounts` accounts; this process posts `events` track calls in `/v1/batch` requests of
+`batch` calls (bodies made beforehand), `concurrency` requests in flight, as a Segment
+pipeline would. Each request is authenticated, validated, attributed to its account,
+stored (idempotent by messageId) and rolled up into the daily counts before its 200.
+
+Baseline: a bare psycopg `executemany` of the same rows (the same columns and values,
+new message ids) into the same table, one transaction per batch, `concurrency`
+connections at once.
+Rounds alternate Tandem and the baseline, so a machine whose load changes weighs on both.
+
+Targets: Tandem at no less than half the baseline's rate, and at least 5,000 events/s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import os
+import random
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from statistics import median
+from typing import Any
+
+import httpx
+import psycopg
+from sqlmodel import Session
+
+from bench.apiproc import api_process
+from bench.common import BenchResult, Metric, cpu_seconds, run_bounded, say, workdir
+from bench.pgload import bench_database, libpq_url
+from db.engine import make_engine
+from db.migrate import upgrade
+from db.sources import create_source
+from models.tables import Customer
+
+SIZES: dict[str, dict[str, int]] = {
+    "smoke": {"events": 5_000, "batch": 100, "concurrency": 4, "accounts": 20, "rounds": 1},
+    "default": {"events": 60_000, "batch": 100, "concurrency": 4, "accounts": 500, "rounds": 3},
+    "full": {"events": 200_000, "batch": 100, "concurrency": 4, "accounts": 2000, "rounds": 3},
+}
+EVENT_NAMES = [
+    "Report Created", "Report Shared", "Dashboard Viewed", "Invite Sent", "Export Run",
+    "Integration Connected", "Comment Added", "Search Run", "Filter Applied", "Login",
+]  # fmt: skip
+USERS_PER_ACCOUNT = 25
+COLUMNS = (
+    "message_id", "source_id", "type", "event", "user_key", "group_id", "customer_id",
+    "occurred_at", "received_at", "payload",
+)  # fmt: skip
+
+
+def _call(rng: random.Random, account: int, at: datetime) -> dict[str, Any]:
+    return {
+        "type": "track",
+        "event": rng.choice(EVENT_NAMES),
+        "userId": f"user-{account}-{rng.randrange(USERS_PER_ACCOUNT)}",
+        "messageId": str(uuid.uuid4()),
+        "timestamp": (at - timedelta(seconds=rng.randrange(86_400))).isoformat(),
+        "properties": {"plan": "pro", "items": rng.randrange(100), "source": "web"},
+        "context": {
+            "groupId": f"crm-{account}",
+            "library": {"name": "analytics-python", "version": "2.4.0"},
+            "ip": "203.0.113.7",
+        },
+    }
+
+
+def _bodies(rng: random.Random, accounts: int, events: int, batch: int) -> list[bytes]:
+    at = datetime.now(UTC)
+    calls = [_call(rng, rng.randrange(accounts), at) for _ in range(events)]
+    return [
+        json.dumps({"batch": calls[i : i + batch], "sentAt": at.isoformat()}).encode()
+        for i in range(0, events, batch)
+    ]
+
+
+def _rows(body: bytes, source_id: int) -> list[tuple[Any, ...]]:
+    """The rows Tandem stores for a body, with message ids of their own."""
+    now = datetime.now(UTC)
+    rows = []
+    for call in json.loads(body)["batch"]:
+        account = call["context"]["groupId"].removeprefix("crm-")
+        payload = json.dumps(call, separators=(",", ":"))
+        rows.append(
+            (str(uuid.uuid4()), source_id, "track", call["event"], call["userId"],
+             call["context"]["groupId"], f"acct-{account}",
+             datetime.fromisoformat(call["timestamp"]), now, payload)
+        )  # fmt: skip
+    return rows
+
+
+def _accounts(url: str, accounts: int) -> tuple[int, str]:
+    engine = make_engine(url)
+    upgrade(engine)
+    now = datetime.now(UTC)
+    with Session(engine) as session:
+        for n in range(accounts):
+            session.add(
+                Customer(
+                    id=f"acct-{n}", company=f"Account {n}", contact_name="Ada",
+                    email=f"ada@acct-{n}.test", external_id=f"crm-{n}", plan_name="default",
+                    plan_version=1, phase="adopting", term_start=now,
+                    term_end=now + timedelta(days=365),
+                )
+            )  # fmt: skip
+        session.commit()
+    source, key = create_source(engine, "bench")
+    engine.dispose()
+    assert source.id is not None
+    return source.id, key
+
+
+async def _tandem_round(base: str, key: str, bodies: list[bytes], concurrency: int) -> float:
+    auth = base64.b64encode(f"{key}:".encode()).decode()
+    headers = {"Authorization": f"Basic {auth}", "Content-Type": "application/json"}
+    limits = httpx.Limits(max_connections=concurrency)
+    async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as http:
+
+        async def send(index: int) -> None:
+            response = await http.post("/v1/batch", content=bodies[index], headers=headers)
+            if response.status_code != 200:
+                raise RuntimeError(f"/v1/batch answered {response.status_code}: {response.text}")
+
+        _, seconds = await run_bounded(len(bodies), concurrency, send)
+        return seconds
+
+
+def _listening_pid(base: str) -> int:
+    """The uvicorn process serving `base`, found by the port on its command line."""
+    wanted = ["--port", base.rsplit(":", 1)[1]]
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        with contextlib.suppress(OSError):
+            args = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+            if "api.main:create_app" in args and any(
+                args[i : i + 2] == wanted for i in range(len(args))
+            ):
+                return int(pid)
+    raise RuntimeError(f"no uvicorn process serves {base}")
+
+
+def _baseline_round(url: str, source_id: int, bodies: list[bytes], concurrency: int) -> float:
+    """`concurrency` connections, each taking the next batch: as many in flight as
+    Tandem has requests in flight."""
+    batches = [_rows(body, source_id) for body in bodies]  # made before the clock starts
+    statement = (
+        f"INSERT INTO product_event ({', '.join(COLUMNS)}) "
+        f"VALUES ({', '.join(['%s'] * len(COLUMNS))})"
+    )
+    connections = [psycopg.connect(libpq_url(url)) for _ in range(concurrency)]
+    taken = iter(batches)
+    lock = threading.Lock()
+
+    def lane(connection: psycopg.Connection[Any]) -> None:
+        while True:
+            with lock:
+                rows = next(taken, None)
+            if rows is None:
+                return
+            with connection.cursor() as cursor:
+                cursor.executemany(statement, rows)
+            connection.commit()
+
+    try:
+        started = time.perf_counter()
+        with ThreadPoolExecutor(concurrency) as pool:
+            list(pool.map(lane, connections))
+        return time.perf_counter() - started
+    finally:
+        for connection in connections:
+            connection.close()
+
+
+def _stored(url: str) -> tuple[int, int]:
+    with psycopg.connect(libpq_url(url)) as connection:
+        events = connection.execute("SELECT count(*) FROM product_event").fetchone()
+        counted = connection.execute(
+            "SELECT coalesce(sum(count), 0) FROM usage_daily WHERE metric <> 'active_users'"
+        ).fetchone()
+    assert events is not None and counted is not None
+    return int(events[0]), int(counted[0])
+
+
+async def run(events: int, batch: int, concurrency: int, accounts: int, rounds: int) -> BenchResult:
+    params = {"events": events, "batch": batch, "concurrency": concurrency, "accounts": accounts}
+    result = BenchResult("segment_ingest", {**params, "rounds": rounds})
+    started = time.perf_counter()
+    rng = random.Random(18)
+    tandem: list[float] = []
+    bare: list[float] = []
+    api_cpu: list[float] = []  # processors the API process kept busy, while Tandem ran
+    with workdir("segment") as tmp, bench_database("segment") as url:
+        source_id, key = _accounts(url, accounts)
+        env = {**os.environ, "TANDEM_DATABASE_URL": url, "TANDEM_VAR_DIR": str(tmp / "var")}
+        async with api_process(env, tmp / "api.log") as base:
+            api_pid = _listening_pid(base)
+            # A first small round warms the API (imports, pools, plan cache) unmeasured.
+            await _tandem_round(base, key, _bodies(rng, accounts, 10 * batch, batch), concurrency)
+            for n in range(rounds):
+                bodies = _bodies(rng, accounts, events, batch)
+                cpu_before = cpu_seconds(api_pid)
+                seconds = await _tandem_round(base, key, bodies, concurrency)
+                tandem.append(events / seconds)
+                api_cpu.append((cpu_seconds(api_pid) - cpu_before) / seconds)
+                baseline = await asyncio.to_thread(
+                    _baseline_round, url, source_id, bodies, concurrency
+                )
+                bare.append(events / baseline)
+                say(f"segment_ingest: round {n + 1}: {tandem[-1]:,.0f} vs {bare[-1]:,.0f} events/s")
+        stored, counted = _stored(url)
+    expected_tandem = (rounds * events) + 10 * batch
+    if counted != expected_tandem:
+        raise RuntimeError(f"{counted} events rolled up of {expected_tandem} sent")
+    result.params["stored"] = stored
+    rate, base_rate = median(tandem), median(bare)
+    result.metrics.append(
+        Metric(
+            "ingestion rate", "events/s", rate, base_rate, ">= 0.5x bare executemany",
+            rate >= 0.5 * base_rate,
+        )
+    )  # fmt: skip
+    result.metrics.append(
+        Metric("ingestion rate", "events/s", rate, None, ">= 5,000 events/s", rate >= 5000)
+    )
+    result.notes.append(
+        f"the API process used {median(api_cpu):.2f} processors while ingesting "
+        f"(one Python process: at most about 1)"
+    )
+    result.notes.append(
+        f"load average (1 min) {os.getloadavg()[0]:.1f} at the end, on {os.cpu_count()} CPUs"
+    )
+    result.seconds = time.perf_counter() - started
+    return result
