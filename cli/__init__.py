@@ -12,7 +12,18 @@ import sys
 
 import typer
 
-from cli import admin, customers, digests, running, scoring, simulate, sources, staff, tasks, webhooks
+from cli import (
+    admin,
+    customers,
+    digests,
+    running,
+    scoring,
+    simulate,
+    sources,
+    staff,
+    tasks,
+    webhooks,
+)
 
 app = typer.Typer(
     help="Tandem: onboarding and success-plan lifecycles on Temporal.",
@@ -21,7 +32,18 @@ app = typer.Typer(
 )
 # Each group's commands sit at the top level (`tandem signup`, `tandem tasks`, ...);
 # the admin module brings its own named groups (`tandem plans list`, `tandem db upgrade`).
-for group in (running, customers, tasks, simulate, scoring, admin, webhooks, digests, staff, sources):
+for group in (
+    running,
+    customers,
+    tasks,
+    simulate,
+    scoring,
+    admin,
+    webhooks,
+    digests,
+    staff,
+    sources,
+):
     app.add_typer(group.app)
 
 

@@ -112,10 +112,9 @@ async def test_task_completion_smoke() -> None:
     assert result.params["completed"] == 2 * (size["count"] + size["warmup"])
 
 
-async def test_segment_ingest_smoke() -> None:
-    reason = postgres_unavailable()
-    if reason is not None:
-        pytest.skip(reason)
+async def test_segment_ingest_smoke(monkeypatch: pytest.MonkeyPatch) -> None:
+    need_postgres()
+    monkeypatch.setenv("TANDEM_BENCH_POSTGRES_URL", POSTGRES_URL)
     result = await segment_ingest.run(**segment_ingest.SIZES["smoke"])
     # Every event sent was rolled up once (the benchmark raises otherwise).
     assert [m.name for m in result.metrics] == ["ingestion rate", "ingestion rate"]

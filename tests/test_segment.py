@@ -22,12 +22,12 @@ from sqlmodel import Session, select
 from api.main import create_app
 from db.events import prune
 from db.sources import create_source, revoke_source
-from db.tokens import create_token
 from db.usage import usage_signals
 from models.product_events import ProductEvent, TutorialCompletion
 from models.tables import Customer, SignalRecord
 from plans import BUILT_IN
 from settings import Settings
+from tests.api_support import staff_tokens
 from tests.browser_support import serve
 
 NOW = datetime.now(UTC)
@@ -85,7 +85,7 @@ def app_settings(settings: Settings) -> Settings:
 async def tracking(engine: Engine, settings: Settings) -> AsyncIterator[Tracking]:
     app = create_app(settings=app_settings(settings), engine=engine)
     _, key = create_source(engine, "web app")
-    _, token = create_token(engine, "Admin", "admin")
+    token = staff_tokens(engine)["admin"]
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
         yield Tracking(http, key, token)
@@ -118,7 +118,7 @@ def served(engine: Engine, settings: Settings) -> Iterator[str]:
 def test_the_segment_library_sends_to_tandem(engine: Engine, served: str, compressed: bool) -> None:
     add_customer(engine, "acme", external_id="crm-42")
     _, key = create_source(engine, "backend")
-    _, token = create_token(engine, "Admin", "admin")
+    token = staff_tokens(engine)["admin"]
     errors: list[Exception] = []
     analytics = SegmentClient(
         key, host=served, sync_mode=True, gzip=compressed, on_error=lambda e, _: errors.append(e)
