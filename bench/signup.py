@@ -36,6 +36,7 @@ from bench.common import (
     BenchResult,
     Metric,
     Process,
+    Retried,
     bare_worker_args,
     child_pid,
     cpu_seconds,
@@ -149,14 +150,19 @@ class Bench:
     plan: PlanTemplate
     server: int
     signed_up: int = 0  # Tandem sign-ups so far, for _settle
+    retried: Retried = field(default_factory=Retried)
 
     async def tandem(self, batch: str, index: int) -> None:
-        await sign_up(self.client, _signup(batch, index), self.plan, TANDEM_QUEUE)
+        signup = _signup(batch, index)
+        await self.retried(lambda: sign_up(self.client, signup, self.plan, TANDEM_QUEUE))
+
+    async def bare(self, batch: str, index: int) -> None:
+        await self.retried(lambda: _bare(self.client, batch, index))
 
     async def warm_up(self, label: str, count: int, concurrency: int) -> None:
         """New workers' first workflows pay for imports and caches: not measured."""
         say(f"signup: warming up ({count} of each)")
-        await run_bounded(count, concurrency, lambda i: _bare(self.client, f"w{label}", i))
+        await run_bounded(count, concurrency, lambda i: self.bare(f"w{label}", i))
         await run_bounded(count, concurrency, lambda i: self.tandem(f"w{label}", i))
         self.signed_up += count
         await _settle(self.engine, self.signed_up)
@@ -173,7 +179,7 @@ class Bench:
             say(f"signup: {label}: round {r}/{rounds}: {size} of each, {concurrency} in flight")
             await bare.batch(
                 run_bounded(
-                    size, concurrency, lambda i, b=batch: _bare(self.client, b, i),
+                    size, concurrency, lambda i, b=batch: self.bare(b, i),
                     "baseline", progress,
                 ),
                 self.server,
@@ -197,7 +203,7 @@ class Bench:
         tandem = [0.0] * serial
         for i in range(serial):
             started = time.perf_counter()
-            await _bare(self.client, "serial", i)
+            await self.bare("serial", i)
             bare[i] = time.perf_counter() - started
             started = time.perf_counter()
             await self.tandem("serial", i)
@@ -258,6 +264,10 @@ async def run(
             finally:
                 engine.dispose()
     _report(result, count, measured, alone)
+    if bench.retried.count:
+        result.notes.append(
+            f"{bench.retried.count} calls tried again after the server refused them for now"
+        )
     result.seconds = time.perf_counter() - started
     return result
 

@@ -25,12 +25,19 @@ from typing import Any
 from sqlalchemy import Engine
 from temporalio.client import Client
 from temporalio.service import RPCError
-from temporalio.testing import WorkflowEnvironment
 
 import lifecycles
 from bench.bare_worker import build_bare_worker
 from bench.baseline import BareInput, BareLifecycle
-from bench.common import BenchResult, Metric, say, tandem_settings, time_skipping_server, workdir
+from bench.common import (
+    BenchResult,
+    Metric,
+    SimulatedClock,
+    say,
+    tandem_settings,
+    time_skipping_server,
+    workdir,
+)
 from db.engine import make_engine
 from db.ingest import record_signals
 from db.migrate import upgrade
@@ -90,9 +97,9 @@ class Year:
     """Many customers' first year, driven together on one time-skipping server."""
 
     def __init__(
-        self, env: WorkflowEnvironment, engine: Engine, plan: PlanTemplate, batch: str, n: int
+        self, clock: SimulatedClock, engine: Engine, plan: PlanTemplate, batch: str, n: int
     ) -> None:
-        self.env, self.engine, self.plan = env, engine, plan
+        self.clock, self.engine, self.plan = clock, engine, plan
         self.signups = [
             SignUp(
                 company=f"Year {batch} {i}",
@@ -105,7 +112,7 @@ class Year:
 
     @property
     def client(self) -> Client:
-        return self.env.client
+        return self.clock.client
 
     async def _each(self, call: Any, items: list[Any]) -> list[Any]:
         gate = asyncio.Semaphore(IN_FLIGHT)
@@ -120,8 +127,8 @@ class Year:
         await self._each(
             lambda s: lifecycles.sign_up(self.client, s, self.plan, TANDEM_QUEUE), self.signups
         )
-        start = (await self.env.get_current_time()).date()
-        await self.env.sleep(timedelta(hours=12))
+        start = (await self.clock.now()).date()
+        await self.clock.sleep(timedelta(hours=12))
         await self._work(start, 0)
         for tutorial in self.plan.required_tutorials():
             await self._each(
@@ -129,7 +136,7 @@ class Year:
             )
         for month in range(1, MONTHS + 1):
             await self._signals(month)
-            await self.env.sleep(timedelta(days=30))
+            await self.clock.sleep(timedelta(days=30))
             await self._work(start, month)
         statuses = await self._each(lambda c: lifecycles.status(self.client, c), self.ids)
         behind = [s.customer_id for s in statuses if s.term < 2]
@@ -137,7 +144,7 @@ class Year:
             raise RuntimeError(f"not in their second term: {behind}")
 
     async def _signals(self, month: int) -> None:
-        at: datetime = await self.env.get_current_time()
+        at: datetime = await self.clock.now()
         figures = {
             SignalKind.nps: 9,
             SignalKind.csat: 5,
@@ -220,8 +227,8 @@ async def run(sequential: int, concurrent: int) -> BenchResult:
         settings = tandem_settings(tmp / "var")
         engine = make_engine(settings.resolved_database_url)
         upgrade(engine)
-        async with time_skipping_server() as env:
-            client = env.client
+        async with time_skipping_server() as clock:
+            client = clock.client
             years: list[Year] = []
             try:
                 async with (
@@ -232,7 +239,7 @@ async def run(sequential: int, concurrent: int) -> BenchResult:
                     # Tandem's sign-up processes) is not part of a customer-year.
                     say("years: warming up (one customer-year of each)")
                     await _bare_years(client, "warm", 1)
-                    years.append(Year(env, engine, plan, "warm", 1))
+                    years.append(Year(clock, engine, plan, "warm", 1))
                     await years[-1].run()
                     await years[-1].terminate()
                     # Baseline and Tandem alternate, so a shared machine's load weighs on both.
@@ -242,7 +249,7 @@ async def run(sequential: int, concurrent: int) -> BenchResult:
                         bare_seq += await _timed(
                             f"baseline #{i + 1}", _bare_years(client, f"s{i}", 1), 1
                         )
-                        years.append(Year(env, engine, plan, f"s{i}", 1))
+                        years.append(Year(clock, engine, plan, f"s{i}", 1))
                         tandem_seq += await _timed(f"Tandem #{i + 1}", years[-1].run(), 1)
                         # Left running, its second term would slow the next measurements.
                         await years[-1].terminate()
@@ -252,7 +259,7 @@ async def run(sequential: int, concurrent: int) -> BenchResult:
                     bare_many = await _timed(
                         f"baseline x{concurrent}", _bare_years(client, "c", concurrent), concurrent
                     )
-                    years.append(Year(env, engine, plan, "c", concurrent))
+                    years.append(Year(clock, engine, plan, "c", concurrent))
                     tandem_many = await _timed(f"Tandem x{concurrent}", years[-1].run(), concurrent)
                     # The server stops skipping time while a workflow has work and no worker.
                     for year in years:

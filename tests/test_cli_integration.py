@@ -297,6 +297,6 @@ def test_more_workers_poll_the_same_queue_and_stop_with_the_stack(tmp_path: Path
         assert stack.stop() == 0, stack.output
         assert "Stopped." in stack.output
         assert not _alive(other), "the second worker outlived the stack"
-    finally:
+    finally:  # stopped in order, so no server or worker (sessions of their own) is left
         if stack.process.poll() is None:
-            os.killpg(stack.process.pid, signal.SIGKILL)
+            stack.stop()
