@@ -33,8 +33,8 @@ class AccountActivities:
             customer = save_lifecycle(session, opening.snapshot, opening=True)
             new = customer in session.new
             add_event_once(session, opening.entry)
-            task = save_task(session, opening.kickoff.update)
-            return Written(rows=(customer, task), new_customer=customer if new else None)
+            save_task(session, opening.kickoff.update)
+            return Written(new_customer=customer if new else None)
 
         welcome, notice = self._email.store_and_send(
             [opening.welcome, opening.kickoff.notice], record_account
@@ -44,8 +44,10 @@ class AccountActivities:
     @activity.defn(name="announce_task")
     def announce_task(self, announcement: TaskNotice) -> EmailReceipt:
         """A task's change (opened, due soon, overdue) and the notice to its owner."""
-        [receipt] = self._email.store_and_send(
-            [announcement.notice],
-            lambda session: Written(rows=(save_task(session, announcement.update),)),
-        )
+
+        def record_task(session: Session) -> Written:
+            save_task(session, announcement.update)
+            return Written()
+
+        [receipt] = self._email.store_and_send([announcement.notice], record_task)
         return receipt

@@ -21,7 +21,7 @@ from typing import Any
 
 from markupsafe import escape
 from sqlalchemy import Engine, update
-from sqlmodel import Session, SQLModel, col, select
+from sqlmodel import Session, col, select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -75,10 +75,6 @@ def _alive() -> None:
 class Written:
     """What the caller's records, written in the emails' transaction, tell it."""
 
-    # Held until the emails are stored: the session keeps rows only by weak reference,
-    # and the emails read the same customer and task again (three more SELECTs per
-    # sign-up without this).
-    rows: tuple[SQLModel, ...] = ()
     # A customer whose row this transaction creates: nothing else of theirs is stored
     # yet, so there is nothing to look up.
     new_customer: Customer | None = None

@@ -50,9 +50,8 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         upgrade(engine)
-        # What is loaded by now (modules, schemas, the app) lives as long as the process;
-        # frozen, a full collection no longer walks it. At 100,000 customers this took
-        # the inbox's p99 from 68 to 14 ms and the portfolio's p95 from 189 to 139 ms.
+        # Frozen, what is loaded by now no longer makes each full collection longer: the
+        # tails of the reads at 100,000 customers (docs/benchmarks.md, api_reads).
         gc.freeze()
         yield
 

