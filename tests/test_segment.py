@@ -324,3 +324,19 @@ async def test_the_rollup_is_the_usage_scoring_reads(tracking: Tracking, engine:
         ("report_created", 2.0, day, day + timedelta(days=1)),
     ]
     assert all(o.kind == "usage" for o in signals)
+
+
+async def test_a_webhook_destination_posts_bare_calls_to_batch(
+    tracking: Tracking, engine: Engine
+) -> None:
+    add_customer(engine, "acme")
+    one = track("Login", group="acme")
+    assert (await tracking.send("batch", one)).json() == {"success": True}
+    listed = [track("Login", user="u2", group="acme"), track("Export", group="acme")]
+    assert (await tracking.send("batch", listed)).json() == {"success": True}
+    today = NOW.date().isoformat()
+    assert await tracking.counts("acme") == {
+        ("login", today): 2,
+        ("export", today): 1,
+        ("active_users", today): 2,
+    }

@@ -49,8 +49,9 @@ def _write_key(request: Request, body: dict[str, Any]) -> str | None:
     return key if isinstance(key, str) and key else None
 
 
-async def _body(request: Request, limit: int) -> dict[str, Any]:
-    """The JSON object sent, gunzipped when it says so; a 413 past `limit` bytes."""
+async def _body(request: Request, limit: int, lists: bool = False) -> Any:
+    """The JSON object sent (or with `lists`, a list of them), gunzipped when it says
+    so; a 413 past `limit` bytes."""
     declared = request.headers.get("content-length", "")
     too_big = ApiError(413, "too_large", f"the request is over {limit // 1024} KB", "body")
     if declared.isdigit() and int(declared) > limit:
@@ -68,7 +69,7 @@ async def _body(request: Request, limit: int) -> dict[str, Any]:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as error:
         raise ApiError(400, "bad_request", f"the body is not valid JSON: {error}", "body") from None
-    if not isinstance(body, dict):
+    if not isinstance(body, dict) and not (lists and isinstance(body, list)):
         raise ApiError(400, "bad_request", "the body must be a JSON object", "body")
     return body
 
@@ -188,7 +189,13 @@ async def page(request: Request) -> Accepted:
 @router.post("/batch", response_model=Accepted)
 async def batch(request: Request) -> Accepted:
     """Many calls at once, `{"batch": [...]}`, as the Segment libraries send them."""
-    body = await _body(request, MAX_BATCH_BYTES)
+    body = await _body(request, MAX_BATCH_BYTES, lists=True)
+    # Segment's `{"batch": [...]}`; a bare list of calls, or one call, as a webhook
+    # destination sends them (Segment's Webhooks (Actions), batched or not).
+    if isinstance(body, list):
+        body = {"batch": body}
+    elif "batch" not in body and "type" in body:
+        body = {"batch": [body], "writeKey": body.get("writeKey")}
     key = _key(request, body)
     items = body.get("batch")
     if not isinstance(items, list) or not items:
