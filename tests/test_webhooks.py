@@ -345,10 +345,12 @@ def test_the_library_verifies_what_we_sign() -> None:
 @pytest.fixture
 async def admin_api(rig: Rig, dev_env: WorkflowEnvironment) -> AsyncIterator[httpx.AsyncClient]:
     from api.main import create_app
+    from db.staff import add_staff
     from db.tokens import create_token
 
     app = create_app(settings=rig.settings, engine=rig.engine, client=dev_env.client)
-    _, admin = create_token(rig.engine, "Admin", "admin")
+    add_staff(rig.engine, "Ada Admin", "admin@team.test", "admin", actor="test")
+    _, admin = create_token(rig.engine, "Admin", "admin@team.test")
     transport = httpx.ASGITransport(app=app)
     headers = {"Authorization": f"Bearer {admin}"}
     async with httpx.AsyncClient(transport=transport, base_url="http://t", headers=headers) as http:
@@ -356,9 +358,11 @@ async def admin_api(rig: Rig, dev_env: WorkflowEnvironment) -> AsyncIterator[htt
 
 
 async def test_endpoints_through_the_api(rig: Rig, admin_api: httpx.AsyncClient) -> None:
+    from db.staff import add_staff
     from db.tokens import create_token
 
-    _, token = create_token(rig.engine, "Manager", "manager", "sam@team.test")
+    add_staff(rig.engine, "Sam", "sam@team.test", "manager", actor="test")
+    _, token = create_token(rig.engine, "Manager", "sam@team.test")
     manager = {"Authorization": f"Bearer {token}"}
     url = rig.receiver.url("/api")
     assert (
@@ -422,10 +426,12 @@ async def test_private_addresses_need_the_setting(
     dev_env: WorkflowEnvironment, settings: Settings, engine: Engine
 ) -> None:
     from api.main import create_app
+    from db.staff import add_staff
     from db.tokens import create_token
 
     app = create_app(settings=settings, engine=engine, client=dev_env.client)
-    _, admin = create_token(engine, "Admin", "admin")
+    add_staff(engine, "Ada Admin", "admin@team.test", "admin", actor="test")
+    _, admin = create_token(engine, "Admin", "admin@team.test")
     headers = {"Authorization": f"Bearer {admin}"}
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://t", headers=headers) as http:
