@@ -15,6 +15,7 @@ from sqlalchemy import Engine
 
 from api.main import create_app
 from api.security import SIGNATURE_HEADER, TIMESTAMP_HEADER, RateLimiter, verify_webhook
+from db.staff import add_staff
 from db.tokens import create_token
 from settings import DEV_SECRET, InsecureSettings, Settings
 from stack import serving_api
@@ -116,10 +117,13 @@ async def test_a_trusted_proxy_names_the_client(harness: Harness) -> None:
         assert (await api.http.post("/webhooks/signup", headers=other)).status_code == 401
     assert codes == [401, 401, 429]
 
-    async with api_for(harness, webhook_rate_per_minute=2) as api:  # no proxy trusted
-        api.http._transport.client = ("127.0.0.1", 5000)  # type: ignore[attr-defined]
+    # No proxy trusted: whatever X-Forwarded-For says, the address it came from counts.
+    settings = harness.settings.model_copy(update={"webhook_rate_per_minute": 2})
+    app = create_app(settings=settings, engine=harness.engine, client=harness.client)
+    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 5000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
         codes = [
-            (await api.http.post("/webhooks/signup", headers={"X-Forwarded-For": f"10.0.0.{n}"}))
+            (await http.post("/webhooks/signup", headers={"X-Forwarded-For": f"10.0.0.{n}"}))
             for n in range(3)
         ]
     assert [c.status_code for c in codes] == [401, 401, 429]
@@ -196,7 +200,8 @@ def test_the_browser_sees_the_headers_too(engine: Engine) -> None:
 async def test_a_change_on_the_session_cookie_needs_the_csrf_token(engine: Engine) -> None:
     """A same-site page's `no-cors` POST carries the dashboard's cookie but cannot add a
     header: on the cookie alone the API reads, and changes nothing."""
-    _, admin = create_token(engine, "Admin", "admin")
+    add_staff(engine, "Ada Admin", "ada@team.test", "admin", actor="test")
+    _, admin = create_token(engine, "Admin", "ada@team.test")
     transport = httpx.ASGITransport(app=app_on(engine))
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as browser:
         login = await browser.get("/login")
@@ -205,7 +210,7 @@ async def test_a_change_on_the_session_cookie_needs_the_csrf_token(engine: Engin
         assert signed_in.status_code == 303
         page = await browser.get("/")
         csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
-        new = {"name": "planted", "role": "admin"}
+        new = {"name": "planted", "person": "ada@team.test"}
 
         assert (await browser.get("/tokens")).status_code == 200  # reading is no change
         forged = await browser.post("/tokens", json=new)
