@@ -29,9 +29,12 @@ from models.staff import Staff
 from models.tables import ApiToken, AuditEntry, Customer, SignalRecord, TaskRecord, TimelineEvent
 from models.tasks import Task, TaskKind
 from settings import Settings
-from tests.test_dashboard import login
+from tests.api_support import api_for
+from tests.conftest import Lifecycle
+from tests.test_dashboard import PROFILES, login
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+PROFILE = PROFILES["happy_profitable"]  # its first check-in opens a playbook for the rep
 PEOPLE = {
     "admin": ("Ada", "ada@team.test", "admin"),
     "manager": ("Sam", "sam@team.test", "manager"),
@@ -506,3 +509,36 @@ def test_the_cli_shows_a_rep_their_accounts_and_tasks(
     if who == "robin@team.test":
         refused = runner.invoke(app, ["complete", "acme:rep", "--result", "-"], input="{}")
         assert refused.exit_code == 1 and "their own tasks only" in refused.output
+
+
+# -- through the real worker: sign-up, a rep's task, its completion --------------------------
+
+
+async def test_a_lifecycle_gives_work_to_the_accounts_people(acme: Lifecycle) -> None:
+    """The account goes to the least busy manager at sign-up; once it has a rep, the
+    playbook a check-in opens is theirs: another rep can neither see nor complete it,
+    they can, through the lifecycle."""
+    async with api_for(acme.h) as api:
+        # api_for puts Ada (admin), Sam (manager), Riley and Robin (reps) on the staff.
+        await acme.sign_up()
+        await acme.advance(hours=1)
+        with Session(acme.h.engine) as session:
+            account = session.get(Customer, acme.customer_id)
+            assert account is not None and account.owner == "sam@team.test"
+        kickoff = acme.task_row(acme.task_id("kickoff"))
+        assert kickoff is not None and kickoff.assignee == "sam@team.test"
+        moved = await api.post(
+            f"/customers/{acme.customer_id}/assignment", json={"rep": "riley@team.test"}
+        )
+        assert moved.status_code == 200 and moved.json()["tasks_moved"] == []
+        await acme.signals(**PROFILE)
+        await acme.advance(days=31)
+        playbook = acme.task_id("playbook-check_in-1")
+        row = acme.task_row(playbook)
+        assert row is not None and row.assignee == "riley@team.test"
+        assert (await api.get("/tasks", role="other_rep")).json() == []
+        result = {"result": {"kind": "playbook", "notes": "Called the champion"}}
+        refused = await api.post(f"/tasks/{playbook}/complete", role="other_rep", json=result)
+        assert refused.status_code == 403
+        done = await api.post(f"/tasks/{playbook}/complete", role="rep", json=result)
+        assert done.status_code == 200 and done.json()["completed_by"] == "riley@team.test"
