@@ -4,6 +4,7 @@ revocable; every change is in the audit log."""
 from __future__ import annotations
 
 import secrets
+import time
 from datetime import UTC, datetime
 
 from sqlalchemy import Engine
@@ -44,6 +45,7 @@ def revoke_source(engine: Engine, ref: str, actor: str = "cli") -> EventSource |
     with session_scope(engine) as session:
         row = _find(session, ref)
         if row is not None and row.revoked_at is None:
+            _LIVE.clear()
             row.revoked_at = datetime.now(UTC)
             session.add(row)
             session.add(
@@ -64,9 +66,24 @@ def _find(session: Session, ref: str) -> EventSource | None:
     return session.exec(query.order_by(col(EventSource.id).desc())).first()
 
 
+# Live keys seen lately, by database and key hash: (until, source id). Every batch comes
+# with its key; asking the database each time would be one more round trip per batch.
+# A key revoked here is forgotten at once, one revoked by another process within
+# LIVE_SECONDS.
+_LIVE: dict[tuple[str, str], tuple[float, int]] = {}
+LIVE_SECONDS = 2.0
+
+
 def source_for_key(session: Session, key: str) -> int | None:
     """The id of the live source this write key belongs to, or None."""
+    key_hash, database, now = hash_token(key), str(session.get_bind().url), time.monotonic()
+    known = _LIVE.get((database, key_hash))
+    if known is not None and known[0] > now:
+        return known[1]
     query = select(EventSource.id).where(
-        EventSource.key_hash == hash_token(key), col(EventSource.revoked_at).is_(None)
+        EventSource.key_hash == key_hash, col(EventSource.revoked_at).is_(None)
     )
-    return session.exec(query).first()
+    source_id = session.exec(query).first()
+    if source_id is not None:
+        _LIVE[(database, key_hash)] = (now + LIVE_SECONDS, source_id)
+    return source_id

@@ -117,6 +117,6 @@ async def test_segment_ingest_smoke(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TANDEM_BENCH_POSTGRES_URL", POSTGRES_URL)
     result = await segment_ingest.run(**segment_ingest.SIZES["smoke"])
     # Every event sent was rolled up once (the benchmark raises otherwise).
-    assert [m.name for m in result.metrics] == ["ingestion rate", "ingestion rate"]
+    assert [m.name for m in result.metrics][:2] == ["ingestion rate", "ingestion rate"]
     assert all(m.tandem and m.tandem > 0 for m in result.metrics)
     assert result.metrics[0].baseline and result.metrics[0].met is not None

@@ -16,6 +16,7 @@ import json
 import logging
 import time
 import zlib
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -29,7 +30,13 @@ from db.events import ingest
 from db.usage import mark_told, untold_tutorials
 from lifecycles import tell_tutorials
 from models.plan import EventMapping
-from models.segment import MAX_BATCH_BYTES, MAX_CALL_BYTES, Accepted, SegmentCall
+from models.segment import (
+    MAX_BATCH_BYTES,
+    MAX_CALL_BYTES,
+    Accepted,
+    IngestReceipt,
+    SegmentCall,
+)
 from plans import event_mapping
 
 router = APIRouter(prefix="/v1", tags=["product events (Segment)"])
@@ -116,13 +123,20 @@ def _unauthorized() -> ApiError:
     return ApiError(401, "unauthorized", message)
 
 
-async def _take(request: Request, calls: list[Call], key: str) -> Accepted:
+async def _take(request: Request, make_calls: Callable[[], list[Call]], key: str) -> Accepted:
+    """Check the calls and store them, on a worker thread: the event loop goes on
+    reading other requests meanwhile."""
     settings, engine = request.app.state.settings, request.app.state.engine
+    calls: list[Call] = []
 
     def mappings(plan: str) -> EventMapping:
         return event_mapping(plan, settings.plans_dir)
 
-    receipt = await run_in_threadpool(ingest, engine, key, calls, mappings)
+    def work() -> IngestReceipt | None:
+        calls.extend(make_calls())
+        return ingest(engine, key, calls, mappings)
+
+    receipt = await run_in_threadpool(work)
     if receipt is None:
         raise _unauthorized()
     # Completions to tell: this batch's, those a `group` call let waiting events make,
@@ -159,7 +173,7 @@ async def _tell_tutorials(request: Request) -> None:
 async def _single(request: Request, kind: str) -> Accepted:
     body = await _body(request, MAX_CALL_BYTES)
     key = _key(request, body)
-    return await _take(request, [_call(body, "body", kind)], key)
+    return await _take(request, lambda: [_call(body, "body", kind)], key)
 
 
 @router.post("/track", response_model=Accepted)
@@ -201,9 +215,13 @@ async def batch(request: Request) -> Accepted:
     if not isinstance(items, list) or not items:
         raise ApiError(400, "bad_request", "batch: a non-empty list of calls is required", "batch")
     shared = body.get("context")
-    calls = []
-    for index, item in enumerate(items):
-        if isinstance(shared, dict) and isinstance(item, dict):
-            item["context"] = {**shared, **(item.get("context") or {})}
-        calls.append(_call(item, f"batch.{index}"))
+
+    def calls() -> list[Call]:
+        checked = []
+        for index, item in enumerate(items):
+            if isinstance(shared, dict) and isinstance(item, dict):
+                item["context"] = {**shared, **(item.get("context") or {})}
+            checked.append(_call(item, f"batch.{index}"))
+        return checked
+
     return await _take(request, calls, key)
