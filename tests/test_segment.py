@@ -305,6 +305,23 @@ async def test_old_raw_events_are_pruned_but_counts_and_waiting_ones_stay(
     assert (await tracking.counts("acme"))[("login", NOW.date().isoformat())] == 1
 
 
+async def test_the_api_prunes_old_raw_events_itself(
+    engine: Engine, settings: Settings, tracking: Tracking
+) -> None:
+    add_customer(engine, "acme")
+    await tracking.send("track", track("Login", group="acme"))
+    with Session(engine) as session:  # as if it had come 31 days ago
+        session.exec(select(ProductEvent)).one().received_at = NOW - timedelta(days=31)
+        session.commit()
+    app = create_app(settings=app_settings(settings), engine=engine)  # a process started now
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        fresh = Tracking(http, tracking.key, tracking.token)
+        assert (await fresh.send("track", track("Export", group="acme"))).status_code == 200
+    with Session(engine) as session:
+        assert session.exec(select(ProductEvent.event)).all() == ["Export"]
+
+
 async def test_the_rollup_is_the_usage_scoring_reads(tracking: Tracking, engine: Engine) -> None:
     add_customer(engine, "acme")
     yesterday = NOW - timedelta(days=1)

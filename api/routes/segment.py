@@ -26,7 +26,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.deps import get_client
 from api.errors import ApiError
-from db.events import ingest
+from db.events import ingest, prune
 from db.usage import mark_told, untold_tutorials
 from lifecycles import tell_tutorials
 from models.plan import EventMapping
@@ -43,6 +43,7 @@ router = APIRouter(prefix="/v1", tags=["product events (Segment)"])
 log = logging.getLogger("tandem.segment")
 Call = tuple[SegmentCall, str]
 RECHECK_SECONDS = 60.0
+PRUNE_SECONDS = 3600.0
 
 
 def _write_key(request: Request, body: dict[str, Any]) -> str | None:
@@ -132,16 +133,25 @@ async def _take(request: Request, make_calls: Callable[[], list[Call]], key: str
     def mappings(plan: str) -> EventMapping:
         return event_mapping(plan, settings.plans_dir)
 
+    state = request.app.state
+    prune_now = time.monotonic() - getattr(state, "events_pruned", 0.0) > PRUNE_SECONDS
+    if prune_now:
+        state.events_pruned = time.monotonic()
+
     def work() -> IngestReceipt | None:
         calls.extend(make_calls())
-        return ingest(engine, key, calls, mappings)
+        receipt = ingest(engine, key, calls, mappings)
+        if prune_now:
+            # Raw events past their retention go once an hour, with a batch that is
+            # being stored anyway: no separate job to run.
+            prune(engine, settings.events_retention_days)
+        return receipt
 
     receipt = await run_in_threadpool(work)
     if receipt is None:
         raise _unauthorized()
     # Completions to tell: this batch's, those a `group` call let waiting events make,
     # and now and then any a Temporal out of reach left untold.
-    state = request.app.state
     now = time.monotonic()
     if (
         receipt.tutorials
