@@ -542,3 +542,13 @@ async def test_a_lifecycle_gives_work_to_the_accounts_people(acme: Lifecycle) ->
         assert refused.status_code == 403
         done = await api.post(f"/tasks/{playbook}/complete", role="rep", json=result)
         assert done.status_code == 200 and done.json()["completed_by"] == "riley@team.test"
+
+
+async def test_managers_find_a_reps_book_on_the_dashboard(
+    api: httpx.AsyncClient, team: dict[str, str]
+) -> None:
+    await login(api, team["manager"])
+    page = (await api.get("/app/customers?rep=riley@team.test")).text
+    assert 'href="/app/customers/acme"' in page and "/app/customers/globex" not in page
+    account = (await api.get("/app/customers/acme")).text
+    assert "manager sam@team.test" in account and "rep riley@team.test" in account

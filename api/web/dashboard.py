@@ -226,6 +226,7 @@ def customers_page(
     quadrant: str = "",
     phase: str = "",
     owner: str = "",
+    rep: str = "",
     at_risk: str = "",
     after: str = "",
 ) -> Response:
@@ -234,11 +235,18 @@ def customers_page(
     principal = principal_for_session(request, session)
     if principal is None:
         return _login_redirect(request)
-    filters = {"quadrant": quadrant, "phase": phase, "owner": owner.strip(), "at_risk": at_risk}
+    filters = {
+        "quadrant": quadrant,
+        "phase": phase,
+        "owner": owner.strip(),
+        "rep": rep.strip(),
+        "at_risk": at_risk,
+    }
     query = CustomerFilters(
         quadrant=quadrant or None,
         phase=phase or None,
         owner=filters["owner"] or None,
+        rep=filters["rep"] or None,
         at_risk=_flag(at_risk),
     )
     found = search_customers(
