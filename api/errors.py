@@ -49,6 +49,7 @@ _CODES = {
 
 
 DOCUMENTED = {
+    400: "the request body cannot be read (not JSON, not gzip, or too large)",
     401: "no valid API token",
     403: "the token's role may not do this",
     404: "no such thing",

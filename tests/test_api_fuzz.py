@@ -1,5 +1,5 @@
 """Property-based fuzzing of the HTTP API from its own OpenAPI document: whatever the
-input, no 5xx, and every response matches its documented schema."""
+input, no 5xx, and every response is as documented (status, headers, body)."""
 
 from __future__ import annotations
 
@@ -15,14 +15,12 @@ from db.staff import add_staff
 from db.tokens import create_token
 from settings import Settings
 
-# What the API promises: never a 5xx, and status, content type and body as documented.
-# (Not "every schema-valid input is accepted": a made-up cursor is rightly a 422.)
-CHECKS = [
-    checks.not_a_server_error,
-    checks.status_code_conformance,
-    checks.content_type_conformance,
-    checks.response_schema_conformance,
-]
+# Every check schemathesis has (undocumented statuses, a 405 without Allow, headers,
+# schemas, content types, a negative input accepted, ...) but one: "every schema-valid
+# input is accepted" asks a JSON Schema to say what only the records can (a signed link
+# or a cursor this API issued, a staff member who exists, a goal signal that names one of
+# the customer's goals), so it stays off until the schema can carry those rules.
+EXCLUDED = [checks.positive_data_acceptance]
 
 
 def test_no_server_errors_and_documented_responses(
@@ -39,8 +37,10 @@ def test_no_server_errors_and_documented_responses(
     for operation in operations:
 
         @given(case=operation.as_strategy())
-        @examples(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+        @examples(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
         def fuzz(case: schemathesis.Case) -> None:
-            case.call_and_validate(headers={"Authorization": f"Bearer {token}"}, checks=CHECKS)
+            case.call_and_validate(
+                headers={"Authorization": f"Bearer {token}"}, excluded_checks=EXCLUDED
+            )
 
         fuzz()

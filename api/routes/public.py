@@ -130,20 +130,21 @@ async def answer_survey(
     settings: SettingsDep,
     engine: EngineDep,
     client: ClientDep,
-    value: Annotated[int | None, Form()] = None,
+    value: Annotated[str | None, Form()] = None,
 ) -> HTMLResponse:
     """Records the answer once (the one on the page: the customer may change it), thanks
     the customer, and tells the lifecycle."""
     claim = _survey_claim(request, token, settings)
     if isinstance(claim, HTMLResponse):
         return claim
-    value = claim.value if value is None else value
-    if value not in SCALES[claim.kind]:
+    # A person's form: a bad value gets a page, not a JSON validation error.
+    chosen = claim.value if value is None else int(value) if value.isdecimal() else -1
+    if chosen not in SCALES[claim.kind]:
         return _message(request, 400, "That answer is not on the scale.", "Nothing was recorded.")
     answer = SignalIn(
         customer_id=claim.customer_id,
         kind=SignalKind(claim.kind),
-        value=value,
+        value=chosen,
         observed_at=datetime.now(UTC),
         source="survey",
         client_id=f"survey:{claim.survey}:{claim.kind}",
@@ -170,7 +171,7 @@ async def answer_survey(
         request,
         200,
         "Thank you!",
-        f"We recorded your answer ({value}). It helps us help you.",
+        f"We recorded your answer ({chosen}). It helps us help you.",
     )
 
 
