@@ -18,7 +18,7 @@ from settings import Settings
 # Every check schemathesis has (undocumented statuses, a 405 without Allow, headers,
 # schemas, content types, a negative input accepted, ...) but one: "every schema-valid
 # input is accepted" asks a JSON Schema to say what only the records can (a signed link
-# or a cursor this API issued, a staff member who exists, a goal signal that names one of
+# this API issued, a staff member who exists, a goal signal that names one of
 # the customer's goals), so it stays off until the schema can carry those rules.
 EXCLUDED = [checks.positive_data_acceptance]
 

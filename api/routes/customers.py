@@ -2,30 +2,17 @@
 
 from __future__ import annotations
 
-import base64
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 
 from api.deps import PrincipalDep, SessionDep
-from api.errors import ApiError, not_found
+from api.errors import not_found
 from db.queries import CustomerFilters, CustomerNotFound, customer_overview, search_customers
+from models.customer import CUSTOMER_ID_PATTERN
 from models.public import CustomerDetailPublic, CustomersPublic
 
 router = APIRouter(prefix="/customers", tags=["customers"])
-
-
-def _cursor(last_id: str) -> str:
-    return base64.urlsafe_b64encode(last_id.encode()).decode()
-
-
-def _after(cursor: str | None) -> str | None:
-    if not cursor:
-        return None
-    try:
-        return base64.urlsafe_b64decode(cursor.encode()).decode()
-    except (ValueError, UnicodeDecodeError):
-        raise ApiError(422, "invalid", "cursor: not a cursor this API gave out", "cursor") from None
 
 
 @router.get("", response_model=CustomersPublic)
@@ -33,15 +20,20 @@ def list_customers(
     session: SessionDep,
     principal: PrincipalDep,
     filters: Annotated[CustomerFilters, Query()],
-    cursor: str | None = None,
+    cursor: Annotated[
+        str | None,
+        Query(
+            pattern=CUSTOMER_ID_PATTERN,
+            description="next_cursor of the page before: the id the next page starts after "
+            "(any customer id is a valid place to start)",
+        ),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> CustomersPublic:
     """Every account for managers and admins; for a rep, the accounts they are rep on."""
-    rows = search_customers(session, filters, _after(cursor), limit + 1, principal.rep_view)
+    rows = search_customers(session, filters, cursor, limit + 1, principal.rep_view)
     page = rows[:limit]
-    return CustomersPublic(
-        items=page, next_cursor=_cursor(page[-1].id) if len(rows) > limit else None
-    )
+    return CustomersPublic(items=page, next_cursor=page[-1].id if len(rows) > limit else None)
 
 
 @router.get("/{customer_id}", response_model=CustomerDetailPublic)
