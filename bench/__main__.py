@@ -27,7 +27,15 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from bench import api_reads, idle, segment_ingest, signup, simulated_time, task_completion
+from bench import (
+    api_reads,
+    idle,
+    segment_ingest,
+    signup,
+    simulated_time,
+    simulation,
+    task_completion,
+)
 from bench.common import BenchResult, machine, say
 
 # name -> module with SIZES and `async def run(**size) -> BenchResult` (bench/__init__.py).
@@ -38,6 +46,7 @@ BENCHMARKS: dict[str, ModuleType] = {
     "api_reads": api_reads,
     "task_completion": task_completion,
     "segment_ingest": segment_ingest,
+    "simulation": simulation,
 }
 SIZES = ["smoke", "default", "full"]
 

@@ -10,7 +10,15 @@ import psycopg
 import pytest
 
 from bench import __main__ as bench_main
-from bench import api_reads, idle, segment_ingest, signup, simulated_time, task_completion
+from bench import (
+    api_reads,
+    idle,
+    segment_ingest,
+    signup,
+    simulated_time,
+    simulation,
+    task_completion,
+)
 from bench.common import BenchResult, percentile
 from bench.pgload import admin_url, libpq_url
 from tests.conftest import POSTGRES_URL, need_postgres
@@ -68,6 +76,12 @@ async def test_simulated_time_smoke() -> None:
     result = await simulated_time.run(**simulated_time.SIZES["smoke"])
     size = simulated_time.SIZES["smoke"]["concurrent"]
     measured(result, ["customer-year, sequential", f"customer-year, {size} at once"])
+
+
+async def test_simulation_smoke() -> None:
+    result = await simulation.run(**simulation.SIZES["smoke"])
+    measured(result, ["customer-years a minute"])
+    assert result.metric("customer-years a minute").met in (True, False)
 
 
 async def test_api_reads_smoke(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,0 +1,76 @@
+"""Simulation: customer-years a minute through `tandem simulate` (issue 17's "Speed").
+
+Tandem: `simulation.simulate` as the command runs it: a seeded cohort of `customers`
+through the real lifecycles for `months` months, under the default plan and, with
+`plans` 2, under high_touch too (`--compare high_touch`), both reports written. One
+customer-year is one customer under one plan for twelve months.
+
+Baseline: the bare time-skipping cost of the same simulated time on the same server: as
+many bare workflows (`bench.baseline`) as the simulation has lifecycles, each sleeping
+`months` monthly timers, their results awaited.
+
+Target: >= 144 customer-years a minute, that is 200 customers x 13 months x 2 plans in
+under 3 minutes.
+"""
+
+from __future__ import annotations
+
+import time
+
+from bench.bare_worker import build_bare_worker
+from bench.baseline import BareInput, BareLifecycle
+from bench.common import BenchResult, Metric, say, tandem_settings, time_skipping_server, workdir
+from plans import load_plan
+from simulation.simulate import simulate
+
+SIZES: dict[str, dict[str, int]] = {
+    "smoke": {"customers": 2, "months": 2, "plans": 1},
+    "default": {"customers": 200, "months": 13, "plans": 2},
+    "full": {"customers": 400, "months": 13, "plans": 2},
+}
+PLANS = ("default", "high_touch")
+SEED = 7
+BARE_QUEUE = "bench-simulation-bare"
+TARGET = 200 * 13 * 2 / 12 / 3  # customer-years a minute: issue 17's run in 3 minutes
+
+
+def customer_years(customers: int, months: int, plans: int) -> float:
+    return customers * months / 12 * plans
+
+
+async def run(customers: int, months: int, plans: int) -> BenchResult:
+    if not 1 <= plans <= len(PLANS):
+        raise ValueError(f"plans must be 1 or 2, not {plans}")
+    result = BenchResult("simulation", {"customers": customers, "months": months, "plans": plans})
+    started = time.perf_counter()
+    years = customer_years(customers, months, plans)
+    with workdir("simulation") as tmp:
+        async with time_skipping_server() as env:
+            say(f"simulation: {customers} customers x {months} months x {plans} plan(s)")
+            began = time.perf_counter()
+            await simulate(
+                customers, months, SEED, [load_plan(p) for p in PLANS[:plans]], tmp / "out", env
+            )
+            tandem = years / ((time.perf_counter() - began) / 60)
+            say(f"simulation: {tandem:.1f} customer-years a minute")
+            async with build_bare_worker(env.client, BARE_QUEUE, tandem_settings(tmp / "var")):
+                began = time.perf_counter()
+                handles = [
+                    await env.client.start_workflow(
+                        BareLifecycle.run,
+                        BareInput(timers=months, timer_days=30),
+                        id=f"bare-simulation-{i}",
+                        task_queue=BARE_QUEUE,
+                    )
+                    for i in range(customers * plans)
+                ]
+                # One result at a time: each awaited result lets the server skip time.
+                for handle in handles:
+                    await handle.result()
+                bare = years / ((time.perf_counter() - began) / 60)
+            say(f"simulation: baseline {bare:.1f} customer-years a minute")
+    metric = Metric("customer-years a minute", "/min", tandem, bare, f">= {TARGET:.0f}")
+    metric.met = tandem >= TARGET
+    result.metrics.append(metric)
+    result.seconds = time.perf_counter() - started
+    return result
