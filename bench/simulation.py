@@ -45,18 +45,23 @@ async def run(customers: int, months: int, plans: int) -> BenchResult:
     started = time.perf_counter()
     years = customer_years(customers, months, plans)
     with workdir("simulation") as tmp:
-        async with time_skipping_server() as env:
+        async with time_skipping_server() as clock:
             say(f"simulation: {customers} customers x {months} months x {plans} plan(s)")
             began = time.perf_counter()
             await simulate(
-                customers, months, SEED, [load_plan(p) for p in PLANS[:plans]], tmp / "out", env
+                customers,
+                months,
+                SEED,
+                [load_plan(p) for p in PLANS[:plans]],
+                tmp / "out",
+                clock.env,
             )
             tandem = years / ((time.perf_counter() - began) / 60)
             say(f"simulation: {tandem:.1f} customer-years a minute")
-            async with build_bare_worker(env.client, BARE_QUEUE, tandem_settings(tmp / "var")):
+            async with build_bare_worker(clock.client, BARE_QUEUE, tandem_settings(tmp / "var")):
                 began = time.perf_counter()
                 handles = [
-                    await env.client.start_workflow(
+                    await clock.client.start_workflow(
                         BareLifecycle.run,
                         BareInput(timers=months, timer_days=30),
                         id=f"bare-simulation-{i}",
