@@ -3,7 +3,8 @@
 One module per command group: `customers` (the success team's work on accounts), `tasks`
 (the human work inside lifecycles), `simulate` (cohorts and backtests), `admin` (plan
 templates, tokens, migrations, email previews, the codec server), `staff` (the team's
-people, and `assign`), `running` (`run` and `worker`); `common` holds what they share."""
+people, and `assign`), `sources` (write keys for product events), `running` (`run` and
+`worker`); `common` holds what they share."""
 
 from __future__ import annotations
 
