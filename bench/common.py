@@ -218,7 +218,7 @@ class Retried:
     """Calls tried again after a transient refusal: counted, and noted with the results
     (latencies include the retries)."""
 
-    def __init__(self, attempts: int = 5, pause: float = 1.0) -> None:
+    def __init__(self, attempts: int = 10, pause: float = 2.0) -> None:
         self.attempts, self.pause, self.count = attempts, pause, 0
 
     async def __call__(self, call: Callable[[], Awaitable[object]]) -> None:
