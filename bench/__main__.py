@@ -111,7 +111,8 @@ async def run_one(name: str, size: dict[str, Any]) -> BenchResult:
         result.seconds = time.perf_counter() - started
         say(f"== {name} FAILED after {result.seconds:.0f} s: {result.error}")
         return result
-    say(f"== {name} done in {result.seconds:.0f} s")
+    outcome = "done" if result.error is None else f"FAILED part way: {result.error}"
+    say(f"== {name} {outcome} in {result.seconds:.0f} s")
     return result
 
 
@@ -134,9 +135,9 @@ def _met(met: bool | None) -> str:
 
 
 def _rows(result: BenchResult) -> list[list[str]]:
-    """One row per metric: metric (unit), Tandem, baseline, ratio, target, met."""
-    if result.error is not None:
-        return [[f"FAILED: {result.error}", "-", "-", "-", "-", "NO"]]
+    """One row per metric: metric (unit), Tandem, baseline, ratio, target, met; then
+    the failure, if it failed (a benchmark may keep what it measured before)."""
+    failed = [] if result.error is None else [[f"FAILED: {result.error}", *"----", "NO"]]
     return [
         [
             f"{m.name} ({m.unit})",
@@ -147,7 +148,7 @@ def _rows(result: BenchResult) -> list[list[str]]:
             _met(m.met) or "-",
         ]
         for m in result.metrics
-    ]
+    ] + failed
 
 
 def table(results: list[BenchResult]) -> Table:
@@ -206,5 +207,4 @@ def main(argv: Sequence[str] | None = None) -> list[BenchResult]:
 
 
 if __name__ == "__main__":
-    failed = [r.name for r in main() if r.error is not None]
-    sys.exit(1 if failed else 0)
+    sys.exit(1 if any(r.error is not None for r in main()) else 0)

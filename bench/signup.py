@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+import traceback
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
 
@@ -247,20 +248,28 @@ async def run(
             tandem_env = worker_env(address, var_dir, TANDEM_QUEUE)
             bare_args = bare_worker_args(address, BARE_QUEUE)
             bare_env = worker_env(address, var_dir, BARE_QUEUE)
+            alone: tuple[list[float], list[float]] | None = None
             try:
                 async with (
                     worker_processes(tandem_args, tandem_env, tmp / "tandem.log", 1) as t,
                     worker_processes(bare_args, bare_env, tmp / "bare.log", 1) as b,
                 ):
-                    for n in range(1, workers + 1):
-                        await more_workers(t, tandem_args, tandem_env, tmp / "tandem.log", n)
-                        await more_workers(b, bare_args, bare_env, tmp / "bare.log", n)
-                        label = f"{n}w"
-                        await bench.warm_up(label, warmup, concurrency)
-                        bare, tandem = Side(list(b)), Side(list(t))
-                        await bench.measure(label, bare, tandem, count, concurrency, rounds)
-                        measured[n] = bare, tandem
-                    alone = await bench.one_at_a_time(serial)
+                    try:
+                        for n in range(1, workers + 1):
+                            await more_workers(t, tandem_args, tandem_env, tmp / "tandem.log", n)
+                            await more_workers(b, bare_args, bare_env, tmp / "bare.log", n)
+                            label = f"{n}w"
+                            await bench.warm_up(label, warmup, concurrency)
+                            bare, tandem = Side(list(b)), Side(list(t))
+                            await bench.measure(label, bare, tandem, count, concurrency, rounds)
+                            measured[n] = bare, tandem
+                        alone = await bench.one_at_a_time(serial)
+                    except Exception as error:
+                        if not measured:
+                            raise
+                        # What was measured stands; the rest is reported as failed.
+                        traceback.print_exc()
+                        result.error = f"{type(error).__name__}: {error}"
             finally:
                 engine.dispose()
     _report(result, count, measured, alone)
@@ -295,7 +304,7 @@ def _report(
     result: BenchResult,
     count: int,
     measured: dict[int, tuple[Side, Side]],
-    alone: tuple[list[float], list[float]],
+    alone: tuple[list[float], list[float]] | None,
 ) -> None:
     for n, (bare, tandem) in measured.items():
         cpu = Metric(
@@ -345,15 +354,16 @@ def _report(
                 1000 * getattr(bare, part) / count,
             )
         )
-    bare_alone, tandem_alone = alone
-    result.metrics.append(
-        Metric(
-            "p50 latency, one at a time",
-            "ms",
-            1000 * percentile(tandem_alone, 0.5),
-            1000 * percentile(bare_alone, 0.5),
+    if alone is not None:
+        bare_alone, tandem_alone = alone
+        result.metrics.append(
+            Metric(
+                "p50 latency, one at a time",
+                "ms",
+                1000 * percentile(tandem_alone, 0.5),
+                1000 * percentile(bare_alone, 0.5),
+            )
         )
-    )
     result.notes.append(
         f"load average (1 min) {os.getloadavg()[0]:.1f} at the end, on {os.cpu_count()} CPUs"
     )

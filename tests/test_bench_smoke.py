@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import ModuleType
 
 import psycopg
 import pytest
@@ -19,7 +20,7 @@ from bench import (
     simulation,
     task_completion,
 )
-from bench.common import BenchResult, percentile
+from bench.common import BenchResult, Metric, machine, percentile
 from bench.pgload import admin_url, libpq_url
 from tests.conftest import POSTGRES_URL, need_postgres
 
@@ -134,3 +135,37 @@ async def test_segment_ingest_smoke(monkeypatch: pytest.MonkeyPatch) -> None:
     assert [m.name for m in result.metrics][:2] == ["ingestion rate", "ingestion rate"]
     assert all(m.tandem and m.tandem > 0 for m in result.metrics)
     assert result.metrics[0].baseline and result.metrics[0].met is not None
+
+
+def test_a_failing_benchmark_is_reported_and_the_others_still_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def benchmark(name: str, fails: bool) -> ModuleType:
+        module = ModuleType(f"bench.{name}", f"{name}: a benchmark of this test.")
+
+        async def run(count: int) -> BenchResult:
+            if fails:
+                raise RuntimeError("h2 protocol error")
+            result = BenchResult(name, {"count": count})
+            result.metrics.append(Metric("speed", "ops/s", 2.0 * count, 1.0 * count))
+            return result
+
+        module.SIZES = {size: {"count": 3} for size in ("smoke", "default", "full")}  # type: ignore[attr-defined]
+        module.run = run  # type: ignore[attr-defined]
+        return module
+
+    monkeypatch.setattr(
+        bench_main,
+        "BENCHMARKS",
+        {"first": benchmark("first", True), "second": benchmark("second", False)},
+    )
+    out = tmp_path / "results.json"
+    results = bench_main.main(["--size", "smoke", "--second-count", "5", "--out", str(out)])
+    assert [(r.name, r.error) for r in results] == [
+        ("first", "RuntimeError: h2 protocol error"),
+        ("second", None),
+    ]
+    assert results[1].metrics[0].ratio == 2.0 and results[1].params == {"count": 5}
+    written = json.loads(out.read_text())["results"]
+    assert written[0]["error"] == "RuntimeError: h2 protocol error" and written[0]["metrics"] == []
+    assert "FAILED: RuntimeError: h2 protocol error" in bench_main.markdown(results, machine())
