@@ -15,19 +15,18 @@ import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from google.protobuf.empty_pb2 import Empty
-from temporalio.api.testservice.v1 import SleepRequest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
 from settings import Settings
+from simulation.clock import SimulatedClock
 from stack import find_binary
 from worker import ensure_search_attributes
 
@@ -108,36 +107,6 @@ async def dev_server(workdir: Path, persist: bool = False) -> AsyncIterator[Work
         yield env
 
 
-class SimulatedClock:
-    """Temporal's time-skipping test server, driven through a client made for long skips.
-
-    `WorkflowEnvironment.sleep` is one call that lasts as long as the work the skipped
-    time brings takes in real time: with many customers on the same schedule, all their
-    check-ins at once. Its client's defaults cut such a call off: a 30 s deadline, and
-    HTTP/2 keep-alive pings every 30 s, which the test server counts as abuse while a
-    call is in flight and nothing else is said, closing the connection after three
-    (the call fails as a transport or "h2 protocol" error). On loopback a ping finds
-    nothing that the kernel would not, so this client sends none, and skips wait as
-    long as the work takes, up to SKIP_DEADLINE."""
-
-    SKIP_DEADLINE = timedelta(minutes=10)
-
-    def __init__(self, env: WorkflowEnvironment, client: Client) -> None:
-        self.env = env
-        self.client = client  # for the workers and the calls of the benchmark too
-
-    async def now(self) -> datetime:
-        response = await self.client.test_service.get_current_time(Empty())
-        return response.time.ToDatetime().replace(tzinfo=UTC)
-
-    async def sleep(self, duration: timedelta) -> None:
-        request = SleepRequest()
-        request.duration.FromTimedelta(duration)
-        await self.client.test_service.unlock_time_skipping_with_sleep(
-            request, timeout=self.SKIP_DEADLINE
-        )
-
-
 @contextlib.asynccontextmanager
 async def time_skipping_server() -> AsyncIterator[SimulatedClock]:
     env = await WorkflowEnvironment.start_time_skipping(
@@ -145,13 +114,7 @@ async def time_skipping_server() -> AsyncIterator[SimulatedClock]:
         data_converter=pydantic_data_converter,
     )
     async with _serving(env):
-        # The environment's interceptors too: awaiting a workflow's result lets time skip.
-        client = await env.connect_client(
-            data_converter=pydantic_data_converter,
-            keep_alive_config=None,
-            interceptors=env.client.config()["interceptors"],
-        )
-        yield SimulatedClock(env, client)
+        yield await SimulatedClock.of(env)
 
 
 @contextlib.asynccontextmanager

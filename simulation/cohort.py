@@ -2,8 +2,9 @@
 
 The simulator is the customers (signals, tutorials, cancellations, renewal answers) and
 the success team (every task completed with a typed result, sometimes late). It moves
-time a day at a time with `env.sleep`, so tasks are completed on their own schedule, and
-takes a snapshot of every lifecycle (`status` query) after each monthly check-in.
+time a day at a time on the server's clock (simulation/clock.py), so tasks are completed
+on their own schedule, and takes a snapshot of every lifecycle (`status` query) after
+each monthly check-in.
 
 All of its choices come from generators seeded by (seed, customer, what, when) and are
 keyed to days since the cohort started, never to the wall clock, so one seed gives the
@@ -23,7 +24,6 @@ from rich.progress import Progress
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 from temporalio.service import RPCError
-from temporalio.testing import WorkflowEnvironment
 
 import lifecycles
 from db.ingest import record_signals
@@ -52,6 +52,7 @@ from simulation.accounts import (
     weekly,
 )
 from simulation.behaviour import churns_this_month, drift, lift
+from simulation.clock import SimulatedClock
 
 DAY = timedelta(days=1)
 MONTH_DAYS = 30  # the default plan's check-in cadence: one snapshot per check-in
@@ -76,7 +77,7 @@ class Snapshot:
 
 @dataclass
 class CohortRun:
-    env: WorkflowEnvironment
+    clock: SimulatedClock
     engine: Engine
     plan: PlanTemplate
     accounts: list[Account]
@@ -106,7 +107,7 @@ class CohortRun:
         return (at - self._start) / DAY
 
     async def advance(self, days: float) -> None:
-        await self.env.sleep(timedelta(days=days))
+        await self.clock.sleep(timedelta(days=days))
         self.day += days
 
     # -- the run ------------------------------------------------------------------------
@@ -118,10 +119,10 @@ class CohortRun:
                 f"{self.plan.label}: signing up", total=self.months * MONTH_DAYS
             )
         await self._each(
-            lambda a: lifecycles.sign_up(self.env.client, a.signup, self.plan, self.task_queue),
+            lambda a: lifecycles.sign_up(self.clock.client, a.signup, self.plan, self.task_queue),
             self.accounts,
         )
-        self._start = await self.env.get_current_time()
+        self._start = await self.clock.now()
         self._plan_tutorials()
         # Act at half days: clear of the lifecycles' own steps, which fall on whole days.
         await self.advance(0.5)
@@ -165,7 +166,7 @@ class CohortRun:
         worker: no lifecycle may outlive this run's worker."""
         for account in self.accounts:
             with contextlib.suppress(RPCError):
-                await self.env.client.get_workflow_handle(
+                await self.clock.client.get_workflow_handle(
                     workflow_id_for(account.customer_id)
                 ).terminate("simulation over")
 
@@ -184,11 +185,11 @@ class CohortRun:
         for customer_id, key in due:
             del self._tutorials[(customer_id, key)]
             if self.by_id[customer_id].churned_month is None:
-                await lifecycles.tutorial_completed(self.env.client, customer_id, key)
+                await lifecycles.tutorial_completed(self.clock.client, customer_id, key)
 
     async def _signals(self, month: int) -> None:
         """What the product recorded over the month that ends now, for every live account."""
-        end = await self.env.get_current_time()
+        end = await self.clock.now()
         start = end - timedelta(days=MONTH_DAYS - 1)
         items = [
             signal
@@ -204,7 +205,7 @@ class CohortRun:
                 account.churned_month = month
                 with contextlib.suppress(lifecycles.LifecycleError):
                     await lifecycles.cancel(
-                        self.env.client,
+                        self.clock.client,
                         account.customer_id,
                         "Not getting enough value for the price; cancelled",
                     )
@@ -258,7 +259,7 @@ class CohortRun:
             task_id=row.id, completed_by=f"sim-{row.owner_role}", result=result
         )
         with contextlib.suppress(lifecycles.LifecycleError):  # ended meanwhile (a churn)
-            await lifecycles.complete_task(self.env.client, completion)
+            await lifecycles.complete_task(self.clock.client, completion)
         self._finished.add(row.id)
 
     def _result(self, row: TaskRecord, account: Account) -> dict[str, Any] | None:
@@ -337,7 +338,7 @@ class CohortRun:
                 account.churned_month = month
         watched = [a for a in self.accounts if a.customer_id not in ended]
         statuses = await self._each(
-            lambda a: lifecycles.status(self.env.client, a.customer_id), watched
+            lambda a: lifecycles.status(self.clock.client, a.customer_id), watched
         )
         positions = {}
         for status in statuses:

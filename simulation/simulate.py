@@ -23,6 +23,7 @@ from db.migrate import upgrade
 from models.plan import PlanTemplate
 from settings import Settings
 from simulation.accounts import make_cohort
+from simulation.clock import SimulatedClock
 from simulation.cohort import CohortRun
 from simulation.report import render
 from simulation.results import summarize
@@ -92,11 +93,12 @@ async def simulate(
     }
     async with _server(env) as server:
         await ensure_search_attributes(server.client, "default")
+        clock = await SimulatedClock.of(server)
         with _progress(console) as progress:
             for index, plan in enumerate(plans, 1):
                 records = out / f"records-{index}-{plan.name}.db" if keep_records else None
                 run = await _run_plan(
-                    server, plan, customers, months, seed, f"r{index}", progress, records
+                    clock, plan, customers, months, seed, f"r{index}", progress, records
                 )
                 results["runs"].append(run)
     (out / JSON_NAME).write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
@@ -105,7 +107,7 @@ async def simulate(
 
 
 async def _run_plan(
-    env: WorkflowEnvironment,
+    clock: SimulatedClock,
     plan: PlanTemplate,
     customers: int,
     months: int,
@@ -120,7 +122,7 @@ async def _run_plan(
         upgrade(engine)
         try:
             run = CohortRun(
-                env=env,
+                clock=clock,
                 engine=engine,
                 plan=plan,
                 accounts=make_cohort(seed, customers, prefix),
@@ -129,7 +131,7 @@ async def _run_plan(
                 task_queue=f"simulation-{prefix}",
                 progress=progress,
             )
-            async with build_worker(env.client, settings, engine, task_queue=run.task_queue):
+            async with build_worker(clock.client, settings, engine, task_queue=run.task_queue):
                 await run.run()
             summary = summarize(run)
         finally:
