@@ -211,6 +211,18 @@ async def tell_tutorials(client: Client, completions: list[tuple[str, str]]) -> 
     return outcomes
 
 
+async def tell_champion_left(client: Client, customer_id: str, email: str) -> str:
+    """Tell the lifecycle a champion left (it opens the `champion_left` playbook once);
+    the outcome, as `tell_tutorials` gives it."""
+    try:
+        await _handle(client, customer_id).signal(CustomerLifecycle.champion_left, email)
+    except RPCError as error:
+        if error.status is RPCStatusCode.NOT_FOUND:
+            return "no running lifecycle"
+        raise await _explain(customer_id, error) from None
+    return "told"
+
+
 async def cancel(client: Client, customer_id: str, reason: str) -> None:
     try:
         await _handle(client, customer_id).signal(CustomerLifecycle.cancel, reason)

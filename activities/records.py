@@ -21,7 +21,9 @@ from activities.contracts import (
     TimelineEntry,
 )
 from db.assignment import assignee_for, manager_for_new_account
+from db.contacts import upsert_contact
 from db.engine import insert_once, write_once
+from models.contacts import SIGNUP_ROLES
 from models.lifecycle import Phase
 from models.signals import SignalKind
 from models.success_plan import SuccessPlan
@@ -141,6 +143,9 @@ def save_lifecycle(
     session.add(row)
     ended = snapshot.phase is Phase.churned
     if not ended and (was is None or (was == Phase.churned.value and snapshot.term == 1)):
+        # The person who signed up is the account's first contact.
+        session.flush()
+        upsert_contact(session, row.id, row.contact_name, row.email, SIGNUP_ROLES, "signup")
         events.signed_up(session, row)
     elif ended and was != Phase.churned.value:
         events.churned(session, row, snapshot.churn_reason or "")

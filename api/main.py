@@ -19,6 +19,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from api import errors
 from api.routes import (
+    contacts,
     customers,
     plans,
     portfolio,
@@ -92,7 +93,7 @@ def create_app(
     errors.install(app)
     for module in (
         webhooks, customers, tasks, signals, plans, tokens, staff, public, portfolio, segment,
-        sources,
+        sources, contacts,
     ):  # fmt: skip
         app.include_router(module.router)
     app.include_router(webhook_endpoints.router)

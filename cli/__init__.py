@@ -3,8 +3,8 @@
 One module per command group: `customers` (the success team's work on accounts), `tasks`
 (the human work inside lifecycles), `simulate` (cohorts and backtests), `admin` (plan
 templates, tokens, migrations, email previews, the codec server), `staff` (the team's
-people, and `assign`), `sources` (write keys for product events), `running` (`run` and
-`worker`); `common` holds what they share."""
+people, and `assign`), `sources` (write keys for product events), `contacts` (the people
+at an account), `running` (`run` and `worker`); `common` holds what they share."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import typer
 
 from cli import (
     admin,
+    contacts,
     customers,
     digests,
     running,
@@ -44,6 +45,7 @@ for group in (
     digests,
     staff,
     sources,
+    contacts,
 ):
     app.add_typer(group.app)
 

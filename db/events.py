@@ -19,6 +19,7 @@ from sqlalchemy import Engine, delete, or_, update
 from sqlmodel import Session, col, select
 
 from db.bulk import insert_new, unnest_insert
+from db.contacts import from_identify
 from db.engine import write_once
 from db.rollup import (
     COUNT_SQL,
@@ -133,6 +134,7 @@ def _ingest(
     added = _store_and_count(session, rows, to_count)
     fresh = [a for a in attributed if a.message_id in added]
     tutorials = take_mapped(session, fresh, mappings)
+    from_identify(session, ((a.customer_id, a.traits) for a in fresh if a.type == "identify"))
     if joined:
         _join(session, joined, received_at)
         apply_waiting(session, mappings, group_ids=set(joined.values()), user_keys=set(joined))

@@ -29,7 +29,9 @@ from sqlalchemy import URL, Connection, Engine, text
 from sqlmodel import SQLModel
 from sqlmodel.sql.sqltypes import AutoString
 
-import models.staff  # noqa: F401  (its table belongs to the schema too)
+# Their tables belong to the schema too.
+import models.contacts
+import models.staff  # noqa: F401
 from db.engine import make_engine
 from models.tables import UTCDateTime
 

@@ -10,6 +10,7 @@ from pydantic import BaseModel, field_validator
 from sqlalchemy import func, or_
 from sqlmodel import Session, col, select
 
+from models.contacts import Contact, ContactPublic, ContactRole, ContactStatus
 from models.public import (
     AssessmentPublic,
     CustomerDetailPublic,
@@ -189,7 +190,22 @@ def customer_overview(
         assessments=assessment_history(session, customer.id),
         emails=[EmailPublic.model_validate(e) for e in emails],
         timeline=[TimelineEventPublic.model_validate(e) for e in timeline],
+        contacts=contacts_of(session, customer.id),
     )
+
+
+def contacts_of(session: Session, customer_id: str) -> list[ContactPublic]:
+    """Active contacts first, champions first among them, then by name."""
+    rows = session.exec(
+        select(Contact).where(Contact.customer_id == customer_id).order_by(col(Contact.id))
+    ).all()
+    rank = {r.value: i for i, r in enumerate(ContactRole)}
+
+    def order(row: Contact) -> tuple[bool, int, str]:
+        first = min((rank.get(r, len(rank)) for r in row.roles), default=len(rank))
+        return (row.status != ContactStatus.active.value, first, row.name.lower())
+
+    return [ContactPublic.model_validate(r) for r in sorted(rows, key=order)]
 
 
 class CustomerFilters(BaseModel):

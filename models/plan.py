@@ -218,13 +218,15 @@ class Playbook(StrictModel):
 
 
 class Playbooks(StrictModel):
-    """Keys are quadrants, plus the 'neutral but highly profitable' risk."""
+    """Keys are quadrants, plus the 'neutral but highly profitable' risk and a champion
+    who left the account (removed, marked as left, or bouncing)."""
 
     unhappy_profitable: Playbook | None = None
     happy_unprofitable: Playbook | None = None
     unhappy_unprofitable: Playbook | None = None
     happy_profitable: Playbook | None = None
     neutral_high_profit: Playbook | None = None
+    champion_left: Playbook | None = None
 
 
 def metric_name(event: str) -> str | None:

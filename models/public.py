@@ -12,6 +12,7 @@ from datetime import UTC, date, datetime
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
+from models.contacts import ContactPublic
 from models.lifecycle import Phase
 from models.roles import Role
 from models.scoring import Explained, Quadrant
@@ -182,6 +183,9 @@ class CustomerDetailPublic(ReadModel):
     assessments: list[AssessmentPublic] = Field(description="oldest first, the latest last")
     emails: list[EmailPublic] = Field(description="newest first")
     timeline: list[TimelineEventPublic] = Field(description="newest first")
+    contacts: list[ContactPublic] = Field(
+        default_factory=list, description="the people at the account, active champions first"
+    )
 
     @property
     def assessment(self) -> AssessmentPublic | None:

@@ -366,6 +366,12 @@ class CustomerLifecycle:
         )
 
     @workflow.signal
+    async def champion_left(self, email: str) -> None:
+        """A champion was removed, marked as left or bounced (the records say so already);
+        the lifecycle opens the plan's `champion_left` playbook for them, once."""
+        await reviews.champion_left(self, email)
+
+    @workflow.signal
     def cancel(self, reason: str) -> None:
         if self.state.cancel_reason is None:
             self.state.cancel_reason = reason or "no reason given"

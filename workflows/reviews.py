@@ -13,7 +13,7 @@ from workflows.step import Lifecycle
 with workflow.unsafe.imports_passed_through():
     from activities import contracts
     from activities.contracts import AssessmentRequest, Recipient
-    from models.lifecycle import LastAssessment, Step
+    from models.lifecycle import LastAssessment, Phase, Step
     from models.roles import Role
     from models.scoring import Assessment, Quadrant, Risk
     from models.tasks import NewTask, TaskKind
@@ -109,5 +109,25 @@ async def schedule_review_call(lc: Lifecycle, step: Step) -> None:
             f"Progress review call with {lc.state.customer.company}",
             Role.manager,
             due_in=timedelta(days=lc.state.plan.reviews.review_call_due_days),
+        )
+    )
+
+
+async def champion_left(lc: Lifecycle, email: str) -> None:
+    """A champion left the account: a classic churn signal. The plan's `champion_left`
+    playbook opens once per champion and term (the task's key names them), however
+    often the news arrives."""
+    playbook = lc.state.plan.playbooks.champion_left
+    if playbook is None or lc.state.phase is Phase.churned:
+        return
+    await lc.desk.open(
+        NewTask(
+            f"champion-left:{email.strip().lower()}",
+            TaskKind.playbook,
+            f"{playbook.title}: {lc.state.customer.company} ({email})",
+            playbook.owner_role,
+            due_in=timedelta(days=playbook.due_days),
+            playbook="champion_left",
+            requires_decision=playbook.requires_decision,
         )
     )

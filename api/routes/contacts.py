@@ -1,0 +1,102 @@
+"""An account's contacts: everyone on the account reads them; managers and admins add,
+change, mark as left and remove them. A champion who leaves is told to the lifecycle."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+
+from api.deps import EngineDep, ManagerDep, PrincipalDep, SessionDep, get_client
+from api.errors import ApiError, not_found
+from db.contacts import (
+    ContactChanged,
+    ContactError,
+    ContactNotFound,
+    add_contact,
+    list_contacts,
+    remove_contact,
+    update_contact,
+)
+from db.queries import CustomerNotFound, find_customer
+from lifecycles import LifecycleError, tell_champion_left
+from models.contacts import ContactChange, ContactPublic, NewContact
+
+router = APIRouter(prefix="/customers/{customer_id}/contacts", tags=["contacts"])
+
+
+def _refused(error: ContactError) -> ApiError:
+    return ApiError(422, "invalid", str(error), error.field)
+
+
+async def _tell(request: Request, done: ContactChanged) -> ContactChanged:
+    """The change is stored; a champion gone is told to the lifecycle, and the answer
+    says what became of that (Temporal out of reach refuses nothing already stored)."""
+    if not done.champion_left:
+        return done
+    try:
+        client = await get_client(request)
+        done.lifecycle = await tell_champion_left(
+            client, done.contact.customer_id, done.contact.email
+        )
+    except (ApiError, LifecycleError) as error:
+        done.lifecycle = f"not told: {error}"
+    return done
+
+
+@router.get("", response_model=list[ContactPublic])
+def contacts(customer_id: str, session: SessionDep, principal: PrincipalDep) -> list[ContactPublic]:
+    """The people at the account, active champions first; a rep reads only their own
+    accounts' (any other is a 404)."""
+    try:
+        customer = find_customer(session, customer_id)
+        if principal.rep_view is not None and customer.rep != principal.rep_view:
+            raise CustomerNotFound(customer_id)
+        return list_contacts(session, customer.id)
+    except CustomerNotFound:
+        raise not_found("customer", customer_id) from None
+
+
+@router.post("", response_model=ContactPublic, status_code=201)
+def new_contact(
+    customer_id: str, request: NewContact, engine: EngineDep, manager: ManagerDep
+) -> ContactPublic:
+    try:
+        return add_contact(engine, customer_id, request, manager.actor)
+    except CustomerNotFound:
+        raise not_found("customer", customer_id) from None
+    except ContactError as error:
+        raise _refused(error) from None
+
+
+@router.patch("/{email}", response_model=ContactChanged)
+async def change_contact(
+    customer_id: str,
+    email: str,
+    change: ContactChange,
+    request: Request,
+    engine: EngineDep,
+    manager: ManagerDep,
+) -> ContactChanged:
+    """Change a contact's name, roles or status (`"status": "left"` marks them as gone,
+    `"bounced"` as unreachable; `"active"` brings them back)."""
+    try:
+        done = await run_in_threadpool(
+            update_contact, engine, customer_id, email, change, manager.actor
+        )
+    except (CustomerNotFound, ContactNotFound):
+        raise not_found("contact", f"{customer_id}/{email}") from None
+    except ContactError as error:
+        raise _refused(error) from None
+    return await _tell(request, done)
+
+
+@router.delete("/{email}", response_model=ContactChanged)
+async def delete_contact(
+    customer_id: str, email: str, request: Request, engine: EngineDep, manager: ManagerDep
+) -> ContactChanged:
+    """Take a contact off the account; the audit log and timeline keep who they were."""
+    try:
+        done = await run_in_threadpool(remove_contact, engine, customer_id, email, manager.actor)
+    except (CustomerNotFound, ContactNotFound):
+        raise not_found("contact", f"{customer_id}/{email}") from None
+    return await _tell(request, done)

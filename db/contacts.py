@@ -1,0 +1,243 @@
+"""An account's contacts: add, change, mark as left and remove them, and the upsert that
+sign-up and Segment's `identify` use. Every change by a person is in the audit log, and a
+contact who leaves is on the account's timeline.
+
+A change that takes an active champion away (removed, marked as left, bouncing) comes
+back as `ContactChanged.champion_left`, for the caller to tell the lifecycle, which opens
+the plan's `champion_left` playbook task.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+from sqlalchemy import Engine
+from sqlmodel import Session, select
+
+from db.engine import session_scope
+from db.queries import contacts_of, find_customer
+from models.contacts import (
+    Contact,
+    ContactChange,
+    ContactPublic,
+    ContactRole,
+    ContactStatus,
+    NewContact,
+)
+from models.customer import EmailAddress
+from models.tables import AuditEntry, TimelineEvent, utcnow
+
+
+class ContactError(ValueError):
+    """A contact change refused: which field, and why."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
+class ContactNotFound(LookupError):
+    pass
+
+
+class ContactChanged(BaseModel):
+    """A contact after a change, and whether the change took a champion away."""
+
+    contact: ContactPublic
+    champion_left: bool = False
+    lifecycle: str | None = Field(
+        default=None, description="when a champion left: what became of telling the lifecycle"
+    )
+
+
+def normalize_email(email: str) -> str:
+    """Contacts are known at their account by their address, compared without case."""
+    try:
+        return TypeAdapter(EmailAddress).validate_python(email.strip()).lower()
+    except ValidationError as error:
+        message = error.errors()[0]["msg"].removeprefix("Value error, ")
+        raise ContactError("email", message) from None
+
+
+def ordered_roles(roles: Iterable[str]) -> list[str]:
+    """Roles without repeats, in ContactRole's order (champion first)."""
+    wanted = {ContactRole(r) for r in roles}
+    return [r.value for r in ContactRole if r in wanted]
+
+
+def is_active_champion(row: Contact) -> bool:
+    return row.status == ContactStatus.active.value and ContactRole.champion.value in row.roles
+
+
+def _find(session: Session, customer_id: str, email: str) -> Contact | None:
+    return session.exec(
+        select(Contact).where(Contact.customer_id == customer_id, Contact.email == email)
+    ).first()
+
+
+def _existing(session: Session, customer_id: str, email: str) -> Contact:
+    row = _find(session, customer_id, normalize_email(email))
+    if row is None:
+        raise ContactNotFound(f"no contact {email.strip().lower()!r} at {customer_id}")
+    return row
+
+
+def public(row: Contact) -> ContactPublic:
+    return ContactPublic.model_validate(row)
+
+
+def list_contacts(session: Session, ref: str) -> list[ContactPublic]:
+    return contacts_of(session, find_customer(session, ref).id)
+
+
+def _audit(session: Session, actor: str, action: str, row: Contact, **detail: object) -> None:
+    subject = f"{row.customer_id}:{row.email}"
+    session.add(AuditEntry(actor=actor, action=action, subject=subject, detail=detail))
+
+
+def _left_on_timeline(session: Session, row: Contact, how: str, at: datetime) -> None:
+    """A contact gone from the account, once per contact and way of leaving."""
+    key = f"contact_{how}:{row.email}:{at.isoformat()}"
+    roles = ", ".join(r.replace("_", " ") for r in row.roles) or "contact"
+    session.add(
+        TimelineEvent(
+            customer_id=row.customer_id,
+            key=key,
+            at=at,
+            kind="champion_left" if ContactRole.champion.value in row.roles else "contact_left",
+            message=f"{row.name} ({roles}) {how.replace('_', ' ')}",
+        )
+    )
+
+
+def add_contact(
+    engine: Engine, ref: str, new: NewContact, actor: str, source: str = "api"
+) -> ContactPublic:
+    if not new.name.strip():
+        raise ContactError("name", "must not be blank")
+    address = normalize_email(new.email)
+    with session_scope(engine) as session:
+        customer = find_customer(session, ref)
+        if _find(session, customer.id, address) is not None:
+            raise ContactError("email", f"{address} is already a contact of {customer.id}")
+        row = Contact(
+            customer_id=customer.id,
+            name=new.name.strip(),
+            email=address,
+            roles=ordered_roles(new.roles),
+            source=source,
+        )
+        session.add(row)
+        session.flush()
+        _audit(session, actor, "contact.added", row, name=row.name, roles=row.roles)
+        return public(row)
+
+
+def update_contact(
+    engine: Engine, ref: str, email: str, change: ContactChange, actor: str
+) -> ContactChanged:
+    """Change a contact's name, roles or status. Marking them `left` or `bounced` keeps
+    them in the account's history; making them `active` again brings them back."""
+    with session_scope(engine) as session:
+        customer = find_customer(session, ref)
+        row = _existing(session, customer.id, email)
+        was_champion = is_active_champion(row)
+        if change.name is not None:
+            if not change.name.strip():
+                raise ContactError("name", "must not be blank")
+            row.name = change.name.strip()
+        if change.roles is not None:
+            row.roles = ordered_roles(change.roles)
+        now = utcnow()
+        if change.status is not None and change.status.value != row.status:
+            row.status = change.status.value
+            row.left_at = None if change.status is ContactStatus.active else now
+            if change.status is not ContactStatus.active:
+                _left_on_timeline(session, row, change.status.value, now)
+        row.updated_at = now
+        session.add(row)
+        _audit(session, actor, "contact.changed", row, **change.changes())
+        session.flush()
+        left = was_champion and not is_active_champion(row)
+        return ContactChanged(contact=public(row), champion_left=left)
+
+
+def remove_contact(engine: Engine, ref: str, email: str, actor: str) -> ContactChanged:
+    """Take a contact off the account (added by mistake, or gone without a trace). The
+    audit log and the timeline keep who they were."""
+    with session_scope(engine) as session:
+        customer = find_customer(session, ref)
+        row = _existing(session, customer.id, email)
+        shown = public(row)
+        was_champion = is_active_champion(row)
+        if was_champion:
+            _left_on_timeline(session, row, "was_removed", utcnow())
+        _audit(session, actor, "contact.removed", row, name=row.name, roles=row.roles)
+        session.delete(row)
+        return ContactChanged(contact=shown, champion_left=was_champion)
+
+
+def upsert_contact(
+    session: Session,
+    customer_id: str,
+    name: str,
+    email: str,
+    roles: Iterable[str],
+    source: str,
+) -> Contact | None:
+    """The contact as sign-up or the product's own events know them: added when new; an
+    existing one keeps what the team set and gains any new roles. None when the address
+    is not one (events carry what the product had)."""
+    try:
+        address = normalize_email(email)
+    except ContactError:
+        return None
+    row = _find(session, customer_id, address)
+    if row is None:
+        row = Contact(
+            customer_id=customer_id,
+            name=name.strip() or address,
+            email=address,
+            roles=ordered_roles(roles),
+            source=source,
+        )
+    else:
+        added = ordered_roles([*row.roles, *roles])
+        if added == row.roles:
+            return row
+        row.roles, row.updated_at = added, utcnow()
+    session.add(row)
+    return row
+
+
+def champions_of(session: Session, customer_id: str) -> list[ContactPublic]:
+    rows = session.exec(
+        select(Contact).where(
+            Contact.customer_id == customer_id,
+            Contact.status == ContactStatus.active.value,
+        )
+    ).all()
+    return [public(r) for r in rows if ContactRole.champion.value in r.roles]
+
+
+def from_identify(session: Session, calls: Iterable[tuple[str, dict[str, Any]]]) -> None:
+    """Contacts from Segment `identify` calls attributed to an account, as (customer id,
+    traits): a user with an `email` trait is a contact, named by `name` (or first and last
+    name), in the roles a `role` or `roles` trait names (a user otherwise)."""
+    for customer_id, traits in calls:
+        email = traits.get("email")
+        if not isinstance(email, str):
+            continue
+        name = traits.get("name") or " ".join(
+            str(traits[k]) for k in ("firstName", "lastName") if traits.get(k)
+        )
+        named = traits.get("roles") or traits.get("role") or ContactRole.user.value
+        named = [named] if isinstance(named, str) else named
+        roles = [r for r in (str(n).lower().replace(" ", "_") for n in named) if r in _ROLES]
+        upsert_contact(session, customer_id, str(name or ""), email, roles or ["user"], "segment")
+
+
+_ROLES = {r.value for r in ContactRole}
