@@ -31,18 +31,19 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from sqlalchemy import Engine, event, make_url
-from sqlmodel import Session
+from sqlalchemy import Engine, event, func, make_url
+from sqlmodel import Session, col, select
 
 from api.deps import Principal, principal_for_token
 from api.routes import customers, portfolio, tasks
 from bench.apiproc import api_process
 from bench.common import PROJECT_ROOT, BenchResult, Metric, percentile, say, workdir
-from bench.pgload import OWNERS, REPS, bench_database, load
+from bench.pgload import OWNERS, bench_database, load
 from db.engine import make_engine
 from db.queries import CustomerFilters
 from db.staff import add_staff
 from db.tokens import create_token
+from models.tables import TaskRecord
 
 SIZES: dict[str, dict[str, int]] = {
     "smoke": {
@@ -84,8 +85,18 @@ class Explained:
 def _tokens(engine: Engine) -> tuple[str, list[tuple[str, str]]]:
     add_staff(engine, "Bench manager", OWNERS[0], "manager", actor="bench")
     _, manager = create_token(engine, "Bench manager", OWNERS[0])
+    # The reps with the most open work: a rep sees only their own tasks.
+    with Session(engine) as session:
+        busiest = session.exec(
+            select(TaskRecord.assignee)
+            .where(TaskRecord.owner_role == "rep", TaskRecord.status == "open")
+            .where(col(TaskRecord.assignee).is_not(None))
+            .group_by(col(TaskRecord.assignee))
+            .order_by(func.count().desc(), col(TaskRecord.assignee))
+            .limit(REP_TOKENS)
+        ).all()
     reps = []
-    for person in REPS[:REP_TOKENS]:
+    for person in busiest:
         add_staff(engine, f"Bench {person}", person, "rep", actor="bench")
         reps.append((person, create_token(engine, f"Bench {person}", person)[1]))
     return manager, reps

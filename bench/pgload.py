@@ -141,15 +141,16 @@ def _customers(book: list[dict[str, Any]]) -> Iterator[tuple[Any, ...]]:
     for c in book:
         yield (
             c["id"], c["company"], f"Contact {c['n']}", f"contact{c['n']}@customer.test",
-            f"crm-{c['n']}", c["owner"], "default", 1, c["phase"], c["term"], c["term_start"],
-            c["term_end"], c["phase"] != "onboarding", c["quadrant"], c["level"], c["at_risk"],
+            f"crm-{c['n']}", c["owner"], c["rep"], "default", 1, c["phase"], c["term"],
+            c["term_start"], c["term_end"], c["phase"] != "onboarding", c["quadrant"], c["level"],
+            c["at_risk"],
             "renewed" if c["phase"] == "churned" and c["n"] % 3 == 0 else None,
             "budget" if c["phase"] == "churned" else None, c["term_start"], c["updated_at"],
         )  # fmt: skip
 
 
 CUSTOMER_COLUMNS = (
-    "id", "company", "contact_name", "email", "external_id", "owner", "plan_name",
+    "id", "company", "contact_name", "email", "external_id", "owner", "rep", "plan_name",
     "plan_version", "phase", "term", "term_start", "term_end", "onboarded", "quadrant",
     "level", "at_risk", "renewal_outcome", "churn_reason", "created_at", "updated_at",
 )  # fmt: skip
@@ -284,9 +285,8 @@ def _tasks(
         if c["phase"] == "renewal":
             yield task(c, "renewal", "renewal", "manager", c["owner"], True)
         if c["at_risk"] and c["phase"] != "churned":
-            # Reps' work: most of it assigned, some waiting for whoever takes it.
-            assignee = rng.choice(REPS) if rng.random() < 0.7 else None
-            yield task(c, "playbook-1", "playbook", "rep", assignee, True)
+            # Reps' work goes to the account's rep, or to the managers' queue without one.
+            yield task(c, "playbook-1", "playbook", "rep", c["rep"], True)
         if c["phase"] in ("adopting", "renewal") and c["n"] % 2 == 0:
             yield task(c, "review_call-1", "review_call", "manager", c["owner"], False)
 
@@ -329,6 +329,8 @@ def _book(customers: int, rng: random.Random, now: datetime) -> list[dict[str, A
                 "id": f"cust-{n:06d}",
                 "company": f"Company {n:06d}",
                 "owner": rng.choice(OWNERS),
+                # Most accounts have a rep; one in seven is the managers' alone.
+                "rep": REPS[n % len(REPS)] if n % 7 else None,
                 "phase": phase,
                 "term": 1 + (n % 3 if phase != "onboarding" else 0),
                 "term_start": start,
