@@ -24,6 +24,7 @@ from temporalio.service import RPCError, RPCStatusCode, TLSConfig
 
 from codec import data_converter
 from models.customer import CustomerProfile, SignUp, workflow_id_for
+from models.imports import ImportedAccount
 from models.lifecycle import (
     CustomerPlanReceipt,
     LifecycleEnd,
@@ -88,10 +89,28 @@ async def sign_up(
 ) -> SignupReceipt:
     """Start the customer's lifecycle, or find the one already running (update-with-start),
     and return once the welcome email is composed."""
-    customer = CustomerProfile.from_signup(signup)
+    return await _open(
+        client, LifecycleInput(customer=CustomerProfile.from_signup(signup), plan=plan), task_queue
+    )
+
+
+async def import_account(
+    client: Client, signup: SignUp, plan: PlanTemplate, account: ImportedAccount, task_queue: str
+) -> SignupReceipt:
+    """Start an existing account's lifecycle mid-term, or find the one already running
+    (update-with-start, as sign-up): importing the same account again changes nothing.
+    Returns once the account's record is opened."""
+    opening = LifecycleInput(
+        customer=CustomerProfile.from_signup(signup), plan=plan, imported=account
+    )
+    return await _open(client, opening, task_queue)
+
+
+async def _open(client: Client, opening: LifecycleInput, task_queue: str) -> SignupReceipt:
+    customer = opening.customer
     start = WithStartWorkflowOperation(
         CustomerLifecycle.run,
-        LifecycleInput(customer=customer, plan=plan),
+        opening,
         id=workflow_id_for(customer.customer_id),
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         task_queue=task_queue,

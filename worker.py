@@ -124,6 +124,7 @@ def build_worker(
             records.record_task,
             records.record_task_result,
             records.record_customer_plan,
+            records.import_account,
             email.compose_email,
             accounts.open_account,
             accounts.announce_task,

@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 from temporalio import activity
 
 from models.customer import CustomerProfile
+from models.imports import ImportedAccount
 from models.lifecycle import Phase
 from models.plan import ScoringSettings
 from models.scoring import Assessment, PreviousAssessment
@@ -113,6 +114,15 @@ class AccountOpening(BaseModel):
     kickoff: TaskNotice
 
 
+class AccountImport(BaseModel):
+    """An existing account's opening: its record, timeline entry, contacts and MRR; no
+    email goes out."""
+
+    snapshot: LifecycleSnapshot
+    entry: TimelineEntry
+    account: ImportedAccount
+
+
 class AccountOpened(BaseModel):
     welcome: EmailReceipt
     kickoff_notice: EmailReceipt
@@ -131,6 +141,11 @@ class AssessmentRequest(BaseModel):
     as_of: datetime
     scoring: ScoringSettings
     previous: PreviousAssessment | None = None
+
+
+@activity.defn(name="import_account")
+def import_account(opening: AccountImport) -> None:
+    raise NotImplementedError("registered by the worker from activities.records")
 
 
 @activity.defn(name="record_lifecycle")

@@ -16,6 +16,7 @@ from db.webhooks import record_event
 from models.events import (
     AssessmentData,
     CustomerChurnedData,
+    CustomerImportedData,
     CustomerRef,
     CustomerSignedUpData,
     EventType,
@@ -64,6 +65,11 @@ def signed_up(session: Session, customer: Customer) -> None:
     record_event(
         session, EventType.customer_signed_up, data, f"{customer.id}:{customer.term_start}"
     )
+
+
+def imported(session: Session, customer: Customer, source: str) -> None:
+    data = CustomerImportedData(customer=customer_ref(customer), source=source)
+    record_event(session, EventType.customer_imported, data, f"{customer.id}:{customer.term_start}")
 
 
 def churned(session: Session, customer: Customer, reason: str) -> None:

@@ -14,6 +14,7 @@ from temporalio import activity
 
 from activities import events
 from activities.contracts import (
+    AccountImport,
     CustomerPlanRecord,
     LifecycleSnapshot,
     TaskResultRecord,
@@ -23,9 +24,10 @@ from activities.contracts import (
 from db.assignment import assignee_for, manager_for_new_account
 from db.contacts import upsert_contact
 from db.engine import insert_once, write_once
+from db.ingest import record_in
 from models.contacts import SIGNUP_ROLES
 from models.lifecycle import Phase
-from models.signals import SignalKind
+from models.signals import SignalIn, SignalKind
 from models.success_plan import SuccessPlan
 from models.tables import (
     AuditEntry,
@@ -115,7 +117,10 @@ def save_customer_words(session: Session, record: CustomerPlanRecord) -> None:
 
 
 def save_lifecycle(
-    session: Session, snapshot: LifecycleSnapshot, opening: bool = False
+    session: Session,
+    snapshot: LifecycleSnapshot,
+    opening: bool = False,
+    imported_from: str | None = None,
 ) -> Customer:
     """The customer's row as the lifecycle sees it (created at sign-up). When `opening`
     a term, a row already there for that term is left alone: the opening is being
@@ -143,10 +148,12 @@ def save_lifecycle(
     session.add(row)
     ended = snapshot.phase is Phase.churned
     if not ended and (was is None or (was == Phase.churned.value and snapshot.term == 1)):
-        # The person who signed up is the account's first contact.
         session.flush()
-        upsert_contact(session, row.id, row.contact_name, row.email, SIGNUP_ROLES, "signup")
-        events.signed_up(session, row)
+        if imported_from is not None:  # the import names its contacts itself
+            events.imported(session, row, imported_from)
+        else:  # the person who signed up is the account's first contact
+            upsert_contact(session, row.id, row.contact_name, row.email, SIGNUP_ROLES, "signup")
+            events.signed_up(session, row)
     elif ended and was != Phase.churned.value:
         events.churned(session, row, snapshot.churn_reason or "")
     return row
@@ -189,6 +196,33 @@ class RecordActivities:
     @activity.defn(name="record_lifecycle")
     def record_lifecycle(self, snapshot: LifecycleSnapshot) -> None:
         write_once(self.engine, lambda session: save_lifecycle(session, snapshot))
+
+    @activity.defn(name="import_account")
+    def import_account(self, opening: AccountImport) -> None:
+        """An existing account's record, timeline entry, contacts and MRR, in one
+        transaction; a retry finds it all there."""
+        account = opening.account
+
+        def work(session: Session) -> None:
+            customer = save_lifecycle(
+                session, opening.snapshot, opening=True, imported_from=account.source
+            )
+            add_event_once(session, opening.entry)
+            for contact in account.contacts:
+                roles = contact.roles or ["user"]
+                upsert_contact(session, customer.id, contact.name, contact.email, roles, "import")
+            if account.mrr is not None:
+                mrr = SignalIn(
+                    customer_id=customer.id,
+                    kind=SignalKind.mrr,
+                    value=account.mrr,
+                    observed_at=opening.entry.at,
+                    source="import",
+                    client_id=f"import:{opening.entry.key}",
+                )
+                record_in(session, [mrr])
+
+        write_once(self.engine, work)
 
     @activity.defn(name="record_event")
     def record_event(self, entry: TimelineEntry) -> None:

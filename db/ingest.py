@@ -41,6 +41,11 @@ def already_answered(engine: Engine, customer_id: str, client_id: str) -> bool:
         return session.exec(query).first() is not None
 
 
+def record_in(session: Session, signals: list[SignalIn]) -> int:
+    """`record_signals` within the caller's transaction (an activity's write)."""
+    return _record(session, signals)
+
+
 def _record(session: Session, signals: list[SignalIn]) -> int:
     added = 0
     goals: dict[str, list[str]] = {}  # by customer id, read once per batch

@@ -9,6 +9,7 @@ from enum import StrEnum
 from pydantic import BaseModel, Field
 
 from models.customer import CustomerProfile
+from models.imports import ImportedAccount
 from models.plan import PlanTemplate
 from models.scoring import PreviousAssessment, Quadrant, Risk
 from models.success_plan import SuccessPlan
@@ -29,6 +30,7 @@ class StepKind(StrEnum):
     review_call = "review_call"
     renewal_checkpoint = "renewal_checkpoint"
     renewal = "renewal"
+    imported = "imported"  # an existing account's first step: no welcome
 
 
 class Step(BaseModel):
@@ -90,6 +92,12 @@ class LifecycleState(BaseModel):
     renewal: RenewalResult | None = None
     cancel_reason: str | None = None
     history: list[TermRecord] = Field(default_factory=list)
+    imported: ImportedAccount | None = Field(
+        default=None, description="an existing account, imported mid-term"
+    )
+    imported_at: datetime | None = Field(
+        default=None, description="the import's day: the first term's steps before it are skipped"
+    )
 
     def open_tasks(self) -> list[Task]:
         return [t for t in self.tasks.values() if t.status is TaskStatus.open]
@@ -101,6 +109,7 @@ class LifecycleInput(BaseModel):
     customer: CustomerProfile
     plan: PlanTemplate
     state: LifecycleState | None = None
+    imported: ImportedAccount | None = None
     steps_per_run: int | None = Field(
         default=None,
         ge=1,

@@ -194,6 +194,7 @@ def test_whole_first_term_agenda() -> None:
         StepKind.review_call: 3,
         StepKind.renewal_checkpoint: 2,
         StepKind.renewal: 1,
+        StepKind.imported: 0,
     }
     assert {kind: len(of_kind(steps, kind)) for kind in StepKind} == expected_counts
     assert len(steps) == sum(expected_counts.values())
@@ -256,3 +257,24 @@ def test_unrelated_done_keys_do_not_change_the_next_step(extra_done: list[str]) 
     state = make_state(steps_done=["welcome", *extra_done])
     step = next_step(state)
     assert step is not None and step.key == "tutorial_nudge-1"
+
+
+@pytest.mark.parametrize("days_in", [200, 300, 364])
+def test_an_imported_term_picks_up_from_the_day_of_the_import(days_in: int) -> None:
+    today = START + timedelta(days=days_in)
+    state = make_state().model_copy(update={"imported_at": today})
+    steps = term_agenda(state)
+    assert steps[0].key == "imported" and steps[0].at == today
+    assert all(s.at >= today for s in steps)
+    kinds = {s.kind for s in steps}
+    assert StepKind.welcome not in kinds and StepKind.tutorial_nudge not in kinds
+    # The renewal conversation: at its date, or at once when that date has passed.
+    (renewal,) = of_kind(steps, StepKind.renewal)
+    assert renewal.at == max(END - timedelta(days=90), today)
+    # The check-ins keep their dates and keys: every 30 days from the term's start.
+    for step in of_kind(steps, StepKind.check_in):
+        n = int(step.key.rsplit("-", 1)[1])
+        assert step.at == START + timedelta(days=30 * n)
+    # A second term is a plain one.
+    later = state.model_copy(update={"term": 2})
+    assert "imported" not in {s.key for s in term_agenda(later)}

@@ -25,7 +25,11 @@ def _every(start: datetime, end: datetime, days: int) -> list[datetime]:
 def term_agenda(state: LifecycleState) -> list[Step]:
     plan, start, end = state.plan, state.term_start, state.term_end
     steps: list[Step] = []
-    if state.term == 1:
+    imported_at = state.imported_at if state.term == 1 else None
+    if imported_at is not None:
+        # An existing account: no welcome; its record is opened on the day of the import.
+        steps.append(Step(key="imported", kind=StepKind.imported, at=imported_at))
+    elif state.term == 1:
         onboarding = plan.onboarding
         # The welcome invites to the tutorials and opens the kickoff.
         steps.append(Step(key="welcome", kind=StepKind.welcome, at=start))
@@ -42,6 +46,11 @@ def term_agenda(state: LifecycleState) -> list[Step]:
         if at > start:
             key = f"renewal_checkpoint-{days}d"
             steps.append(Step(key=key, kind=StepKind.renewal_checkpoint, at=at))
+    if imported_at is not None:
+        # Picked up from today: what was due before the import happened elsewhere; a
+        # renewal conversation already due opens at once.
+        renewal_opens = max(renewal_opens, imported_at)
+        steps = [s for s in steps if s.at >= imported_at]
     steps.append(Step(key="renewal", kind=StepKind.renewal, at=renewal_opens))
     # Stable order: by time, then in the order written above (sorted() is stable).
     return sorted(steps, key=lambda s: s.at)

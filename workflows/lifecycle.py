@@ -64,6 +64,7 @@ SEARCH_ATTRIBUTES = [PHASE, QUADRANT]
 
 STEPS = {
     StepKind.welcome: onboarding.welcome,
+    StepKind.imported: onboarding.imported,
     StepKind.tutorial_nudge: onboarding.nudge_tutorials,
     StepKind.check_in: reviews.check_in,
     StepKind.review_call: reviews.schedule_review_call,
@@ -86,6 +87,19 @@ class CustomerLifecycle:
     @staticmethod
     def _first_term(lifecycle: LifecycleInput) -> LifecycleState:
         now = workflow.now()
+        imported = lifecycle.imported
+        if imported is not None:  # an existing account, mid-term: picked up from today
+            return LifecycleState(
+                customer=lifecycle.customer,
+                plan=lifecycle.plan,
+                signed_up_at=now,
+                term_start=imported.term_start,
+                term_end=imported.term_end,
+                onboarded=imported.onboarded,
+                phase=Phase.adopting if imported.onboarded else Phase.onboarding,
+                imported=imported,
+                imported_at=now,
+            )
         return LifecycleState(
             customer=lifecycle.customer,
             plan=lifecycle.plan,
@@ -242,8 +256,13 @@ class CustomerLifecycle:
         and tells a repeated sign-up apart from the first."""
         first = not self.state.signup_acknowledged
         self.state.signup_acknowledged = True
+        opened = ("welcome", "imported")
         await workflow.wait_condition(
-            lambda: "welcome" in self.state.steps_done or self.state.term > 1 or self.ended_early()
+            lambda: (
+                any(k in self.state.steps_done for k in opened)
+                or self.state.term > 1
+                or self.ended_early()
+            )
         )
         return SignupReceipt(
             customer_id=self.state.customer.customer_id,

@@ -7,12 +7,12 @@ from datetime import timedelta
 
 from temporalio import workflow
 
-from workflows.effects import COMPOSE_TIMEOUT, event, in_this_task, timeline_entry
+from workflows.effects import COMPOSE_TIMEOUT, event, in_this_task, record, timeline_entry
 from workflows.step import Lifecycle
 
 with workflow.unsafe.imports_passed_through():
     from activities import contracts
-    from activities.contracts import AccountOpening, Recipient
+    from activities.contracts import AccountImport, AccountOpening, Recipient
     from models.lifecycle import Phase, Step
     from models.roles import Role
     from models.tasks import KickoffResult, NewTask, TaskKind
@@ -58,6 +58,27 @@ async def welcome(lc: Lifecycle, step: Step) -> None:
     lc.mail.follow(welcome, opened.welcome)
     lc.mail.follow(kickoff.notice, opened.kickoff_notice)
     lc.desk.follow_up(kickoff.update.task)
+
+
+async def imported(lc: Lifecycle, step: Step) -> None:
+    """An existing account, mid-term: its record, contacts and MRR, and no welcome.
+    Onboarding is done unless the import said otherwise; then the kickoff is still to
+    hold, and its task opens today."""
+    customer, account = lc.state.customer, lc.state.imported
+    assert account is not None
+    onboarding = "onboarding done" if lc.state.onboarded else "onboarding still to finish"
+    entry = timeline_entry(
+        customer.customer_id,
+        "imported",
+        "imported",
+        f"Imported from {account.source} mid-term ({lc.state.term_start:%Y-%m-%d} to "
+        f"{lc.state.term_end:%Y-%m-%d}) on plan {lc.state.plan.label}; {onboarding}; "
+        "no welcome sent",
+    )
+    opening = AccountImport(snapshot=lc.snapshot(), entry=entry, account=account)
+    await record(contracts.import_account, opening)
+    if not lc.state.onboarded:
+        await lc.desk.open(_kickoff_task(lc))
 
 
 def _kickoff_task(lc: Lifecycle) -> NewTask:
