@@ -21,6 +21,7 @@ from api import errors
 from api.routes import (
     contacts,
     customers,
+    imports,
     plans,
     portfolio,
     public,
@@ -93,7 +94,7 @@ def create_app(
     errors.install(app)
     for module in (
         webhooks, customers, tasks, signals, plans, tokens, staff, public, portfolio, segment,
-        sources, contacts,
+        sources, contacts, imports,
     ):  # fmt: skip
         app.include_router(module.router)
     app.include_router(webhook_endpoints.router)

@@ -4,7 +4,8 @@ One module per command group: `customers` (the success team's work on accounts),
 (the human work inside lifecycles), `simulate` (cohorts and backtests), `admin` (plan
 templates, tokens, migrations, email previews, the codec server), `staff` (the team's
 people, and `assign`), `sources` (write keys for product events), `contacts` (the people
-at an account), `running` (`run` and `worker`); `common` holds what they share."""
+at an account), `imports` (existing accounts from a file), `running` (`run` and
+`worker`); `common` holds what they share."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from cli import (
     contacts,
     customers,
     digests,
+    imports,
     running,
     scoring,
     simulate,
@@ -46,6 +48,7 @@ for group in (
     staff,
     sources,
     contacts,
+    imports,
 ):
     app.add_typer(group.app)
 

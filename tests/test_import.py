@@ -5,15 +5,24 @@ SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
+import httpx
+import pytest
+from sqlalchemy import Engine
 from sqlmodel import Session, select
+from typer.testing import CliRunner
 
 import lifecycles
+from cli import app as cli_app
 from db.queries import contacts_of
+from models.customer import workflow_id_for
 from models.imports import ImportedAccount, ImportedContact
-from models.tables import Customer, SignalRecord, TimelineEvent
+from models.tables import Customer, OutboxEmail, SignalRecord, TimelineEvent
 from models.webhooks import WebhookEvent
+from settings import Settings
+from tests.api_support import Api, api_for, staff_tokens
 from tests.conftest import Harness, Lifecycle
 
 
@@ -93,3 +102,125 @@ async def test_an_import_not_yet_onboarded_opens_the_kickoff_without_a_welcome(
     assert status.phase.value == "onboarding" and not status.onboarded
     assert [t.task_id for t in status.open_tasks] == [acme.task_id("kickoff")]
     assert [e.template for e in acme.emails()] == ["task_assigned"]
+
+
+# -- the file: checked first, every problem by line and column; imported once ---------------
+
+
+def csv_file(*rows: str) -> str:
+    header = "external_id,company,contacts,plan,owner,term_start,term_end,mrr,onboarded"
+    return "\n".join([header, *rows]) + "\n"
+
+
+def good_rows(today: date) -> list[str]:
+    start, end = today - timedelta(days=200), today + timedelta(days=165)
+    return [
+        f'ACME-1,Acme,"Dana <dana@acme.test> champion; Walt <walt@acme.test> '
+        f'executive_sponsor+billing",default,sam@team.test,{start},{end},1200,yes',
+        f"GLOBEX-2,Globex,Hank <hank@globex.test>,,,{start},{end},,",
+    ]
+
+
+BAD_ROWS = [
+    # line 2: a bad contact and an unknown plan
+    "B-1,Bad One,Dana dana@acme.test,nosuch,,2026-01-01,2027-01-01,,",
+    # line 3: no company, a date that is not one, a negative MRR, a rep as owner
+    "B-2,,Dana <dana@b2.test>,,riley@team.test,2026-13-01,2027-01-01,-5,maybe",
+    # line 4: a term already over, a role that is none
+    "B-3,Three,Cy <cy@b3.test> cfo,,,2024-01-01,2025-01-01,,",
+    # line 5: the same external id as line 2
+    "b-1,Again,Di <di@b5.test>,,,2026-01-01,2027-01-01,,",
+]
+
+
+async def send(api: Api, role: str, text: str, query: str = "") -> httpx.Response:
+    headers = {**api.auth(role), "Content-Type": "text/csv"}
+    return await api.http.post(f"/customers/import{query}", content=text, headers=headers)
+
+
+def problems_of(report: dict) -> set[tuple[int, str]]:
+    return {(p["line"], p["column"]) for p in report["problems"]}
+
+
+async def test_the_api_imports_a_file_once_and_a_bad_file_not_at_all(harness: Harness) -> None:
+    today = datetime.now(UTC).date()
+    async with api_for(harness) as api:
+        text = csv_file(*good_rows(today))
+        harness.workflow_ids.update({workflow_id_for("acme-1"), workflow_id_for("globex-2")})
+        refused = await send(api, "manager", text)
+        assert refused.status_code == 403
+
+        dry = await send(api, "admin", text, "?dry_run=true")
+        assert dry.status_code == 200, dry.text
+        assert dry.json() == {
+            "rows": 2, "started": 0, "unchanged": 0, "dry_run": True, "problems": []
+        }  # fmt: skip
+        with Session(harness.engine) as session:
+            assert session.exec(select(Customer)).all() == []
+
+        bad = await send(api, "admin", csv_file(*good_rows(today), *BAD_ROWS))
+        assert bad.status_code == 422, bad.text
+        assert problems_of(bad.json()) == {
+            (4, "contacts"), (4, "plan"),
+            (5, "company"), (5, "term_start"), (5, "mrr"), (5, "onboarded"), (5, "owner"),
+            (6, "term_end"), (6, "contacts"),
+            (7, "external_id"),
+        }  # fmt: skip
+        with Session(harness.engine) as session:
+            assert session.exec(select(Customer)).all() == []  # the good rows wait too
+
+        done = await send(api, "admin", text)
+        assert done.status_code == 200, done.text
+        assert (done.json()["started"], done.json()["unchanged"]) == (2, 0)
+        again = await send(api, "admin", text)
+        assert (again.json()["started"], again.json()["unchanged"]) == (0, 2)
+
+    with Session(harness.engine) as session:
+        acme = session.get(Customer, "acme-1")
+        assert acme is not None and acme.owner == "sam@team.test" and acme.onboarded
+        # (The shared test server's clock may be ahead of the file's today: the phase
+        # may be the renewal already; the renewal's date is the first test's.)
+        assert acme.phase in ("adopting", "renewal")
+        assert acme.term_start.date() == today - timedelta(days=200)
+        roles = {c.email: [r.value for r in c.roles] for c in contacts_of(session, "acme-1")}
+        assert roles == {
+            "dana@acme.test": ["champion"],
+            "walt@acme.test": ["executive_sponsor", "billing"],
+        }
+        hank = contacts_of(session, "globex-2")
+        assert [[r.value for r in c.roles] for c in hank] == [["champion", "admin"]]
+        assert (
+            session.exec(select(OutboxEmail).where(OutboxEmail.template == "welcome")).all() == []
+        )
+
+
+def test_the_cli_dry_run_lists_every_problem_and_starts_nothing(
+    engine: Engine, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TANDEM_DATABASE_URL", settings.resolved_database_url)
+    monkeypatch.setenv("TANDEM_VAR_DIR", str(settings.var_dir))
+    monkeypatch.setenv("TANDEM_TEMPORAL_ADDRESS", "127.0.0.1:1")  # nothing listens there
+    staff_tokens(engine)
+    today = datetime.now(UTC).date()
+    good = tmp_path / "accounts.csv"
+    good.write_text(csv_file(*good_rows(today)))
+    runner = CliRunner()
+    checked = runner.invoke(cli_app, ["import", str(good), "--dry-run"])
+    assert checked.exit_code == 0, checked.output
+    assert "2 account(s), no problems" in checked.output
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text(csv_file(*good_rows(today), *BAD_ROWS))
+    refused = runner.invoke(cli_app, ["import", str(bad)])
+    assert refused.exit_code == 1
+    assert "bad.csv: line 5, mrr: '-5' is not an amount of at least 0" in refused.output
+    assert "bad.csv: line 7, external_id: also on line 4" in refused.output
+    assert "10 problem(s) in bad.csv: nothing was imported" in refused.output
+    header = tmp_path / "header.csv"
+    header.write_text("external_id,company,seats\nX,Y,3\n")
+    wrong = runner.invoke(cli_app, ["import", str(header), "--dry-run"])
+    assert wrong.exit_code == 1
+    assert "line 1, contacts: missing column" in wrong.output
+    assert "line 1, seats: unknown" in wrong.output
+    with Session(engine) as session:
+        assert session.exec(select(Customer)).all() == []
