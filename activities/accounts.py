@@ -15,6 +15,8 @@ from temporalio import activity
 from activities.contracts import AccountOpened, AccountOpening, EmailReceipt, TaskNotice
 from activities.email import EmailActivities, Written
 from activities.records import add_event_once, save_lifecycle, save_task
+from db.contacts import add_contact_row, upsert_contact
+from models.contacts import SIGNUP_ROLES
 
 
 class AccountActivities:
@@ -34,6 +36,14 @@ class AccountActivities:
             new = customer in session.new
             add_event_once(session, opening.entry)
             save_task(session, opening.kickoff.update)
+            # The person who signed up is the account's first contact: a new account has
+            # none to look up; its row goes in first (the contact's key points at it).
+            first = (customer.id, customer.contact_name, customer.email, SIGNUP_ROLES, "signup")
+            if new:
+                session.flush()
+                add_contact_row(session, *first)
+            else:  # a retry, or a customer signing up again
+                upsert_contact(session, *first)
             return Written(new_customer=customer if new else None)
 
         welcome, notice = self._email.store_and_send(

@@ -30,6 +30,7 @@ from activities.email_context import account_context, build_context
 from activities.message import build_message, eml_filename, unsubscribe_url
 from activities.rendering import CUSTOMER_TEMPLATES, TEMPLATES, render_email, render_footer
 from activities.suppression import suppress, unsubscribed
+from db.contacts import addresses
 from db.engine import session_scope, write_once
 from models.tables import Customer, OutboxEmail, OutboxStatus
 from settings import Settings
@@ -94,10 +95,14 @@ class EmailActivities:
         self._settings = settings
 
     def _address(
-        self, request: EmailRequest, customer: Customer, task: dict[str, Any] | None
+        self,
+        contacts: list[tuple[str, list[str]]],
+        request: EmailRequest,
+        customer: Customer,
+        task: dict[str, Any] | None,
     ) -> str:
         if request.to is Recipient.customer:
-            return customer.email
+            return addresses(contacts, request.template, customer.email)
         # Mail to a task's owner goes to the person it is assigned to in the records (the
         # lifecycle does not know of reassignments); a rep task with no rep is in the
         # managers' queue, so its mail goes to the account's manager.
@@ -187,7 +192,9 @@ class EmailActivities:
         rendered = render_email(request.template, context)
         row = OutboxEmail(
             key=request.key, customer_id=customer.id, template=request.template,
-            to_address=self._address(request, customer, context["task"]),
+            to_address=self._address(
+                accounts[customer.id]["contacts"], request, customer, context["task"]
+            ),
             subject=rendered.subject,
             text_body=rendered.text, html_body=rendered.html,
             status=OutboxStatus.held if request.held else OutboxStatus.pending,

@@ -11,6 +11,7 @@ from typing import Any
 from sqlmodel import Session
 
 from activities.contracts import EmailRequest, Recipient
+from db.contacts import active_contacts
 from db.queries import goals_with_progress, latest_assessment, latest_plan_record
 from links import LinkSigner, dashboard_links
 from models.tables import Customer, TaskRecord
@@ -50,6 +51,9 @@ def account_context(session: Session, customer: Customer, new: bool = False) -> 
     goals = goals_with_progress(session, plan)
     assessment = None if new else latest_assessment(session, customer.id)
     return {
+        # Whom customer mail goes to (read once per account); a new account's only
+        # contact is the person who signed up, at the account's own address.
+        "contacts": [] if new else active_contacts(session, customer.id),
         "customer": {
             "id": customer.id, "company": customer.company,
             "contact_name": customer.contact_name, "email": customer.email,

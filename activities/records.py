@@ -25,7 +25,6 @@ from db.assignment import assignee_for, manager_for_new_account
 from db.contacts import upsert_contact
 from db.engine import insert_once, write_once
 from db.ingest import record_in
-from models.contacts import SIGNUP_ROLES
 from models.lifecycle import Phase
 from models.signals import SignalIn, SignalKind
 from models.success_plan import SuccessPlan
@@ -148,11 +147,9 @@ def save_lifecycle(
     session.add(row)
     ended = snapshot.phase is Phase.churned
     if not ended and (was is None or (was == Phase.churned.value and snapshot.term == 1)):
-        session.flush()
-        if imported_from is not None:  # the import names its contacts itself
+        if imported_from is not None:
             events.imported(session, row, imported_from)
-        else:  # the person who signed up is the account's first contact
-            upsert_contact(session, row.id, row.contact_name, row.email, SIGNUP_ROLES, "signup")
+        else:
             events.signed_up(session, row)
     elif ended and was != Phase.churned.value:
         events.churned(session, row, snapshot.churn_reason or "")
@@ -208,6 +205,7 @@ class RecordActivities:
                 session, opening.snapshot, opening=True, imported_from=account.source
             )
             add_event_once(session, opening.entry)
+            session.flush()  # the account's row before its contacts'
             for contact in account.contacts:
                 roles = contact.roles or ["user"]
                 upsert_contact(session, customer.id, contact.name, contact.email, roles, "import")

@@ -15,11 +15,12 @@ from typing import Any
 
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 from sqlalchemy import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from db.engine import session_scope
 from db.queries import contacts_of, find_customer
 from models.contacts import (
+    TEMPLATE_ROLES,
     Contact,
     ContactChange,
     ContactPublic,
@@ -180,6 +181,21 @@ def remove_contact(engine: Engine, ref: str, email: str, actor: str) -> ContactC
         return ContactChanged(contact=shown, champion_left=was_champion)
 
 
+def add_contact_row(
+    session: Session, customer_id: str, name: str, email: str, roles: Iterable[str], source: str
+) -> Contact:
+    """A new account's first contact: nothing to look up."""
+    row = Contact(
+        customer_id=customer_id,
+        name=name.strip() or email,
+        email=email.strip().lower(),
+        roles=ordered_roles(roles),
+        source=source,
+    )
+    session.add(row)
+    return row
+
+
 def upsert_contact(
     session: Session,
     customer_id: str,
@@ -241,3 +257,31 @@ def from_identify(session: Session, calls: Iterable[tuple[str, dict[str, Any]]])
 
 
 _ROLES = {r.value for r in ContactRole}
+
+
+def active_contacts(session: Session, customer_id: str) -> list[tuple[str, list[str]]]:
+    """(email, roles) of the account's active contacts, oldest first."""
+    return [
+        (email, roles)
+        for email, roles in session.exec(
+            select(Contact.email, Contact.roles)
+            .where(
+                Contact.customer_id == customer_id,
+                Contact.status == ContactStatus.active.value,
+            )
+            .order_by(col(Contact.id))
+        )
+    ]
+
+
+def addresses(contacts: list[tuple[str, list[str]]], template: str, primary: str) -> str:
+    """Whom a customer email goes to: the active contacts in the roles the template
+    names (models.contacts.TEMPLATE_ROLES; every active contact for the others), as one
+    To header; the primary address when there is nobody."""
+    wanted = TEMPLATE_ROLES.get(template)
+    chosen = [e for e, roles in contacts if wanted is None or wanted & set(roles)]
+    return ", ".join(chosen) or primary
+
+
+def addresses_for(session: Session, customer_id: str, template: str, primary: str) -> str:
+    return addresses(active_contacts(session, customer_id), template, primary)

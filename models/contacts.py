@@ -40,6 +40,16 @@ class ContactStatus(StrEnum):
 SIGNUP_ROLES = (ContactRole.admin, ContactRole.champion)
 
 
+# Whom each customer email goes to, by the roles of the account's active contacts; a
+# template not named here goes to every active contact. An account without a contact in
+# those roles gets it at its primary address, as before contacts existed.
+TEMPLATE_ROLES: dict[str, frozenset[ContactRole]] = {
+    "welcome": frozenset({ContactRole.admin, ContactRole.champion}),
+    "tutorial_nudge": frozenset({ContactRole.admin, ContactRole.champion}),
+    "renewal_invite": frozenset({ContactRole.executive_sponsor, ContactRole.champion}),
+}
+
+
 class Contact(SQLModel, table=True):
     __tablename__ = "contact"
     __table_args__ = (

@@ -5,9 +5,11 @@ and PostgreSQL, the real app over ASGI, the real CLI)."""
 from __future__ import annotations
 
 import json
+import tempfile
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
+from pathlib import Path
 
 import httpx
 import pytest
@@ -16,38 +18,29 @@ from sqlmodel import Session, select
 from typer.testing import CliRunner
 
 import lifecycles
-from activities.contracts import LifecycleSnapshot
-from activities.records import save_lifecycle
 from api.main import create_app
 from cli import app as cli_app
-from db.contacts import update_contact
-from db.engine import session_scope
+from db.contacts import addresses_for, update_contact
 from db.queries import contacts_of
 from db.sources import create_source
 from models.contacts import ContactChange, ContactStatus
-from models.customer import CustomerProfile
-from models.lifecycle import Phase
 from models.tables import AuditEntry, TaskRecord, TimelineEvent
 from settings import Settings
 from tests.api_support import staff_tokens
 from tests.conftest import Harness, Lifecycle
 from tests.test_dashboard import login
+from tests.test_email import account_opening, opened_by
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 
 
-def sign_up(engine: Engine, customer_id: str = "acme") -> None:
-    """The account's record as the lifecycle's first snapshot writes it."""
-    profile = CustomerProfile(
-        customer_id=customer_id, company="Acme", contact_name="Dana Scully",
-        email="Dana@Acme.test", external_id="ext-acme",
-    )  # fmt: skip
-    snapshot = LifecycleSnapshot(
-        customer=profile, plan_name="default", plan_version=1, phase=Phase.onboarding,
-        term=1, term_start=NOW, term_end=NOW + timedelta(days=365), onboarded=False,
-    )  # fmt: skip
-    with session_scope(engine) as session:
-        save_lifecycle(session, snapshot, opening=True)
+def sign_up(engine: Engine) -> None:
+    """Acme's sign-up as the lifecycle's opening activity records it (Dana signs up)."""
+    opening = account_opening("acme", "Acme", "Dana@Acme.test", NOW)
+    opening.snapshot.customer.contact_name = "Dana Scully"
+    opening.snapshot.customer.external_id = "ext-acme"
+    mail = Settings(smtp_host=None, var_dir=Path(tempfile.mkdtemp(prefix="tandem-mail-")))
+    opened_by(engine, mail).open_account(opening)
 
 
 class Api:
@@ -221,6 +214,30 @@ async def test_the_customer_page_shows_the_contacts(engine: Engine, api: Api) ->
     assert "Dana Scully &lt;dana@acme.test&gt;" in contacts
     assert "champion, admin" in contacts and "bounced" in contacts
 
+
+async def test_customer_email_goes_to_the_roles_its_template_names(
+    engine: Engine, api: Api
+) -> None:
+    sign_up(engine)  # Dana: admin and champion
+    for name, role in (("Walt", "executive_sponsor"), ("Bill", "billing"), ("Uma", "user")):
+        body = {"name": name, "email": f"{name.lower()}@acme.test", "roles": [role]}
+        assert (await api.call("POST", "/customers/acme/contacts", json=body)).status_code == 201
+    await api.call("PATCH", "/customers/acme/contacts/uma@acme.test", json={"status": "left"})
+    with Session(engine) as session:
+        to = {t: addresses_for(session, "acme", t, "primary@acme.test") for t in TEMPLATES}
+    assert to == {
+        "welcome": "dana@acme.test",
+        "renewal_invite": "dana@acme.test, walt@acme.test",
+        "checkin_report": "dana@acme.test, walt@acme.test, bill@acme.test",  # not Uma: left
+    }
+    await api.call("DELETE", "/customers/acme/contacts/dana@acme.test")
+    with Session(engine) as session:
+        assert addresses_for(session, "acme", "welcome", "primary@acme.test") == (
+            "primary@acme.test"  # nobody in the roles: the account's own address
+        )
+
+
+TEMPLATES = ("welcome", "renewal_invite", "checkin_report")
 
 # -- the lifecycle: a champion who leaves opens the playbook, once -------------------------
 

@@ -46,6 +46,7 @@ async def test_an_imported_account_reaches_its_renewal_on_the_plans_date(
         contacts=[
             ImportedContact(name="Ada Lovelace", email=acme.signup.email, roles=["champion"]),
             ImportedContact(name="Bo", email="bo@acme.test", roles=["executive_sponsor"]),
+            ImportedContact(name="Cy", email="cy@acme.test", roles=["user"]),
         ],
     )
     assert await import_acme(harness, acme, account)
@@ -68,6 +69,7 @@ async def test_an_imported_account_reaches_its_renewal_on_the_plans_date(
         assert [(c.name, [r.value for r in c.roles]) for c in contacts] == [
             ("Ada Lovelace", ["champion"]),
             ("Bo", ["executive_sponsor"]),
+            ("Cy", ["user"]),
         ]
         mrr = session.exec(select(SignalRecord.value).where(SignalRecord.kind == "mrr")).all()
         assert mrr == [1200]
@@ -86,7 +88,12 @@ async def test_an_imported_account_reaches_its_renewal_on_the_plans_date(
     renewal = acme.task_row(acme.task_id("renewal"))
     assert renewal is not None
     assert abs(renewal.created_at - renewal_opens) < timedelta(hours=1)
-    assert len(acme.emails("renewal_invite")) == 1
+    # Each email goes to the roles its template names: the renewal to the sponsor and
+    # the champion, the check-ins to every active contact.
+    (invite,) = acme.emails("renewal_invite")
+    assert invite.to_address == f"{acme.signup.email}, bo@acme.test"
+    everyone = f"{acme.signup.email}, bo@acme.test, cy@acme.test"
+    assert {e.to_address for e in acme.emails("checkin_report")} == {everyone}
 
 
 async def test_an_import_not_yet_onboarded_opens_the_kickoff_without_a_welcome(
