@@ -11,10 +11,10 @@ import typer
 from pydantic import ValidationError
 from rich.table import Table
 
-from cli.common import client, engine, fail, not_found, out
+from cli.common import client, engine, fail, not_found, out, rep_view
 from db.contacts import ContactChanged, ContactError, ContactNotFound
 from db.engine import session_scope
-from db.queries import CustomerNotFound
+from db.queries import CustomerNotFound, find_customer
 from models.contacts import ContactChange, ContactRole, ContactStatus, NewContact
 from models.tasks import describe_validation_error
 
@@ -31,6 +31,12 @@ Roles = Annotated[
 ]
 
 
+def _managers_only() -> None:
+    """As in the API: reps read their accounts' contacts; managers and admins change them."""
+    if rep_view() is not None:
+        fail("contacts are changed by managers and admins (TANDEM_STAFF_EMAIL is a rep)")
+
+
 @contacts_app.command("list")
 def contacts_list(
     customer: Customer,
@@ -39,9 +45,13 @@ def contacts_list(
     """The account's contacts, active champions first."""
     from db.contacts import list_contacts
 
+    rep = rep_view()
     with session_scope(engine()) as session:
         try:
-            contacts = list_contacts(session, customer)
+            account = find_customer(session, customer)
+            if rep is not None and account.rep != rep:  # as if it did not exist
+                raise CustomerNotFound(f"no customer {customer!r}")
+            contacts = list_contacts(session, account.id)
         except CustomerNotFound as error:
             not_found(error)
     if as_json:
@@ -64,6 +74,7 @@ def contacts_add(
     """Add a contact (a user unless --role says otherwise)."""
     from db.contacts import add_contact
 
+    _managers_only()
     try:
         new = NewContact(name=name, email=email, roles=role or [ContactRole.user])
     except ValidationError as error:
@@ -113,6 +124,7 @@ def contacts_update(
     """Change a contact's name, roles (--role replaces them all) or status."""
     from db.contacts import update_contact
 
+    _managers_only()
     try:
         change = ContactChange(name=name, roles=role, status=status)
     except ValidationError as error:
@@ -134,6 +146,7 @@ def contacts_mark_left(customer: Customer, email: Email) -> None:
     """Mark a contact as gone from the account (kept in its history)."""
     from db.contacts import update_contact
 
+    _managers_only()
     try:
         done = update_contact(
             engine(), customer, email, ContactChange(status=ContactStatus.left), ACTOR
@@ -148,6 +161,7 @@ def contacts_remove(customer: Customer, email: Email) -> None:
     """Take a contact off the account (the audit log keeps who they were)."""
     from db.contacts import remove_contact
 
+    _managers_only()
     try:
         done = remove_contact(engine(), customer, email, ACTOR)
     except (CustomerNotFound, ContactNotFound) as error:

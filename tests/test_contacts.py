@@ -203,6 +203,15 @@ def test_the_cli_adds_lists_and_marks_contacts_as_left(
     removed = runner.invoke(cli_app, ["contacts", "remove", "acme", "nobody@acme.test"])
     assert removed.exit_code == 1 and "no contact" in removed.output
 
+    # A rep at the command line: as in the API, they change nothing and read only
+    # their own accounts' contacts (Acme is not theirs).
+    staff_tokens(engine)
+    monkeypatch.setenv("TANDEM_STAFF_EMAIL", "riley@team.test")
+    refused = runner.invoke(cli_app, ["contacts", "mark-left", "acme", "dana@acme.test"])
+    assert refused.exit_code == 1 and "managers and admins" in refused.output
+    hidden = runner.invoke(cli_app, ["contacts", "list", "acme"])
+    assert hidden.exit_code == 1 and "no customer 'acme'" in hidden.output
+
 
 async def test_the_customer_page_shows_the_contacts(engine: Engine, api: Api) -> None:
     sign_up(engine)
