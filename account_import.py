@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy import Engine
 from sqlmodel import Session
 from temporalio.client import Client
@@ -54,8 +54,6 @@ class Problem(BaseModel):
 
 
 class ImportRow(BaseModel):
-    model_config = ConfigDict(arbitrary_types_allowed=True)
-
     line: int
     signup: SignUp
     plan: PlanTemplate
