@@ -120,9 +120,12 @@ def make_cohort(seed: int, size: int, prefix: str) -> list[Account]:
     return accounts
 
 
-def period_signals(account: Account, seed: int, start: datetime, days: int) -> list[SignalIn]:
-    """What the product recorded over `days` from `start`, as the signals a team sends."""
-    period = observe(account.behaviour, seed, start.date(), days, SURVEY_RATE)
+def period_signals(
+    account: Account, seed: int, month: int, start: datetime, days: int
+) -> list[SignalIn]:
+    """What the product recorded over the `month`'s `days` from `start`, as the signals a
+    team sends."""
+    period = observe(account.behaviour, seed, month, start.date(), days, SURVEY_RATE)
     end = start + timedelta(days=days)
 
     def signal(kind: SignalKind, value: float, **extra: Any) -> SignalIn:

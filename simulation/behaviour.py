@@ -167,10 +167,14 @@ class Period:
         return self.start + timedelta(days=self.days)
 
 
-def observe(account: Behaviour, seed: int, start: date, days: int, survey_rate: float) -> Period:
-    """Draw what the product records over `days` from `start`: event counts are Poisson
-    around rate x active users x days, with now and then a quiet week (holidays)."""
-    rng = generator(seed, account.key, "observe", start.isoformat(), days)
+def observe(
+    account: Behaviour, seed: int, month: int, start: date, days: int, survey_rate: float
+) -> Period:
+    """Draw what the product records over `days` from `start`, the account's `month`:
+    event counts are Poisson around rate x active users x days, with now and then a
+    quiet week (holidays). Draws are seeded by the month, not the date, so a cohort
+    run again another day, or under another plan, sees the same figures."""
+    rng = generator(seed, account.key, "observe", month, days)
     active = int(rng.binomial(account.seats, account.adoption))
     quiet = 7 * 0.7 if days >= 14 and rng.random() < 0.15 else 0.0  # one week at 30 %
     effective_days = days - min(quiet, days)

@@ -194,7 +194,7 @@ class CohortRun:
         items = [
             signal
             for account in self.live()
-            for signal in period_signals(account, self.seed, start, MONTH_DAYS - 1)
+            for signal in period_signals(account, self.seed, month, start, MONTH_DAYS - 1)
         ]
         await asyncio.to_thread(record_signals, self.engine, items)
 
