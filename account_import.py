@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import re
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime
@@ -176,10 +177,12 @@ def _check_row(
     mrr = None
     if row.get("mrr"):
         try:
-            mrr = float(row.get("mrr"))
-            if not mrr >= 0:
-                raise ValueError
+            amount = float(row.get("mrr"))
         except ValueError:
+            amount = math.nan
+        if math.isfinite(amount) and amount >= 0:
+            mrr = amount
+        else:
             row.problem("mrr", f"{row.get('mrr')!r} is not an amount of at least 0")
     onboarded = row.get("onboarded").lower()
     if onboarded not in _YES | _NO:

@@ -137,6 +137,9 @@ BAD_ROWS = [
     "B-3,Three,Cy <cy@b3.test> cfo,,,2024-01-01,2025-01-01,,",
     # line 5: the same external id as line 2
     "b-1,Again,Di <di@b5.test>,,,2026-01-01,2027-01-01,,",
+    # lines 6 and 7: an MRR that is not an amount, and nothing else wrong
+    "B-6,Six,Ed <ed@b6.test>,,,2026-01-01,2027-01-01,inf,",
+    "B-7,Seven,Flo <flo@b7.test>,,,2026-01-01,2027-01-01,-5,",
 ]
 
 
@@ -172,6 +175,8 @@ async def test_the_api_imports_a_file_once_and_a_bad_file_not_at_all(harness: Ha
             (5, "company"), (5, "term_start"), (5, "mrr"), (5, "onboarded"), (5, "owner"),
             (6, "term_end"), (6, "contacts"),
             (7, "external_id"),
+            (8, "mrr"),
+            (9, "mrr"),
         }  # fmt: skip
         with Session(harness.engine) as session:
             assert session.exec(select(Customer)).all() == []  # the good rows wait too
