@@ -65,6 +65,19 @@ DEFAULT_IS_RIGHT_IN_COMPOSE = {
     "temporal_tls": "plain gRPC to the compose Temporal",
     "temporal_api_key": "the compose Temporal has no API keys",
     "workflow_sandbox": "product default (the tests run lifecycles in the strict sandbox)",
+    "staff_email": "for the CLI of one person; the stack's processes act for everyone",
+    "events_retention_days": "product default (30 days of raw product events)",
+    # Outbound webhooks reach the team's own services on the internet; private addresses
+    # stay refused, and the retry schedule is the product's (about three days).
+    "webhooks_allow_private": "private addresses refused, as in production",
+    "webhooks_dispatch_seconds": "product default",
+    "webhooks_attempt_timeout_seconds": "product default (15 s, the Standard's advice)",
+    "webhooks_first_retry_seconds": "product default",
+    "webhooks_longest_retry_seconds": "product default",
+    "webhooks_give_up_seconds": "product default (about three days)",
+    "webhooks_rotation_seconds": "product default",
+    "digest_every_days": "product default (weekly)",
+    "digest_time_of_day": "product default",
 }
 
 

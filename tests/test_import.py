@@ -227,7 +227,7 @@ def test_the_cli_dry_run_lists_every_problem_and_starts_nothing(
     assert refused.exit_code == 1
     assert "bad.csv: line 5, mrr: '-5' is not an amount of at least 0" in refused.output
     assert "bad.csv: line 7, external_id: also on line 4" in refused.output
-    assert "10 problem(s) in bad.csv: nothing was imported" in refused.output
+    assert "12 problem(s) in bad.csv: nothing was imported" in refused.output
     header = tmp_path / "header.csv"
     header.write_text("external_id,company,seats\nX,Y,3\n")
     wrong = runner.invoke(cli_app, ["import", str(header), "--dry-run"])
