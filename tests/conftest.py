@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.pool import NullPool
+from temporalio.api.enums.v1 import PendingActivityState
 from temporalio.client import Client, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
@@ -24,6 +25,8 @@ from db.migrate import upgrade
 from settings import Settings
 from stack import find_binary
 from worker import build_worker, ensure_search_attributes
+
+ACTIVITY_STARTED = PendingActivityState.PENDING_ACTIVITY_STATE_STARTED
 
 
 @pytest.fixture(scope="session")
@@ -151,10 +154,15 @@ class Harness:
             with contextlib.suppress(RPCError):
                 # Terminating with an activity in flight leaves the test server's clock
                 # locked for every later test: let the activities finish first.
-                quiet = 0
-                for _ in range(200):
+                # On a loaded machine an activity can take seconds: wait as long as a
+                # skip's own deadline would, then terminate whatever is left.
+                quiet, deadline = 0, asyncio.get_running_loop().time() + 30
+                while asyncio.get_running_loop().time() < deadline:
                     raw = (await handle.describe()).raw_description
-                    busy = raw.pending_activities or raw.HasField("pending_workflow_task")
+                    # Running work locks the clock; an activity waiting out a retry's
+                    # backoff does not.
+                    running = [p for p in raw.pending_activities if p.state == ACTIVITY_STARTED]
+                    busy = running or raw.HasField("pending_workflow_task")
                     quiet = 0 if busy else quiet + 1
                     if quiet == 3:
                         break
