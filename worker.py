@@ -47,8 +47,8 @@ STRICT_SANDBOX = SandboxedWorkflowRunner(
     restrictions=SandboxRestrictions.default.with_passthrough_modules(*PURE_LIBRARIES)
 )
 # By default the worker runs lifecycles without a sandbox: creating one for each new
-# lifecycle and crossing into it on every activation took a quarter of the worker's CPU
-# per sign-up (30 -> 23 ms, measured; README, Design). The code that
+# lifecycle and crossing into it on every activation costs about a quarter of the
+# worker's CPU per sign-up (docs/design.md, "Workers and scale"). The code that
 # runs there is ours and fixed, and its determinism is checked before it ships: by the
 # strict sandbox in tests and by replaying recorded histories (tests/test_replay.py).
 # The price: a non-deterministic call on a path no test takes is not refused at run time.
