@@ -16,7 +16,14 @@ from cli import app
 from models.plan import RiskSettings, ScoringSettings, UsageSettings
 from models.public import AssessmentDetailPublic
 from models.scoring import Quadrant, assess, churn_risk
-from models.scoring.usage import Windows, daily_series, percentile, recent_levels
+from models.scoring.usage import (
+    Windows,
+    daily_series,
+    peer_day,
+    peer_levels,
+    percentile,
+    recent_levels,
+)
 from models.signals import Observation, SignalKind
 
 AS_OF = datetime(2026, 4, 1, tzinfo=UTC)
@@ -342,7 +349,6 @@ def test_readers_see_the_explanation() -> None:
 def test_the_hour_of_an_assessment_does_not_move_the_account_among_its_peers() -> None:
     """Peers are read as of the start of the day; the account is ranked on its own figures
     as of then too, so a check-in at 01:00 and one at 23:00 place it alike."""
-    from models.scoring.usage import peer_day, peer_levels
 
     def monthly(counts: list[float], end: datetime) -> list[Observation]:
         reports = []
