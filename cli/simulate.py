@@ -80,7 +80,7 @@ def simulate(
 
 @app.command()
 def backtest(
-    plan: Annotated[str, typer.Option(help="the changed plan (name or .toml file)")],
+    plan: Annotated[str, typer.Option(help="the changed plan (name or .toml file)")] = "default",
     database_url: DatabaseUrl = None,
     horizon_days: HorizonDays = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,

@@ -152,7 +152,7 @@ def calibrate(
             f"calibrate needs at least {min_churns} accounts that churned within {horizon} "
             f"days of an assessment; the records hold {len(churners)} (of "
             f"{len(records.customers)} accounts, {len(records.assessments)} assessments, "
-            f"{len(records.churned_at)} churns in all)"
+            f"churned in all: {len(records.churned_at)})"
         )
     assert end is not None
     proposed, split_at, train = fit(old_rows, scoring, horizon, end)
