@@ -287,6 +287,11 @@ def apply_waiting(
                 )
             )
         roll_up(session, now_known, mappings)
+        # An `identify` that came before its user's `group` names a contact of the
+        # account it now belongs to, as it would have had the group come first.
+        from_identify(
+            session, ((a.customer_id, a.traits) for a in now_known if a.type == "identify")
+        )
         applied += len(now_known)
 
 

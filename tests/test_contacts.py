@@ -171,6 +171,36 @@ async def test_identify_calls_add_contacts_to_the_account(engine: Engine, api: A
     }
 
 
+@pytest.mark.parametrize("first", ["identify", "group"])
+async def test_identify_and_group_in_either_order_make_the_contact(
+    engine: Engine, api: Api, first: str
+) -> None:
+    """Separate requests, as a product sends them: the user's `identify` (with their
+    address) and the `group` that ties them to the account, in either order."""
+    sign_up(engine)
+    _, key = create_source(engine, "web app")
+    basic = httpx.BasicAuth(key, "")
+    calls = {
+        "identify": {
+            "type": "identify", "userId": "u7", "messageId": str(uuid.uuid4()),
+            "timestamp": NOW.isoformat(),
+            "traits": {"email": "Kim@Acme.test", "name": "Kim Lee"},
+        },
+        "group": {
+            "type": "group", "userId": "u7", "groupId": "ext-acme",
+            "messageId": str(uuid.uuid4()), "timestamp": NOW.isoformat(),
+            "traits": {"name": "Acme"},
+        },
+    }  # fmt: skip
+    second = "group" if first == "identify" else "identify"
+    for call in (calls[first], calls[second]):
+        sent = await api.http.post(f"/v1/{call['type']}", json=call, auth=basic)
+        assert sent.status_code == 200, sent.text
+    listed = await api.call("GET", "/customers/acme/contacts")
+    contacts = {c["email"]: (c["name"], c["roles"], c["source"]) for c in listed.json()}
+    assert contacts["kim@acme.test"] == ("Kim Lee", ["user"], "segment")
+
+
 def test_the_cli_adds_lists_and_marks_contacts_as_left(
     engine: Engine, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
