@@ -47,9 +47,10 @@ DELIVERY_WINDOW = timedelta(days=3)
 # Composing stores an email, then tries one delivery (about a dozen SMTP round trips of
 # at most activities.email.INLINE_SMTP_TIMEOUT each): the attempt must not time out
 # mid-send, or its retry would send again, so the timeout leaves room for a slow relay.
-# The activity heartbeats between round trips: a worker lost mid-compose is noticed
-# within COMPOSE_HEARTBEAT instead. (Sign-up's step, a local activity, cannot
-# heartbeat: a lost worker is noticed by its workflow task's timeout.)
+# Run as a local activity (in_this_task) it cannot heartbeat: a lost worker is noticed
+# by its workflow task's timeout. The regular activity that takes over after its quick
+# tries heartbeats between round trips, so a lost worker is noticed within
+# COMPOSE_HEARTBEAT.
 COMPOSE_TIMEOUT = timedelta(minutes=2)
 COMPOSE_HEARTBEAT = timedelta(seconds=20)
 # A local activity's few quick tries, before a regular activity takes over.
@@ -71,24 +72,25 @@ async def wait_for(condition: Callable[[], bool], deadline: datetime) -> bool:
 
 
 async def record(activity: Any, payload: Any, timeout: timedelta = timedelta(seconds=30)) -> Any:
-    """Run a records activity (database write or read) until it succeeds."""
-    return await workflow.execute_activity(
-        activity, payload, start_to_close_timeout=timeout, retry_policy=RECORDS
-    )
+    """Run a records activity (database write or read) until it succeeds. A record is a
+    few statements: it runs in this workflow task (in_this_task), so a step that writes
+    several records costs one workflow task, not one task and one activity task each.
+    Records do not heartbeat, so the regular activity behind it waits on no heartbeat."""
+    return await in_this_task(activity, payload, timeout, heartbeat=None)
 
 
 async def store_and_send(activity: Any, payload: Any, emails: int = 1) -> Any:
-    """Run an activity that stores and tries to send `emails` emails, until it succeeds."""
-    return await workflow.execute_activity(
-        activity,
-        payload,
-        start_to_close_timeout=COMPOSE_TIMEOUT * emails,
-        heartbeat_timeout=COMPOSE_HEARTBEAT,
-        retry_policy=RECORDS,
-    )
+    """Run an activity that stores and tries to send `emails` emails, until it succeeds:
+    in this workflow task too (a check-in's assessment and its report in one task)."""
+    return await in_this_task(activity, payload, COMPOSE_TIMEOUT * emails)
 
 
-async def in_this_task(activity: Any, payload: Any, timeout: timedelta) -> Any:
+async def in_this_task(
+    activity: Any,
+    payload: Any,
+    timeout: timedelta,
+    heartbeat: timedelta | None = COMPOSE_HEARTBEAT,
+) -> Any:
     """Run an activity in the current workflow task, as a local activity: no activity
     task to schedule, match and report through the server (sign-up's caller waits on
     it). A worker lost meanwhile is noticed by that task's timeout, and the next worker
@@ -104,7 +106,7 @@ async def in_this_task(activity: Any, payload: Any, timeout: timedelta) -> Any:
             activity,
             payload,
             start_to_close_timeout=timeout,
-            heartbeat_timeout=COMPOSE_HEARTBEAT,
+            heartbeat_timeout=heartbeat,
             retry_policy=RECORDS,
         )
 
