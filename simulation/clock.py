@@ -20,14 +20,23 @@ class SimulatedClock:
     HTTP/2 keep-alive pings every 30 s, which the test server counts as abuse while a
     call is in flight and nothing else is said, closing the connection after three
     (the call fails as a transport or "h2 protocol" error). On loopback a ping finds
-    nothing that the kernel would not, so this client sends none, and skips wait as
-    long as the work takes, up to SKIP_DEADLINE."""
+    nothing that the kernel would not, so these clients send none, and skips wait as
+    long as the work takes, up to SKIP_DEADLINE.
+
+    The skips have a connection of their own. A skip cannot be retried (it would skip
+    the time twice), while every other call (the workers' polls and completions, the
+    simulator's updates, signals and queries) is retried by the SDK. On the shared
+    connection, with thousands of calls beside a skip, the test server now and then
+    broke HTTP/2 framing (the client's h2 log: a second, non-final HEADERS frame on a
+    stream, "trailers frame was not EOS", then the whole connection closed with
+    PROTOCOL_ERROR), and the skip under way failed with "h2 protocol error"."""
 
     SKIP_DEADLINE = timedelta(minutes=10)
 
-    def __init__(self, env: WorkflowEnvironment, client: Client) -> None:
+    def __init__(self, env: WorkflowEnvironment, client: Client, skips: Client) -> None:
         self.env = env
-        self.client = client  # for the workers and the calls of the simulator too
+        self.client = client  # for the workers and the calls of the simulator
+        self._skips = skips  # for the clock alone
 
     @classmethod
     async def of(cls, env: WorkflowEnvironment) -> SimulatedClock:
@@ -37,15 +46,16 @@ class SimulatedClock:
             keep_alive_config=None,
             interceptors=env.client.config()["interceptors"],
         )
-        return cls(env, client)
+        skips = await env.connect_client(keep_alive_config=None)
+        return cls(env, client, skips)
 
     async def now(self) -> datetime:
-        response = await self.client.test_service.get_current_time(Empty())
+        response = await self._skips.test_service.get_current_time(Empty())
         return response.time.ToDatetime().replace(tzinfo=UTC)
 
     async def sleep(self, duration: timedelta) -> None:
         request = SleepRequest()
         request.duration.FromTimedelta(duration)
-        await self.client.test_service.unlock_time_skipping_with_sleep(
+        await self._skips.test_service.unlock_time_skipping_with_sleep(
             request, timeout=self.SKIP_DEADLINE
         )

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from rich.progress import Progress
 from sqlalchemy import Engine
@@ -59,6 +60,18 @@ MONTH_DAYS = 30  # the default plan's check-in cadence: one snapshot per check-i
 IN_FLIGHT = 20
 
 
+class OpenTask(NamedTuple):
+    """What the team reads of an open task: its columns, not the ORM entity (read daily)."""
+
+    id: str
+    customer_id: str
+    kind: str
+    owner_role: str
+    playbook: str | None
+    created_at: datetime
+    due_at: datetime
+
+
 @dataclass
 class Position:
     quadrant: str
@@ -93,7 +106,7 @@ class CohortRun:
     _tutorials: dict[tuple[str, str], float] = field(default_factory=dict)
     _late: set[str] = field(default_factory=set)  # tasks the team finishes late
 
-    @property
+    @functools.cached_property
     def by_id(self) -> dict[str, Account]:
         return {a.customer_id: a for a in self.accounts}
 
@@ -212,23 +225,22 @@ class CohortRun:
 
     # -- the success team -------------------------------------------------------------------
 
-    def _open_tasks(self) -> list[TaskRecord]:
+    def _open_tasks(self) -> list[OpenTask]:
         live = [a.customer_id for a in self.live()]
         with Session(self.engine) as session:
-            return list(
-                session.exec(
-                    select(TaskRecord)
-                    .where(TaskRecord.status == "open", col(TaskRecord.customer_id).in_(live))
-                    .order_by(col(TaskRecord.id))
-                ).all()
-            )
+            rows = session.exec(
+                select(*(getattr(TaskRecord, name) for name in OpenTask._fields))
+                .where(TaskRecord.status == "open", col(TaskRecord.customer_id).in_(live))
+                .order_by(col(TaskRecord.id))
+            ).all()
+        return [OpenTask(*row) for row in rows]
 
     @staticmethod
-    def _key(task: TaskRecord, account: Account) -> str:
+    def _key(task: OpenTask, account: Account) -> str:
         """The task's id with the customer's position for its id: seeds its draws."""
         return f"{account.key}:{task.id.split(':', 1)[1]}"
 
-    def _when(self, task: TaskRecord, account: Account) -> float:
+    def _when(self, task: OpenTask, account: Account) -> float:
         """The day the team gets to it: mostly before the due date, sometimes late enough
         to be escalated (the plan escalates two days after the due date)."""
         rng = rng_for(self.seed, self._key(task, account), "when")
@@ -241,18 +253,19 @@ class CohortRun:
 
     async def _work(self) -> None:
         rows = await asyncio.to_thread(self._open_tasks)
-        due: list[tuple[TaskRecord, Account]] = []
+        due: list[tuple[OpenTask, Account]] = []
         for row in rows:
             if row.id in self._finished:
                 continue
             account = self.by_id[row.customer_id]
-            when = self._scheduled.setdefault(row.id, self._when(row, account))
-            if when <= self.day:
+            if row.id not in self._scheduled:
+                self._scheduled[row.id] = self._when(row, account)
+            if self._scheduled[row.id] <= self.day:
                 due.append((row, account))
         completions = [(row, account, self._result(row, account)) for row, account in due]
         await self._each(self._complete, [c for c in completions if c[2] is not None])
 
-    async def _complete(self, item: tuple[TaskRecord, Account, dict[str, Any] | None]) -> None:
+    async def _complete(self, item: tuple[OpenTask, Account, dict[str, Any] | None]) -> None:
         row, _, result = item
         assert result is not None
         completion = TaskCompletion(
@@ -262,7 +275,7 @@ class CohortRun:
             await lifecycles.complete_task(self.clock.client, completion)
         self._finished.add(row.id)
 
-    def _result(self, row: TaskRecord, account: Account) -> dict[str, Any] | None:
+    def _result(self, row: OpenTask, account: Account) -> dict[str, Any] | None:
         """The typed result a success team would record, and what it does to the customer."""
         assert self._start is not None
         key = self._key(row, account)
@@ -311,7 +324,7 @@ class CohortRun:
             return {"kind": "email_review", "decision": "approve"}
         return None  # a kind this simulator does not know: left open
 
-    def _playbook(self, row: TaskRecord, account: Account, draw: float) -> dict[str, Any]:
+    def _playbook(self, row: OpenTask, account: Account, draw: float) -> dict[str, Any]:
         situation = row.playbook or ""
         playbook = getattr(self.plan.playbooks, situation, None)
         decision = None
