@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -111,8 +112,15 @@ def write_once(engine: Engine, work: Callable[[Session], T]) -> T:
 def insert_once(session: Session, table: type[SQLModel], values: dict[str, Any]) -> None:
     """INSERT the row, or nothing when one with the same unique key is there: one
     statement, where reading first and then adding would take two."""
-    dialect = session.get_bind().dialect.name
+    session.execute(_insert_once(session.get_bind().dialect.name, table), values)
+
+
+@cache
+def _insert_once(dialect: str, table: type[SQLModel]) -> Any:
+    # One statement object per table, its values given as parameters: SQLAlchemy then
+    # finds it compiled in its cache, where values written into the statement made it
+    # build a cache key from them on every insert.
     inserts = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
     if dialect not in inserts:
         raise NotImplementedError(f"insert_once on {dialect}: Tandem runs on SQLite or PostgreSQL")
-    session.execute(inserts[dialect](table).values(**values).on_conflict_do_nothing())
+    return inserts[dialect](table).on_conflict_do_nothing()
