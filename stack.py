@@ -28,7 +28,7 @@ from db.staff import add_staff, find_person
 from db.tokens import create_token, has_admin
 from lifecycles import connect
 from settings import Settings
-from worker import build_worker, ensure_search_attributes, schedule_digests
+from worker import build_worker, ensure_search_attributes, schedule_digests, tune_collector
 
 
 def find_binary(name: str) -> str:
@@ -237,6 +237,7 @@ async def run_embedded(settings: Settings, workers: int = 1) -> None:
         if workers > 1:
             await stack.enter_async_context(more_workers(settings, workers - 1))
         worker = build_worker(client, settings, engine)
+        tune_collector()
         await stack.enter_async_context(worker)
         await stack.enter_async_context(serving_api(settings, engine, client))
         print(banner(settings, started, first_admin_token(settings, engine)), flush=True)
@@ -255,4 +256,6 @@ async def run_worker(settings: Settings) -> None:
         f"Worker polling task queue {settings.task_queue!r} on {settings.temporal_address}",
         flush=True,
     )
-    await build_worker(client, settings, engine).run()
+    worker = build_worker(client, settings, engine)
+    tune_collector()
+    await worker.run()
