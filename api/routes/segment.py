@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 from pydantic_core import to_json
 from starlette.concurrency import run_in_threadpool
 
@@ -82,34 +82,42 @@ async def _body(request: Request, limit: int, lists: bool = False) -> Any:
     return body
 
 
-def _field(error: ValidationError) -> tuple[str, str]:
-    """The first problem's field (Segment's name for it) and its message."""
+def _field(error: ValidationError) -> tuple[int, str, str]:
+    """The first problem's call (its index), field (Segment's name for it) and message."""
     first = error.errors()[0]
+    index, *path = first["loc"]
     message = str(first["msg"]).removeprefix("Value error, ")
-    location = ".".join(str(p) for p in first["loc"])
+    location = ".".join(str(p) for p in path)
     if not location:  # a rule about the whole call names its field first
         head = message.split(":", 1)[0].split(" ", 1)[0]
         location = head if head in ("event", "groupId", "userId") else ""
-    return location, message
+    return int(index), location, message
 
 
-def _call(item: Any, where: str, kind: str | None = None) -> Call:
-    if not isinstance(item, dict):
-        raise ApiError(400, "bad_request", f"{where}: a call must be a JSON object", where)
-    if kind is not None:
-        item["type"] = kind  # the endpoint says what the call is
-    encoded = to_json(item)  # pydantic's own (compiled) encoder: a quarter of json.dumps
-    payload = encoded.decode()
-    if len(encoded) > MAX_CALL_BYTES:
-        message = f"{where}: the call is over {MAX_CALL_BYTES // 1024} KB"
-        raise ApiError(400, "too_large", message, where)
+# The calls of a request are validated in one call of pydantic's compiled validator.
+CALLS = TypeAdapter(list[SegmentCall])
+
+
+def _calls(items: list[Any], where: Callable[[int], str]) -> list[Call]:
+    """The calls, each with its JSON as received; a 400 naming the first bad one, as
+    `where(index)` names it."""
+    payloads = []
+    for index, item in enumerate(items):
+        if not isinstance(item, dict):
+            message = f"{where(index)}: a call must be a JSON object"
+            raise ApiError(400, "bad_request", message, where(index))
+        encoded = to_json(item)  # pydantic's own (compiled) encoder: a quarter of json.dumps
+        if len(encoded) > MAX_CALL_BYTES:
+            message = f"{where(index)}: the call is over {MAX_CALL_BYTES // 1024} KB"
+            raise ApiError(400, "too_large", message, where(index))
+        payloads.append(encoded.decode())
     try:
-        call = SegmentCall.model_validate(item)
+        calls = CALLS.validate_python(items)
     except ValidationError as error:
-        location, message = _field(error)
-        field = ".".join(p for p in (where, location) if p)
+        index, location, message = _field(error)
+        field = ".".join(p for p in (where(index), location) if p)
         raise ApiError(400, "bad_request", f"{field}: {message}", field) from None
-    return call, payload
+    return list(zip(calls, payloads, strict=True))
 
 
 def _key(request: Request, body: dict[str, Any]) -> str:
@@ -134,7 +142,10 @@ async def _take(request: Request, make_calls: Callable[[], list[Call]], key: str
         return event_mapping(plan, settings.plans_dir)
 
     state = request.app.state
-    prune_now = time.monotonic() - getattr(state, "events_pruned", 0.0) > PRUNE_SECONDS
+    # The first request of a process prunes and checks: the monotonic clock starts near
+    # zero at boot, so "an hour since zero" would wait an hour after the machine started.
+    pruned = getattr(state, "events_pruned", None)
+    prune_now = pruned is None or time.monotonic() - pruned > PRUNE_SECONDS
     if prune_now:
         state.events_pruned = time.monotonic()
 
@@ -152,11 +163,12 @@ async def _take(request: Request, make_calls: Callable[[], list[Call]], key: str
         raise _unauthorized()
     # Completions to tell: this batch's, those a `group` call let waiting events make,
     # and now and then any a Temporal out of reach left untold.
-    now = time.monotonic()
+    now, checked = time.monotonic(), getattr(state, "tutorials_checked", None)
     if (
         receipt.tutorials
         or any(c.type == "group" for c, _ in calls)
-        or (now - getattr(state, "tutorials_checked", 0.0) > RECHECK_SECONDS)
+        or checked is None
+        or now - checked > RECHECK_SECONDS
     ):
         state.tutorials_checked = now
         await _tell_tutorials(request)
@@ -183,7 +195,8 @@ async def _tell_tutorials(request: Request) -> None:
 async def _single(request: Request, kind: str) -> Accepted:
     body = await _body(request, MAX_CALL_BYTES)
     key = _key(request, body)
-    return await _take(request, lambda: [_call(body, "body", kind)], key)
+    body["type"] = kind  # the endpoint says what the call is
+    return await _take(request, lambda: _calls([body], lambda _: "body"), key)
 
 
 @router.post("/track", response_model=Accepted)
@@ -227,11 +240,10 @@ async def batch(request: Request) -> Accepted:
     shared = body.get("context")
 
     def calls() -> list[Call]:
-        checked = []
-        for index, item in enumerate(items):
-            if isinstance(shared, dict) and isinstance(item, dict):
-                item["context"] = {**shared, **(item.get("context") or {})}
-            checked.append(_call(item, f"batch.{index}"))
-        return checked
+        if isinstance(shared, dict):
+            for item in items:
+                if isinstance(item, dict):
+                    item["context"] = {**shared, **(item.get("context") or {})}
+        return _calls(items, lambda index: f"batch.{index}")
 
     return await _take(request, calls, key)
