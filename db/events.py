@@ -12,22 +12,23 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from functools import cache
 from typing import Any
 
 from sqlalchemy import Engine, delete, or_, update
 from sqlmodel import Session, col, select
 
-from db.bulk import insert_new, unnest_insert
+from db.bulk import insert_new
 from db.contacts import from_identify
 from db.engine import write_once
 from db.rollup import (
-    COUNT_SQL,
+    ROLLUP_SQL,
     Attributed,
     Counted,
     Mappings,
     count,
-    count_arrays,
     counted,
     insert_for,
     roll_up,
@@ -83,6 +84,7 @@ def _ingest(
     source_id = source_for_key(session, write_key)
     if source_id is None:
         return None
+    mappings = cache(mappings)  # a plan's mapping, read once per batch
     unique: dict[str, tuple[SegmentCall, str]] = {}
     for call, payload in calls:
         unique.setdefault(message_id_of(call, payload), (call, payload))
@@ -96,42 +98,29 @@ def _ingest(
         for m, (call, _) in unique.items()
     }
     accounts = _accounts(session, {g for g in group_of.values() if g})
-    rows = [
-        {
-            "message_id": m,
-            "source_id": source_id,
-            "type": call.type,
-            "event": call.event or call.name,
-            "user_key": call.user_key,
-            "group_id": group_of[m],
-            "customer_id": accounts.get(group_of[m] or "", (None, ""))[0],
-            "occurred_at": call.occurred_at(received_at),
-            "received_at": received_at,
-            "payload": payload,
-        }
-        for m, (call, payload) in sorted(unique.items())  # one lock order for all writers
-    ]
-    attributed = [
-        Attributed(
-            customer_id=r["customer_id"],
-            plan=accounts[r["group_id"]][1],
-            type=r["type"],
-            event=r["event"],
-            user_key=r["user_key"],
-            occurred_at=r["occurred_at"],
-            message_id=r["message_id"],
-            properties=unique[r["message_id"]][0].properties,
-            traits=unique[r["message_id"]][0].traits,
-        )
-        for r in rows
-        if r["customer_id"] is not None
-    ]
+    rows: list[Row] = []
+    attributed: list[Attributed] = []
+    for m, (call, payload) in sorted(unique.items()):  # one lock order for all writers
+        group_id = group_of[m]
+        customer_id, plan = accounts.get(group_id or "", (None, ""))
+        row = Row(
+            m, call.type, call.event or call.name, call.user_key, group_id, customer_id,
+            call.occurred_at(received_at), payload,
+        )  # fmt: skip
+        rows.append(row)
+        if customer_id is not None:
+            attributed.append(
+                Attributed(
+                    customer_id, plan, row.type, row.event, row.user_key, row.occurred_at, m,
+                    call.properties, call.traits,
+                )
+            )  # fmt: skip
     to_count = counted(attributed, mappings)
     database = str(session.get_bind().url)
     for e in to_count:  # a user already counted that day need not be looked up again
         if (database, e.customer_id, e.day, e.user_key) in _ACTIVE:
             e.user_key = None
-    added = _store_and_count(session, rows, to_count)
+    added = _store_and_count(session, source_id, received_at, rows, to_count)
     fresh = [a for a in attributed if a.message_id in added]
     tutorials = take_mapped(session, fresh, mappings)
     from_identify(session, ((a.customer_id, a.traits) for a in fresh if a.type == "identify"))
@@ -147,9 +136,22 @@ def _ingest(
         received=len(calls),
         added=len(added),
         tutorials=tutorials,
-        unattributed=len(added)
-        - sum(1 for r in rows if r["message_id"] in added and r["customer_id"]),
+        unattributed=sum(1 for r in rows if r.message_id in added and r.customer_id is None),
     )
+
+
+@dataclass(slots=True)
+class Row:
+    """A product event as stored (the batch's source and time of receipt aside)."""
+
+    message_id: str
+    type: str
+    event: str | None
+    user_key: str | None
+    group_id: str | None
+    customer_id: str | None
+    occurred_at: datetime
+    payload: str
 
 
 # Users counted active on a day, by database, customer and day: most events are by a
@@ -166,23 +168,60 @@ def _remember_active(keys: set[tuple[str, str, date, str | None]]) -> None:
 
 
 def _store_and_count(
-    session: Session, rows: list[dict[str, Any]], to_count: list[Counted]
+    session: Session,
+    source_id: int,
+    received_at: datetime,
+    rows: list[Row],
+    to_count: list[Counted],
 ) -> set[str]:
     """INSERT the raw events, skipping messageIds already there, and count those stored
     now; the ids stored now. One statement on PostgreSQL."""
     if not rows:
         return set()
     if session.get_bind().dialect.name != "postgresql":
-        added = {row[0] for row in insert_new(session, ProductEvent, rows, "message_id")}
+        values = [
+            {**{f: getattr(r, f) for f in ROW_FIELDS}, "source_id": source_id,
+             "received_at": received_at}
+            for r in rows
+        ]  # fmt: skip
+        added = {row[0] for row in insert_new(session, ProductEvent, values, "message_id")}
         count(session, [e for e in to_count if e.message_id in added])
         return added
-    columns = list(rows[0])
-    new = unnest_insert(ProductEvent, columns) + " ON CONFLICT DO NOTHING RETURNING message_id"
-    sql = COUNT_SQL.format(new=f"new AS ({new}),", join="JOIN new USING (message_id)")
-    arrays = [[r[c] for r in rows] for c in columns] + count_arrays(to_count)
+    # One array per column, and the rollup's metric and active user beside each event.
+    counts = {e.message_id: e for e in to_count}
+    none = Counted("", "", None, datetime.min.date(), None)
+    per_event = [counts.get(r.message_id, none) for r in rows]
+    arrays: list[Any] = [[getattr(r, f) for r in rows] for f in ROW_FIELDS]
+    arrays += [[c.metric for c in per_event], [c.user_key for c in per_event]]
     with session.connection().connection.cursor() as cursor:
-        cursor.execute(sql + "SELECT message_id FROM new", arrays)
+        cursor.execute(STORE_SQL, [*arrays, source_id, received_at])
         return {row[0] for row in cursor.fetchall()}
+
+
+ROW_FIELDS = ("message_id", "type", "event", "user_key", "group_id", "customer_id",
+              "occurred_at", "payload")  # fmt: skip
+# The batch's events, stored, and those stored now (not a resent messageId) counted by
+# the rollup, in one statement: one round trip, whatever the batch holds. The day an
+# event counts for is its UTC date, as `counted` takes it.
+STORE_SQL = f"""
+WITH batch AS (
+    SELECT * FROM unnest(%b::varchar[], %b::varchar[], %b::varchar[], %b::varchar[],
+                         %b::varchar[], %b::varchar[], %b::timestamptz[], %b::text[],
+                         %b::varchar[], %b::varchar[])
+        AS b ({", ".join(ROW_FIELDS)}, metric, active_user)
+), new AS (
+    INSERT INTO product_event ({", ".join(ROW_FIELDS)}, source_id, received_at)
+    SELECT {", ".join(ROW_FIELDS)}, %b::integer, %b::timestamptz FROM batch
+    ON CONFLICT DO NOTHING
+    RETURNING message_id
+), counted_events AS (
+    SELECT customer_id, metric, (occurred_at AT TIME ZONE 'UTC')::date AS day,
+           active_user AS user_key
+    FROM batch JOIN new USING (message_id)
+    WHERE metric IS NOT NULL OR active_user IS NOT NULL
+), {ROLLUP_SQL}
+SELECT message_id FROM new
+"""
 
 
 def _memberships(session: Session, user_keys: set[str | None]) -> dict[str | None, str]:

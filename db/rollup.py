@@ -97,8 +97,10 @@ def count(session: Session, events: list[Counted]) -> None:
     if not events:
         return
     if session.get_bind().dialect.name == "postgresql":
+        columns = ("customer_id", "metric", "day", "user_key")
+        arrays = [[getattr(e, c) for e in events] for c in columns]
         with session.connection().connection.cursor() as cursor:
-            cursor.execute(COUNT_SQL.format(new="", join="") + "SELECT 1", count_arrays(events))
+            cursor.execute(COUNT_SQL, arrays)
         return
     counts = Counter((e.customer_id, e.metric, e.day) for e in events if e.metric)
     active = sorted({(e.customer_id, e.day, e.user_key) for e in events if e.user_key})
@@ -112,22 +114,13 @@ def count(session: Session, events: list[Counted]) -> None:
     add_counts(session, UsageDaily, rows, key=("customer_id", "metric", "day"))
 
 
-def count_arrays(events: list[Counted]) -> list[list[Any]]:
-    columns = ("message_id", "customer_id", "metric", "day", "user_key")
-    return [[getattr(e, c) for e in events] for c in columns]
-
-
-# One statement counts a batch on PostgreSQL, and one more stores and counts it (`{new}`
-# is where the statement storing the events goes, and `{join}` keeps to the events
-# stored now: a resent messageId is not counted again). On a busy machine each round
-# trip waits its turn for a processor. Rows are written in key order, so concurrent
-# batches take their locks in the same order and never deadlock.
-COUNT_SQL = f"""
-WITH {{new}} counted_events AS (
-    SELECT u.* FROM unnest(%b::varchar[], %b::varchar[], %b::varchar[], %b::date[],
-                           %b::varchar[]) AS u (message_id, customer_id, metric, day, user_key)
-    {{join}}
-), active AS (
+# The rollup on PostgreSQL, in one statement with whatever comes before it: the CTEs
+# that follow a CTE `counted_events (customer_id, metric, day, user_key)` (a NULL metric:
+# the plan ignores the event; a NULL user: known active that day already). On a busy
+# machine each round trip waits its turn for a processor. Rows are written in key order,
+# so concurrent batches take their locks in the same order and never deadlock.
+ROLLUP_SQL = f"""
+active AS (
     INSERT INTO active_user_day (customer_id, day, user_key)
     SELECT DISTINCT customer_id, day, user_key FROM counted_events WHERE user_key IS NOT NULL
     ORDER BY customer_id, day, user_key
@@ -146,6 +139,13 @@ WITH {{new}} counted_events AS (
     ON CONFLICT (customer_id, metric, day)
     DO UPDATE SET count = usage_daily.count + EXCLUDED.count
 )
+"""
+COUNT_SQL = f"""
+WITH counted_events AS (
+    SELECT * FROM unnest(%b::varchar[], %b::varchar[], %b::date[], %b::varchar[])
+        AS u (customer_id, metric, day, user_key)
+), {ROLLUP_SQL}
+SELECT 1
 """
 
 

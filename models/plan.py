@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+from functools import lru_cache
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -229,6 +230,7 @@ class Playbooks(StrictModel):
     champion_left: Playbook | None = None
 
 
+@lru_cache(maxsize=4096)  # asked for every event ingested; a product has few names
 def metric_name(event: str) -> str | None:
     """An event's name as a metric name: lower case, anything else as `_`."""
     name = re.sub(r"[^a-z0-9_.:-]+", "_", event.strip().lower()).strip("_.:-")
