@@ -10,7 +10,7 @@ import gzip
 import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta, timezone
 from typing import Any
 
 import httpx
@@ -306,8 +306,10 @@ async def test_old_raw_events_are_pruned_but_counts_and_waiting_ones_stay(
 
 
 async def test_the_api_prunes_old_raw_events_itself(
-    engine: Engine, settings: Settings, tracking: Tracking
+    engine: Engine, settings: Settings, tracking: Tracking, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # On a machine booted ten seconds ago: the monotonic clock counts from the boot.
+    monkeypatch.setattr("api.routes.segment.time.monotonic", lambda: 10.0)
     add_customer(engine, "acme")
     await tracking.send("track", track("Login", group="acme"))
     with Session(engine) as session:  # as if it had come 31 days ago
@@ -341,6 +343,28 @@ async def test_the_rollup_is_the_usage_scoring_reads(tracking: Tracking, engine:
         ("report_created", 2.0, day, day + timedelta(days=1)),
     ]
     assert all(o.kind == "usage" for o in signals)
+
+
+async def test_an_event_counts_for_its_day_in_utc(tracking: Tracking, engine: Engine) -> None:
+    add_customer(engine, "acme")
+    day = NOW.date() - timedelta(days=2)
+    late_in_new_york = datetime.combine(day, time(23, 30), timezone(timedelta(hours=-5)))
+    calls = [
+        track("Export", group="acme", timestamp=late_in_new_york.isoformat()),
+        track("Export", user="u2", group="acme", timestamp=f"{day.isoformat()}T12:00:00"),
+    ]
+    await tracking.send("batch", {"batch": calls})
+    # The same user on the same day again, in a batch of its own: active once.
+    again = track("Export", group="acme", timestamp=f"{(day + timedelta(days=1))}T04:31:00Z")
+    await tracking.send("track", again)
+    counts = await tracking.counts("acme")
+    next_day = (day + timedelta(days=1)).isoformat()
+    assert {k: v for k, v in counts.items() if k[1] <= next_day} == {
+        ("export", day.isoformat()): 1,  # a time without a zone is UTC
+        ("active_users", day.isoformat()): 1,
+        ("export", next_day): 2,  # 23:30 in New York is 04:30 the next day in UTC
+        ("active_users", next_day): 1,
+    }
 
 
 async def test_a_webhook_destination_posts_bare_calls_to_batch(
