@@ -13,6 +13,9 @@ Tandem has requests in flight.
 Rounds alternate Tandem and the baseline, so a machine whose load changes weighs on both.
 
 Targets: Tandem at no less than half the baseline's rate, and at least 5,000 events/s.
+Also CPU per event (no target), which a machine's load from other processes changes far
+less than the rates: Tandem's API process and database backends, against the bare
+executemany's client and backend.
 """
 
 from __future__ import annotations
@@ -149,9 +152,12 @@ def _listening_pid(base: str) -> int:
     raise RuntimeError(f"no uvicorn process serves {base}")
 
 
-def _baseline_round(url: str, source_id: int, bodies: list[bytes], concurrency: int) -> float:
+def _baseline_round(
+    url: str, source_id: int, bodies: list[bytes], concurrency: int
+) -> tuple[float, float, float]:
     """`concurrency` connections, each taking the next batch: as many in flight as
-    Tandem has requests in flight."""
+    Tandem has requests in flight. Returns the seconds, and the CPU seconds of this
+    process (the client) and of the connections' database backends."""
     batches = [_rows(body, source_id) for body in bodies]  # made before the clock starts
     statement = (
         f"INSERT INTO product_event ({', '.join(COLUMNS)}) "
@@ -171,14 +177,36 @@ def _baseline_round(url: str, source_id: int, bodies: list[bytes], concurrency: 
                 cursor.executemany(statement, rows)
             connection.commit()
 
+    backends = [connection.info.backend_pid for connection in connections]
     try:
+        cpu_before, client_before = _cpu(backends), time.process_time()
         started = time.perf_counter()
         with ThreadPoolExecutor(concurrency) as pool:
             list(pool.map(lane, connections))
-        return time.perf_counter() - started
+        seconds = time.perf_counter() - started
+        return seconds, time.process_time() - client_before, _cpu(backends) - cpu_before
     finally:
         for connection in connections:
             connection.close()
+
+
+def _backends(url: str) -> list[int]:
+    """The database's backends (the API's pooled connections), this one's left out."""
+    with psycopg.connect(libpq_url(url), autocommit=True) as connection:
+        rows = connection.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid()"
+        ).fetchall()
+    return [int(pid) for (pid,) in rows]
+
+
+def _cpu(pids: list[int]) -> float:
+    """CPU seconds of the processes (PostgreSQL backends run on this machine)."""
+    total = 0.0
+    for pid in pids:
+        with contextlib.suppress(OSError):  # a backend that has ended meanwhile
+            total += cpu_seconds(pid)
+    return total
 
 
 def _stored(url: str) -> tuple[int, int]:
@@ -200,6 +228,11 @@ async def run(events: int, batch: int, concurrency: int, accounts: int, rounds: 
     bare: list[float] = []
     bare_parallel: list[float] = []
     api_cpu: list[float] = []  # processors the API process kept busy, while Tandem ran
+    # CPU per event (s): Tandem's API process and database backends; the bare
+    # executemany's client (this process) and backend. The load of other processes
+    # on the machine slows both sides' rates, but hardly their CPU per event.
+    tandem_cpu: list[tuple[float, float]] = []
+    bare_cpu: list[tuple[float, float]] = []
     with workdir("segment") as tmp, bench_database("segment") as url:
         source_id, key = _accounts(url, accounts)
         env = {**os.environ, "TANDEM_DATABASE_URL": url, "TANDEM_VAR_DIR": str(tmp / "var")}
@@ -209,13 +242,19 @@ async def run(events: int, batch: int, concurrency: int, accounts: int, rounds: 
             await _tandem_round(base, key, _bodies(rng, accounts, 10 * batch, batch), concurrency)
             for n in range(rounds):
                 bodies = _bodies(rng, accounts, events, batch)
-                cpu_before = cpu_seconds(api_pid)
+                backends = _backends(url)
+                cpu_before, pg_before = cpu_seconds(api_pid), _cpu(backends)
                 seconds = await _tandem_round(base, key, bodies, concurrency)
+                api_seconds = cpu_seconds(api_pid) - cpu_before
+                tandem_cpu.append((api_seconds / events, (_cpu(backends) - pg_before) / events))
                 tandem.append(events / seconds)
-                api_cpu.append((cpu_seconds(api_pid) - cpu_before) / seconds)
-                baseline = await asyncio.to_thread(_baseline_round, url, source_id, bodies, 1)
+                api_cpu.append(api_seconds / seconds)
+                baseline, client_seconds, pg_seconds = await asyncio.to_thread(
+                    _baseline_round, url, source_id, bodies, 1
+                )
+                bare_cpu.append((client_seconds / events, pg_seconds / events))
                 bare.append(events / baseline)
-                parallel = await asyncio.to_thread(
+                parallel, *_ = await asyncio.to_thread(
                     _baseline_round, url, source_id, bodies, concurrency
                 )
                 bare_parallel.append(events / parallel)
@@ -247,9 +286,22 @@ async def run(events: int, batch: int, concurrency: int, accounts: int, rounds: 
             median(bare_parallel),
         )
     )
+    result.metrics.append(
+        Metric(
+            "CPU per event, API + database",
+            "us",
+            1e6 * median(api + pg for api, pg in tandem_cpu),
+            1e6 * median(client + pg for client, pg in bare_cpu),
+        )
+    )
+    api_us, pg_us = (1e6 * median(part) for part in zip(*tandem_cpu, strict=True))
+    client_us, bare_pg_us = (1e6 * median(part) for part in zip(*bare_cpu, strict=True))
     result.notes.append(
         f"the API process used {median(api_cpu):.2f} processors while ingesting "
-        f"(one Python process: at most about 1)"
+        f"(one Python process: at most about 1); CPU per event: the API {api_us:.0f} us "
+        f"and its database backends {pg_us:.0f} us, against the executemany's client "
+        f"{client_us:.0f} us and backend {bare_pg_us:.0f} us (Tandem's load generator, "
+        f"the HTTP client, is left out: it is not Tandem's cost)"
     )
     result.notes.append(
         f"load average (1 min) {os.getloadavg()[0]:.1f} at the end, on {os.cpu_count()} CPUs"
