@@ -18,11 +18,6 @@ from sqlmodel import Session, SQLModel
 _PG = postgresql.dialect()
 
 
-def unnest_insert(model: type[SQLModel], columns: Sequence[str]) -> str:
-    """`INSERT INTO table (columns) SELECT * FROM unnest(one array per column)`."""
-    return _unnest(model.__table__, columns)  # type: ignore[attr-defined]
-
-
 def _unnest(table: Table, columns: Sequence[str]) -> str:
     arrays = ", ".join(f"%b::{table.c[c].type.compile(dialect=_PG)}[]" for c in columns)
     return f"INSERT INTO {table.name} ({', '.join(columns)}) SELECT * FROM unnest({arrays})"
