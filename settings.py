@@ -66,6 +66,11 @@ class Settings(BaseSettings):
 
     # Email. Without an SMTP host, mail is kept in the outbox and written as .eml files.
     smtp_host: str | None = None
+    email_files: bool = Field(
+        default=True,
+        description="without an SMTP host, also write each email as an .eml file in "
+        "var/outbox/; false keeps it in the outbox table only (`tandem simulate` does)",
+    )
     smtp_port: int = 587
     smtp_username: str | None = None
     smtp_password: str | None = None

@@ -202,7 +202,14 @@ class EmailActivities:
         session.add(row)
         if opted_out := unsubscribed(session, row, row.template in CUSTOMER_TEMPLATES):
             suppress(session, row, opted_out)
+        elif row.status == OutboxStatus.pending and self._outbox_only():
+            # Nowhere to deliver it: the outbox is its destination, stored with it.
+            row.status, row.attempts = OutboxStatus.sent, 1
+            row.delivered_via, row.delivered_at = "outbox", datetime.now(UTC)
         return row
+
+    def _outbox_only(self) -> bool:
+        return not self._settings.smtp_host and not self._settings.email_files
 
     def _deliver_now(self, row: OutboxEmail) -> bool:
         """A first delivery attempt straight after the email is stored: most mail goes
@@ -345,6 +352,8 @@ class EmailActivities:
                 smtp.quit()
             smtp.close()
             return
+        if self._outbox_only():  # a held email, released: the outbox row is all there is
+            return
         s.outbox_dir.mkdir(parents=True, exist_ok=True)
         path = s.outbox_dir / eml_filename(key)
         # Write then rename: a crash mid-write never leaves a half message in the outbox.
@@ -354,7 +363,9 @@ class EmailActivities:
 
     def _record_sent(self, keys: list[str]) -> None:
         if keys:
-            via = "smtp" if self._settings.smtp_host else "file"
+            via = (
+                "smtp" if self._settings.smtp_host else "outbox" if self._outbox_only() else "file"
+            )
             self._record(
                 keys, status=OutboxStatus.sent, delivered_via=via, delivered_at=datetime.now(UTC)
             )

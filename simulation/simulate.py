@@ -117,7 +117,14 @@ async def _run_plan(
     keep: Path | None,
 ) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="tandem-simulation-") as tmp:
-        settings = Settings(var_dir=Path(tmp), database_url=None, smtp_host=None, plans_dir=None)
+        # Thousands of emails no one reads: kept in the records only, no .eml files.
+        settings = Settings(
+            var_dir=Path(tmp),
+            database_url=None,
+            smtp_host=None,
+            email_files=False,
+            plans_dir=None,
+        )
         engine = make_engine(settings.resolved_database_url)
         upgrade(engine)
         try:

@@ -47,6 +47,7 @@ DEFAULT_IS_RIGHT_IN_COMPOSE = {
     "smtp_username": "Mailpit takes mail without a login",
     "smtp_password": "Mailpit takes mail without a login",
     "smtp_timeout_seconds": "20 s suits a relay on the same network",
+    "email_files": "the stack has a relay (Mailpit): no .eml files are written",
     "smtp_tls_ca": "Mailpit on the compose network speaks plain SMTP (no login)",
     "webhook_tolerance_seconds": "product default (5 minutes of clock skew)",
     "survey_link_days": "product default",

@@ -490,6 +490,28 @@ def test_deliver_to_files_once(engine: Engine, tmp_path: Path) -> None:
     assert acts.compose_email(welcome()).already_delivered
 
 
+def test_outbox_only_writes_no_files_and_delivers_nothing_later(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """TANDEM_EMAIL_FILES=false without a relay: the email is stored as delivered to the
+    outbox in compose's own transaction, so nothing is left for deliver_email; a held
+    email released later is recorded the same way. No .eml file either time."""
+    settings = make_settings(tmp_path, email_files=False)
+    acts = EmailActivities(engine, settings)
+    receipt = acts.compose_email(welcome())
+    assert receipt.already_delivered
+    held = welcome("acme:t1:held").model_copy(update={"held": True})
+    assert not acts.compose_email(held).already_delivered
+    acts.deliver_email("acme:t1:held")
+    rows = {row.key: row for row in outbox(engine)}
+    for key in ("acme:t1:welcome", "acme:t1:held"):
+        row = rows[key]
+        assert (row.status, row.delivered_via, row.attempts) == ("sent", "outbox", 1)
+        assert row.delivered_at is not None
+    assert "Your first pipeline" in rows["acme:t1:welcome"].text_body
+    assert not settings.outbox_dir.exists()
+
+
 def test_staff_mail_has_no_unsubscribe(engine: Engine, tmp_path: Path) -> None:
     settings = make_settings(tmp_path)
     acts = EmailActivities(engine, settings)
