@@ -5,7 +5,11 @@ An unsubscribe link never expires: a years-old email must still let its reader s
 the mail, and it only ever turns mail off. Turning it back on takes a resubscribe link of
 its own, shown only to whoever just unsubscribed and valid for RESUBSCRIBE_LINK_DAYS: an
 unsubscribe link travels in every email (forwarded, quoted, in a mail program's header),
-and whoever holds one must not be able to sign the customer up again."""
+and whoever holds one must not be able to sign the customer up again.
+
+Each contact's copy of an email carries links naming them (`contact`, their address):
+their answers and their opt-out are theirs. A link without one (mail from before
+per-contact copies, an account without contacts) is for the account as a whole."""
 
 from __future__ import annotations
 
@@ -31,6 +35,7 @@ class SurveyClaim(BaseModel):
     kind: SurveyKind
     value: int
     survey: str  # the check-in it belongs to: an answer is recorded once per survey
+    contact: str | None = None  # the contact answering (once each per survey)
 
 
 class PlanClaim(BaseModel):
@@ -39,10 +44,17 @@ class PlanClaim(BaseModel):
 
 class UnsubscribeClaim(BaseModel):
     customer_id: str
+    contact: str | None = None  # only this contact opts out; None: the whole account
 
 
 class ResubscribeClaim(BaseModel):
     customer_id: str
+    contact: str | None = None
+
+
+def _claims(model: BaseModel) -> dict[str, Any]:
+    # Without a contact, exactly the claims links had before contacts: the same token.
+    return model.model_dump(exclude_none=True)
 
 
 class LinkSigner:
@@ -54,12 +66,16 @@ class LinkSigner:
         self._resubscribe = URLSafeTimedSerializer(secret, salt="tandem.resubscribe")
         self.public_url = public_url.rstrip("/")
 
-    def survey_links(self, customer_id: str, kind: SurveyKind, survey: str) -> list[dict[str, Any]]:
+    def survey_links(
+        self, customer_id: str, kind: SurveyKind, survey: str, contact: str | None = None
+    ) -> list[dict[str, Any]]:
         """One link per answer on the scale, for a one-click survey in an email."""
         links = []
         for value in SCALES[kind]:
-            claim = SurveyClaim(customer_id=customer_id, kind=kind, value=value, survey=survey)
-            token = self._survey.dumps(claim.model_dump())
+            claim = SurveyClaim(
+                customer_id=customer_id, kind=kind, value=value, survey=survey, contact=contact
+            )
+            token = self._survey.dumps(_claims(claim))
             links.append({"value": value, "url": f"{self.public_url}/s/{token}"})
         return links
 
@@ -67,12 +83,16 @@ class LinkSigner:
         token = self._plan.dumps(PlanClaim(customer_id=customer_id).model_dump())
         return f"{self.public_url}/p/{token}"
 
-    def unsubscribe_link(self, customer_id: str) -> str:
-        token = self._unsubscribe.dumps(UnsubscribeClaim(customer_id=customer_id).model_dump())
+    def unsubscribe_link(self, customer_id: str, contact: str | None = None) -> str:
+        token = self._unsubscribe.dumps(
+            _claims(UnsubscribeClaim(customer_id=customer_id, contact=contact))
+        )
         return f"{self.public_url}/u/{token}"
 
-    def resubscribe_link(self, customer_id: str) -> str:
-        token = self._resubscribe.dumps(ResubscribeClaim(customer_id=customer_id).model_dump())
+    def resubscribe_link(self, customer_id: str, contact: str | None = None) -> str:
+        token = self._resubscribe.dumps(
+            _claims(ResubscribeClaim(customer_id=customer_id, contact=contact))
+        )
         return f"{self.public_url}/r/{token}"
 
     def read_resubscribe(self, token: str) -> ResubscribeClaim:

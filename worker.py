@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
@@ -30,6 +31,7 @@ from activities.email import EmailActivities
 from activities.records import RecordActivities
 from activities.webhook_dispatch import Dispatcher
 from activities.webhooks import WebhookActivities
+from lifecycles import tell_champion_left
 from settings import Settings
 from workflows.delivery import WebhookDeliveryWorkflow
 from workflows.digest import ManagerDigests, ensure_digest_schedule
@@ -118,11 +120,33 @@ class TandemWorker(Worker):
                 await dispatching
 
 
+# How long a sync activity's thread waits for a lifecycle to take a signal.
+TELL_TIMEOUT_SECONDS = 30.0
+
+
+def _champion_teller(client: Client) -> Callable[[str, str], object] | None:
+    """For the email activities, which run in the worker's threads: a champion's address
+    bounced, so their lifecycle is told, as `tandem contacts` tells it, by a signal sent
+    on the worker's own event loop (the client lives there)."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:  # built outside the loop that will run it: nobody to ask
+        return None
+
+    def tell(customer_id: str, email: str) -> object:
+        future = asyncio.run_coroutine_threadsafe(
+            tell_champion_left(client, customer_id, email), loop
+        )
+        return future.result(timeout=TELL_TIMEOUT_SECONDS)
+
+    return tell
+
+
 def build_worker(
     client: Client, settings: Settings, engine: Engine, task_queue: str | None = None
 ) -> TandemWorker:
     records = RecordActivities(engine)
-    email = EmailActivities(engine, settings)
+    email = EmailActivities(engine, settings, _champion_teller(client))
     accounts = AccountActivities(email)
     assessment = AssessmentActivities(engine)
     webhooks = WebhookActivities(engine, settings)

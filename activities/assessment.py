@@ -16,6 +16,7 @@ from db.engine import session_scope
 from db.peers import PeerCache
 from db.queries import latest_success_plan
 from db.usage import usage_signals
+from models.contacts import Contact, ContactStatus
 from models.scoring import Assessment, assess
 from models.signals import Observation, observation
 from models.tables import AssessmentRecord, Customer, SignalRecord, SuccessPlanRecord
@@ -32,6 +33,20 @@ def _observations(
             col(SignalRecord.observed_at) <= request.as_of,
         )
     ).all()
+    answered = {r.contact_email for r in rows if r.contact_email}
+    if answered:
+        # A contact's answers count while they are at the account: one who left (or
+        # bounces, or was removed) no longer speaks for it.
+        present = set(
+            session.exec(
+                select(Contact.email).where(
+                    Contact.customer_id == customer_id,
+                    Contact.status == ContactStatus.active.value,
+                    col(Contact.email).in_(answered),
+                )
+            )
+        )
+        rows = [r for r in rows if r.contact_email is None or r.contact_email in present]
     return [observation(r) for r in rows] + usage_signals(
         session, customer_id, since, request.as_of
     )

@@ -5,52 +5,65 @@ delivery is tried: composing then tries one delivery at once, and `deliver_email
 retries what that could not send. A retried delivery sends the same Message-ID again,
 so a receiving server can drop the duplicate. Customer mail for a customer who
 unsubscribed is composed but kept back (activities/suppression.py).
+
+Customer mail is one copy per recipient, each its own outbox row under its own key (so
+its own Message-ID, and its own record of being sent: a retry never sends a contact the
+copy they already got), with links naming its contact. The lifecycle knows only the
+step's key; the copies share it as `request_key`. A recipient the relay refuses is a
+bounce: their copy fails for good, the contact is marked bounced (a champion's lifecycle
+is told), and the other copies still go.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
 import smtplib
-import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import Message
 from typing import Any
 
 from markupsafe import escape
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine, or_, update
 from sqlmodel import Session, col, select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.contracts import EmailReceipt, EmailRequest, EmailRevision, Recipient
 from activities.email_context import account_context, build_context
-from activities.message import build_message, eml_filename, unsubscribe_url
+from activities.message import build_message, copy_key, unsubscribe_url
 from activities.rendering import CUSTOMER_TEMPLATES, TEMPLATES, render_email, render_footer
-from activities.suppression import suppress, unsubscribed
-from db.contacts import addresses
+from activities.smtp import transmit
+from activities.suppression import opted_out, suppress
+from db.contacts import addressees, mark_bounced
 from db.engine import session_scope, write_once
 from models.tables import Customer, OutboxEmail, OutboxStatus
 from settings import Settings
 
 
-def _find(session: Session, key: str) -> OutboxEmail | None:
-    return session.exec(select(OutboxEmail).where(OutboxEmail.key == key)).first()
+def copies_of(session: Session, keys: Sequence[str]) -> dict[str, list[OutboxEmail]]:
+    """The stored copies of each step's email, by the step's key, oldest first (one copy
+    under the step's own key when there is one recipient, or from before copies)."""
+    rows = session.exec(
+        select(OutboxEmail)
+        .where(or_(col(OutboxEmail.key).in_(keys), col(OutboxEmail.request_key).in_(keys)))
+        .order_by(col(OutboxEmail.id))
+    )
+    found: dict[str, list[OutboxEmail]] = {}
+    for row in rows:
+        found.setdefault(row.request_key or row.key, []).append(row)
+    return found
 
 
-def _find_all(session: Session, keys: list[str]) -> dict[str, OutboxEmail]:
-    rows = session.exec(select(OutboxEmail).where(col(OutboxEmail.key).in_(keys)))
-    return {row.key: row for row in rows}
-
-
-def _receipt(row: OutboxEmail) -> EmailReceipt:
-    # A suppressed email counts as delivered: there is nothing left to deliver, and the
+def _receipt(key: str, rows: list[OutboxEmail]) -> EmailReceipt:
+    # A suppressed copy counts as delivered: there is nothing left to deliver, and the
     # lifecycle then opens no review task for it either.
-    done = row.status in (OutboxStatus.sent, OutboxStatus.suppressed)
+    done = all(r.status in (OutboxStatus.sent, OutboxStatus.suppressed) for r in rows)
     return EmailReceipt(
-        key=row.key, subject=row.subject, to_address=row.to_address, already_delivered=done
+        key=key,
+        subject=rows[0].subject,
+        to_address=", ".join(r.to_address for r in rows),
+        already_delivered=done,
     )
 
 
@@ -86,23 +99,29 @@ class Written:
         return Written()
 
 
+class _RelayDown(Exception):
+    """The relay did not take a message: leave the rest to deliver_email."""
+
+
 class EmailActivities:
     """The worker registers the methods marked @activity.defn; they are sync and run in
     its thread pool."""
 
-    def __init__(self, engine: Engine, settings: Settings) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        settings: Settings,
+        tell_champion_left: Callable[[str, str], object] | None = None,
+    ) -> None:
         self._engine = engine
         self._settings = settings
+        # The worker's way to tell a lifecycle its champion's address bounced (a signal,
+        # as `tandem contacts` sends); None where no lifecycle listens (unit tests).
+        self._tell_champion_left = tell_champion_left
 
-    def _address(
-        self,
-        contacts: list[tuple[str, list[str]]],
-        request: EmailRequest,
-        customer: Customer,
-        task: dict[str, Any] | None,
+    def _staff_address(
+        self, request: EmailRequest, customer: Customer, task: dict[str, Any] | None
     ) -> str:
-        if request.to is Recipient.customer:
-            return addresses(contacts, request.template, customer.email)
         # Mail to a task's owner goes to the person it is assigned to in the records (the
         # lifecycle does not know of reassignments); a rep task with no rep is in the
         # managers' queue, so its mail goes to the account's manager.
@@ -136,13 +155,13 @@ class EmailActivities:
                 raise ApplicationError(message, type="UnknownTemplate", non_retryable=True)
         _alive()
 
-        def transaction(session: Session) -> list[tuple[OutboxEmail, bool]]:
+        def transaction(session: Session) -> list[tuple[list[OutboxEmail], bool]]:
             written = write(session)
             new = written.new_customer
             # A customer created now has no earlier attempt's emails: that attempt would
             # have stored the customer in the same transaction.
             keys = [r.key for r in requests if new is None or r.customer_id != new.id]
-            earlier = _find_all(session, keys) if keys else {}
+            earlier = copies_of(session, keys) if keys else {}
             # Read once for all the emails of a customer.
             accounts: dict[str, dict[str, Any]] = {}
             if new is not None:
@@ -157,29 +176,34 @@ class EmailActivities:
         stored = write_once(self._engine, transaction)
         sent: list[str] = []
         try:
-            for row, new in stored:
-                _alive()  # may raise: Temporal cancels an activity through its heartbeat
-                if not (new and row.status == OutboxStatus.pending):
-                    continue
-                if not self._deliver_now(row):
-                    # The next attempt would most likely wait as long for the same relay
-                    # (and whoever waits on this activity with it): deliver_email takes
-                    # it from here.
-                    break
-                row.status = OutboxStatus.sent
-                sent.append(row.key)
+            for rows, new in stored:
+                for row in rows if new else ():
+                    _alive()  # may raise: Temporal cancels an activity through its heartbeat
+                    if row.status != OutboxStatus.pending:
+                        continue
+                    outcome = self._deliver_now(row)
+                    if outcome is None:
+                        # The next attempt would most likely wait as long for the same
+                        # relay (and whoever waits on this activity with it):
+                        # deliver_email takes it from here.
+                        raise _RelayDown
+                    row.status = OutboxStatus.sent if outcome else OutboxStatus.failed
+                    if outcome:
+                        sent.append(row.key)
+        except _RelayDown:
+            pass
         finally:
             # What went out is recorded sent in one transaction, however the loop ended:
             # only a worker lost before this sends those emails again on retry, as one
             # lost between a send and its record would (with the same Message-IDs).
             self._record_sent(sent)
-        return [_receipt(row) for row, _ in stored]
+        return [_receipt(r.key, rows) for r, (rows, _) in zip(requests, stored, strict=True)]
 
     def _store(
         self, session: Session, request: EmailRequest, accounts: dict[str, dict[str, Any]]
-    ) -> OutboxEmail:
-        """Render the email and add it to the outbox (it was not there: a retry never
-        re-renders, so an email cannot change once stored)."""
+    ) -> list[OutboxEmail]:
+        """Render the email and add it to the outbox, a copy per recipient (it was not
+        there: a retry never re-renders, so an email cannot change once stored)."""
         customer = session.get(Customer, request.customer_id)
         if customer is None:
             # Retryable: the lifecycle's own record of the customer may still be landing.
@@ -188,30 +212,52 @@ class EmailActivities:
             )
         if customer.id not in accounts:
             accounts[customer.id] = account_context(session, customer)
-        context = build_context(session, customer, request, self._settings, accounts[customer.id])
-        rendered = render_email(request.template, context)
-        row = OutboxEmail(
-            key=request.key, customer_id=customer.id, template=request.template,
-            to_address=self._address(
-                accounts[customer.id]["contacts"], request, customer, context["task"]
-            ),
-            subject=rendered.subject,
-            text_body=rendered.text, html_body=rendered.html,
-            status=OutboxStatus.held if request.held else OutboxStatus.pending,
-        )  # fmt: skip
-        session.add(row)
-        if opted_out := unsubscribed(session, row, row.template in CUSTOMER_TEMPLATES):
-            suppress(session, row, opted_out)
-        elif row.status == OutboxStatus.pending and self._outbox_only():
+        account = accounts[customer.id]
+        status = OutboxStatus.held if request.held else OutboxStatus.pending
+        if request.to is not Recipient.customer:
+            context = build_context(session, customer, request, self._settings, account)
+            rendered = render_email(request.template, context)
+            row = OutboxEmail(
+                key=request.key, request_key=request.key, customer_id=customer.id,
+                template=request.template,
+                to_address=self._staff_address(request, customer, context["task"]),
+                subject=rendered.subject, text_body=rendered.text, html_body=rendered.html,
+                status=status,
+            )  # fmt: skip
+            session.add(row)
+            self._kept_in_outbox(row)
+            return [row]
+        copies = addressees(account["contacts"], request.template, customer.email)
+        rows = []
+        for to in copies:
+            context = build_context(session, customer, request, self._settings, account, to)
+            rendered = render_email(request.template, context)
+            row = OutboxEmail(
+                key=request.key if len(copies) == 1 else copy_key(request.key, to.address),
+                request_key=request.key, contact_email=to.address if to.contact else None,
+                customer_id=customer.id, template=request.template, to_address=to.address,
+                subject=rendered.subject, text_body=rendered.text, html_body=rendered.html,
+                status=status,
+            )  # fmt: skip
+            session.add(row)
+            customer_mail = row.template in CUSTOMER_TEMPLATES
+            if reason := opted_out(session, row, customer_mail, customer, to.opted_out):
+                suppress(session, row, reason)
+            else:
+                self._kept_in_outbox(row)
+            rows.append(row)
+        return rows
+
+    def _kept_in_outbox(self, row: OutboxEmail) -> None:
+        if row.status == OutboxStatus.pending and self._outbox_only():
             # Nowhere to deliver it: the outbox is its destination, stored with it.
             row.status, row.attempts = OutboxStatus.sent, 1
             row.delivered_via, row.delivered_at = "outbox", datetime.now(UTC)
-        return row
 
     def _outbox_only(self) -> bool:
         return not self._settings.smtp_host and not self._settings.email_files
 
-    def _deliver_now(self, row: OutboxEmail) -> bool:
+    def _deliver_now(self, row: OutboxEmail) -> bool | None:
         """A first delivery attempt straight after the email is stored: most mail goes
         here, without a deliver_email activity (and its workflow task) of its own. The
         row was stored and checked against opt-outs a moment ago, in compose's own
@@ -222,33 +268,34 @@ class EmailActivities:
         the email pending and send it again."""
         timeout = min(INLINE_SMTP_TIMEOUT, self._settings.smtp_timeout_seconds)
         try:
-            self._send(row, timeout, row.template in CUSTOMER_TEMPLATES)
+            # True: sent (the caller records it); False: the recipient was refused.
+            return self._send(row, timeout, row.template in CUSTOMER_TEMPLATES)
         except Exception as error:  # all of it is deliver_email's to retry and report
             activity.logger.info("email %s not delivered at once, will retry: %s", row.key, error)
-            return False
-        return True  # the caller records it sent
+            return None
 
     @activity.defn(name="revise_email")
     def revise_email(self, revision: EmailRevision) -> None:
         """A manager's review: drop the email, or replace its words before it goes."""
         with session_scope(self._engine) as session:
-            row = _find(session, revision.key)
-            if row is None:
+            rows = copies_of(session, [revision.key]).get(revision.key)
+            if not rows:
                 raise ApplicationError(f"no email {revision.key!r}", non_retryable=True)
-            if row.status == OutboxStatus.sent:
-                return
-            if revision.drop:
-                row.status = OutboxStatus.dropped
-            else:
-                row.status = OutboxStatus.pending
-                if revision.subject:
-                    row.subject = " ".join(revision.subject.split())
-                if revision.text:
-                    # The review page shows the email with its footer: a manager who
-                    # edits that copy sends their words, and the footer once.
-                    words = revision.text.split(f"\n{SIGNATURE_SEPARATOR}")[0].strip()
-                    self._rewrite(session, row, words)
-            session.add(row)
+            for row in rows:  # every copy: each keeps its own footer
+                if row.status in (OutboxStatus.sent, OutboxStatus.suppressed):
+                    continue
+                if revision.drop:
+                    row.status = OutboxStatus.dropped
+                else:
+                    row.status = OutboxStatus.pending
+                    if revision.subject:
+                        row.subject = " ".join(revision.subject.split())
+                    if revision.text:
+                        # The review page shows the email with its footer: a manager who
+                        # edits that copy sends their words, and the footer once.
+                        words = revision.text.split(f"\n{SIGNATURE_SEPARATOR}")[0].strip()
+                        self._rewrite(session, row, words)
+                session.add(row)
 
     def _rewrite(self, session: Session, row: OutboxEmail, text: str) -> None:
         # The manager wrote plain text; the HTML part shows it as written. Customer mail
@@ -261,7 +308,7 @@ class EmailActivities:
             return
         customer = session.get(Customer, row.customer_id)
         if customer is not None:
-            links = {"unsubscribe": unsubscribe_url(customer.id, self._settings)}
+            links = {"unsubscribe": unsubscribe_url(customer.id, self._settings, row.contact_email)}
             text_footer, html_footer = render_footer(customer.model_dump(), links)
             row.text_body += "\n" + text_footer
             row.html_body += "\n" + html_footer
@@ -271,44 +318,76 @@ class EmailActivities:
         self._deliver(key, self._settings.smtp_timeout_seconds)
 
     def _deliver(self, key: str, timeout: float) -> None:
+        """Deliver the copies of the step's email not sent yet, each recorded sent as it
+        goes: a retry after a failure half-way sends only the rest. A copy whose
+        recipient was refused is not tried again (the address bounced)."""
         with session_scope(self._engine) as session:
-            row = _find(session, key)
-            if row is None:
+            rows = copies_of(session, [key]).get(key)
+            if not rows:
                 raise ApplicationError(
                     f"no email with key {key!r} in the outbox",
                     type="UnknownEmail",
                     non_retryable=True,
                 )
-            if row.status in (OutboxStatus.sent, OutboxStatus.suppressed):
-                return
-            # Read now, not at compose time: a held email may wait days for its review,
-            # and a delivery may be retried for days, while the customer opts out.
-            customer_mail = row.template in CUSTOMER_TEMPLATES
-            if opted_out := unsubscribed(session, row, customer_mail):
-                suppress(session, row, opted_out)
-                return
-        self._send(row, timeout, customer_mail)
-        self._record_sent([key])
+            customer_mail = rows[0].template in CUSTOMER_TEMPLATES
+            to_send = []
+            for row in rows:
+                if row.status not in (OutboxStatus.pending, OutboxStatus.held):
+                    continue
+                # Read now, not at compose time: a held email may wait days for its
+                # review, and a delivery may be retried for days, while someone opts out.
+                if reason := opted_out(session, row, customer_mail):
+                    suppress(session, row, reason)
+                else:
+                    to_send.append(row)
+        for row in to_send:
+            _alive()
+            if self._send(row, timeout, customer_mail):
+                self._record_sent([row.key])
+                row.status = OutboxStatus.sent
+            else:
+                row.status = OutboxStatus.failed
+        failed = [r for r in rows if r.status == OutboxStatus.failed]
+        if failed and not any(r.status == OutboxStatus.sent for r in rows):
+            # Nobody got it, and retrying for days would not make the addresses exist.
+            refused = ", ".join(r.to_address for r in failed)
+            raise ApplicationError(
+                f"recipient refused: {refused}", type="RecipientRefused", non_retryable=True
+            )
 
-    def _send(self, row: OutboxEmail, timeout: float, customer_mail: bool) -> None:
-        """Send it, or record the failure and raise. The caller records it sent (a worker
-        lost before that sends it again on retry: the one window of at-least-once);
-        `store_and_send` records its emails together, after all attempts."""
+    def _send(self, row: OutboxEmail, timeout: float, customer_mail: bool) -> bool:
+        """Send it: True when sent (the caller records it sent: a worker lost before that
+        sends it again on retry, the one window of at-least-once; `store_and_send`
+        records its emails together, after all attempts). False when the relay refused
+        the recipient: recorded here as a permanent failure, and a contact at that
+        address is marked bounced. Any other failure is recorded and raised."""
         key = row.key
         message = build_message(row, self._settings, customer_mail)
         try:
             self._transmit(message, key, timeout)
         except smtplib.SMTPRecipientsRefused as error:
-            # Permanent: retrying for days would not make the address exist.
             self._record(
                 [key], status=OutboxStatus.failed, last_error=f"recipient refused: {error}"[:2000]
             )
-            raise ApplicationError(
-                f"recipient refused: {error}", type="RecipientRefused", non_retryable=True
-            ) from None
+            if customer_mail and row.contact_email:
+                self._bounced(row.customer_id, row.contact_email)
+            return False
         except OSError as error:  # smtplib.SMTPException and ssl errors are OSErrors too
             self._record([key], last_error=f"{type(error).__name__}: {error}"[:2000])
             raise
+        return True
+
+    def _bounced(self, customer_id: str, address: str) -> None:
+        """The relay refused a contact's address: they are as good as gone (marked
+        bounced, on the timeline). A champion's lifecycle is told, and opens the
+        `champion_left` playbook (once, however often this runs)."""
+        report = mark_bounced(self._engine, [address], "mail relay", customer_id=customer_id)
+        for changed in report.bounced:
+            if changed.champion_left and self._tell_champion_left is not None:
+                try:
+                    self._tell_champion_left(customer_id, changed.contact.email)
+                except Exception as error:  # the bounce is recorded; the timeline shows it
+                    activity.logger.warning("champion of %s not told: %s", customer_id, error)
 
     def transmit(self, message: Message, key: str) -> None:
         """Send a message built elsewhere (a manager's digest) the way every email goes:
@@ -316,50 +395,7 @@ class EmailActivities:
         self._transmit(message, key, self._settings.smtp_timeout_seconds)
 
     def _transmit(self, message: Message, key: str, timeout: float) -> None:
-        s = self._settings
-        if s.smtp_host:
-            smtp = smtplib.SMTP(s.smtp_host, s.smtp_port, timeout=timeout)
-            try:
-                _alive()
-                smtp.ehlo()
-                secure = s.smtp_starttls and smtp.has_extn("starttls")
-                if secure:
-                    # The server's certificate is verified (and its name), against the
-                    # system's CAs or TANDEM_SMTP_TLS_CA.
-                    context = ssl.create_default_context(cafile=s.smtp_tls_ca)
-                    smtp.starttls(context=context)
-                    smtp.ehlo()
-                if s.smtp_username and not secure:
-                    # Never send a password in clear: a relay that forgot STARTTLS, or a
-                    # setting that turned it off, would show it to the network.
-                    why = (
-                        "the SMTP server offers no STARTTLS"
-                        if s.smtp_starttls
-                        else "TANDEM_SMTP_STARTTLS is false"
-                    )
-                    raise smtplib.SMTPNotSupportedError(
-                        f"{why}; refusing to send the SMTP password without TLS"
-                    )
-                _alive()
-                if s.smtp_username:
-                    smtp.login(s.smtp_username, s.smtp_password or "")
-                smtp.send_message(message)
-            except BaseException:
-                smtp.close()
-                raise
-            # Sent: a QUIT that fails or times out must not make it count as unsent.
-            with contextlib.suppress(smtplib.SMTPException, OSError):
-                smtp.quit()
-            smtp.close()
-            return
-        if self._outbox_only():  # a held email, released: the outbox row is all there is
-            return
-        s.outbox_dir.mkdir(parents=True, exist_ok=True)
-        path = s.outbox_dir / eml_filename(key)
-        # Write then rename: a crash mid-write never leaves a half message in the outbox.
-        partial = path.with_name(path.name + ".partial")
-        partial.write_bytes(message.as_bytes())
-        os.replace(partial, path)
+        transmit(self._settings, message, key, timeout, _alive)
 
     def _record_sent(self, keys: list[str]) -> None:
         if keys:

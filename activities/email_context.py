@@ -11,9 +11,10 @@ from typing import Any
 from sqlmodel import Session
 
 from activities.contracts import EmailRequest, Recipient
-from db.contacts import active_contacts
+from db.contacts import Addressee, Reachable, active_contacts
 from db.queries import goals_with_progress, latest_assessment, latest_plan_record
 from links import LinkSigner, dashboard_links
+from models.contacts import SIGNUP_ROLES
 from models.tables import Customer, TaskRecord
 from settings import Settings
 
@@ -24,17 +25,23 @@ def build_context(
     request: EmailRequest,
     settings: Settings,
     account: dict[str, Any] | None = None,
+    to: Addressee | None = None,
 ) -> dict[str, Any]:
     """Everything a template may use: the request's own context plus the records.
     `account` is the customer's part (account_context), when already read in this
-    transaction for another email of theirs."""
+    transaction for another email of theirs; `to` the copy's contact, greeted by their
+    name and given their own links."""
     task = None
     if "task_id" in request.context:
         task = session.get(TaskRecord, request.context["task_id"])
+    account = account if account is not None else account_context(session, customer)
+    contact = to.address if to is not None and to.contact else None
+    if to is not None and to.name:
+        account = {**account, "customer": {**account["customer"], "contact_name": to.name}}
     return {
         **request.context,
-        **(account if account is not None else account_context(session, customer)),
-        "links": _links(customer, request, settings),
+        **account,
+        "links": _links(customer, request, settings, contact),
         "task": None if task is None else {
             "id": task.id, "title": task.title, "kind": task.kind,
             "owner_role": task.owner_role, "assignee": task.assignee,
@@ -52,8 +59,11 @@ def account_context(session: Session, customer: Customer, new: bool = False) -> 
     assessment = None if new else latest_assessment(session, customer.id)
     return {
         # Whom customer mail goes to (read once per account); a new account's only
-        # contact is the person who signed up, at the account's own address.
-        "contacts": [] if new else active_contacts(session, customer.id),
+        # contact is the person who signed up, being stored in this same transaction.
+        "contacts": [
+            Reachable(customer.email.strip().lower(), customer.contact_name,
+                      [r.value for r in SIGNUP_ROLES], False)
+        ] if new else active_contacts(session, customer.id),
         "customer": {
             "id": customer.id, "company": customer.company,
             "contact_name": customer.contact_name, "email": customer.email,
@@ -74,20 +84,24 @@ def account_context(session: Session, customer: Customer, new: bool = False) -> 
     }  # fmt: skip
 
 
-def _links(customer: Customer, request: EmailRequest, settings: Settings) -> dict[str, Any]:
+def _links(
+    customer: Customer, request: EmailRequest, settings: Settings, contact: str | None
+) -> dict[str, Any]:
     """Signed links for customer mail: their success-plan page, unsubscribing, and
-    one-click answers for the check-in's survey (one answer per survey: the email's key).
-    Staff mail links to the task and the customer on the dashboard."""
+    one-click answers for the check-in's survey (one answer per survey and contact: the
+    email's key). A contact's copy carries links naming them: their answer and their
+    opt-out are theirs alone. Staff mail links to the task and the customer on the
+    dashboard."""
     if request.to is not Recipient.customer:
         return dashboard_links(settings.public_url, request.context.get("task_id"))
     signer = LinkSigner(settings.secret_key, settings.public_url)
     links: dict[str, Any] = {
         "plan": signer.plan_link(customer.id),
-        "unsubscribe": signer.unsubscribe_link(customer.id),
+        "unsubscribe": signer.unsubscribe_link(customer.id, contact),
     }
     if request.template == "checkin_report":
-        links["nps"] = signer.survey_links(customer.id, "nps", request.key)
-        links["csat"] = signer.survey_links(customer.id, "csat", request.key)
+        links["nps"] = signer.survey_links(customer.id, "nps", request.key, contact)
+        links["csat"] = signer.survey_links(customer.id, "csat", request.key, contact)
     return links
 
 

@@ -24,14 +24,22 @@ def message_id(key: str) -> str:
     return f"<{hashlib.sha256(key.encode()).hexdigest()[:32]}@tandem>"
 
 
+def copy_key(key: str, address: str) -> str:
+    """One recipient's copy of a step's email, when it goes to several people: a key (so
+    a Message-ID and a record of being sent) of its own, stable for the address."""
+    return f"{key}/to:{hashlib.sha256(address.encode()).hexdigest()[:12]}"
+
+
 def eml_filename(key: str) -> str:
     # The hash suffix keeps keys that differ only in unsafe characters apart.
     safe = re.sub(r"[^A-Za-z0-9._-]+", "_", key)[:180]
     return f"{safe}-{hashlib.sha256(key.encode()).hexdigest()[:8]}.eml"
 
 
-def unsubscribe_url(customer_id: str, settings: Settings) -> str:
-    return LinkSigner(settings.secret_key, settings.public_url).unsubscribe_link(customer_id)
+def unsubscribe_url(customer_id: str, settings: Settings, contact: str | None = None) -> str:
+    """The whole account's link, or a contact's own (their copy's)."""
+    signer = LinkSigner(settings.secret_key, settings.public_url)
+    return signer.unsubscribe_link(customer_id, contact)
 
 
 class _Policy(Compat32):
@@ -83,7 +91,7 @@ def build_message(row: OutboxEmail, settings: Settings, customer_mail: bool) -> 
         # URI they support, and with List-Unsubscribe-Post (RFC 8058) they POST to it
         # without opening a page. The mailto stays for programs that only know mail;
         # its replies reach the team, who record them (`tandem unsubscribe`).
-        link = unsubscribe_url(row.customer_id, settings)
+        link = unsubscribe_url(row.customer_id, settings, row.contact_email)
         message["List-Unsubscribe"] = f"<{link}>, <mailto:{address}?subject=unsubscribe>"
         message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     message.attach(MIMEText(row.text_body, "plain", UTF8, policy=POLICY))

@@ -31,6 +31,7 @@ from api.routes import (
     staff,
     tasks,
     tokens,
+    unsubscribe,
     webhook_endpoints,
     webhooks,
 )
@@ -94,10 +95,11 @@ def create_app(
     errors.install(app)
     for module in (
         webhooks, customers, tasks, signals, plans, tokens, staff, public, portfolio, segment,
-        sources, contacts, imports,
+        sources, contacts, imports, unsubscribe,
     ):  # fmt: skip
         app.include_router(module.router)
     app.include_router(webhook_endpoints.router)
+    app.include_router(contacts.bounces)
     app.include_router(webhook_endpoints.deliveries_router)
     webhook_endpoints.document_events(app)
     app.include_router(dashboard.router)

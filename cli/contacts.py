@@ -1,5 +1,6 @@
 """`tandem contacts`: the people at an account and their roles (champion, executive
-sponsor, admin, billing, user). A champion who leaves is told to the lifecycle."""
+sponsor, admin, billing, user), each one's opt-out of automated email, and addresses
+reported as bouncing. A champion who leaves is told to the lifecycle."""
 
 from __future__ import annotations
 
@@ -120,17 +121,26 @@ def contacts_update(
     name: Annotated[str | None, typer.Option(help="their new name")] = None,
     role: Roles = None,
     status: Annotated[ContactStatus | None, typer.Option(help="active, left or bounced")] = None,
+    unsubscribed: Annotated[
+        bool | None,
+        typer.Option(
+            "--unsubscribed/--subscribed",
+            help="stop automated email to them (they asked), or send it again",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
-    """Change a contact's name, roles (--role replaces them all) or status."""
+    """Change a contact's name, roles (--role replaces them all), status, or their own
+    opt-out of automated email (the account's other contacts still get it)."""
     from db.contacts import update_contact
 
     _managers_only()
     try:
-        change = ContactChange(name=name, roles=role, status=status)
+        change = ContactChange(name=name, roles=role, status=status, unsubscribed=unsubscribed)
     except ValidationError as error:
         fail(describe_validation_error(error))
     if not change.changes():
-        fail("nothing to change: give --name, --role or --status")
+        fail("nothing to change: give --name, --role, --status or --unsubscribed/--subscribed")
     try:
         done = update_contact(engine(), customer, email, change, ACTOR)
     except (CustomerNotFound, ContactNotFound) as error:
@@ -138,7 +148,8 @@ def contacts_update(
     except ContactError as error:
         fail(str(error))
     roles = ", ".join(r.value for r in done.contact.roles) or "no role"
-    _report(done, f"is {done.contact.status.value}, {roles}")
+    opted_out = ", unsubscribed" if done.contact.unsubscribed_at else ""
+    _report(done, f"is {done.contact.status.value}, {roles}{opted_out}")
 
 
 @contacts_app.command("mark-left")
@@ -167,3 +178,24 @@ def contacts_remove(customer: Customer, email: Email) -> None:
     except (CustomerNotFound, ContactNotFound) as error:
         fail(str(error).strip("'\""))
     _report(done, "is removed")
+
+
+@contacts_app.command("bounced")
+def contacts_bounced(
+    emails: Annotated[list[str], typer.Argument(help="addresses that bounced", show_default=False)],
+) -> None:
+    """Mark the contacts at these addresses bounced, at every account (a bounce that
+    came back after the relay took the mail). A champion's lifecycle is told."""
+    from db.contacts import mark_bounced
+
+    _managers_only()
+    try:
+        report = mark_bounced(engine(), emails, ACTOR)
+    except ContactError as error:
+        fail(str(error))
+    for done in report.bounced:
+        _report(done, "bounced")
+    for what in report.unchanged:
+        out.print(f"{what}: not active already, unchanged.")
+    for address in report.unknown:
+        out.print(f"{address}: no account has this contact.")

@@ -28,7 +28,7 @@ from cli.common import (
     when,
 )
 from db.engine import session_scope
-from db.ingest import UnknownGoal, record_signals
+from db.ingest import UnknownContact, UnknownGoal, record_signals
 from db.queries import CustomerNotFound, customer_overview, list_customers
 from models.customer import SignUp
 from models.signals import SignalIn, SignalKind
@@ -230,9 +230,13 @@ def signal(
     since: Annotated[
         datetime | None, typer.Option(help="start of the period a count covers (UTC)")
     ] = None,
+    contact: Annotated[
+        str | None, typer.Option(help="nps/csat only: the contact who answered (their email)")
+    ] = None,
 ) -> None:
     """Record a measured input (nps, csat, usage, seats, mrr, tickets, fcr, aht, revenue,
-    cost, success_hours, goal). A usage count over a period: --metric and --since."""
+    cost, success_hours, goal). A usage count over a period: --metric and --since. A
+    survey answer by a contact: --contact (the account's NPS nets its contacts')."""
     observed = (at.replace(tzinfo=UTC) if at and at.tzinfo is None else at) or datetime.now(UTC)
     period_start = since.replace(tzinfo=UTC) if since and since.tzinfo is None else since
     customer_id = resolve_customer(customer)
@@ -246,12 +250,13 @@ def signal(
             client_id=client_id,
             metric=metric,
             period_start=period_start,
+            contact=contact,
         )
     except ValidationError as error:
         fail(describe_validation_error(error))
     try:
         added = record_signals(engine(), [item])
-    except UnknownGoal as error:
+    except (UnknownGoal, UnknownContact) as error:
         fail(str(error))
     out.print(
         f"Recorded {kind.value} = {value:g} for {customer_id}."

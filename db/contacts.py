@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 from sqlalchemy import Engine
@@ -19,6 +19,7 @@ from sqlmodel import Session, col, select
 
 from db.engine import session_scope
 from db.queries import contacts_of, find_customer
+from db.unsubscribe import ContactNotFound, contact_opt_out
 from models.contacts import (
     TEMPLATE_ROLES,
     Contact,
@@ -38,10 +39,6 @@ class ContactError(ValueError):
     def __init__(self, field: str, message: str) -> None:
         super().__init__(f"{field}: {message}")
         self.field = field
-
-
-class ContactNotFound(LookupError):
-    pass
 
 
 class ContactChanged(BaseModel):
@@ -146,6 +143,10 @@ def update_contact(
         customer = find_customer(session, ref)
         row = _existing(session, customer.id, email)
         was_champion = is_active_champion(row)
+        if change.unsubscribed is not None:
+            # The same record as their own link makes (audit entry, timeline line).
+            contact_opt_out(session, customer.id, row.email, change.unsubscribed, "staff", actor)
+            session.refresh(row)
         if change.name is not None:
             if not change.name.strip():
                 raise ContactError("name", "must not be blank")
@@ -259,29 +260,91 @@ def from_identify(session: Session, calls: Iterable[tuple[str, dict[str, Any]]])
 _ROLES = {r.value for r in ContactRole}
 
 
-def active_contacts(session: Session, customer_id: str) -> list[tuple[str, list[str]]]:
-    """(email, roles) of the account's active contacts, oldest first."""
-    return [
-        (email, roles)
-        for email, roles in session.exec(
-            select(Contact.email, Contact.roles)
-            .where(
-                Contact.customer_id == customer_id,
-                Contact.status == ContactStatus.active.value,
-            )
-            .order_by(col(Contact.id))
-        )
-    ]
+class Reachable(NamedTuple):
+    """An active contact, as customer mail needs them."""
+
+    email: str
+    name: str
+    roles: list[str]
+    unsubscribed: bool  # their own opt-out
 
 
-def addresses(contacts: list[tuple[str, list[str]]], template: str, primary: str) -> str:
-    """Whom a customer email goes to: the active contacts in the roles the template
-    names (models.contacts.TEMPLATE_ROLES; every active contact for the others), as one
-    To header; the primary address when there is nobody."""
+class Addressee(NamedTuple):
+    """One copy of a customer email: to a contact (their own unsubscribe and survey
+    links, greeted by name), or to the account's own address when no contact is in the
+    template's roles."""
+
+    address: str
+    name: str | None  # None: the account's contact name
+    contact: bool
+    opted_out: bool
+
+
+def active_contacts(session: Session, customer_id: str) -> list[Reachable]:
+    """The account's active contacts, oldest first."""
+    query = (
+        select(Contact.email, Contact.name, Contact.roles, Contact.unsubscribed_at)
+        .where(Contact.customer_id == customer_id, Contact.status == ContactStatus.active.value)
+        .order_by(col(Contact.id))
+    )
+    return [Reachable(e, n, r, u is not None) for e, n, r, u in session.exec(query)]
+
+
+def addressees(contacts: list[Reachable], template: str, primary: str) -> list[Addressee]:
+    """Whom a customer email goes to, one copy each: the active contacts in the roles
+    the template names (models.contacts.TEMPLATE_ROLES; every active contact for the
+    others), those who opted out included (their copy is kept back, not sent); the
+    account's primary address when nobody is in those roles."""
     wanted = TEMPLATE_ROLES.get(template)
-    chosen = [e for e, roles in contacts if wanted is None or wanted & set(roles)]
-    return ", ".join(chosen) or primary
+    chosen = [
+        Addressee(c.email, c.name, True, c.unsubscribed)
+        for c in contacts
+        if wanted is None or wanted & set(c.roles)
+    ]
+    return chosen or [Addressee(primary, None, False, False)]
 
 
 def addresses_for(session: Session, customer_id: str, template: str, primary: str) -> str:
-    return addresses(active_contacts(session, customer_id), template, primary)
+    chosen = addressees(active_contacts(session, customer_id), template, primary)
+    return ", ".join(a.address for a in chosen)
+
+
+class BounceReport(BaseModel):
+    """What reported bounces changed: the contacts now marked bounced (a champion among
+    them is told to their lifecycle), and the addresses that changed nothing."""
+
+    bounced: list[ContactChanged]
+    unchanged: list[str] = Field(description="contacts already not active")
+    unknown: list[str] = Field(description="no account has a contact at this address")
+
+
+def mark_bounced(
+    engine: Engine, emails: Iterable[str], actor: str, customer_id: str | None = None
+) -> BounceReport:
+    """Mark the contacts at these addresses bounced, at every account that has them (or
+    at `customer_id` only), as a bounce report says: kept in the account's history, on
+    its timeline, audited. A contact already bounced or gone is left as they are, so a
+    report sent twice changes nothing the second time."""
+    report = BounceReport(bounced=[], unchanged=[], unknown=[])
+    with session_scope(engine) as session:
+        for address in dict.fromkeys(normalize_email(e) for e in emails):
+            query = select(Contact).where(Contact.email == address).order_by(col(Contact.id))
+            if customer_id is not None:
+                query = query.where(Contact.customer_id == customer_id)
+            rows = list(session.exec(query))
+            if not rows:
+                report.unknown.append(address)
+            for row in rows:
+                if row.status != ContactStatus.active.value:
+                    report.unchanged.append(f"{row.customer_id}:{address}")
+                    continue
+                was_champion = is_active_champion(row)
+                now = utcnow()
+                row.status, row.left_at, row.updated_at = ContactStatus.bounced.value, now, now
+                session.add(row)
+                _left_on_timeline(session, row, ContactStatus.bounced.value, now)
+                _audit(session, actor, "contact.bounced", row)
+                session.flush()
+                changed = ContactChanged(contact=public(row), champion_left=was_champion)
+                report.bounced.append(changed)
+    return report

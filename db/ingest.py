@@ -6,8 +6,10 @@ from __future__ import annotations
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
+from db.contacts import ContactError, normalize_email
 from db.engine import write_once
 from db.queries import find_customer, latest_plan_record
+from models.contacts import Contact
 from models.signals import SignalIn, SignalKind
 from models.tables import Customer, GoalRecord, SignalRecord
 
@@ -21,6 +23,15 @@ class UnknownGoal(ValueError):
     def __init__(self, message: str, index: int) -> None:
         super().__init__(message)
         self.index = index  # which signal of the batch
+
+
+class UnknownContact(ValueError):
+    """A survey answer naming someone who is not a contact of the account: it would
+    count for nobody (the NPS counts the account's contacts)."""
+
+    def __init__(self, message: str, index: int) -> None:
+        super().__init__(message)
+        self.index = index
 
 
 def record_signals(engine: Engine, signals: list[SignalIn]) -> int:
@@ -64,10 +75,26 @@ def _record(session: Session, signals: list[SignalIn]) -> int:
             if customer.id not in goals:
                 goals[customer.id] = _goal_keys(session, customer)
             _check_goal(customer, signal, goals[customer.id], index)
-        data = signal.model_dump(exclude={"customer_id"})
-        session.add(SignalRecord(customer_id=customer.id, **data))
+        data = signal.model_dump(exclude={"customer_id", "contact"})
+        contact = None if signal.contact is None else _contact(session, customer, signal, index)
+        session.add(SignalRecord(customer_id=customer.id, contact_email=contact, **data))
         added += 1
     return added
+
+
+def _contact(session: Session, customer: Customer, signal: SignalIn, index: int) -> str:
+    """The answering contact's address, as the account knows them (any status: an
+    answer given before they left is still theirs)."""
+    try:
+        address = normalize_email(signal.contact or "")
+    except ContactError as error:
+        raise UnknownContact(f"contact: {error}", index) from None
+    found = session.exec(
+        select(Contact.id).where(Contact.customer_id == customer.id, Contact.email == address)
+    ).first()
+    if found is None:
+        raise UnknownContact(f"contact: {customer.company} has no contact {address}", index)
+    return address
 
 
 def _goal_keys(session: Session, customer: Customer) -> list[str]:

@@ -1,5 +1,7 @@
-"""A customer's email opt-out: set by their unsubscribe link (or by staff acting on an
-"unsubscribe" reply), cleared if they opt back in.
+"""Email opt-outs: a contact's own (set by the link in the copies they get, or by staff
+for them), and the whole account's (the links of mail from before per-contact copies,
+or of an account without contacts; staff acting on an "unsubscribe" reply), cleared if
+they opt back in.
 
 A preference, not lifecycle state: it is written here, beside the lifecycle, like
 signal ingestion, and the email activity reads it when it composes and delivers, so a
@@ -13,11 +15,16 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from sqlalchemy import Engine, update
-from sqlmodel import col
+from sqlmodel import Session, col, select
 
 from db.engine import session_scope
 from db.queries import find_customer
+from models.contacts import Contact
 from models.tables import AuditEntry, Customer, TimelineEvent
+
+
+class ContactNotFound(LookupError):
+    pass
 
 
 def set_unsubscribed(
@@ -67,4 +74,76 @@ def set_unsubscribed(
                 message=message,
             )
         )
+    return True
+
+
+def set_contact_unsubscribed(
+    engine: Engine,
+    customer_id: str,
+    email: str,
+    unsubscribed: bool,
+    via: str,
+    actor: str | None = None,
+) -> bool:
+    """One contact's opt-out (their own link, or staff for them): the account's other
+    contacts still get its email. True when this call changed it. Raises
+    CustomerNotFound, or ContactNotFound for an address that is not their contact."""
+    with session_scope(engine) as session:
+        customer = find_customer(session, customer_id)
+        return contact_opt_out(session, customer.id, email, unsubscribed, via, actor)
+
+
+def contact_opt_out(
+    session: Session,
+    customer_id: str,
+    email: str,
+    unsubscribed: bool,
+    via: str,
+    actor: str | None = None,
+) -> bool:
+    """`set_contact_unsubscribed` in the caller's transaction (a contact change by staff)."""
+    address = email.strip().lower()
+    actor = actor or f"contact:{address}"
+    now = datetime.now(UTC)
+    current = col(Contact.unsubscribed_at)
+    changed = session.exec(  # conditional, as for the account: a double click records once
+        update(Contact)
+        .where(col(Contact.customer_id) == customer_id, col(Contact.email) == address)
+        .where(current.is_(None) if unsubscribed else current.is_not(None))
+        .values(
+            unsubscribed_at=now if unsubscribed else None,
+            unsubscribed_by=actor if unsubscribed else None,
+        )
+    ).rowcount
+    if not changed:
+        found = session.exec(
+            select(Contact.id).where(Contact.customer_id == customer_id, Contact.email == address)
+        ).first()
+        if found is None:
+            raise ContactNotFound(f"no contact {address!r} at {customer_id}")
+        return False
+    action = "email.unsubscribed" if unsubscribed else "email.resubscribed"
+    session.add(
+        AuditEntry(
+            at=now,
+            actor=actor,
+            action=action,
+            subject=f"{customer_id}:{address}",
+            detail={"email": address, "via": via},
+        )
+    )
+    message = (
+        f"{address} unsubscribed from automated email ({via}, {actor})"
+        if unsubscribed
+        else f"{address} subscribed to automated email again ({via}, {actor})"
+    )
+    session.add(
+        TimelineEvent(
+            customer_id=customer_id,
+            key=f"{action}:{address}:{now.isoformat()}",
+            at=now,
+            kind=action.replace(".", "_"),
+            message=message,
+        )
+    )
     return True

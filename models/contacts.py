@@ -67,6 +67,10 @@ class Contact(SQLModel, table=True):
     created_at: datetime = _when(default_factory=utcnow)
     updated_at: datetime = _when(default_factory=utcnow)
     left_at: datetime | None = _when(default=None, nullable=True)
+    # Their own opt-out of automated email (their link, or staff): the account's other
+    # contacts still get it. The account-wide opt-out is Customer.unsubscribed_at.
+    unsubscribed_at: datetime | None = _when(default=None, nullable=True)
+    unsubscribed_by: str | None = None
 
 
 class ContactPublic(BaseModel):
@@ -83,6 +87,7 @@ class ContactPublic(BaseModel):
     source: str
     created_at: datetime
     left_at: datetime | None
+    unsubscribed_at: datetime | None = None
 
 
 class NewContact(BaseModel):
@@ -99,6 +104,15 @@ class ContactChange(BaseModel):
     name: str | None = Field(default=None, min_length=1, max_length=200)
     roles: list[ContactRole] | None = None
     status: ContactStatus | None = None
+    unsubscribed: bool | None = Field(
+        default=None, description="true: no more automated email to them; false: again"
+    )
 
     def changes(self) -> dict[str, Any]:
         return self.model_dump(exclude_none=True, mode="json")
+
+
+class Bounces(BaseModel):
+    """Addresses reported as bouncing (API body; the CLI builds the same)."""
+
+    emails: list[str] = Field(min_length=1, max_length=1000)

@@ -74,6 +74,12 @@ class Observation(BaseModel):
     period_start: datetime | None = Field(
         default=None, description="start of the period a count covers (ends at observed_at)"
     )
+    contact: str | None = Field(
+        default=None,
+        max_length=320,
+        description="survey answers (nps, csat): the contact who answered, by their email; "
+        "the account's NPS counts each active contact's latest answer",
+    )
 
     @property
     def metric_name(self) -> str:
@@ -96,6 +102,7 @@ class StoredSignal(Protocol):
     goal_key: str | None
     metric: str | None
     period_start: datetime | None
+    contact_email: str | None
 
 
 def observation(row: StoredSignal) -> Observation:
@@ -106,6 +113,7 @@ def observation(row: StoredSignal) -> Observation:
         goal_key=row.goal_key,
         metric=row.metric,
         period_start=row.period_start,
+        contact=row.contact_email,
     )
 
 
@@ -121,6 +129,10 @@ class SignalIn(Observation):
         if not math.isfinite(self.value):
             raise ValueError(f"{self.kind.value} must be a finite number, got {self.value}")
         self._check_metric_and_period()
+        if self.contact is not None and self.kind not in (SignalKind.nps, SignalKind.csat):
+            raise ValueError(
+                f"contact only goes with a survey answer (nps, csat), not {self.kind.value!r}"
+            )
         if self.kind is SignalKind.goal:
             if not self.goal_key:
                 raise ValueError("a goal signal needs goal_key (which of the customer's goals)")
@@ -160,6 +172,7 @@ class SurveyAnswer(BaseModel):
     kind: SignalKind
     value: float
     survey: str
+    contact: str | None = None  # who answered, when the link named them
 
 
 def readable(value: float | None) -> str:

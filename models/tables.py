@@ -221,6 +221,9 @@ class SignalRecord(SQLModel, table=True):
     source: str = "cli"
     client_id: str | None = None
     recorded_at: datetime = _when(default_factory=utcnow)
+    # A survey answer's contact (their address): the account's NPS counts each active
+    # contact's latest answer once. None: an answer for the account as a whole.
+    contact_email: str | None = Field(default=None, max_length=320)
 
 
 class AssessmentRecord(SQLModel, table=True):
@@ -262,6 +265,11 @@ class OutboxEmail(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     key: str = Field(unique=True, max_length=240)
+    # Customer mail is one copy per recipient, each with its own links: the lifecycle
+    # step's key, shared by its copies (None: mail stored before copies existed, or a
+    # digest). A copy for a contact names them; None for an account's own address.
+    request_key: str | None = Field(default=None, max_length=240, index=True)
+    contact_email: str | None = Field(default=None, max_length=320)
     customer_id: str = Field(foreign_key="customer.id", index=True)
     template: str
     to_address: str

@@ -246,12 +246,14 @@ def test_the_cli_adds_lists_and_marks_contacts_as_left(
 async def test_the_customer_page_shows_the_contacts(engine: Engine, api: Api) -> None:
     sign_up(engine)
     await api.call("PATCH", "/customers/acme/contacts/dana@acme.test", json={"status": "bounced"})
+    await api.call("PATCH", "/customers/acme/contacts/dana@acme.test", json={"unsubscribed": True})
     await login(api.http, api.tokens["manager"])
     page = await api.http.get("/app/customers/acme")
     assert page.status_code == 200
     contacts = page.text.split('id="contacts-heading"')[1].split("</section>")[0]
     assert "Dana Scully &lt;dana@acme.test&gt;" in contacts
     assert "champion, admin" in contacts and "bounced" in contacts
+    assert "· unsubscribed" in contacts
 
 
 async def test_customer_email_goes_to_the_roles_its_template_names(

@@ -376,12 +376,17 @@ class CustomerLifecycle:
 
     @workflow.signal
     async def survey_answered(self, answer: SurveyAnswer) -> None:
-        """Recorded by the survey page already; the lifecycle keeps it on the timeline."""
+        """Recorded by the survey page already; the lifecycle keeps it on the timeline,
+        once per survey and contact (an answer for the whole account names nobody)."""
+        key = f"survey:{answer.survey}:{answer.kind.value}"
+        by = ""
+        if answer.contact:
+            key, by = f"{key}:{answer.contact}", f" by {answer.contact}"
         await event(
             self.state.customer.customer_id,
-            f"survey:{answer.survey}:{answer.kind.value}",
+            key,
             "survey_answered",
-            f"Survey answered: {answer.kind.value.upper()} {answer.value:g}",
+            f"Survey answered{by}: {answer.kind.value.upper()} {answer.value:g}",
         )
 
     @workflow.signal

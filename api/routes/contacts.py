@@ -1,27 +1,31 @@
 """An account's contacts: everyone on the account reads them; managers and admins add,
-change, mark as left and remove them. A champion who leaves is told to the lifecycle."""
+change (their opt-out of automated email too), mark as left and remove them. Admins
+report addresses that bounced. A champion who leaves is told to the lifecycle."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 
-from api.deps import EngineDep, ManagerDep, PrincipalDep, SessionDep, get_client
+from api.deps import AdminDep, EngineDep, ManagerDep, PrincipalDep, SessionDep, get_client
 from api.errors import ApiError, not_found
 from db.contacts import (
+    BounceReport,
     ContactChanged,
     ContactError,
     ContactNotFound,
     add_contact,
     list_contacts,
+    mark_bounced,
     remove_contact,
     update_contact,
 )
 from db.queries import CustomerNotFound, find_customer
 from lifecycles import LifecycleError, tell_champion_left
-from models.contacts import ContactChange, ContactPublic, NewContact
+from models.contacts import Bounces, ContactChange, ContactPublic, NewContact
 
 router = APIRouter(prefix="/customers/{customer_id}/contacts", tags=["contacts"])
+bounces = APIRouter(prefix="/contacts", tags=["contacts"])
 
 
 def _refused(error: ContactError) -> ApiError:
@@ -78,7 +82,8 @@ async def change_contact(
     manager: ManagerDep,
 ) -> ContactChanged:
     """Change a contact's name, roles or status (`"status": "left"` marks them as gone,
-    `"bounced"` as unreachable; `"active"` brings them back)."""
+    `"bounced"` as unreachable; `"active"` brings them back), or their own opt-out of
+    automated email (`"unsubscribed": true`; `false` opts them back in)."""
     try:
         done = await run_in_threadpool(
             update_contact, engine, customer_id, email, change, manager.actor
@@ -100,3 +105,20 @@ async def delete_contact(
     except (CustomerNotFound, ContactNotFound):
         raise not_found("contact", f"{customer_id}/{email}") from None
     return await _tell(request, done)
+
+
+@bounces.post("/bounces", response_model=BounceReport)
+async def report_bounces(
+    report: Bounces, request: Request, engine: EngineDep, admin: AdminDep
+) -> BounceReport:
+    """Addresses that bounced after the relay took the mail (a bounce message, the mail
+    provider's bounce webhook): their contacts, at every account, are marked bounced; a
+    champion's lifecycle is told and opens the `champion_left` playbook. Reporting an
+    address again changes nothing."""
+    try:
+        done = await run_in_threadpool(mark_bounced, engine, report.emails, admin.actor)
+    except ContactError as error:
+        raise _refused(error) from None
+    for changed in done.bounced:
+        await _tell(request, changed)
+    return done

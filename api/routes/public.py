@@ -4,29 +4,24 @@ answers, their own success plan, and unsubscribing. No login: the signed link is
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+import hashlib
 from datetime import UTC, datetime
 from typing import Annotated, Any
-from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
-from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import ClientDep, EngineDep, SessionDep, SettingsDep
 from api.web import TEMPLATES
-from db.engine import session_scope
-from db.ingest import already_answered, record_signals
+from db.ingest import UnknownContact, already_answered, record_signals
 from db.queries import CustomerNotFound, customer_overview
-from db.unsubscribe import set_unsubscribed
 from lifecycles import LifecycleError, edit_success_plan, survey_answered
 from links import SCALES, LinkError, LinkSigner, SurveyClaim
 from models.public import CustomerDetailPublic
 from models.signals import SignalIn, SignalKind, SurveyAnswer
 from models.success_plan import CustomerPlanEdit
-from models.tables import Customer
 from settings import Settings
 
 router = APIRouter(tags=["customer pages"])
@@ -90,6 +85,15 @@ def _survey_claim(request: Request, token: str, settings: Settings) -> SurveyCla
     return claim
 
 
+def _answer_id(claim: SurveyClaim) -> str:
+    """One answer per survey, and per contact when the link names one (each contact's
+    copy of the check-in has links of its own): the signal's client id."""
+    answer_id = f"survey:{claim.survey}:{claim.kind}"
+    if claim.contact is None:
+        return answer_id  # as before contacts: one answer for the account
+    return f"{answer_id}:{hashlib.sha256(claim.contact.encode()).hexdigest()[:12]}"
+
+
 # The link in the email opens a page with its answer chosen; only the page's button
 # records it. Mail scanners and link previews follow links (GET) but do not press
 # buttons, so they answer for no one, and the customer's own click is not then refused.
@@ -103,9 +107,8 @@ def survey_page(
     claim = _survey_claim(request, token, settings)
     if isinstance(claim, HTMLResponse):
         return claim
-    answer_id = f"survey:{claim.survey}:{claim.kind}"
     try:
-        answered = already_answered(engine, claim.customer_id, answer_id)
+        answered = already_answered(engine, claim.customer_id, _answer_id(claim))
     except CustomerNotFound:
         return _message(request, 404, "We could not find your account.", "Nothing was recorded.")
     if answered:
@@ -147,11 +150,12 @@ async def answer_survey(
         value=chosen,
         observed_at=datetime.now(UTC),
         source="survey",
-        client_id=f"survey:{claim.survey}:{claim.kind}",
+        client_id=_answer_id(claim),
+        contact=claim.contact,
     )
     try:
         added = await run_in_threadpool(record_signals, engine, [answer])
-    except CustomerNotFound:
+    except (CustomerNotFound, UnknownContact):
         return _message(request, 404, "We could not find your account.", "Nothing was recorded.")
     if not added:
         return _message(
@@ -165,7 +169,9 @@ async def answer_survey(
         await survey_answered(
             client,
             claim.customer_id,
-            SurveyAnswer(kind=answer.kind, value=answer.value, survey=claim.survey),
+            SurveyAnswer(
+                kind=answer.kind, value=answer.value, survey=claim.survey, contact=claim.contact
+            ),
         )
     return _message(
         request,
@@ -275,122 +281,3 @@ async def save_plan(
         return _plan_page(request, view, form, {"form": str(refused)}, False, status=422)
     # Post/redirect/get: a reload does not submit the form twice.
     return RedirectResponse(f"/p/{token}?saved=true", status_code=303)
-
-
-# -- unsubscribing ------------------------------------------------------------------------
-# From the signed link in every customer email's footer and List-Unsubscribe header. GET
-# shows a page and changes nothing: link scanners and previews open links and must not
-# unsubscribe anyone. POST records it: the page's button, or a mail program's RFC 8058
-# one-click request (body `List-Unsubscribe=One-Click`, no cookies, no page). The signed
-# token is the only key, so neither needs a session or a CSRF token. Both are idempotent;
-# a forged token changes nothing. The unsubscribe link only ever turns mail off: the page
-# that confirms it offers a resubscribe link of its own (links.py says why).
-
-UNSUBSCRIBE_PAGES = _pages(s400="tampered link", s404="unknown customer")
-RESUBSCRIBE_PAGES = _pages(s400="tampered link", s404="unknown customer", s410="expired link")
-_NOTHING_CHANGED = (
-    "The link may have been changed on the way. Nothing was changed: please use the "
-    "link in our latest email, or reply to it with “unsubscribe” in the subject."
-)
-
-
-def _claim(request: Request, read: Callable[[], Any]) -> str | HTMLResponse:
-    """The customer id the link is for, or the page that refuses it."""
-    try:
-        return read().customer_id
-    except LinkError as error:
-        if error.reason == "expired":
-            message = "Reply to any of our emails and we will send you our emails again."
-            return _message(request, 410, str(error), message)
-        return _message(request, 400, str(error), _NOTHING_CHANGED)
-
-
-def _unsubscribe_page(
-    request: Request,
-    engine: Engine,
-    settings: Settings,
-    customer_id: str,
-    changed: bool,
-    may_resubscribe: bool,
-) -> HTMLResponse:
-    with session_scope(engine) as session:
-        customer = session.get(Customer, customer_id)
-    if customer is None:
-        return _message(request, 404, "We could not find your account.", "Nothing was changed.")
-    since = customer.unsubscribed_at
-    signer = _signer(settings)
-    context = {
-        "company": customer.company,
-        "email": customer.email,
-        "unsubscribed": since is not None,
-        "since": f"{since.day} {since:%B %Y}" if since else None,
-        "changed": changed,
-        "unsubscribe_url": urlsplit(signer.unsubscribe_link(customer_id)).path,
-        "resubscribe_url": (
-            urlsplit(signer.resubscribe_link(customer_id)).path if may_resubscribe else None
-        ),
-    }
-    return TEMPLATES.TemplateResponse(request, "unsubscribe_page.html", context)
-
-
-def _set_unsubscribed(
-    request: Request, engine: Engine, settings: Settings, customer_id: str, on: bool, via: str
-) -> HTMLResponse:
-    try:
-        changed = set_unsubscribed(engine, customer_id, on, via)
-    except CustomerNotFound:
-        return _message(request, 404, "We could not find your account.", "Nothing was changed.")
-    # Whoever just unsubscribed may change their mind; only they get the way back.
-    return _unsubscribe_page(request, engine, settings, customer_id, changed, on and changed)
-
-
-@router.get("/u/{token}", response_class=HTMLResponse, responses=UNSUBSCRIBE_PAGES)
-def unsubscribe_page(
-    token: str, request: Request, settings: SettingsDep, engine: EngineDep
-) -> HTMLResponse:
-    customer_id = _claim(request, lambda: _signer(settings).read_unsubscribe(token))
-    if isinstance(customer_id, HTMLResponse):
-        return customer_id
-    return _unsubscribe_page(request, engine, settings, customer_id, False, False)
-
-
-@router.post("/u/{token}", response_class=HTMLResponse, responses=UNSUBSCRIBE_PAGES)
-async def unsubscribe(
-    token: str, request: Request, settings: SettingsDep, engine: EngineDep
-) -> HTMLResponse:
-    customer_id = _claim(request, lambda: _signer(settings).read_unsubscribe(token))
-    if isinstance(customer_id, HTMLResponse):
-        return customer_id
-    form: dict[str, Any] = {}
-    # Any body, or none, is a request to unsubscribe; the form only says how it came.
-    with contextlib.suppress(Exception):
-        form = dict(await request.form())
-    if form.get("via") == "page":
-        via = "unsubscribe page"
-    elif form.get("List-Unsubscribe") == "One-Click":
-        via = "one-click from their mail program"
-    else:
-        via = "unsubscribe link"
-    return await run_in_threadpool(
-        _set_unsubscribed, request, engine, settings, customer_id, True, via
-    )
-
-
-@router.get("/r/{token}", response_class=HTMLResponse, responses=RESUBSCRIBE_PAGES)
-def resubscribe_page(
-    token: str, request: Request, settings: SettingsDep, engine: EngineDep
-) -> HTMLResponse:
-    customer_id = _claim(request, lambda: _signer(settings).read_resubscribe(token))
-    if isinstance(customer_id, HTMLResponse):
-        return customer_id
-    return _unsubscribe_page(request, engine, settings, customer_id, False, True)
-
-
-@router.post("/r/{token}", response_class=HTMLResponse, responses=RESUBSCRIBE_PAGES)
-def resubscribe(
-    token: str, request: Request, settings: SettingsDep, engine: EngineDep
-) -> HTMLResponse:
-    customer_id = _claim(request, lambda: _signer(settings).read_resubscribe(token))
-    if isinstance(customer_id, HTMLResponse):
-        return customer_id
-    return _set_unsubscribed(request, engine, settings, customer_id, False, "resubscribe link")

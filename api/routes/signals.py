@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from api.deps import EngineDep, ManagerDep
 from api.errors import ApiError
-from db.ingest import UnknownGoal, record_signals
+from db.ingest import UnknownContact, UnknownGoal, record_signals
 from db.queries import CustomerNotFound
 from models.signals import SignalIn
 
@@ -35,6 +35,8 @@ def ingest(batch: SignalBatch, engine: EngineDep, _: ManagerDep) -> BatchReceipt
         raise ApiError(404, "not_found", str(error), "signals.customer_id") from None
     except UnknownGoal as error:
         raise ApiError(422, "invalid", str(error), f"signals.{error.index}.goal_key") from None
+    except UnknownContact as error:
+        raise ApiError(422, "invalid", str(error), f"signals.{error.index}.contact") from None
     return BatchReceipt(
         received=len(batch.signals), added=added, duplicates=len(batch.signals) - added
     )

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlmodel import Session, select
+from sqlalchemy import or_
+from sqlmodel import Session, col, select
 
 from db.queries import latest_success_plan
 from models.public import CustomerPublic, TaskPublic
@@ -38,8 +39,13 @@ def task_context(session: Session, task: TaskPublic, settings_dir: Any) -> dict[
         except (PlanError, AttributeError):
             context["needs_decision"] = False
     if task.kind == TaskKind.email_review and task.email_key:
+        # The first copy (customer mail is a copy per recipient, under the step's key).
         context["email"] = session.exec(
-            select(OutboxEmail).where(OutboxEmail.key == task.email_key)
+            select(OutboxEmail)
+            .where(
+                or_(OutboxEmail.key == task.email_key, OutboxEmail.request_key == task.email_key)
+            )
+            .order_by(col(OutboxEmail.id))
         ).first()
     return context | CHOICES
 

@@ -150,10 +150,16 @@ def _explain(
     inputs: dict[str, float],
     estimated: list[str],
 ) -> list[Explained]:
+    def figure(name: str) -> float | None:
+        # The NPS from contacts' answers is their net score; from the account's, the mean.
+        key = "net_promoter_score" if name == "nps" and "net_promoter_score" in inputs else None
+        key = key or FIGURES[name]
+        return round(inputs[key], 4) if key in inputs else None
+
     return [
         Explained(
             component=name,
-            figure=round(inputs[FIGURES[name]], 4) if FIGURES[name] in inputs else None,
+            figure=figure(name),
             score=round(score, 4),
             weight=round(shares[name], 4) if name in shares else None,
             estimated=name == "margin" and bool(estimated),

@@ -19,6 +19,13 @@ def latest(observations: list[Observation], kind: SignalKind) -> list[Observatio
     return sorted((o for o in observations if o.kind is kind), key=lambda o: o.observed_at)
 
 
+def net_promoter_score(answers: list[float]) -> float:
+    """% promoters (9-10) minus % detractors (0-6) among the answers, -100..100."""
+    promoters = sum(1 for a in answers if a >= 9)
+    detractors = sum(1 for a in answers if a <= 6)
+    return 100 * (promoters - detractors) / len(answers)
+
+
 def _expected_progress(as_of: datetime, started: datetime, target: datetime) -> float:
     span = (target - started).total_seconds()
     if span <= 0:
@@ -58,11 +65,7 @@ class CustomerSide:
 
     def said(self, plan: SuccessPlan | None, plan_started: datetime | None) -> None:
         """What the customer told us: surveys, their own goals, support experience."""
-        nps = [o.value for o in latest(self.window, SignalKind.nps)]
-        if nps:
-            self.inputs["nps"] = fmean(nps)
-            # 7 is the passive middle; promoters (9-10) score high, detractors (0-6) low.
-            self.components["nps"] = clip((self.inputs["nps"] - 7) / 3)
+        self._nps()
         csat = [o.value for o in latest(self.window, SignalKind.csat)]
         if csat:
             self.inputs["csat"] = fmean(csat)
@@ -87,6 +90,24 @@ class CustomerSide:
             self.inputs["fcr"] = fmean(fcr)
             # 70 % first-contact resolution is a common industry norm: it is the zero point.
             self.components["support"] = clip((self.inputs["fcr"] - 0.7) / 0.3)
+
+    def _nps(self) -> None:
+        answers = latest(self.window, SignalKind.nps)
+        # Each contact's latest answer, once: the account's NPS is their net score (the
+        # caller passes only the answers of contacts still active at the account).
+        by_contact = {o.contact: o.value for o in answers if o.contact}
+        if by_contact:
+            net = net_promoter_score(list(by_contact.values()))
+            self.inputs["net_promoter_score"] = net
+            self.inputs["nps_respondents"] = len(by_contact)
+            # -100..100 onto the component's -1..1: all promoters +1, all detractors -1,
+            # as the mean answer's score below reaches at all 10s and at 4 or less.
+            self.components["nps"] = net / 100
+        elif answers:
+            # Answers for the account as a whole (no contact named): their mean. 7 is the
+            # passive middle; promoters (9-10) score high, detractors (0-6) low.
+            self.inputs["nps"] = fmean(o.value for o in answers)
+            self.components["nps"] = clip((self.inputs["nps"] - 7) / 3)
 
     def did(self, peers: dict[str, list[float]] | None) -> None:
         """What the account did: usage against its past and its peers, breadth,
