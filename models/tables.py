@@ -222,8 +222,10 @@ class SignalRecord(SQLModel, table=True):
     client_id: str | None = None
     recorded_at: datetime = _when(default_factory=utcnow)
     # A survey answer's contact (their address): the account's NPS counts each active
-    # contact's latest answer once. None: an answer for the account as a whole.
-    contact_email: str | None = Field(default=None, max_length=320)
+    # contact's latest answer once. None: an answer for the account as a whole. (No
+    # length in the schema, as client_id: PostgreSQL's planner prices an unanalysed
+    # table's rows by their declared widths.)
+    contact_email: str | None = None
 
 
 class AssessmentRecord(SQLModel, table=True):

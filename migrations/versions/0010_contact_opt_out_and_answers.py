@@ -32,7 +32,7 @@ def upgrade() -> None:
         batch.add_column(sa.Column("contact_email", sa.String(length=320), nullable=True))
         batch.create_index("ix_outbox_request_key", ["request_key"])
     with op.batch_alter_table("signal") as batch:
-        batch.add_column(sa.Column("contact_email", sa.String(length=320), nullable=True))
+        batch.add_column(sa.Column("contact_email", sa.String(), nullable=True))
 
 
 def downgrade() -> None:
