@@ -17,6 +17,7 @@ is told), and the other copies still go.
 from __future__ import annotations
 
 import smtplib
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -73,6 +74,10 @@ def _receipt(key: str, rows: list[OutboxEmail]) -> EmailReceipt:
 # timeout (workflows/effects.py, COMPOSE_TIMEOUT). A relay slower than this is not
 # lost: deliver_email retries with the full TANDEM_SMTP_TIMEOUT_SECONDS.
 INLINE_SMTP_TIMEOUT = 5.0
+# A compose starts no further attempt this long after its first: customer mail is a copy
+# per contact, and the attempts together must end inside compose's timeout, however slow
+# the relay and many the contacts (the one under way takes at most ~60 s more).
+INLINE_BUDGET_SECONDS = 30.0
 SIGNATURE_SEPARATOR = "-- \n"  # where the customer footer starts (email_templates/_macros.txt)
 
 
@@ -99,8 +104,9 @@ class Written:
         return Written()
 
 
-class _RelayDown(Exception):
-    """The relay did not take a message: leave the rest to deliver_email."""
+class _LeaveTheRest(Exception):
+    """The relay did not take a message, or the attempts took long: leave the rest of
+    this compose's emails to deliver_email."""
 
 
 class EmailActivities:
@@ -175,22 +181,26 @@ class EmailActivities:
 
         stored = write_once(self._engine, transaction)
         sent: list[str] = []
+        started, tried = time.monotonic(), False
         try:
             for rows, new in stored:
                 for row in rows if new else ():
                     _alive()  # may raise: Temporal cancels an activity through its heartbeat
                     if row.status != OutboxStatus.pending:
                         continue
+                    if tried and time.monotonic() - started > INLINE_BUDGET_SECONDS:
+                        raise _LeaveTheRest
+                    tried = True
                     outcome = self._deliver_now(row)
                     if outcome is None:
                         # The next attempt would most likely wait as long for the same
                         # relay (and whoever waits on this activity with it):
                         # deliver_email takes it from here.
-                        raise _RelayDown
+                        raise _LeaveTheRest
                     row.status = OutboxStatus.sent if outcome else OutboxStatus.failed
                     if outcome:
                         sent.append(row.key)
-        except _RelayDown:
+        except _LeaveTheRest:
             pass
         finally:
             # What went out is recorded sent in one transaction, however the loop ended:

@@ -276,6 +276,20 @@ async def test_a_retried_delivery_sends_only_the_copies_not_sent_yet(
     assert {r.status for r in rows(engine, OutboxEmail)} == {"sent"}
 
 
+async def test_a_compose_leaves_copies_to_the_delivery_once_its_time_is_spent(
+    engine: Engine, settings: Settings, smtp: Inbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Copies per contact must not stretch a compose past its timeout (its retry would
+    send again): past the budget it sends no more, and deliver_email sends the rest."""
+    add_account(engine, *TEAM)
+    monkeypatch.setattr("activities.email.INLINE_BUDGET_SECONDS", -1.0)
+    acts = EmailActivities(engine, settings)
+    receipt = acts.compose_email(checkin(1))
+    assert not receipt.already_delivered and len(smtp.envelopes) == 1  # the first copy
+    acts.deliver_email(receipt.key)
+    assert len(smtp.to("ann@acme.example")) == 1 and len(smtp.to("ben@acme.example")) == 1
+
+
 # -- a refused recipient bounced ------------------------------------------------------------
 
 
