@@ -18,21 +18,22 @@ from __future__ import annotations
 
 import smtplib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import Message
 from typing import Any
 
 from markupsafe import escape
-from sqlalchemy import Engine, or_, update
-from sqlmodel import Session, col, select
+from sqlalchemy import Engine, update
+from sqlmodel import Session, col
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.contracts import EmailReceipt, EmailRequest, EmailRevision, Recipient
 from activities.email_context import account_context, build_context
 from activities.message import build_message, copy_key, unsubscribe_url
+from activities.outbox import copies_of, receipt
 from activities.rendering import CUSTOMER_TEMPLATES, TEMPLATES, render_email, render_footer
 from activities.smtp import transmit
 from activities.suppression import opted_out, suppress
@@ -40,33 +41,6 @@ from db.contacts import addressees, mark_bounced
 from db.engine import session_scope, write_once
 from models.tables import Customer, OutboxEmail, OutboxStatus
 from settings import Settings
-
-
-def copies_of(session: Session, keys: Sequence[str]) -> dict[str, list[OutboxEmail]]:
-    """The stored copies of each step's email, by the step's key, oldest first (one copy
-    under the step's own key when there is one recipient, or from before copies)."""
-    rows = session.exec(
-        select(OutboxEmail)
-        .where(or_(col(OutboxEmail.key).in_(keys), col(OutboxEmail.request_key).in_(keys)))
-        .order_by(col(OutboxEmail.id))
-    )
-    found: dict[str, list[OutboxEmail]] = {}
-    for row in rows:
-        found.setdefault(row.request_key or row.key, []).append(row)
-    return found
-
-
-def _receipt(key: str, rows: list[OutboxEmail]) -> EmailReceipt:
-    # A suppressed copy counts as delivered: there is nothing left to deliver, and the
-    # lifecycle then opens no review task for it either.
-    done = all(r.status in (OutboxStatus.sent, OutboxStatus.suppressed) for r in rows)
-    return EmailReceipt(
-        key=key,
-        subject=rows[0].subject,
-        to_address=", ".join(r.to_address for r in rows),
-        already_delivered=done,
-    )
-
 
 # Seconds per blocking SMTP round trip for the attempt made while composing. A delivery
 # takes about a dozen (connect, EHLO, STARTTLS and its handshake, EHLO, AUTH, MAIL,
@@ -207,7 +181,7 @@ class EmailActivities:
             # only a worker lost before this sends those emails again on retry, as one
             # lost between a send and its record would (with the same Message-IDs).
             self._record_sent(sent)
-        return [_receipt(r.key, rows) for r, (rows, _) in zip(requests, stored, strict=True)]
+        return [receipt(r.key, rows) for r, (rows, _) in zip(requests, stored, strict=True)]
 
     def _store(
         self, session: Session, request: EmailRequest, accounts: dict[str, dict[str, Any]]
