@@ -129,6 +129,9 @@ class Settings(BaseSettings):
     webhooks_give_up_seconds: float = Field(
         default=3 * 86400.0, gt=0, description="retry for this long, then disable the endpoint"
     )
+    webhooks_retention_days: int = Field(
+        default=30, ge=1, description="days delivered events and their attempts are kept"
+    )
     webhooks_rotation_seconds: float = Field(
         default=86400.0, ge=0, description="the old secret still signs this long after a rotation"
     )

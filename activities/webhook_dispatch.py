@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from datetime import timedelta
 
 from sqlalchemy import Engine
@@ -19,11 +20,13 @@ from temporalio.client import Client
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from db.webhooks import make_deliveries, mark_started, unstarted_deliveries
+from db.webhooks import make_deliveries, mark_started, prune_events, unstarted_deliveries
 from models.delivery import DeliveryOrder, DeliveryPolicy
 from settings import Settings
 
 log = logging.getLogger("tandem.webhooks")
+# Old events are pruned at the dispatcher's first pass, then this often.
+PRUNE_EVERY_SECONDS = 3600.0
 
 
 def delivery_policy(settings: Settings) -> DeliveryPolicy:
@@ -39,16 +42,29 @@ class Dispatcher:
     def __init__(self, client: Client, engine: Engine, settings: Settings, task_queue: str):
         self.client, self.engine, self.settings = client, engine, settings
         self.task_queue = task_queue
+        self.pruned_at: float | None = None
 
     async def run(self) -> None:
         while True:
             try:
+                await self.prune()
                 await self.dispatch()
             except asyncio.CancelledError:
                 raise
             except Exception:  # the database or Temporal away for a moment: try again
                 log.exception("webhook dispatch failed; retrying")
             await asyncio.sleep(self.settings.webhooks_dispatch_seconds)
+
+    async def prune(self) -> int:
+        """Drop delivered events older than the retention, at most once an hour."""
+        if self.pruned_at is not None and time.monotonic() - self.pruned_at < PRUNE_EVERY_SECONDS:
+            return 0
+        self.pruned_at = time.monotonic()
+        days = self.settings.webhooks_retention_days
+        pruned = await asyncio.to_thread(prune_events, self.engine, days)
+        if pruned:
+            log.info("pruned %d webhook events older than %d days", pruned, days)
+        return pruned
 
     async def dispatch(self) -> int:
         """Make the waiting events' deliveries and start them; how many were started."""

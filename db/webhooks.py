@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel
-from sqlalchemy import Engine
+from sqlalchemy import Engine, delete
 from sqlmodel import Session, col, select
 
 from db.engine import insert_once, session_scope
@@ -261,6 +261,31 @@ def mark_started(engine: Engine, delivery_id: int) -> None:
         if row is not None and row.started_at is None:
             row.started_at = datetime.now(UTC)
             session.add(row)
+
+
+def prune_events(engine: Engine, days: int, now: datetime | None = None) -> int:
+    """Drop events older than `days` whose every delivery has finished, with their
+    deliveries and attempts; how many events went. An event still waiting to be
+    dispatched, or with a delivery still retrying, is kept whatever its age."""
+    before = (now or datetime.now(UTC)) - timedelta(days=days)
+    unfinished = select(WebhookDelivery.event_id).where(col(WebhookDelivery.finished_at).is_(None))
+    old = (
+        select(WebhookEvent.id)
+        .where(col(WebhookEvent.created_at) < before)
+        .where(col(WebhookEvent.dispatched_at).is_not(None))
+        .where(col(WebhookEvent.id).not_in(unfinished))
+    )
+    with session_scope(engine) as session:
+        events = list(session.exec(old).all())
+        if not events:
+            return 0
+        deliveries = select(WebhookDelivery.id).where(col(WebhookDelivery.event_id).in_(events))
+        session.execute(
+            delete(WebhookAttempt).where(col(WebhookAttempt.delivery_id).in_(deliveries))
+        )
+        session.execute(delete(WebhookDelivery).where(col(WebhookDelivery.event_id).in_(events)))
+        session.execute(delete(WebhookEvent).where(col(WebhookEvent.id).in_(events)))
+        return len(events)
 
 
 def redeliver(engine: Engine, delivery_id: int, public_url: str) -> WebhookDelivery:

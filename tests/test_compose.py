@@ -77,6 +77,7 @@ DEFAULT_IS_RIGHT_IN_COMPOSE = {
     "webhooks_longest_retry_seconds": "product default",
     "webhooks_give_up_seconds": "product default (about three days)",
     "webhooks_rotation_seconds": "product default",
+    "webhooks_retention_days": "product default (30 days of delivered events)",
     "digest_every_days": "product default (weekly)",
     "digest_time_of_day": "product default",
 }

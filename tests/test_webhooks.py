@@ -22,6 +22,7 @@ from db.webhooks import (
     InvalidEndpoint,
     add_endpoint,
     list_deliveries,
+    prune_events,
     record_event,
     redeliver,
     rotate_secret,
@@ -30,6 +31,8 @@ from models.delivery import DeliveryStatus
 from models.events import CustomerEventData, CustomerRef, EventType, TaskEventData, TaskRef
 from models.webhooks import (
     EndpointKind,
+    WebhookAttempt,
+    WebhookDelivery,
     WebhookDeliveryPublic,
     WebhookEndpoint,
     WebhookEndpointIn,
@@ -253,6 +256,53 @@ async def test_redelivery_sends_the_same_webhook_id_again(rig: Rig) -> None:
     assert first.verified(endpoint.secret) == second.verified(endpoint.secret)
     rounds = await rig.delivery_settled(endpoint.id)
     assert sorted(d.round for d in rounds) == [0, 1]
+
+
+def age(engine: Engine, event_id: str, days: int) -> None:
+    with session_scope(engine) as session:
+        event = session.get(WebhookEvent, event_id)
+        assert event is not None
+        event.created_at = datetime.now(UTC) - timedelta(days=days)
+        session.add(event)
+
+
+def kept(engine: Engine) -> tuple[set[str], int, int]:
+    """The events left, and how many deliveries and attempts."""
+    with Session(engine) as session:
+        events = set(session.exec(select(WebhookEvent.id)).all())
+        deliveries = session.exec(select(func.count()).select_from(WebhookDelivery)).one()
+        attempts = session.exec(select(func.count()).select_from(WebhookAttempt)).one()
+        return events, deliveries, attempts
+
+
+async def test_old_delivered_events_are_pruned_and_unfinished_ones_kept(rig: Rig) -> None:
+    endpoint = rig.endpoint()
+    old, recent, retrying = rig.emit(), rig.emit(), rig.emit()
+    assert len(await rig.delivery_settled(endpoint.id)) == 3
+    for event_id in (old, retrying):
+        age(rig.engine, event_id, days=40)
+    with session_scope(rig.engine) as session:  # as if its delivery were still retrying
+        row = session.exec(
+            select(WebhookDelivery).where(WebhookDelivery.event_id == retrying)
+        ).one()
+        row.finished_at = None
+        session.add(row)
+    assert prune_events(rig.engine, days=30) == 1
+    assert kept(rig.engine) == ({recent, retrying}, 2, 2)
+    assert prune_events(rig.engine, days=30) == 0
+
+
+async def test_the_worker_prunes_at_its_start(
+    rig: Rig, dev_env: WorkflowEnvironment, settings: Settings
+) -> None:
+    endpoint = rig.endpoint()
+    old, recent = rig.emit(), rig.emit()
+    await rig.delivery_settled(endpoint.id)
+    age(rig.engine, old, days=rig.settings.webhooks_retention_days + 1)
+    queue = f"webhooks-{uuid.uuid4().hex[:8]}"
+    async with build_worker(dev_env.client, fast(settings), rig.engine, task_queue=queue):
+        await eventually(lambda: old not in kept(rig.engine)[0], 10, "the old event pruned", 0.05)
+    assert recent in kept(rig.engine)[0]
 
 
 async def test_slack_endpoint_gets_block_kit(rig: Rig) -> None:
