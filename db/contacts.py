@@ -241,8 +241,9 @@ def champions_of(session: Session, customer_id: str) -> list[ContactPublic]:
 
 
 def from_identify(session: Session, calls: Iterable[tuple[str, dict[str, Any]]]) -> None:
-    """Contacts from Segment `identify` calls attributed to an account, as (customer id,
-    traits): a user with an `email` trait is a contact, named by `name` (or first and last
+    """Contacts from Segment calls attributed to an account, as (customer id, the
+    person's traits: an `identify`'s, or a `group`'s `context.traits`): a user with an
+    `email` trait is a contact, named by `name` (or first and last
     name), in the roles a `role` or `roles` trait names (a user otherwise)."""
     for customer_id, traits in calls:
         email = traits.get("email")

@@ -124,7 +124,14 @@ def _ingest(
     added = _store_and_count(session, source_id, received_at, rows, to_count)
     fresh = [a for a in attributed if a.message_id in added]
     tutorials = take_mapped(session, fresh, mappings)
-    from_identify(session, ((a.customer_id, a.traits) for a in fresh if a.type == "identify"))
+    from_identify(
+        session,
+        (
+            (a.customer_id, unique[a.message_id][0].person_traits)
+            for a in fresh
+            if a.type in ("identify", "group")
+        ),
+    )
     if joined:
         _join(session, joined, received_at)
         apply_waiting(session, mappings, group_ids=set(joined.values()), user_keys=set(joined))
@@ -302,7 +309,7 @@ def apply_waiting(
         members = _memberships(session, {e.user_key for e in waiting if not e.group_id})
         group_of = {e.id: e.group_id or members.get(e.user_key) for e in waiting}
         accounts = _accounts(session, {g for g in group_of.values() if g})
-        now_known = []
+        now_known, people = [], []
         for e in waiting:
             account = accounts.get(group_of[e.id] or "")
             if account is None:
@@ -326,12 +333,12 @@ def apply_waiting(
                     traits=call.get("traits") or {},
                 )
             )
+            if e.type in ("identify", "group"):
+                people.append((account[0], SegmentCall.model_validate(call).person_traits))
         roll_up(session, now_known, mappings)
-        # An `identify` that came before its user's `group` names a contact of the
-        # account it now belongs to, as it would have had the group come first.
-        from_identify(
-            session, ((a.customer_id, a.traits) for a in now_known if a.type == "identify")
-        )
+        # An `identify` that came before its user's `group` (or a group that came before
+        # its account) names a contact of the account, as it would have in the other order.
+        from_identify(session, people)
         applied += len(now_known)
 
 

@@ -66,6 +66,16 @@ class SegmentCall(BaseModel):
             return str(named)
         return self.group_id
 
+    @property
+    def person_traits(self) -> dict[str, Any]:
+        """What the call says of the person making it: an `identify`'s own traits, else
+        `context.traits` (Segment's libraries send the user's traits there on a `group`,
+        whose own traits describe the account)."""
+        if self.type == "identify":
+            return self.traits
+        traits = self.context.get("traits")
+        return traits if isinstance(traits, dict) else {}
+
     def occurred_at(self, received_at: datetime) -> datetime:
         """When it happened, by the server's clock: Segment corrects a device's clock by
         the time between the client's `sentAt` and the server's receipt."""

@@ -201,6 +201,25 @@ async def test_identify_and_group_in_either_order_make_the_contact(
     assert contacts["kim@acme.test"] == ("Kim Lee", ["user"], "segment")
 
 
+async def test_a_group_call_names_its_user_in_context_traits(engine: Engine, api: Api) -> None:
+    """Segment's libraries send the user's traits in `context.traits` on a `group` call,
+    whose own traits describe the account: the user becomes a contact by those alone."""
+    sign_up(engine)
+    _, key = create_source(engine, "web app")
+    group = {
+        "type": "group", "userId": "u9", "groupId": "ext-acme",
+        "messageId": str(uuid.uuid4()), "timestamp": NOW.isoformat(),
+        "traits": {"name": "Acme", "email": "billing@acme.test"},
+        "context": {"traits": {"email": "Ray@Acme.test", "name": "Ray", "role": "admin"}},
+    }  # fmt: skip
+    sent = await api.http.post("/v1/group", json=group, auth=httpx.BasicAuth(key, ""))
+    assert sent.status_code == 200, sent.text
+    listed = await api.call("GET", "/customers/acme/contacts")
+    contacts = {c["email"]: (c["name"], c["roles"], c["source"]) for c in listed.json()}
+    assert contacts["ray@acme.test"] == ("Ray", ["admin"], "segment")
+    assert "billing@acme.test" not in contacts  # the account's own address is no person
+
+
 def test_the_cli_adds_lists_and_marks_contacts_as_left(
     engine: Engine, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
