@@ -37,6 +37,7 @@ from api.routes import (
 )
 from api.security import LoopbackOnly, RateLimiter, SecurityHeaders
 from api.web import STATIC_DIR, dashboard
+from api.web import contacts as contact_forms
 from db.engine import make_engine
 from db.migrate import upgrade
 from settings import Settings
@@ -103,5 +104,6 @@ def create_app(
     app.include_router(webhook_endpoints.deliveries_router)
     webhook_endpoints.document_events(app)
     app.include_router(dashboard.router)
+    app.include_router(contact_forms.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

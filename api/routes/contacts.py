@@ -7,7 +7,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 
-from api.deps import AdminDep, EngineDep, ManagerDep, PrincipalDep, SessionDep, get_client
+from api.contact_changes import change_contact as change_and_tell
+from api.contact_changes import tell_lifecycle
+from api.deps import AdminDep, EngineDep, ManagerDep, PrincipalDep, SessionDep
 from api.errors import ApiError, not_found
 from db.contacts import (
     BounceReport,
@@ -18,10 +20,8 @@ from db.contacts import (
     list_contacts,
     mark_bounced,
     remove_contact,
-    update_contact,
 )
 from db.queries import CustomerNotFound, find_customer
-from lifecycles import LifecycleError, tell_champion_left
 from models.contacts import Bounces, ContactChange, ContactPublic, NewContact
 
 router = APIRouter(prefix="/customers/{customer_id}/contacts", tags=["contacts"])
@@ -30,21 +30,6 @@ bounces = APIRouter(prefix="/contacts", tags=["contacts"])
 
 def _refused(error: ContactError) -> ApiError:
     return ApiError(422, "invalid", str(error), error.field)
-
-
-async def _tell(request: Request, done: ContactChanged) -> ContactChanged:
-    """The change is stored; a champion gone is told to the lifecycle, and the answer
-    says what became of that (Temporal out of reach refuses nothing already stored)."""
-    if not done.champion_left:
-        return done
-    try:
-        client = await get_client(request)
-        done.lifecycle = await tell_champion_left(
-            client, done.contact.customer_id, done.contact.email
-        )
-    except (ApiError, LifecycleError) as error:
-        done.lifecycle = f"not told: {error}"
-    return done
 
 
 @router.get("", response_model=list[ContactPublic])
@@ -85,14 +70,11 @@ async def change_contact(
     `"bounced"` as unreachable; `"active"` brings them back), or their own opt-out of
     automated email (`"unsubscribed": true`; `false` opts them back in)."""
     try:
-        done = await run_in_threadpool(
-            update_contact, engine, customer_id, email, change, manager.actor
-        )
+        return await change_and_tell(request, engine, customer_id, email, change, manager.actor)
     except (CustomerNotFound, ContactNotFound):
         raise not_found("contact", f"{customer_id}/{email}") from None
     except ContactError as error:
         raise _refused(error) from None
-    return await _tell(request, done)
 
 
 @router.delete("/{email}", response_model=ContactChanged)
@@ -104,7 +86,7 @@ async def delete_contact(
         done = await run_in_threadpool(remove_contact, engine, customer_id, email, manager.actor)
     except (CustomerNotFound, ContactNotFound):
         raise not_found("contact", f"{customer_id}/{email}") from None
-    return await _tell(request, done)
+    return await tell_lifecycle(request, done)
 
 
 @bounces.post("/bounces", response_model=BounceReport)
@@ -120,5 +102,5 @@ async def report_bounces(
     except ContactError as error:
         raise _refused(error) from None
     for changed in done.bounced:
-        await _tell(request, changed)
+        await tell_lifecycle(request, changed)
     return done

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import math
 import secrets
-from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -22,8 +21,7 @@ from api.deps import Principal, SessionDep, get_client, principal_for_session
 from api.deps import principal_for_token as token_principal
 from api.errors import ApiError
 from api.routes.tasks import visible_task
-from api.security import same_secret
-from api.web import TEMPLATES
+from api.web.pages import EXPIRED, MANAGERS_ONLY, csrf_ok, login_redirect, message, now, page
 from api.web.task_forms import field_errors, form_result, task_context
 from db import metrics, team_metrics
 from db.queries import (
@@ -34,6 +32,7 @@ from db.queries import (
     task_inbox,
 )
 from lifecycles import LifecycleError, complete_task
+from models.contacts import ContactRole
 from models.portfolio import Point, PointFilters
 from models.public import AssessmentPublic, TaskPublic
 from models.roles import Role
@@ -45,47 +44,7 @@ TOO_MANY = ("Too many attempts", "Please wait a minute before trying again.")
 
 PLOT = 190  # the scatter: -1..1 spans 240 ± 190 SVG units, inside a 400-unit plot square
 NEUTRAL_BAND = 0.1  # the default plan's; only shades the chart, scoring has its own
-EXPIRED = ("This form has expired.", "Nothing was saved. Reload the page and try again.")
-MANAGERS_ONLY = ("For managers.", "This page is for success managers and admins.")
 CUSTOMERS_PER_PAGE = 50
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _csrf(request: Request) -> str:
-    if "csrf" not in request.session:
-        request.session["csrf"] = secrets.token_urlsafe(32)
-    return request.session["csrf"]
-
-
-def _csrf_ok(request: Request, sent: Any) -> bool:
-    expected = request.session.get("csrf")
-    return bool(expected) and same_secret(expected, sent)
-
-
-def _page(
-    request: Request, principal: Principal | None, name: str, status: int = 200, **context: Any
-) -> HTMLResponse:
-    context |= {
-        "principal": principal,
-        "manager": principal is not None and principal.role is not Role.rep,
-        "csrf": _csrf(request),
-        "notice": request.session.pop("notice", None),
-        "path": request.url.path,
-    }
-    return TEMPLATES.TemplateResponse(request, name, context, status_code=status)
-
-
-def _message(
-    request: Request, principal: Principal | None, status: int, heading: str, text: str
-) -> HTMLResponse:
-    return _page(request, principal, "dash_message.html", status, heading=heading, message=text)
-
-
-def _login_redirect(request: Request) -> RedirectResponse:
-    return RedirectResponse(f"/login?next={quote(request.url.path, safe='/:')}", status_code=303)
 
 
 def _safe_next(target: str | None) -> str:
@@ -113,22 +72,22 @@ def favicon() -> Response:
 def login_form(request: Request, session: SessionDep, next: str = "/") -> Response:
     if principal_for_session(request, session) is not None:
         return RedirectResponse(_safe_next(next), status_code=303)
-    return _page(request, None, "login.html", next=_safe_next(next), error=None)
+    return page(request, None, "login.html", next=_safe_next(next), error=None)
 
 
 @router.post("/login", response_class=HTMLResponse)
 async def login(request: Request, session: SessionDep) -> Response:
     form = await request.form()
-    if not _csrf_ok(request, form.get("csrf")):
-        return _message(request, None, 403, *EXPIRED)
+    if not csrf_ok(request, form.get("csrf")):
+        return message(request, None, 403, *EXPIRED)
     address = request.client.host if request.client else "unknown"
     if not request.app.state.rate_limits["login"].allow(address):
-        return _message(request, None, 429, *TOO_MANY)
+        return message(request, None, 429, *TOO_MANY)
     target = _safe_next(str(form.get("next", "/")))
     principal = token_principal(session, str(form.get("token", "")).strip())
     if principal is None:
         error = "That token is not valid (or has been revoked)."
-        return _page(request, None, "login.html", 401, next=target, error=error)
+        return page(request, None, "login.html", 401, next=target, error=error)
     # A fresh session: nothing from before the login (e.g. a planted id) carries over.
     request.session.clear()
     request.session.update(token_id=principal.token_id, csrf=secrets.token_urlsafe(32))
@@ -138,8 +97,8 @@ async def login(request: Request, session: SessionDep) -> Response:
 @router.post("/logout")
 async def logout(request: Request) -> Response:
     form = await request.form()
-    if not _csrf_ok(request, form.get("csrf")):
-        return _message(request, None, 403, *EXPIRED)
+    if not csrf_ok(request, form.get("csrf")):
+        return message(request, None, 403, *EXPIRED)
     request.session.clear()
     return RedirectResponse("/login", status_code=303)
 
@@ -180,13 +139,13 @@ def portfolio_page(
 ) -> Response:
     principal = principal_for_session(request, session)
     if principal is None:
-        return _login_redirect(request)
+        return login_redirect(request)
     if principal.role is Role.rep:  # a rep's home is their own work
         return RedirectResponse("/app/tasks", status_code=303)
     filters = PointFilters(quadrant=quadrant or None, phase=phase or None, at_risk=_flag(at_risk))
     view = metrics.portfolio(session, filters=filters)
     band = round(PLOT * NEUTRAL_BAND, 1)
-    return _page(
+    return page(
         request,
         principal,
         "dash_portfolio.html",
@@ -234,7 +193,7 @@ def customers_page(
     has no assessment yet (and so no dot on the portfolio) is one click away too."""
     principal = principal_for_session(request, session)
     if principal is None:
-        return _login_redirect(request)
+        return login_redirect(request)
     filters = {
         "quadrant": quadrant,
         "phase": phase,
@@ -257,7 +216,7 @@ def customers_page(
     if len(found) > CUSTOMERS_PER_PAGE:
         kept = {k: v for k, v in filters.items() if v}
         next_page = "/app/customers?" + urlencode(kept | {"after": shown[-1].id})
-    return _page(
+    return page(
         request,
         principal,
         "dash_customers.html",
@@ -274,16 +233,30 @@ def customers_page(
 def customer_page(customer_id: str, request: Request, session: SessionDep) -> Response:
     principal = principal_for_session(request, session)
     if principal is None:
-        return _login_redirect(request)
+        return login_redirect(request)
+    return render_customer(request, session, principal, customer_id)
+
+
+def render_customer(
+    request: Request,
+    session: Session,
+    principal: Principal,
+    customer_id: str,
+    status: int = 200,
+    **forms: Any,
+) -> HTMLResponse:
+    """The customer page; `forms` carries a refused contact form back (api.web.contacts)."""
     try:
         view = customer_overview(session, customer_id, rep_view=principal.rep_view)
     except CustomerNotFound:
-        return _message(request, principal, 404, "No such customer.", "Check the link.")
+        return message(request, principal, 404, "No such customer.", "Check the link.")
     tasks = view.open_tasks  # a rep's own only
     chart = _history_chart(view.assessments)
     line = " ".join(f"{c['x']},{c['y']}" for c in chart if c["y"] is not None)
-    context = {"view": view, "tasks": tasks, "chart": chart, "line": line, "now": _now()}
-    return _page(request, principal, "dash_customer.html", **context)
+    context = {"view": view, "tasks": tasks, "chart": chart, "line": line, "now": now()}
+    context |= {"roles": list(ContactRole), "contact_form": {}, "contact_errors": {}}
+    context |= {"changing": None, "change_form": {}, "change_errors": {}} | forms
+    return page(request, principal, "dash_customer.html", status, **context)
 
 
 # -- tasks ---------------------------------------------------------------------------------
@@ -293,13 +266,13 @@ def customer_page(customer_id: str, request: Request, session: SessionDep) -> Re
 def tasks_page(request: Request, session: SessionDep) -> Response:
     principal = principal_for_session(request, session)
     if principal is None:
-        return _login_redirect(request)
+        return login_redirect(request)
     tasks = task_inbox(session, principal.rep_view)
     ids = {t.customer_id for t in tasks}
     names = dict(
         session.exec(select(Customer.id, Customer.company).where(col(Customer.id).in_(ids))).all()
     )
-    return _page(request, principal, "dash_tasks.html", tasks=tasks, names=names, now=_now())
+    return page(request, principal, "dash_tasks.html", tasks=tasks, names=names, now=now())
 
 
 def _open_task(
@@ -307,12 +280,12 @@ def _open_task(
 ) -> tuple[Principal | None, TaskPublic | Response]:
     principal = principal_for_session(request, session)
     if principal is None:
-        return None, _login_redirect(request)
+        return None, login_redirect(request)
     try:
         return principal, visible_task(session, task_id, principal)
     except ApiError as error:
         heading = "No such task." if error.body.status == 404 else "Not your task."
-        return principal, _message(
+        return principal, message(
             request, principal, error.body.status, heading, error.body.message
         )
 
@@ -323,7 +296,7 @@ def task_page(task_id: str, request: Request, session: SessionDep) -> Response:
     if not isinstance(task, TaskPublic):
         return task
     context = task_context(session, task, request.app.state.settings.plans_dir)
-    return _page(request, principal, "dash_task.html", form={}, errors={}, goal_count=1, **context)
+    return page(request, principal, "dash_task.html", form={}, errors={}, goal_count=1, **context)
 
 
 @router.post("/app/tasks/{task_id}", response_class=HTMLResponse)
@@ -333,8 +306,8 @@ async def submit_task(task_id: str, request: Request, session: SessionDep) -> Re
         return task
     assert principal is not None
     raw = await request.form()
-    if not _csrf_ok(request, raw.get("csrf")):
-        return _message(request, principal, 403, *EXPIRED)
+    if not csrf_ok(request, raw.get("csrf")):
+        return message(request, principal, 403, *EXPIRED)
     form = {k: v for k, v in raw.items() if isinstance(v, str) and k != "csrf"}
     try:
         goal_count = max(1, min(20, int(form.get("goal_count", "1"))))
@@ -344,9 +317,9 @@ async def submit_task(task_id: str, request: Request, session: SessionDep) -> Re
     context |= {"form": form, "errors": {}, "goal_count": goal_count}
     if form.get("action") == "add_goal":  # one more empty goal fieldset; nothing is sent
         context |= {"goal_count": min(20, goal_count + 1), "focus_goal": goal_count}
-        return _page(request, principal, "dash_task.html", **context)
+        return page(request, principal, "dash_task.html", **context)
     if task.status != "open":
-        return _message(request, principal, 409, "This task is closed already.", "")
+        return message(request, principal, 409, "This task is closed already.", "")
     result, origin = form_result(task.kind, form, goal_count)
     try:
         client = await get_client(request)
@@ -354,12 +327,12 @@ async def submit_task(task_id: str, request: Request, session: SessionDep) -> Re
             client, TaskCompletion(task_id=task.id, completed_by=principal.actor, result=result)
         )
     except ApiError as error:
-        return _message(
+        return message(
             request, principal, error.body.status, "Please try again shortly.", error.body.message
         )
     except LifecycleError as refused:
         context["errors"] = field_errors(str(refused), task.kind, origin)
-        return _page(request, principal, "dash_task.html", 422, **context)
+        return page(request, principal, "dash_task.html", 422, **context)
     request.session["notice"] = f"Done: {task.title}."
     return RedirectResponse("/app/tasks", status_code=303)
 
@@ -370,9 +343,9 @@ async def submit_task(task_id: str, request: Request, session: SessionDep) -> Re
 def _manager_only(request: Request, session: Session) -> Principal | Response:
     principal = principal_for_session(request, session)
     if principal is None:
-        return _login_redirect(request)
+        return login_redirect(request)
     if principal.role is Role.rep:
-        return _message(request, principal, 403, *MANAGERS_ONLY)
+        return message(request, principal, 403, *MANAGERS_ONLY)
     return principal
 
 
@@ -385,7 +358,7 @@ def renewals_page(request: Request, session: SessionDep, days: int = 180) -> Res
     months: dict[str, list[team_metrics.RenewalRow]] = {}
     for row in team_metrics.upcoming_renewals(session, days=days):
         months.setdefault(row.term_end.strftime("%B %Y"), []).append(row)
-    return _page(request, principal, "dash_renewals.html", months=months, days=days)
+    return page(request, principal, "dash_renewals.html", months=months, days=days)
 
 
 @router.get("/app/team", response_class=HTMLResponse)
@@ -395,4 +368,4 @@ def team_page(request: Request, session: SessionDep, period_days: int = 90) -> R
         return principal
     period_days = max(1, min(period_days, 730))
     report = team_metrics.team_report(session, period_days=period_days)
-    return _page(request, principal, "dash_team.html", report=report, period_days=period_days)
+    return page(request, principal, "dash_team.html", report=report, period_days=period_days)
