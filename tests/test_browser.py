@@ -10,11 +10,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import Engine
 
+from api.main import create_app
 from links import LinkSigner
 from models.plan import PlanTemplate
+from settings import Settings
+from tests.api_support import staff_tokens
 from tests.browser_support import CHROMIUM_ARGS, ConsoleErrors, chromium_path, serve
 from tests.conftest import Harness, Lifecycle
+from tests.test_contacts import sign_up
 from tests.test_dashboard import SCRIPT, build_app, seed_portfolio, tokens
 
 SHOTS = Path(__file__).parent / "artifacts" / "screenshots"
@@ -205,4 +210,44 @@ async def test_the_dashboard_in_a_browser(
             for path, shot in phone_pages.items():
                 await phone.goto(path)
                 await phone.check(shot)
+            await browser.close()
+
+
+@pytest.mark.parametrize("engine", ["sqlite"], indirect=True)
+async def test_adding_a_contact_in_a_browser(engine: Engine, settings: Settings) -> None:
+    """The customer page's add form, as a person uses it: an address already on the
+    account is refused beside its field, then the contact is added and listed (no
+    JavaScript involved)."""
+    from playwright.async_api import async_playwright
+
+    executable = chromium_path()
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    sign_up(engine)  # Acme, with Dana
+    manager = staff_tokens(engine)["manager"]
+    # Adding a contact needs no lifecycle: no Temporal to reach.
+    app = create_app(settings.model_copy(update={"temporal_address": "127.0.0.1:9"}), engine)
+    with serve(app) as base:
+        async with async_playwright() as playwright:
+            browser = await playwright.chromium.launch(
+                executable_path=executable, args=CHROMIUM_ARGS
+            )
+            visit = Visit(await browser.new_page(), base, ConsoleErrors())
+            page = visit.page
+            await visit.login(manager)
+            await visit.goto("/app/customers/acme")
+            await page.get_by_label("Name", exact=True).fill("Walt Kowalski")
+            await page.get_by_label("Email", exact=True).fill("Dana@acme.test")
+            await page.get_by_label("executive sponsor").last.check()
+            await page.get_by_role("button", name="Add contact").click()
+            error = page.locator("#contact-email-error")
+            await error.wait_for()
+            assert "already a contact" in await error.inner_text()  # Dana's address
+            await visit.check("contact-refused", status=422)
+            await page.get_by_label("Email", exact=True).fill("walt@acme.test")
+            await page.get_by_role("button", name="Add contact").click()
+            await page.wait_for_url(f"{base}/app/customers/acme#contacts-heading")
+            assert "Added Walt Kowalski" in await page.locator(".notice").inner_text()
+            listed = page.locator("ul.contacts > li", has_text="walt@acme.test")
+            assert "executive sponsor" in await listed.inner_text()
+            await visit.check("contact-added")
             await browser.close()
