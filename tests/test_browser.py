@@ -250,4 +250,12 @@ async def test_adding_a_contact_in_a_browser(engine: Engine, settings: Settings)
             listed = page.locator("ul.contacts > li", has_text="walt@acme.test")
             assert "executive sponsor" in await listed.inner_text()
             await visit.check("contact-added")
+            # Their own opt-out, from the form folded under their name.
+            await listed.locator("summary").click()
+            await listed.get_by_role("button", name="Opt out of automated email").click()
+            # The same address as before: the new page is known by its notice.
+            await page.locator(".notice", has_text="Saved: Walt Kowalski").wait_for()
+            listed = page.locator("ul.contacts > li", has_text="walt@acme.test")
+            assert "unsubscribed" in await listed.locator("small").inner_text()
+            await visit.check("contact-opted-out")
             await browser.close()
