@@ -65,3 +65,35 @@ def test_renewal_forecast_by_hand(engine: Engine) -> None:
     assert forecast.revenue_up_for_renewal == pytest.approx(1000 + 600 + 400)
     assert forecast.revenue_expected_to_stay == pytest.approx(1000 * 0.8 + 600 * 0.5)
     assert forecast.revenue_without_risk == pytest.approx(400)
+
+
+def test_last_month_revenue_is_summed_per_account_within_the_window(engine: Engine) -> None:
+    """The revenue fallback is one grouped read joined to the accounts: each account's
+    own rows in (now - 30 days, now] are summed, an MRR still wins, and another account's
+    revenue never leaks into an account's figure."""
+    with Session(engine) as session:
+        session.add_all(
+            [
+                customer("f", 10, 0.5),  # 200 + 300 in the window; 999 in the future
+                customer("g", 15, 0.0),  # an MRR of 50 wins over its revenue
+                customer("h", 200, 0.1),  # not renewing: its revenue is not counted
+            ]
+        )
+        session.flush()
+        session.add_all(
+            [
+                signal("f", "revenue", 200, 1),
+                signal("f", "revenue", 300, 29),
+                signal("f", "revenue", 999, -2),  # observed after now
+                signal("f", "revenue", 4000, 30),  # exactly 30 days ago: outside
+                signal("g", "revenue", 7000, 2),
+                signal("g", "mrr", 50, 40),
+                signal("h", "revenue", 8000, 2),
+            ]
+        )
+        session.commit()
+        forecast = metrics.portfolio(session, now=NOW).renewal_forecast
+    assert forecast.accounts == 2
+    assert forecast.revenue_up_for_renewal == pytest.approx(500 + 50)
+    assert forecast.revenue_expected_to_stay == pytest.approx(500 * 0.5 + 50)
+    assert forecast.revenue_without_risk == 0
