@@ -49,31 +49,7 @@ def set_unsubscribed(
         ).rowcount
         if not changed:
             return False
-        action = "email.unsubscribed" if unsubscribed else "email.resubscribed"
-        session.add(
-            AuditEntry(
-                at=now,
-                actor=actor,
-                action=action,
-                subject=customer.id,
-                detail={"email": customer.email, "via": via},
-            )
-        )
-        message = (
-            f"Unsubscribed from automated email ({via}, {actor})"
-            if unsubscribed
-            else f"Subscribed to automated email again ({via}, {actor})"
-        )
-        # The conditional update above lets one call only this far: a plain insert.
-        session.add(
-            TimelineEvent(
-                customer_id=customer.id,
-                key=f"{action}:{now.isoformat()}",
-                at=now,
-                kind=action.replace(".", "_"),
-                message=message,
-            )
-        )
+        _record(session, customer.id, customer.email, unsubscribed, via, actor, now, contact=False)
     return True
 
 
@@ -122,28 +98,41 @@ def contact_opt_out(
         if found is None:
             raise ContactNotFound(f"no contact {address!r} at {customer_id}")
         return False
+    _record(session, customer_id, address, unsubscribed, via, actor, now, contact=True)
+    return True
+
+
+def _record(
+    session: Session,
+    customer_id: str,
+    email: str,
+    unsubscribed: bool,
+    via: str,
+    actor: str,
+    now: datetime,
+    contact: bool,
+) -> None:
+    """The change's audit entry and timeline line, for one contact or for the whole
+    account. The conditional update before it lets one call only this far, so these are
+    plain inserts."""
     action = "email.unsubscribed" if unsubscribed else "email.resubscribed"
+    change = "unsubscribed from" if unsubscribed else "subscribed to"
+    text = f"{change} automated email{'' if unsubscribed else ' again'} ({via}, {actor})"
     session.add(
         AuditEntry(
             at=now,
             actor=actor,
             action=action,
-            subject=f"{customer_id}:{address}",
-            detail={"email": address, "via": via},
+            subject=f"{customer_id}:{email}" if contact else customer_id,
+            detail={"email": email, "via": via},
         )
-    )
-    message = (
-        f"{address} unsubscribed from automated email ({via}, {actor})"
-        if unsubscribed
-        else f"{address} subscribed to automated email again ({via}, {actor})"
     )
     session.add(
         TimelineEvent(
             customer_id=customer_id,
-            key=f"{action}:{address}:{now.isoformat()}",
+            key=f"{action}:{email}:{now.isoformat()}" if contact else f"{action}:{now.isoformat()}",
             at=now,
             kind=action.replace(".", "_"),
-            message=message,
+            message=f"{email} {text}" if contact else text[0].upper() + text[1:],
         )
     )
-    return True
