@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from email.message import EmailMessage
 from typing import Any
 from urllib.parse import urlsplit
@@ -38,19 +38,12 @@ from plans import load_plan
 from settings import Settings
 from tests.api_support import staff_tokens
 from tests.conftest import Harness, Lifecycle
-from tests.test_email import Collector, free_port, parse
-
-NOW = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
-PUBLIC = "https://tandem.example"
-ONE_CLICK = {"content": b"List-Unsubscribe=One-Click"}
-FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+from tests.test_email import parse
+from tests.test_unsubscribe import FORM, NOW, ONE_CLICK, PUBLIC
+from tests.test_unsubscribe import Inbox as Catch
 
 
-class Inbox(Collector):
-    def __init__(self) -> None:
-        super().__init__()
-        self.port = free_port()
-
+class Inbox(Catch):
     def to(self, address: str) -> list[EmailMessage]:
         return [parse(e.content) for e in self.envelopes if e.rcpt_tos == [address]]  # type: ignore[arg-type]
 
