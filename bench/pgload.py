@@ -48,7 +48,9 @@ QUADRANTS = {
     "neutral": 23,
     "unknown": 15,
 }
-SIGNAL_KINDS = {"usage": 30, "revenue": 15, "cost": 10, "nps": 10, "csat": 10, "tickets": 10}
+SIGNAL_KINDS = {
+    "usage": 30, "revenue": 15, "cost": 10, "nps": 10, "csat": 10, "tickets": 10, "mrr": 5,
+}  # fmt: skip
 GOAL_KEYS = ("active_reps", "weekly_logins")
 GOAL_SHARE = 0.15  # of the signals: measured values of the success plan's goals
 ASSESSMENTS_PER_SCORED = 4  # quarterly check-ins over the last year
@@ -146,6 +148,7 @@ def _customers(book: list[dict[str, Any]]) -> Iterator[tuple[Any, ...]]:
             c["at_risk"],
             "renewed" if c["phase"] == "churned" and c["n"] % 3 == 0 else None,
             "budget" if c["phase"] == "churned" else None, c["term_start"], c["updated_at"],
+            *c.get("mrr", (None, None)),
         )  # fmt: skip
 
 
@@ -153,6 +156,7 @@ CUSTOMER_COLUMNS = (
     "id", "company", "contact_name", "email", "external_id", "owner", "rep", "plan_name",
     "plan_version", "phase", "term", "term_start", "term_end", "onboarded", "quadrant",
     "level", "at_risk", "renewal_outcome", "churn_reason", "created_at", "updated_at",
+    "mrr", "mrr_observed_at",
 )  # fmt: skip
 
 
@@ -201,9 +205,19 @@ def _signals(
                     "nps": float(rng.randint(0, 10)),
                     "csat": float(rng.randint(1, 5)),
                     "revenue": round(rng.uniform(500, 50_000), 2),
+                    "mrr": round(rng.uniform(100, 20_000), 2),
                     "cost": round(rng.uniform(100, 20_000), 2),
                 }.get(kind, float(rng.randint(0, 500)))
             yield (c["id"], kind, value, goal, at, "api", at)
+
+
+def _keep_latest_mrr(book: list[dict[str, Any]], signals: list[tuple[Any, ...]]) -> None:
+    """Each account's latest MRR onto its row, as recording an MRR signal keeps it
+    (`db.ingest.keep_latest_mrr`): the signals are in time order, so the last one wins."""
+    accounts = {c["id"]: c for c in book}
+    for customer_id, kind, value, _, observed_at, *_ in signals:
+        if kind == "mrr":
+            accounts[customer_id]["mrr"] = (value, observed_at)
 
 
 def _assessments(
@@ -395,10 +409,11 @@ def load(url: str, customers: int, signals: int, seed: int = 7) -> Book:
         for name, _ in indexes:
             connection.execute(f'DROP INDEX "{name}"')
         writer = _Writer(connection)
+        signal_rows = _in_time_order(_signals(book, signals, rng, now), 4)
+        _keep_latest_mrr(book, signal_rows)
         writer.copy("customer", CUSTOMER_COLUMNS, _customers(book))
         writer.copy("success_plan", COLUMNS["success_plan"].split(), _plans(book))
         writer.copy("goal", COLUMNS["goal"].split(), _goals(book))
-        signal_rows = _in_time_order(_signals(book, signals, rng, now), 4)
         writer.copy("signal", COLUMNS["signal"].split(), signal_rows)
         assessments = _in_time_order(_assessments(book, rng, now), 2)
         writer.copy("assessment", COLUMNS["assessment"].split(), assessments)

@@ -3,8 +3,10 @@ assessment reads them. Idempotent by the client's own id, so a resent batch is h
 
 from __future__ import annotations
 
-from sqlalchemy import Engine
-from sqlmodel import Session, select
+from datetime import datetime
+
+from sqlalchemy import Engine, or_, update
+from sqlmodel import Session, col, select
 
 from db.contacts import ContactError, normalize_email
 from db.engine import write_once
@@ -78,8 +80,24 @@ def _record(session: Session, signals: list[SignalIn]) -> int:
         data = signal.model_dump(exclude={"customer_id", "contact"})
         contact = None if signal.contact is None else _contact(session, customer, signal, index)
         session.add(SignalRecord(customer_id=customer.id, contact_email=contact, **data))
+        if signal.kind is SignalKind.mrr:
+            keep_latest_mrr(session, customer.id, signal.value, signal.observed_at)
         added += 1
     return added
+
+
+def keep_latest_mrr(session: Session, customer_id: str, mrr: float, observed_at: datetime) -> None:
+    """Put a newly recorded MRR on the customer's row, unless the row has one observed
+    later (signals may arrive out of order). One observed at the same time was recorded
+    earlier, so the new one wins, as the latest by time and then by id. Call it for a
+    signal stored now, not for one found already there. A conditional UPDATE, not a read
+    and a write: two writers at once wait for each other's row and the later time wins."""
+    kept = col(Customer.mrr_observed_at)
+    session.execute(
+        update(Customer)
+        .where(col(Customer.id) == customer_id, or_(kept.is_(None), kept <= observed_at))
+        .values(mrr=mrr, mrr_observed_at=observed_at)
+    )
 
 
 def _contact(session: Session, customer: Customer, signal: SignalIn, index: int) -> str:

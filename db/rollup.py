@@ -14,6 +14,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, SQLModel
 
 from db.bulk import add_counts, insert_new
+from db.ingest import keep_latest_mrr
 from models.plan import EventMapping
 from models.product_events import (
     ACTIVE_USERS,
@@ -184,7 +185,8 @@ def _traits(session: Session, mapping: EventMapping, e: Attributed) -> None:
     values: dict[str, Any] = {}
     if isinstance(mrr, (int, float)) and not isinstance(mrr, bool) and mrr >= 0:
         values["mrr"] = float(mrr)
-        _signal(session, e, SignalKind.mrr, float(mrr), f"segment:{e.message_id}:mrr")
+        if _signal(session, e, SignalKind.mrr, float(mrr), f"segment:{e.message_id}:mrr"):
+            keep_latest_mrr(session, e.customer_id, float(mrr), e.occurred_at)
     if isinstance(plan, str) and plan:
         values["plan"] = plan
     if isinstance(seats, int) and not isinstance(seats, bool) and seats >= 0:
@@ -212,7 +214,8 @@ def _signal(
     value: float,
     client_id: str,
     goal_key: str | None = None,
-) -> None:
+) -> bool:
+    """Store the signal unless its client id is there already; True if stored now."""
     values = {
         "customer_id": e.customer_id,
         "kind": kind.value,
@@ -223,4 +226,5 @@ def _signal(
         "client_id": client_id,
         "recorded_at": datetime.now(UTC),
     }
-    session.execute(insert_for(session, SignalRecord).values(values).on_conflict_do_nothing())
+    statement = insert_for(session, SignalRecord).values(values).on_conflict_do_nothing()
+    return session.execute(statement.returning(SignalRecord.id)).first() is not None

@@ -90,6 +90,11 @@ class Customer(SQLModel, table=True):
     at_risk: bool = Field(default=False, index=True)
     # The latest assessment's churn risk: the portfolio's renewal forecast reads it.
     churn_risk: float | None = None
+    # The latest MRR recorded for the account, and when it was observed: the renewal
+    # forecast reads it here instead of searching each renewing account's signals
+    # (kept by `db.ingest.keep_latest_mrr` wherever an MRR signal is recorded).
+    mrr: float | None = None
+    mrr_observed_at: datetime | None = _when(default=None, nullable=True)
     renewal_outcome: str | None = None
     churn_reason: str | None = None
     # The contact opted out of automated email (their unsubscribe link, or staff acting

@@ -72,7 +72,7 @@ async def test_an_imported_account_reaches_its_renewal_on_the_plans_date(
             ("Cy", ["user"]),
         ]
         mrr = session.exec(select(SignalRecord.value).where(SignalRecord.kind == "mrr")).all()
-        assert mrr == [1200]
+        assert mrr == [1200] and row.mrr == 1200  # on the row too, for the forecast
 
     # The renewal conversation opens 90 days before the term's end: 75 days from now.
     renewal_opens = account.term_end - timedelta(days=acme.plan.renewal.lead_days)

@@ -18,11 +18,11 @@ from alembic import command
 from alembic.autogenerate import compare_metadata, produce_migrations, render_python_code
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, inspect
-from sqlmodel import Session, SQLModel
+from sqlmodel import Session, SQLModel, select
 
 from db import migrate
 from db.engine import make_engine
-from models.tables import AssessmentRecord, Customer
+from models.tables import AssessmentRecord, Customer, SignalRecord
 from tests.conftest import DATABASES, postgres_schema
 
 TABLES = set(SQLModel.metadata.tables)
@@ -190,6 +190,49 @@ def test_0004_fills_the_standing_from_the_assessments(empty: Engine) -> None:
         assert (new.quadrant, new.level, new.assessed_at, new.previous_quadrant) == (
             "unknown", None, None, None,
         )  # fmt: skip
+
+
+def test_0011_keeps_each_customers_latest_mrr_on_its_row(empty: Engine) -> None:
+    """Customers with MRR signals get the latest by observation time (then the later
+    recorded of two at the same time), whatever order they were recorded in; other
+    kinds of signal do not count, and a customer without an MRR keeps NULL."""
+    migrate.upgrade(empty, "0010")
+    now = datetime.now(UTC)
+    customer = dict(
+        contact_name="Ada", email="ada@acme.test", plan_name="default", plan_version=1,
+        phase="adopting", term=1, term_start=now, term_end=now, onboarded=False,
+        quadrant="unknown", at_risk=False, created_at=now, updated_at=now,
+    )  # fmt: skip
+    with empty.begin() as connection:
+        insert = Customer.__table__.insert()  # type: ignore[attr-defined]
+        for cid in ("acme", "tied", "none"):
+            connection.execute(insert.values(id=cid, company=cid.title(), **customer))
+        for cid, kind, value, days_ago in (
+            ("acme", "mrr", 900.0, 30),
+            ("acme", "mrr", 1200.0, 2),  # the latest
+            ("acme", "revenue", 5000.0, 1),  # not an MRR
+            ("acme", "mrr", 700.0, 60),  # oldest, recorded last
+            ("tied", "mrr", 100.0, 3),
+            ("tied", "mrr", 150.0, 3),  # same time, recorded later: the latest
+            ("none", "revenue", 300.0, 1),
+        ):
+            connection.execute(
+                SignalRecord.__table__.insert().values(  # type: ignore[attr-defined]
+                    customer_id=cid, kind=kind, value=value, source="api",
+                    observed_at=now - timedelta(days=days_ago), recorded_at=now,
+                )
+            )  # fmt: skip
+
+    migrate.upgrade(empty)
+
+    assert drift(empty) == []
+    with Session(empty) as session:
+        kept = {c.id: (c.mrr, c.mrr_observed_at) for c in session.exec(select(Customer))}
+    assert kept == {
+        "acme": (1200.0, now - timedelta(days=2)),
+        "tied": (150.0, now - timedelta(days=3)),
+        "none": (None, None),
+    }
 
 
 # Imports first, then waits for the go file, so the four start migrating together.

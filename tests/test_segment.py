@@ -236,6 +236,9 @@ async def test_events_for_an_unknown_account_wait_and_are_applied(
     with Session(engine) as session:
         mrr = session.exec(select(SignalRecord).where(SignalRecord.kind == "mrr")).all()
         assert [(r.customer_id, r.value) for r in mrr] == [("globex", 99.0)]
+        globex = session.get(Customer, "globex")  # the forecast reads it on the row
+        assert globex is not None
+        assert (globex.mrr, globex.mrr_observed_at) == (99.0, mrr[0].observed_at)
 
 
 async def test_the_plan_maps_events_to_metrics_tutorials_and_goals(
