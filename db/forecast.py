@@ -1,13 +1,12 @@
-"""The renewal forecast: the revenue up for renewal soon, and how much of it the churn
-risk of each account says will stay (sum of MRR x (1 - churn_risk))."""
+"""Renewals: how many accounts renew soon, the revenue up for renewal, and how much of it
+the churn risk of each account says will stay (sum of MRR x (1 - churn_risk))."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import func
-from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from models.portfolio import RenewalForecast
@@ -17,17 +16,9 @@ FORECAST_DAYS = 90
 REVENUE_MONTH_DAYS = 30
 
 
-def _latest_mrr() -> Any:
-    """Correlated: the customer's latest recorded MRR."""
-    inner = aliased(SignalRecord)
-    return (
-        select(inner.value)
-        .where(inner.customer_id == Customer.id, inner.kind == "mrr")
-        .order_by(col(inner.observed_at).desc(), col(inner.id).desc())
-        .limit(1)
-        .correlate(Customer)
-        .scalar_subquery()
-    )
+class Renewals(NamedTuple):
+    due: int  # active accounts whose term ends within the portfolio's renewal days
+    forecast: RenewalForecast
 
 
 def _last_month_revenue(now: datetime) -> Any:
@@ -48,25 +39,39 @@ def _last_month_revenue(now: datetime) -> Any:
     )
 
 
-def renewal_forecast(session: Session, now: datetime, days: int = FORECAST_DAYS) -> RenewalForecast:
-    """Active accounts whose term ends within `days`: their monthly revenue (the latest
-    MRR, else the last 30 days' revenue), and that revenue weighted by the chance each
+def renewals(
+    session: Session, now: datetime, due_days: int, forecast_days: int = FORECAST_DAYS
+) -> Renewals:
+    """Active accounts whose term ends within `due_days`, counted; and those within
+    `forecast_days` forecast: their monthly revenue (the latest MRR, kept on the customer
+    row, else the last 30 days' revenue), and that revenue weighted by the chance each
     stays. An account never scored has no churn risk: its revenue is counted as up for
-    renewal and shown apart, never guessed into the forecast."""
+    renewal and shown apart, never guessed into the forecast. One read of the accounts
+    renewing within the longer of the two, summed by the database."""
     revenue = _last_month_revenue(now)
-    mrr = func.coalesce(_latest_mrr(), revenue.c.revenue, 0.0)
-    rows = session.exec(
-        select(mrr, Customer.churn_risk)
+    mrr = func.coalesce(Customer.mrr, revenue.c.revenue, 0.0)
+    ends, risk = col(Customer.term_end), col(Customer.churn_risk)
+    forecast = ends <= now + timedelta(days=forecast_days)
+    due, accounts, up, stays, unscored = session.exec(
+        select(
+            func.count().filter(ends <= now + timedelta(days=due_days)),
+            func.count().filter(forecast),
+            func.sum(mrr).filter(forecast),
+            func.sum(mrr * (1 - risk)).filter(forecast, risk.is_not(None)),
+            func.sum(mrr).filter(forecast, risk.is_(None)),
+        )
+        .select_from(Customer)
         .outerjoin(revenue, revenue.c.customer_id == Customer.id)
-        .where(Customer.phase != "churned")
-        .where(col(Customer.term_end) >= now, col(Customer.term_end) <= now + timedelta(days=days))
-    ).all()
-    up = sum(r[0] for r in rows)
-    scored = [(r[0], r[1]) for r in rows if r[1] is not None]
-    return RenewalForecast(
-        days=days,
-        accounts=len(rows),
-        revenue_up_for_renewal=round(up, 2),
-        revenue_expected_to_stay=round(sum(m * (1 - risk) for m, risk in scored), 2),
-        revenue_without_risk=round(sum(r[0] for r in rows if r[1] is None), 2),
+        .where(Customer.phase != "churned", ends >= now)
+        .where(ends <= now + timedelta(days=max(due_days, forecast_days)))
+    ).one()
+    return Renewals(
+        due=due,
+        forecast=RenewalForecast(
+            days=forecast_days,
+            accounts=accounts,
+            revenue_up_for_renewal=round(up or 0.0, 2),
+            revenue_expected_to_stay=round(stays or 0.0, 2),
+            revenue_without_risk=round(unscored or 0.0, 2),
+        ),
     )

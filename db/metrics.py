@@ -10,11 +10,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import case, func, or_
+from sqlalchemy import and_, case, func, literal, or_
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
-from db.forecast import renewal_forecast
+from db.forecast import renewals
 from models.portfolio import (
     Movement,
     Point,
@@ -70,83 +70,123 @@ def _active() -> Any:
     return Customer.phase != CHURNED
 
 
-def _compared(level_then: Any) -> Any:
-    """Which way the account moved since a known earlier assessment."""
+def _compared(level_then: Any) -> tuple[Any, ...]:
+    """What says which way an account moved since an earlier level (`_direction`)."""
     level_now = col(Customer.level)
-    return case(
-        (or_(level_then.is_(None), level_now.is_(None)), "unscored"),
-        (level_now > level_then, "toward_success"),
-        (level_now < level_then, "away"),
-        else_="unchanged",
+    return (
+        level_now.is_not(None),
+        level_then.is_not(None),
+        level_now > level_then,
+        level_now < level_then,
     )
+
+
+def _direction(
+    known_then: bool | None,
+    scored_now: bool,
+    scored_then: bool,
+    rose: bool | None,
+    fell: bool | None,
+) -> str:
+    """Which way an account moved since the period's start (one of DIRECTIONS)."""
+    if not known_then:
+        return "no_previous"
+    if not (scored_now and scored_then):
+        return "unscored"
+    return "toward_success" if rose else "away" if fell else "unchanged"
 
 
 DIRECTIONS = ("toward_success", "away", "unchanged", "unscored", "no_previous")
 
 
-def _moves(direction: Any, *groups: Any) -> Any:
-    """Active customers by `groups`: how many moved each way, and their levels now.
-    The groups are plain columns (and a boolean) so PostgreSQL expects a few dozen and
-    hashes them in memory; grouped by CASE expressions it expected one per row and
-    sorted on disk."""
-    ways = (func.count().filter(direction == way) for way in DIRECTIONS)
-    levels = (func.count(Customer.level), func.coalesce(func.sum(Customer.level), 0.0))
-    return select(*groups, *ways, *levels).select_from(Customer).where(_active()).group_by(*groups)
+def _point_conditions(filters: PointFilters) -> list[Any]:
+    """What the filters ask of an account for the scatter (its points and their count)."""
+    conditions = []
+    if filters.quadrant:
+        conditions.append(Customer.quadrant == filters.quadrant)
+    if filters.phase:
+        conditions.append(Customer.phase == filters.phase)
+    if filters.at_risk is not None:
+        conditions.append(Customer.at_risk == filters.at_risk)
+    return conditions
 
 
-def standing(session: Session, period_start: datetime) -> tuple[list[QuadrantCount], Movement]:
+def _moves(points: Any, *groups: Any) -> Any:
+    """Active customers by `groups`: how many, their levels now, and how many are the
+    scatter's points. The groups are plain columns and booleans, so PostgreSQL expects a
+    few hundred and hashes them in memory; grouped by a CASE naming the direction it
+    expected one group per row and sorted on disk, and counting each direction in a
+    FILTER on that CASE evaluated it five times a row."""
+    counted = (
+        func.count(),
+        func.count(Customer.level),
+        func.coalesce(func.sum(Customer.level), 0.0),
+        func.count().filter(points),
+    )
+    return select(*groups, *counted).select_from(Customer).where(_active()).group_by(*groups)
+
+
+class Standing(NamedTuple):
+    quadrants: list[QuadrantCount]
+    movement: Movement
+    points_total: int  # the scored accounts the point filters match (points are capped)
+
+
+def standing(
+    session: Session, period_start: datetime, filters: PointFilters | None = None
+) -> Standing:
     """The active customers per quadrant, and where each stood at the period's start
-    against where it stands now, in one pass over the customers.
+    against where it stands now, in one pass over the customers; the same pass counts
+    the scatter's points (the scored accounts the filters match).
 
     The customer row carries its latest two assessments (see `Customer.stand`): the one
     in force at the start is the latest if nothing was assessed since, else the one
     before it. Only an account assessed twice within the period needs its history
     searched, a few rows where searching all of them took ~330 ms at 100,000."""
     c = Customer
-    latest_before = col(c.assessed_at) < period_start
+    points = and_(col(c.level).is_not(None), *_point_conditions(filters or PointFilters()))
     previous_before = col(c.previous_assessed_at) < period_start
     from_row = _moves(
-        case(
-            (latest_before, case((col(c.level).is_(None), "unscored"), else_="unchanged")),
-            (previous_before, _compared(col(c.previous_level))),
-            else_="no_previous",
-        ),
+        points,
         c.quadrant,
+        col(c.assessed_at) < period_start,
         c.previous_quadrant,
-        latest_before,
+        previous_before,
+        *_compared(col(c.previous_level)),
     ).where(or_(col(c.previous_assessed_at).is_(None), previous_before))
     then = aliased(AssessmentRecord)
     from_history = (
-        _moves(
-            case((then.id.is_(None), "no_previous"), else_=_compared(col(then.level))),
-            c.quadrant,
-            then.quadrant,
-        )
+        _moves(points, c.quadrant, then.quadrant, then.id.is_not(None), *_compared(then.level))
         .outerjoin(then, then.id == _latest_assessment_id(period_start))
         .where(col(c.previous_assessed_at) >= period_start)
     )
-    groups = [
-        _Group(now, now if unmoved else then, *_split(counts))
-        for now, then, unmoved, *counts in session.exec(from_row).all()
-    ]
-    groups += [
-        _Group(now, then, *_split(counts))
-        for now, then, *counts in session.exec(from_history).all()
-    ]
-    return _quadrants(groups), _movement(groups)
+    groups = []
+    for now, unmoved, previous, *facts, customers, scored, level_sum, matched in session.exec(
+        from_row
+    ).all():
+        counts = (customers, scored, level_sum, matched)
+        if unmoved:  # nothing assessed since the start: the latest was in force then
+            scored_now = facts[1]
+            groups.append(_Group(now, now, "unchanged" if scored_now else "unscored", *counts))
+        else:
+            groups.append(_Group(now, previous, _direction(*facts), *counts))
+    for now, earlier, *facts, customers, scored, level_sum, matched in session.exec(
+        from_history
+    ).all():
+        groups.append(
+            _Group(now, earlier, _direction(*facts), customers, scored, level_sum, matched)
+        )
+    return Standing(_quadrants(groups), _movement(groups), sum(g.points for g in groups))
 
 
 class _Group(NamedTuple):
     now: str  # quadrant
     then: str | None  # quadrant at the period's start, if known
-    ways: list[int]  # customers per direction, in DIRECTIONS' order
+    direction: str  # which way they moved since (one of DIRECTIONS)
+    customers: int
     scored: int  # customers with a level now
     level_sum: float
-
-
-def _split(counts: list[Any]) -> tuple[list[int], int, float]:
-    *ways, scored, level_sum = counts
-    return ways, scored, level_sum
+    points: int  # of them, those the point filters match
 
 
 def _quadrants(groups: list[_Group]) -> list[QuadrantCount]:
@@ -154,7 +194,7 @@ def _quadrants(groups: list[_Group]) -> list[QuadrantCount]:
     scored: dict[str, int] = dict.fromkeys(QUADRANTS, 0)
     level_sum: dict[str, float] = dict.fromkeys(QUADRANTS, 0.0)
     for g in groups:
-        customers[g.now] = customers.get(g.now, 0) + sum(g.ways)
+        customers[g.now] = customers.get(g.now, 0) + g.customers
         scored[g.now] = scored.get(g.now, 0) + g.scored
         level_sum[g.now] = level_sum.get(g.now, 0.0) + g.level_sum
     order = list(QUADRANTS) + sorted(set(customers) - set(QUADRANTS))
@@ -172,25 +212,14 @@ def _movement(groups: list[_Group]) -> Movement:
     result = Movement()
     moves: dict[tuple[str, str], int] = {}
     for g in groups:
-        for way, count in zip(DIRECTIONS, g.ways, strict=True):
-            setattr(result, way, getattr(result, way) + count)
-        moved = sum(g.ways) - g.ways[-1]  # all but no_previous have a 'before'
-        if g.then is not None and g.then != g.now and moved:
-            moves[(g.then, g.now)] = moves.get((g.then, g.now), 0) + moved
+        setattr(result, g.direction, getattr(result, g.direction) + g.customers)
+        if g.direction != "no_previous" and g.then is not None and g.then != g.now:
+            moves[(g.then, g.now)] = moves.get((g.then, g.now), 0) + g.customers
     result.transitions = [
         Transition(from_quadrant=a, to_quadrant=b, customers=n)
         for (a, b), n in sorted(moves.items(), key=lambda item: (-item[1], item[0]))
     ]
     return result
-
-
-def renewals_due(session: Session, now: datetime, days: int) -> int:
-    return session.exec(
-        select(func.count())
-        .select_from(Customer)
-        .where(_active(), col(Customer.term_end) >= now)
-        .where(col(Customer.term_end) <= now + timedelta(days=days))
-    ).one()
 
 
 def overdue_tasks(session: Session, now: datetime) -> int:
@@ -242,35 +271,22 @@ def risk_list(session: Session, limit: int = MAX_RISKS) -> list[RiskAccount]:
     return risks
 
 
-def _filtered(query: Any, filters: PointFilters) -> Any:
-    if filters.quadrant:
-        query = query.where(Customer.quadrant == filters.quadrant)
-    if filters.phase:
-        query = query.where(Customer.phase == filters.phase)
-    if filters.at_risk is not None:
-        query = query.where(Customer.at_risk == filters.at_risk)
-    return query
-
-
 def scatter_points(
     session: Session,
     period_start: datetime,
     filters: PointFilters | None = None,
     limit: int = MAX_POINTS,
-) -> tuple[list[Point], int]:
+) -> list[Point]:
     """The accounts with a scored latest assessment (customer.level is set only then),
-    most revenue in the period first, with where each stood at the period's start."""
-    filters = filters or PointFilters()
-    revenue = (
+    most revenue in the period first, with where each stood at the period's start.
+    (`standing` counts them all.)"""
+    earned = (
         select(SignalRecord.customer_id, func.sum(SignalRecord.value).label("revenue"))
         .where(SignalRecord.kind == "revenue", col(SignalRecord.observed_at) > period_start)
         .group_by(SignalRecord.customer_id)
+        .having(func.sum(SignalRecord.value) > 0)
         .subquery()
     )
-    scored = _filtered(
-        select(Customer.id).where(_active(), col(Customer.level).is_not(None)), filters
-    )
-    total = session.exec(select(func.count()).select_from(scored.subquery())).one()
     c = Customer
     then = aliased(AssessmentRecord)
     in_force = _latest_assessment_id(period_start)
@@ -283,29 +299,39 @@ def scatter_points(
         previous_before = col(c.previous_assessed_at) < period_start
         return case((latest_before, latest), (previous_before, previous), else_=lookup)
 
-    money = func.coalesce(revenue.c.revenue, 0.0)
+    def scored(revenue: Any) -> Any:
+        return select(
+            c.id,
+            c.company,
+            c.quadrant,
+            c.phase,
+            c.at_risk,
+            c.customer_score,
+            c.company_score,
+            revenue,
+            at_start(c.customer_score, c.previous_customer_score, then.customer_score),
+            at_start(c.company_score, c.previous_company_score, then.company_score),
+        ).where(_active(), col(c.level).is_not(None), *_point_conditions(filters or PointFilters()))
+
+    # The accounts with revenue in the period, most first; then, if there is room left
+    # (a small book), the others by id. Sorting only the accounts that earned spares the
+    # sort of every scored account, most of which earned nothing in a month.
+    on_earned = earned.c.customer_id == c.id
     rows = session.exec(
-        _filtered(
-            select(
-                c.id,
-                c.company,
-                c.quadrant,
-                c.phase,
-                c.at_risk,
-                c.customer_score,
-                c.company_score,
-                money,
-                at_start(c.customer_score, c.previous_customer_score, then.customer_score),
-                at_start(c.company_score, c.previous_company_score, then.company_score),
-            )
-            .outerjoin(revenue, revenue.c.customer_id == c.id)
-            .where(_active(), col(c.level).is_not(None)),
-            filters,
-        )
-        .order_by(money.desc(), col(c.id))
+        scored(earned.c.revenue)
+        .join(earned, on_earned)
+        .order_by(earned.c.revenue.desc(), col(c.id))
         .limit(limit)
     ).all()
-    points = [
+    if len(rows) < limit:
+        rows += session.exec(
+            scored(literal(0.0))
+            .outerjoin(earned, on_earned)
+            .where(earned.c.customer_id.is_(None))
+            .order_by(col(c.id))
+            .limit(limit - len(rows))
+        ).all()
+    return [
         Point(
             id=r[0],
             company=r[1],
@@ -314,14 +340,13 @@ def scatter_points(
             at_risk=r[4],
             x=r[5],
             y=r[6],
-            revenue=r[7] or 0.0,
+            revenue=r[7],
             previous_x=r[8] if r[9] is not None else None,
             previous_y=r[9] if r[8] is not None else None,
         )
         for r in rows
         if r[5] is not None and r[6] is not None
     ]
-    return points, total
 
 
 def portfolio(
@@ -334,20 +359,20 @@ def portfolio(
     """The whole book of accounts; filters narrow the scatter points only."""
     now = _now(now)
     start = now - timedelta(days=period_days)
-    quadrants, moved = standing(session, start)
-    points, total = scatter_points(session, start, filters)
+    book = standing(session, start, filters)
+    renewing = renewals(session, now, renewal_days)
     return Portfolio(
         as_of=now,
         period_start=start,
         period_days=period_days,
         renewal_days=renewal_days,
-        active_customers=sum(q.customers for q in quadrants),
-        quadrants=quadrants,
-        movement=moved,
-        renewals_due=renewals_due(session, now, renewal_days),
-        renewal_forecast=renewal_forecast(session, now),
+        active_customers=sum(q.customers for q in book.quadrants),
+        quadrants=book.quadrants,
+        movement=book.movement,
+        renewals_due=renewing.due,
+        renewal_forecast=renewing.forecast,
         overdue_tasks=overdue_tasks(session, now),
         risks=risk_list(session),
-        points=points,
-        points_total=total,
+        points=scatter_points(session, start, filters),
+        points_total=book.points_total,
     )

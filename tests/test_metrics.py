@@ -218,7 +218,7 @@ def test_quadrant_counts_exclude_churned(book: Session) -> None:
 
 
 def test_movement_since_the_period_start(book: Session) -> None:
-    _, moved = metrics.standing(book, START)
+    moved = metrics.standing(book, START).movement
     assert (moved.toward_success, moved.away, moved.unchanged) == (1, 1, 1)  # a, b, f
     assert (moved.unscored, moved.no_previous) == (1, 2)  # g; c and d
     assert [(t.from_quadrant, t.to_quadrant, t.customers) for t in moved.transitions] == [
@@ -247,8 +247,8 @@ def test_movement_reaches_back_past_two_assessments_in_the_period(engine: Engine
         assert (x.quadrant, x.level, x.previous_quadrant, x.previous_level) == (
             "unhappy_profitable", -0.2, "happy_profitable", 0.6,
         )  # fmt: skip
-        _, moved = metrics.standing(session, START)
-        points, _ = metrics.scatter_points(session, START)
+        moved = metrics.standing(session, START).movement
+        points = metrics.scatter_points(session, START)
     assert (moved.away, moved.no_previous, moved.toward_success) == (1, 1, 0)
     assert [(p.id, p.x, p.y, p.previous_x, p.previous_y) for p in points] == [
         ("x", -0.5, 0.5, 0.5, 0.5),
@@ -281,12 +281,17 @@ def test_portfolio_numbers_risks_and_points(book: Session) -> None:
 
 
 def test_points_are_filtered_and_capped(book: Session) -> None:
-    happy, total = metrics.scatter_points(book, START, PointFilters(quadrant="happy_profitable"))
-    assert [p.id for p in happy] == ["a", "f"] and total == 2
-    risky, _ = metrics.scatter_points(book, START, PointFilters(at_risk=True))
-    assert [p.id for p in risky] == ["c", "b"]
-    capped, total = metrics.scatter_points(book, START, limit=2)
-    assert [p.id for p in capped] == ["c", "b"] and total == 5
+    happy = PointFilters(quadrant="happy_profitable")
+    assert [p.id for p in metrics.scatter_points(book, START, happy)] == ["a", "f"]
+    assert metrics.standing(book, START, happy).points_total == 2
+    risky = PointFilters(at_risk=True)
+    assert [p.id for p in metrics.scatter_points(book, START, risky)] == ["c", "b"]
+    assert metrics.standing(book, START, risky).points_total == 2
+    calm = PointFilters(phase="adopting", at_risk=False)
+    assert [p.id for p in metrics.scatter_points(book, START, calm)] == ["a", "f", "g"]
+    assert metrics.standing(book, START, calm).points_total == 3
+    assert [p.id for p in metrics.scatter_points(book, START, limit=2)] == ["c", "b"]
+    assert metrics.standing(book, START).points_total == 5
 
 
 def test_team_metrics_over_the_period(book: Session) -> None:

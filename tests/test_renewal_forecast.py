@@ -10,7 +10,9 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from db import metrics
-from models.tables import Customer, SignalRecord
+from db.ingest import record_in
+from models.signals import SignalIn
+from models.tables import Customer
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 
@@ -30,8 +32,8 @@ def customer(cid: str, term_end_days: int, risk: float | None, phase: str = "ado
     )
 
 
-def signal(cid: str, kind: str, value: float, days_ago: int) -> SignalRecord:
-    return SignalRecord(
+def signal(cid: str, kind: str, value: float, days_ago: int) -> SignalIn:
+    return SignalIn(
         customer_id=cid, kind=kind, value=value, observed_at=NOW - timedelta(days=days_ago)
     )
 
@@ -48,7 +50,8 @@ def test_renewal_forecast_by_hand(engine: Engine) -> None:
             ]
         )
         session.flush()
-        session.add_all(
+        record_in(
+            session,
             [
                 signal("a", "mrr", 900, 60),
                 signal("a", "mrr", 1000, 5),
@@ -57,7 +60,7 @@ def test_renewal_forecast_by_hand(engine: Engine) -> None:
                 signal("c", "mrr", 400, 3),
                 signal("d", "mrr", 7000, 3),
                 signal("e", "mrr", 7000, 3),
-            ]
+            ],
         )
         session.commit()
         forecast = metrics.portfolio(session, now=NOW).renewal_forecast
@@ -80,7 +83,8 @@ def test_last_month_revenue_is_summed_per_account_within_the_window(engine: Engi
             ]
         )
         session.flush()
-        session.add_all(
+        record_in(
+            session,
             [
                 signal("f", "revenue", 200, 1),
                 signal("f", "revenue", 300, 29),
@@ -89,7 +93,7 @@ def test_last_month_revenue_is_summed_per_account_within_the_window(engine: Engi
                 signal("g", "revenue", 7000, 2),
                 signal("g", "mrr", 50, 40),
                 signal("h", "revenue", 8000, 2),
-            ]
+            ],
         )
         session.commit()
         forecast = metrics.portfolio(session, now=NOW).renewal_forecast
