@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import and_, case, func, literal, or_
+from sqlalchemy import and_, case, func, literal, or_, text, true
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
@@ -280,13 +280,13 @@ def scatter_points(
     """The accounts with a scored latest assessment (customer.level is set only then),
     most revenue in the period first, with where each stood at the period's start.
     (`standing` counts them all.)"""
-    earned = (
+    earning = (
         select(SignalRecord.customer_id, func.sum(SignalRecord.value).label("revenue"))
         .where(SignalRecord.kind == "revenue", col(SignalRecord.observed_at) > period_start)
         .group_by(SignalRecord.customer_id)
         .having(func.sum(SignalRecord.value) > 0)
-        .subquery()
     )
+    earned = earning.subquery()
     c = Customer
     then = aliased(AssessmentRecord)
     in_force = _latest_assessment_id(period_start)
@@ -314,15 +314,28 @@ def scatter_points(
         ).where(_active(), col(c.level).is_not(None), *_point_conditions(filters or PointFilters()))
 
     # The accounts with revenue in the period, most first; then, if there is room left
-    # (a small book), the others by id. Sorting only the accounts that earned spares the
-    # sort of every scored account, most of which earned nothing in a month.
+    # (a small book), the others by id. Most scored accounts earned nothing in a month:
+    # only those that earned are sorted. On PostgreSQL each is then looked up by its key
+    # in the ranking's order until the page is full, where joining them all read every
+    # customer row (about 20 ms of CPU of 40 at 100,000 accounts); its LIMIT 1 keeps the
+    # planner from turning the lookup back into that join. SQLite has no LATERAL: it joins.
     on_earned = earned.c.customer_id == c.id
-    rows = session.exec(
-        scored(earned.c.revenue)
-        .join(earned, on_earned)
-        .order_by(earned.c.revenue.desc(), col(c.id))
-        .limit(limit)
-    ).all()
+    if session.get_bind().dialect.name == "postgresql":
+        ranked = earning.order_by(text("revenue DESC"), SignalRecord.customer_id).subquery()
+        account = scored(ranked.c.revenue).where(c.id == ranked.c.customer_id).limit(1).lateral()
+        first = (
+            select(*account.c)
+            .select_from(ranked)
+            .join(account, true())
+            .order_by(ranked.c.revenue.desc(), ranked.c.customer_id)
+        )
+    else:
+        first = (
+            scored(earned.c.revenue)
+            .join(earned, on_earned)
+            .order_by(earned.c.revenue.desc(), col(c.id))
+        )
+    rows = session.exec(first.limit(limit)).all()
     if len(rows) < limit:
         rows += session.exec(
             scored(literal(0.0))
