@@ -280,6 +280,15 @@ def test_portfolio_numbers_risks_and_points(book: Session) -> None:
     assert view.points_total == 5
 
 
+def test_renewals_due_within_the_asked_days_beside_the_90_day_forecast(book: Session) -> None:
+    """Counted and forecast in one read of the longer window, each over its own days."""
+    soon = metrics.portfolio(book, now=NOW, renewal_days=30)
+    later = metrics.portfolio(book, now=NOW, renewal_days=120)
+    assert (soon.renewals_due, later.renewals_due) == (2, 4)  # d, c; and a, f
+    assert soon.renewal_forecast == later.renewal_forecast
+    assert soon.renewal_forecast.accounts == 3  # d, c, a
+
+
 def test_points_are_filtered_and_capped(book: Session) -> None:
     happy = PointFilters(quadrant="happy_profitable")
     assert [p.id for p in metrics.scatter_points(book, START, happy)] == ["a", "f"]
