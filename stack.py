@@ -22,13 +22,14 @@ from temporalio.client import Client
 from tenacity import retry, retry_if_exception, stop_after_delay, wait_fixed
 
 from api.main import create_app
+from collector import tune_collector
 from db.engine import make_engine
 from db.migrate import upgrade
 from db.staff import add_staff, find_person
 from db.tokens import create_token, has_admin
 from lifecycles import connect
 from settings import Settings
-from worker import build_worker, ensure_search_attributes, schedule_digests, tune_collector
+from worker import build_worker, ensure_search_attributes, schedule_digests
 
 
 def find_binary(name: str) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -75,20 +74,6 @@ LOCAL_ACTIVITY_SLOTS = 16
 # workflow tasks: in a burst of sign-ups the rest waited in the server's backlog, and
 # one in ten took well over a second longer than the median.
 POLLERS = PollerBehaviorAutoscaling()
-
-
-# A worker allocates many short-lived objects per sign-up (payloads, ORM rows, MIME
-# parts): at Python's default of 700 the collector's young passes, and the full ones
-# they set off over every cached lifecycle, took about 1.7 ms of CPU per sign-up; at
-# 10,000, about 0.5 ms (docs/benchmarks.md, "Code kept for speed").
-GC_YOUNG_THRESHOLD = 10_000
-
-
-def tune_collector() -> None:
-    """For a worker's process, once it has loaded its code: that code is frozen out of
-    every collection, and young objects are collected less often."""
-    gc.freeze()
-    gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
 
 
 def worker_options() -> dict[str, Any]:
