@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from typing import Any, NamedTuple
 
-from rich.progress import Progress
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 from temporalio.service import RPCError
@@ -58,6 +57,9 @@ from simulation.clock import SimulatedClock
 DAY = timedelta(days=1)
 MONTH_DAYS = 30  # the default plan's check-in cadence: one snapshot per check-in
 IN_FLIGHT = 20
+
+# What the run is doing and how many days it has simulated, for a progress bar.
+ProgressReport = Callable[[str, int], None]
 
 
 class OpenTask(NamedTuple):
@@ -97,7 +99,7 @@ class CohortRun:
     seed: int
     months: int
     task_queue: str
-    progress: Progress | None = None
+    report: ProgressReport | None = None
     snapshots: list[Snapshot] = field(default_factory=list)
     day: float = 0.0
     _start: datetime | None = None
@@ -126,11 +128,7 @@ class CohortRun:
     # -- the run ------------------------------------------------------------------------
 
     async def run(self) -> None:
-        progress_task = None
-        if self.progress is not None:
-            progress_task = self.progress.add_task(
-                f"{self.plan.label}: signing up", total=self.months * MONTH_DAYS
-            )
+        self._report("signing up", 0)
         await self._each(
             lambda a: lifecycles.sign_up(self.clock.client, a.signup, self.plan, self.task_queue),
             self.accounts,
@@ -141,10 +139,7 @@ class CohortRun:
         await self.advance(0.5)
         try:
             for month in range(self.months):
-                if self.progress is not None and progress_task is not None:
-                    self.progress.update(
-                        progress_task, description=f"{self.plan.label}: month {month + 1}"
-                    )
+                self._report(f"month {month + 1}", month * MONTH_DAYS)
                 if month > 0:
                     for account in self.live():
                         drift(account.behaviour, self.seed, month)
@@ -154,8 +149,7 @@ class CohortRun:
                     if day == MONTH_DAYS - 1:  # the month's usage, before its check-in
                         await self._signals(month)
                     await self.advance(1)
-                    if self.progress is not None and progress_task is not None:
-                        self.progress.advance(progress_task)
+                    self._report(f"month {month + 1}", month * MONTH_DAYS + day + 1)
                 await self._snapshot(month + 1)
                 await self._churns(month + 1)
             # Let the last cancellations finish their farewells before the lifecycles are
@@ -164,6 +158,10 @@ class CohortRun:
             await self.advance(1)
         finally:
             await self.terminate_all()
+
+    def _report(self, doing: str, days: int) -> None:
+        if self.report is not None:
+            self.report(f"{self.plan.label}: {doing}", days)
 
     async def _each(self, call: Callable[[Any], Awaitable[Any]], items: Iterable[Any]) -> list[Any]:
         gate = asyncio.Semaphore(IN_FLIGHT)

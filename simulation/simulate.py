@@ -3,12 +3,17 @@ under two side by side; writes simulation.json and simulation.html."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import json
+import multiprocessing
 import sqlite3
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from multiprocessing.queues import Queue
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +23,13 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 from temporalio.testing import WorkflowEnvironment
 
-from db.engine import make_engine
 from db.migrate import upgrade
 from models.plan import PlanTemplate
 from settings import Settings
 from simulation.accounts import make_cohort
 from simulation.clock import SimulatedClock
-from simulation.cohort import CohortRun
+from simulation.cohort import MONTH_DAYS, CohortRun, ProgressReport
+from simulation.records import records_engine
 from simulation.report import render
 from simulation.results import summarize
 from stack import find_binary
@@ -71,6 +76,18 @@ def _progress(console: Console | None) -> Progress:
     )
 
 
+@dataclass(frozen=True)
+class PlanRun:
+    """One plan's run of the cohort: what a process of its own needs to run it."""
+
+    plan: PlanTemplate
+    customers: int
+    months: int
+    seed: int
+    prefix: str  # the cohort's customer ids are made with it: each run's are its own
+    keep: Path | None  # where to copy the run's records DB, if anywhere
+
+
 async def simulate(
     customers: int,
     months: int,
@@ -82,39 +99,103 @@ async def simulate(
     console: Console | None = None,
 ) -> dict[str, Any]:
     """Run the cohort once per plan (the same seeded cohort each time) and write the
-    report; returns what went into the JSON."""
+    report; returns what went into the JSON. On the caller's server (`env`) the plans
+    run one after the other; on servers of their own, side by side."""
     out.mkdir(parents=True, exist_ok=True)
+    runs = [
+        PlanRun(
+            plan,
+            customers,
+            months,
+            seed,
+            f"r{index}",
+            out / f"records-{index}-{plan.name}.db" if keep_records else None,
+        )
+        for index, plan in enumerate(plans, 1)
+    ]
+    with _progress(console) as progress:
+        bars = [
+            progress.add_task(run.plan.label, total=months * MONTH_DAYS, start=False)
+            for run in runs
+        ]
+
+        def report(index: int, doing: str, days: int) -> None:
+            progress.start_task(bars[index])  # the clock of a run from its first report
+            progress.update(bars[index], description=doing, completed=days)
+
+        if env is not None or len(runs) == 1:
+            summaries = [
+                await _run_plan(run, env, functools.partial(report, index))
+                for index, run in enumerate(runs)
+            ]
+        else:
+            summaries = await _side_by_side(runs, report)
     results: dict[str, Any] = {
         "seed": seed,
         "customers": customers,
         "months": months,
         "plans": [p.label for p in plans],
-        "runs": [],
+        "runs": summaries,
     }
-    async with _server(env) as server:
-        await ensure_search_attributes(server.client, "default")
-        clock = await SimulatedClock.of(server)
-        with _progress(console) as progress:
-            for index, plan in enumerate(plans, 1):
-                records = out / f"records-{index}-{plan.name}.db" if keep_records else None
-                run = await _run_plan(
-                    clock, plan, customers, months, seed, f"r{index}", progress, records
-                )
-                results["runs"].append(run)
     (out / JSON_NAME).write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
     (out / HTML_NAME).write_text(render(results), encoding="utf-8")
     return results
 
 
+async def _side_by_side(
+    runs: list[PlanRun], report: Callable[[int, str, int], None]
+) -> list[dict[str, Any]]:
+    """Each plan's run in a process of its own, on a test server of its own (the server
+    has one clock, which a run moves a day at a time). The simulator, its worker and
+    the activities of a run share one process and its GIL: a plan per process uses one
+    core per plan. Their progress comes back through a queue."""
+    # Spawned, not forked: this process already runs the SDK's threads.
+    context = multiprocessing.get_context("spawn")
+    reports = context.Queue()
+
+    def show() -> None:
+        for index, doing, days in iter(reports.get, None):
+            report(index, doing, days)
+
+    showing = asyncio.create_task(asyncio.to_thread(show))
+    try:
+        with ProcessPoolExecutor(
+            len(runs), mp_context=context, initializer=_report_to, initargs=(reports,)
+        ) as pool:
+            loop = asyncio.get_running_loop()
+            return list(
+                await asyncio.gather(
+                    *(
+                        loop.run_in_executor(pool, _run_alone, index, run)
+                        for index, run in enumerate(runs)
+                    )
+                )
+            )
+    finally:
+        reports.put(None)
+        await showing
+
+
+_reports: Queue[tuple[int, str, int] | None] | None = None  # in a run's own process
+
+
+def _report_to(reports: Queue[tuple[int, str, int] | None]) -> None:
+    global _reports
+    _reports = reports
+
+
+def _run_alone(index: int, run: PlanRun) -> dict[str, Any]:
+    """In a run's own process: the run, with its progress sent to the calling process."""
+
+    def report(doing: str, days: int) -> None:
+        assert _reports is not None
+        _reports.put((index, doing, days))
+
+    return asyncio.run(_run_plan(run, None, report))
+
+
 async def _run_plan(
-    clock: SimulatedClock,
-    plan: PlanTemplate,
-    customers: int,
-    months: int,
-    seed: int,
-    prefix: str,
-    progress: Progress,
-    keep: Path | None,
+    run: PlanRun, env: WorkflowEnvironment | None, report: ProgressReport
 ) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="tandem-simulation-") as tmp:
         # Thousands of emails no one reads: kept in the records only, no .eml files.
@@ -125,26 +206,29 @@ async def _run_plan(
             email_files=False,
             plans_dir=None,
         )
-        engine = make_engine(settings.resolved_database_url)
+        engine = records_engine(settings)
         upgrade(engine)
         try:
-            run = CohortRun(
-                clock=clock,
-                engine=engine,
-                plan=plan,
-                accounts=make_cohort(seed, customers, prefix),
-                seed=seed,
-                months=months,
-                task_queue=f"simulation-{prefix}",
-                progress=progress,
-            )
-            async with build_worker(clock.client, settings, engine, task_queue=run.task_queue):
-                await run.run()
-            summary = summarize(run)
+            async with _server(env) as server:
+                await ensure_search_attributes(server.client, "default")
+                clock = await SimulatedClock.of(server)
+                cohort = CohortRun(
+                    clock=clock,
+                    engine=engine,
+                    plan=run.plan,
+                    accounts=make_cohort(run.seed, run.customers, run.prefix),
+                    seed=run.seed,
+                    months=run.months,
+                    task_queue=f"simulation-{run.prefix}",
+                    report=report,
+                )
+                async with build_worker(clock.client, settings, engine, cohort.task_queue):
+                    await cohort.run()
+            summary = summarize(cohort)
         finally:
             engine.dispose()
-        if keep is not None:
-            _copy_sqlite(Path(tmp) / "tandem.db", keep)
+        if run.keep is not None:
+            _copy_sqlite(Path(tmp) / "tandem.db", run.keep)
     return summary
 
 
