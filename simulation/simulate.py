@@ -49,10 +49,9 @@ HTML_NAME = "simulation.html"
 
 
 @contextlib.asynccontextmanager
-async def _server(env: WorkflowEnvironment | None) -> AsyncIterator[WorkflowEnvironment]:
-    if env is not None:  # the caller's (a test session's) server
-        yield env
-        return
+async def _server() -> AsyncIterator[WorkflowEnvironment]:
+    """A time-skipping test server of the run's own: it has one clock, which a run moves
+    a day at a time, so two runs at once cannot share one."""
     started = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=find_binary("temporal-test-server"),
         data_converter=pydantic_data_converter,
@@ -94,13 +93,11 @@ async def simulate(
     seed: int,
     plans: list[PlanTemplate],
     out: Path,
-    env: WorkflowEnvironment | None = None,
     keep_records: bool = False,
     console: Console | None = None,
 ) -> dict[str, Any]:
     """Run the cohort once per plan (the same seeded cohort each time) and write the
-    report; returns what went into the JSON. On the caller's server (`env`) the plans
-    run one after the other; on servers of their own, side by side."""
+    report; returns what went into the JSON. Two plans run side by side."""
     out.mkdir(parents=True, exist_ok=True)
     runs = [
         PlanRun(
@@ -123,11 +120,8 @@ async def simulate(
             progress.start_task(bars[index])  # the clock of a run from its first report
             progress.update(bars[index], description=doing, completed=days)
 
-        if env is not None or len(runs) == 1:
-            summaries = [
-                await _run_plan(run, env, functools.partial(report, index))
-                for index, run in enumerate(runs)
-            ]
+        if len(runs) == 1:
+            summaries = [await _run_plan(runs[0], functools.partial(report, 0))]
         else:
             summaries = await _side_by_side(runs, report)
     results: dict[str, Any] = {
@@ -145,10 +139,11 @@ async def simulate(
 async def _side_by_side(
     runs: list[PlanRun], report: Callable[[int, str, int], None]
 ) -> list[dict[str, Any]]:
-    """Each plan's run in a process of its own, on a test server of its own (the server
-    has one clock, which a run moves a day at a time). The simulator, its worker and
-    the activities of a run share one process and its GIL: a plan per process uses one
-    core per plan. Their progress comes back through a queue."""
+    """Each plan's run in a process of its own, with a test server of its own. A run's
+    simulator, worker and activities share one process and its GIL, so a plan uses one
+    core; more processes for one plan would take turns on its records' one SQLite write
+    lock, which an activity holds for nearly all its work. The runs' progress comes
+    back through a queue."""
     # Spawned, not forked: this process already runs the SDK's threads.
     context = multiprocessing.get_context("spawn")
     reports = context.Queue()
@@ -191,12 +186,10 @@ def _run_alone(index: int, run: PlanRun) -> dict[str, Any]:
         assert _reports is not None
         _reports.put((index, doing, days))
 
-    return asyncio.run(_run_plan(run, None, report))
+    return asyncio.run(_run_plan(run, report))
 
 
-async def _run_plan(
-    run: PlanRun, env: WorkflowEnvironment | None, report: ProgressReport
-) -> dict[str, Any]:
+async def _run_plan(run: PlanRun, report: ProgressReport) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="tandem-simulation-") as tmp:
         # Thousands of emails no one reads: kept in the records only, no .eml files.
         settings = Settings(
@@ -209,7 +202,7 @@ async def _run_plan(
         engine = records_engine(settings)
         upgrade(engine)
         try:
-            async with _server(env) as server:
+            async with _server() as server:
                 await ensure_search_attributes(server.client, "default")
                 clock = await SimulatedClock.of(server)
                 cohort = CohortRun(
