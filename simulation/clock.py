@@ -10,6 +10,19 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+# Between 1901 and 2099 the Gregorian calendar repeats every 28 years, weekdays and leap
+# years alike. A run starts on the first 1 January, at or after the server's time, that
+# has 2001's calendar, so one seed gives the same results on whichever day it runs (month
+# lengths and weekdays shape the usage a month holds and the days tasks fall due).
+CALENDAR_ORIGIN = datetime(2001, 1, 1, tzinfo=UTC)
+CALENDAR_CYCLE = timedelta(days=28 * 365 + 7)
+
+
+def calendar_start(now: datetime) -> datetime:
+    """The first 1 January at or after `now` with 2001's calendar."""
+    cycles = -((CALENDAR_ORIGIN - now) // CALENDAR_CYCLE)  # rounded up
+    return CALENDAR_ORIGIN + max(cycles, 0) * CALENDAR_CYCLE
+
 
 class SimulatedClock:
     """Temporal's time-skipping test server, driven through a client made for long skips.
@@ -52,6 +65,12 @@ class SimulatedClock:
     async def now(self) -> datetime:
         response = await self._skips.test_service.get_current_time(Empty())
         return response.time.ToDatetime().replace(tzinfo=UTC)
+
+    async def skip_to_calendar_start(self) -> datetime:
+        """Move the clock to `calendar_start` of its time (a fresh server's is today's)."""
+        start = calendar_start(await self.now())
+        await self.sleep(start - await self.now())
+        return await self.now()
 
     async def sleep(self, duration: timedelta) -> None:
         request = SleepRequest()

@@ -128,6 +128,7 @@ class CohortRun:
     # -- the run ------------------------------------------------------------------------
 
     async def run(self) -> None:
+        await self.clock.skip_to_calendar_start()
         self._report("signing up", 0)
         await self._each(
             lambda a: lifecycles.sign_up(self.clock.client, a.signup, self.plan, self.task_queue),

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlmodel import Session
+from sqlmodel import Session, select
 from typer.testing import CliRunner
 
 from cli import app
@@ -20,6 +20,7 @@ from models.plan import ScoringSettings
 from models.tables import AssessmentRecord, Customer, SignalRecord
 from plans import BUILT_IN, load_plan, read_plan
 from simulation.backtest import backtest, confusion
+from simulation.clock import calendar_start
 from simulation.results import QUADRANTS
 from simulation.simulate import HTML_NAME, JSON_NAME, simulate
 
@@ -157,6 +158,31 @@ def test_same_seed_gives_identical_json(
     )
     assert done.exit_code == 0, done.output
     assert (again / JSON_NAME).read_bytes() == (first / JSON_NAME).read_bytes()
+
+
+def test_runs_start_on_a_calendar_that_repeats(simulated: tuple[Path, dict[str, Any]]) -> None:
+    """Month lengths and weekdays shape a run, so every run starts on 2001's calendar,
+    whichever day it is made: the same seed gives the same results on another day."""
+    out, _ = simulated
+    engine = make_engine(f"sqlite:///{out / 'records-1-default.db'}")
+    try:
+        with Session(engine) as session:
+            first = min(session.exec(select(SignalRecord.observed_at)))
+    finally:
+        engine.dispose()
+    assert first.month == 1 and (first.year - 2001) % 28 == 0  # the first month's usage
+
+
+def test_calendar_start_repeats_2001s_calendar() -> None:
+    today = datetime(2026, 12, 2, 9, 30, tzinfo=UTC)
+    start = calendar_start(today)
+    assert start == datetime(2029, 1, 1, tzinfo=UTC)
+    assert calendar_start(start) == start  # at the start already: no skip
+    assert calendar_start(start + timedelta(seconds=1)) == datetime(2057, 1, 1, tzinfo=UTC)
+    origin = datetime(2001, 1, 1, tzinfo=UTC)
+    for offset in range(0, 13 * 31 + 366, 1):
+        day, same = start + timedelta(days=offset), origin + timedelta(days=offset)
+        assert (day.month, day.day, day.weekday()) == (same.month, same.day, same.weekday())
 
 
 def test_backtest_on_the_simulation_records(simulated: tuple[Path, dict[str, Any]]) -> None:
