@@ -6,6 +6,12 @@ Tandem: the API under uvicorn in a process of its own, on a database of its own 
 pipeline would. Each request is authenticated, validated, attributed to its account,
 stored (idempotent by messageId) and rolled up into the daily counts before its 200.
 
+The load generator is kept light: `concurrency` threads, each with one keep-alive
+HTTP/1.1 connection of the standard library's http.client, posting the bodies as they
+are. On a machine of 2 CPUs, every microsecond the client spends is taken from the API
+and PostgreSQL being measured; an asyncio client such as httpx spends about four times
+as much CPU per request as http.client, and slowed Tandem down for reasons not its own.
+
 Baseline: a bare psycopg `executemany` of the same rows (the same columns and values,
 new message ids) into the same table, one transaction per batch, on one connection; and
 for comparison (no target), the same on `concurrency` connections at once, as many as
@@ -23,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import http.client
 import json
 import os
 import random
@@ -34,13 +41,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from statistics import median
 from typing import Any
+from urllib.parse import urlsplit
 
-import httpx
 import psycopg
 from sqlmodel import Session
 
 from bench.apiproc import api_process
-from bench.common import BenchResult, Metric, cpu_seconds, run_bounded, say, workdir
+from bench.common import BenchResult, Metric, cpu_seconds, say, workdir
 from bench.pgload import bench_database, libpq_url
 from db.engine import make_engine
 from db.migrate import upgrade
@@ -124,19 +131,37 @@ def _accounts(url: str, accounts: int) -> tuple[int, str]:
     return source.id, key
 
 
-async def _tandem_round(base: str, key: str, bodies: list[bytes], concurrency: int) -> float:
+def _tandem_round(base: str, key: str, bodies: list[bytes], concurrency: int) -> float:
+    """Post the bodies, `concurrency` at a time: each of as many threads keeps one
+    HTTP/1.1 connection open and posts the next body not yet taken, as a Segment
+    library's (requests, so urllib3 and http.client) sender threads do."""
     auth = base64.b64encode(f"{key}:".encode()).decode()
     headers = {"Authorization": f"Basic {auth}", "Content-Type": "application/json"}
-    limits = httpx.Limits(max_connections=concurrency)
-    async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as http:
+    address = urlsplit(base)
+    taken = iter(bodies)
+    lock = threading.Lock()
 
-        async def send(index: int) -> None:
-            response = await http.post("/v1/batch", content=bodies[index], headers=headers)
-            if response.status_code != 200:
-                raise RuntimeError(f"/v1/batch answered {response.status_code}: {response.text}")
+    def lane() -> None:
+        connection = http.client.HTTPConnection(address.hostname or "", address.port, timeout=60)
+        try:
+            while True:
+                with lock:
+                    body = next(taken, None)
+                if body is None:
+                    return
+                connection.request("POST", "/v1/batch", body=body, headers=headers)
+                response = connection.getresponse()
+                answer = response.read()
+                if response.status != 200:
+                    raise RuntimeError(f"/v1/batch answered {response.status}: {answer!r}")
+        finally:
+            connection.close()
 
-        _, seconds = await run_bounded(len(bodies), concurrency, send)
-        return seconds
+    started = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as lanes:
+        for lane_done in [lanes.submit(lane) for _ in range(concurrency)]:
+            lane_done.result()
+    return time.perf_counter() - started
 
 
 def _listening_pid(base: str) -> int:
@@ -228,6 +253,7 @@ async def run(events: int, batch: int, concurrency: int, accounts: int, rounds: 
     bare: list[float] = []
     bare_parallel: list[float] = []
     api_cpu: list[float] = []  # processors the API process kept busy, while Tandem ran
+    generator_cpu: list[float] = []  # this process's CPU per event, posting Tandem's load
     # CPU per event (s): Tandem's API process and database backends; the bare
     # executemany's client (this process) and backend. The load of other processes
     # on the machine slows both sides' rates, but hardly their CPU per event.
@@ -239,12 +265,15 @@ async def run(events: int, batch: int, concurrency: int, accounts: int, rounds: 
         async with api_process(env, tmp / "api.log") as base:
             api_pid = _listening_pid(base)
             # A first small round warms the API (imports, pools, plan cache) unmeasured.
-            await _tandem_round(base, key, _bodies(rng, accounts, 10 * batch, batch), concurrency)
+            warm_up = _bodies(rng, accounts, 10 * batch, batch)
+            await asyncio.to_thread(_tandem_round, base, key, warm_up, concurrency)
             for n in range(rounds):
                 bodies = _bodies(rng, accounts, events, batch)
                 backends = _backends(url)
                 cpu_before, pg_before = cpu_seconds(api_pid), _cpu(backends)
-                seconds = await _tandem_round(base, key, bodies, concurrency)
+                generator_before = time.process_time()
+                seconds = await asyncio.to_thread(_tandem_round, base, key, bodies, concurrency)
+                generator_cpu.append((time.process_time() - generator_before) / events)
                 api_seconds = cpu_seconds(api_pid) - cpu_before
                 tandem_cpu.append((api_seconds / events, (_cpu(backends) - pg_before) / events))
                 tandem.append(events / seconds)
@@ -302,6 +331,10 @@ async def run(events: int, batch: int, concurrency: int, accounts: int, rounds: 
         f"and its database backends {pg_us:.0f} us, against the executemany's client "
         f"{client_us:.0f} us and backend {bare_pg_us:.0f} us (Tandem's load generator, "
         f"the HTTP client, is left out: it is not Tandem's cost)"
+    )
+    result.notes.append(
+        f"the load generator (this process's HTTP client) used "
+        f"{1e6 * median(generator_cpu):.0f} us of CPU per event, on the same CPUs"
     )
     result.notes.append(
         f"load average (1 min) {os.getloadavg()[0]:.1f} at the end, on {os.cpu_count()} CPUs"
