@@ -12,11 +12,14 @@ from __future__ import annotations
 from sqlmodel import Session
 from temporalio import activity
 
+from activities import events
 from activities.contracts import AccountOpened, AccountOpening, EmailReceipt, TaskNotice
 from activities.email import EmailActivities, Written
-from activities.records import add_event_once, save_lifecycle, save_task
-from db.contacts import add_contact_row, upsert_contact
+from activities.records import add_event_once, new_customer, new_task, save_lifecycle, save_task
+from db.contacts import contact_row, upsert_contact
+from db.engine import insert_rows
 from models.contacts import SIGNUP_ROLES
+from models.tables import Customer
 
 
 class AccountActivities:
@@ -29,22 +32,17 @@ class AccountActivities:
         welcome and the manager's notice. A retry finds it all there and changes nothing."""
 
         def record_account(session: Session) -> Written:
+            if session.get(Customer, opening.snapshot.customer.customer_id) is None:
+                return Written(new_customer=open_new_account(session, opening))
             # A retry must not undo what the lifecycle recorded since the first attempt
             # (a kickoff held at once moves the phase on); a row left by an earlier,
             # ended lifecycle of the same customer is this one's to take over.
             customer = save_lifecycle(session, opening.snapshot, opening=True)
-            new = customer in session.new
             add_event_once(session, opening.entry)
             save_task(session, opening.kickoff.update)
-            # The person who signed up is the account's first contact: a new account has
-            # none to look up; its row goes in first (the contact's key points at it).
             first = (customer.id, customer.contact_name, customer.email, SIGNUP_ROLES, "signup")
-            if new:
-                session.flush()
-                add_contact_row(session, *first)
-            else:  # a retry, or a customer signing up again
-                upsert_contact(session, *first)
-            return Written(new_customer=customer if new else None)
+            upsert_contact(session, *first)
+            return Written()
 
         welcome, notice = self._email.store_and_send(
             [opening.welcome, opening.kickoff.notice], record_account
@@ -61,3 +59,19 @@ class AccountActivities:
 
         [receipt] = self._email.store_and_send([announcement.notice], record_task)
         return receipt
+
+
+def open_new_account(session: Session, opening: AccountOpening) -> Customer:
+    """A customer new to the records: the account, its kickoff task and its first
+    contact (the person who signed up) are all new rows, written as plain INSERTs
+    (insert_rows), the account's first; then their timeline entries and events."""
+    customer = new_customer(session, opening.snapshot)
+    update = opening.kickoff.update
+    task = new_task(update.task, customer)
+    first = contact_row(customer.id, customer.contact_name, customer.email, SIGNUP_ROLES, "signup")
+    insert_rows(session, customer, task, first)
+    events.signed_up(session, customer)
+    add_event_once(session, opening.entry)
+    add_event_once(session, update.event)
+    events.task_changed(session, customer, task, update.event.kind)
+    return customer

@@ -38,7 +38,7 @@ from activities.rendering import CUSTOMER_TEMPLATES, TEMPLATES, render_email, re
 from activities.smtp import transmit
 from activities.suppression import opted_out, suppress
 from db.contacts import addressees, mark_bounced
-from db.engine import session_scope, write_once
+from db.engine import insert_rows, session_scope, write_once
 from models.tables import Customer, OutboxEmail, OutboxStatus
 from settings import Settings
 
@@ -53,6 +53,8 @@ INLINE_SMTP_TIMEOUT = 5.0
 # the relay and many the contacts (the one under way takes at most ~60 s more).
 INLINE_BUDGET_SECONDS = 30.0
 SIGNATURE_SEPARATOR = "-- \n"  # where the customer footer starts (email_templates/_macros.txt)
+# The customers a compose's transaction has read (or written), with their account_context.
+_Accounts = dict[str, tuple[Customer, dict[str, Any]]]
 
 
 def _alive() -> None:
@@ -143,9 +145,9 @@ class EmailActivities:
             keys = [r.key for r in requests if new is None or r.customer_id != new.id]
             earlier = copies_of(session, keys) if keys else {}
             # Read once for all the emails of a customer.
-            accounts: dict[str, dict[str, Any]] = {}
+            accounts: _Accounts = {}
             if new is not None:
-                accounts[new.id] = account_context(session, new, new=True)
+                accounts[new.id] = new, account_context(session, new, new=True)
             return [
                 (earlier[r.key], False)  # never re-render: a retry must not change it
                 if r.key in earlier
@@ -184,19 +186,19 @@ class EmailActivities:
         return [receipt(r.key, rows) for r, (rows, _) in zip(requests, stored, strict=True)]
 
     def _store(
-        self, session: Session, request: EmailRequest, accounts: dict[str, dict[str, Any]]
+        self, session: Session, request: EmailRequest, accounts: _Accounts
     ) -> list[OutboxEmail]:
         """Render the email and add it to the outbox, a copy per recipient (it was not
         there: a retry never re-renders, so an email cannot change once stored)."""
-        customer = session.get(Customer, request.customer_id)
-        if customer is None:
-            # Retryable: the lifecycle's own record of the customer may still be landing.
-            raise ApplicationError(
-                f"customer {request.customer_id!r} not found", type="CustomerNotFound"
-            )
-        if customer.id not in accounts:
-            accounts[customer.id] = account_context(session, customer)
-        account = accounts[customer.id]
+        if request.customer_id not in accounts:
+            customer = session.get(Customer, request.customer_id)
+            if customer is None:
+                # Retryable: the lifecycle's own record of the customer may still be landing.
+                raise ApplicationError(
+                    f"customer {request.customer_id!r} not found", type="CustomerNotFound"
+                )
+            accounts[customer.id] = customer, account_context(session, customer)
+        customer, account = accounts[request.customer_id]
         status = OutboxStatus.held if request.held else OutboxStatus.pending
         if request.to is not Recipient.customer:
             context = build_context(session, customer, request, self._settings, account)
@@ -208,8 +210,8 @@ class EmailActivities:
                 subject=rendered.subject, text_body=rendered.text, html_body=rendered.html,
                 status=status,
             )  # fmt: skip
-            session.add(row)
             self._kept_in_outbox(row)
+            insert_rows(session, row)
             return [row]
         copies = addressees(account["contacts"], request.template, customer.email)
         rows = []
@@ -223,12 +225,12 @@ class EmailActivities:
                 subject=rendered.subject, text_body=rendered.text, html_body=rendered.html,
                 status=status,
             )  # fmt: skip
-            session.add(row)
             customer_mail = row.template in CUSTOMER_TEMPLATES
             if reason := opted_out(session, row, customer_mail, customer, to.opted_out):
                 suppress(session, row, reason)
             else:
                 self._kept_in_outbox(row)
+            insert_rows(session, row)
             rows.append(row)
         return rows
 

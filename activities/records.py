@@ -38,7 +38,7 @@ from models.tables import (
     TimelineEvent,
     utcnow,
 )
-from models.tasks import ReviewCallResult, TaskKind, TaskStatus
+from models.tasks import ReviewCallResult, Task, TaskKind, TaskStatus
 
 
 def add_event_once(session: Session, entry: TimelineEntry) -> None:
@@ -135,15 +135,7 @@ def save_lifecycle(
         # after that only a reassignment moves it, never a snapshot.
         row = row or Customer(id=profile.customer_id)
         row.owner = manager_for_new_account(session, profile.owner)
-    row.company, row.contact_name, row.email = profile.company, profile.contact_name, profile.email
-    row.external_id = profile.external_id
-    row.plan_name, row.plan_version = snapshot.plan_name, snapshot.plan_version
-    row.phase, row.term, row.onboarded = snapshot.phase.value, snapshot.term, snapshot.onboarded
-    row.term_start, row.term_end = snapshot.term_start, snapshot.term_end
-    # Only the last snapshot of an ended lifecycle has one; a customer who signs up
-    # again starts without the old reason.
-    row.churn_reason = snapshot.churn_reason
-    row.updated_at = utcnow()
+    copy_snapshot(row, snapshot)
     session.add(row)
     ended = snapshot.phase is Phase.churned
     if not ended and (was is None or (was == Phase.churned.value and snapshot.term == 1)):
@@ -156,24 +148,34 @@ def save_lifecycle(
     return row
 
 
+def new_customer(session: Session, snapshot: LifecycleSnapshot) -> Customer:
+    """The row of a customer new to the records, with the manager the account gets."""
+    profile = snapshot.customer
+    row = Customer(id=profile.customer_id)
+    row.owner = manager_for_new_account(session, profile.owner)
+    copy_snapshot(row, snapshot)
+    return row
+
+
+def copy_snapshot(row: Customer, snapshot: LifecycleSnapshot) -> None:
+    profile = snapshot.customer
+    row.company, row.contact_name, row.email = profile.company, profile.contact_name, profile.email
+    row.external_id = profile.external_id
+    row.plan_name, row.plan_version = snapshot.plan_name, snapshot.plan_version
+    row.phase, row.term, row.onboarded = snapshot.phase.value, snapshot.term, snapshot.onboarded
+    row.term_start, row.term_end = snapshot.term_start, snapshot.term_end
+    # Only the last snapshot of an ended lifecycle has one; a customer who signs up
+    # again starts without the old reason.
+    row.churn_reason = snapshot.churn_reason
+    row.updated_at = utcnow()
+
+
 def save_task(session: Session, update: TaskUpdate) -> TaskRecord:
     """The task's row as the lifecycle sees it, and the timeline entry for the change."""
     task = update.task
     row = session.get(TaskRecord, task.task_id)
     if row is None:
-        # Assigned once, from the account as it stands now; a reassignment moves it later.
-        owner = assignee_for(session.get(Customer, task.customer_id), task.owner_role.value)
-        row = TaskRecord(
-            id=task.task_id,
-            customer_id=task.customer_id,
-            kind=task.kind.value,
-            title=task.title,
-            owner_role=task.owner_role.value,
-            assignee=owner,
-            status=task.status.value,
-            due_at=task.due_at,
-            created_at=task.created_at,
-        )
+        row = new_task(task, session.get(Customer, task.customer_id))
     # A completed row is final: a late reminder write must not reopen it.
     if row.status != TaskStatus.done.value:
         row.status = task.status.value
@@ -184,6 +186,26 @@ def save_task(session: Session, update: TaskUpdate) -> TaskRecord:
     if (customer := session.get(Customer, task.customer_id)) is not None:
         events.task_changed(session, customer, row, update.event.kind)
     return row
+
+
+def new_task(task: Task, customer: Customer | None) -> TaskRecord:
+    """A task's first row: assigned once, from the account as it stands now (a
+    reassignment moves it later)."""
+    return TaskRecord(
+        id=task.task_id,
+        customer_id=task.customer_id,
+        kind=task.kind.value,
+        title=task.title,
+        owner_role=task.owner_role.value,
+        assignee=assignee_for(customer, task.owner_role.value),
+        status=task.status.value,
+        due_at=task.due_at,
+        created_at=task.created_at,
+        playbook=task.playbook,
+        email_key=task.email_key,
+        reminded=task.reminded,
+        escalated=task.escalated,
+    )
 
 
 class RecordActivities:

@@ -43,10 +43,10 @@ def opted_out(
 
 def suppress(session: Session, row: OutboxEmail, reason: str) -> None:
     """Keep the rendered email (what would have gone), marked as not sent, and say so on
-    the customer's timeline, once however often a retry gets here."""
+    the customer's timeline, once however often a retry gets here. A row read from the
+    outbox is written with the session; a new one is the caller's to insert after."""
     row.status = OutboxStatus.suppressed
     row.last_error = f"not sent: {reason}"
-    session.add(row)
     insert_once(
         session,
         TimelineEvent,

@@ -182,19 +182,17 @@ def remove_contact(engine: Engine, ref: str, email: str, actor: str) -> ContactC
         return ContactChanged(contact=shown, champion_left=was_champion)
 
 
-def add_contact_row(
-    session: Session, customer_id: str, name: str, email: str, roles: Iterable[str], source: str
+def contact_row(
+    customer_id: str, name: str, email: str, roles: Iterable[str], source: str
 ) -> Contact:
     """A new account's first contact: nothing to look up."""
-    row = Contact(
+    return Contact(
         customer_id=customer_id,
         name=name.strip() or email,
         email=email.strip().lower(),
         roles=ordered_roles(roles),
         source=source,
     )
-    session.add(row)
-    return row
 
 
 def upsert_contact(
