@@ -33,7 +33,7 @@ class AccountActivities:
 
         def record_account(session: Session) -> Written:
             if session.get(Customer, opening.snapshot.customer.customer_id) is None:
-                return Written(new_customer=open_new_account(session, opening))
+                return open_new_account(session, opening)
             # A retry must not undo what the lifecycle recorded since the first attempt
             # (a kickoff held at once moves the phase on); a row left by an earlier,
             # ended lifecycle of the same customer is this one's to take over.
@@ -61,7 +61,7 @@ class AccountActivities:
         return receipt
 
 
-def open_new_account(session: Session, opening: AccountOpening) -> Customer:
+def open_new_account(session: Session, opening: AccountOpening) -> Written:
     """A customer new to the records: the account, its kickoff task and its first
     contact (the person who signed up) are all new rows, written as plain INSERTs
     (insert_rows), the account's first; then their timeline entries and events."""
@@ -74,4 +74,4 @@ def open_new_account(session: Session, opening: AccountOpening) -> Customer:
     add_event_once(session, opening.entry)
     add_event_once(session, update.event)
     events.task_changed(session, customer, task, update.event.kind)
-    return customer
+    return Written(new_customer=customer, new_task=task)

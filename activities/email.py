@@ -25,21 +25,21 @@ from email.message import Message
 from typing import Any
 
 from markupsafe import escape
-from sqlalchemy import Engine, update
-from sqlmodel import Session, col
+from sqlalchemy import Engine
+from sqlmodel import Session
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.contracts import EmailReceipt, EmailRequest, EmailRevision, Recipient
 from activities.email_context import account_context, build_context
 from activities.message import build_message, copy_key, unsubscribe_url
-from activities.outbox import copies_of, receipt
+from activities.outbox import copies_of, receipt, record_attempt
 from activities.rendering import CUSTOMER_TEMPLATES, TEMPLATES, render_email, render_footer
 from activities.smtp import transmit
 from activities.suppression import opted_out, suppress
 from db.contacts import addressees, mark_bounced
 from db.engine import insert_rows, session_scope, write_once
-from models.tables import Customer, OutboxEmail, OutboxStatus
+from models.tables import Customer, OutboxEmail, OutboxStatus, TaskRecord
 from settings import Settings
 
 # Seconds per blocking SMTP round trip for the attempt made while composing. A delivery
@@ -73,6 +73,8 @@ class Written:
     # A customer whose row this transaction creates: nothing else of theirs is stored
     # yet, so there is nothing to look up.
     new_customer: Customer | None = None
+    # A task whose row it creates: an email about the task shows it without reading it back.
+    new_task: TaskRecord | None = None
 
     @staticmethod
     def none(_: Session) -> Written:
@@ -151,7 +153,7 @@ class EmailActivities:
             return [
                 (earlier[r.key], False)  # never re-render: a retry must not change it
                 if r.key in earlier
-                else (self._store(session, r, accounts), True)
+                else (self._store(session, r, accounts, written.new_task), True)
                 for r in requests
             ]
 
@@ -186,7 +188,7 @@ class EmailActivities:
         return [receipt(r.key, rows) for r, (rows, _) in zip(requests, stored, strict=True)]
 
     def _store(
-        self, session: Session, request: EmailRequest, accounts: _Accounts
+        self, session: Session, request: EmailRequest, accounts: _Accounts, task: TaskRecord | None
     ) -> list[OutboxEmail]:
         """Render the email and add it to the outbox, a copy per recipient (it was not
         there: a retry never re-renders, so an email cannot change once stored)."""
@@ -201,7 +203,7 @@ class EmailActivities:
         customer, account = accounts[request.customer_id]
         status = OutboxStatus.held if request.held else OutboxStatus.pending
         if request.to is not Recipient.customer:
-            context = build_context(session, customer, request, self._settings, account)
+            context = build_context(session, customer, request, self._settings, account, None, task)
             rendered = render_email(request.template, context)
             row = OutboxEmail(
                 key=request.key, request_key=request.key, customer_id=customer.id,
@@ -216,7 +218,7 @@ class EmailActivities:
         copies = addressees(account["contacts"], request.template, customer.email)
         rows = []
         for to in copies:
-            context = build_context(session, customer, request, self._settings, account, to)
+            context = build_context(session, customer, request, self._settings, account, to, task)
             rendered = render_email(request.template, context)
             row = OutboxEmail(
                 key=request.key if len(copies) == 1 else copy_key(request.key, to.address),
@@ -393,11 +395,4 @@ class EmailActivities:
             )
 
     def _record(self, keys: list[str], **values: Any) -> None:
-        # attempts + 1 in SQL, so two attempts racing each other are both counted. One
-        # statement needs no ORM session around it.
-        with self._engine.begin() as connection:
-            connection.execute(
-                update(OutboxEmail)
-                .where(col(OutboxEmail.key).in_(keys))
-                .values(attempts=OutboxEmail.attempts + 1, **values)
-            )
+        record_attempt(self._engine, keys, **values)

@@ -26,14 +26,16 @@ def build_context(
     settings: Settings,
     account: dict[str, Any] | None = None,
     to: Addressee | None = None,
+    new_task: TaskRecord | None = None,
 ) -> dict[str, Any]:
     """Everything a template may use: the request's own context plus the records.
     `account` is the customer's part (account_context), when already read in this
     transaction for another email of theirs; `to` the copy's contact, greeted by their
-    name and given their own links."""
+    name and given their own links; `new_task` a task this transaction wrote, not read
+    back when the email is about it."""
     task = None
-    if "task_id" in request.context:
-        task = session.get(TaskRecord, request.context["task_id"])
+    if (task_id := request.context.get("task_id")) is not None:
+        task = new_task if new_task and new_task.id == task_id else session.get(TaskRecord, task_id)
     account = account if account is not None else account_context(session, customer)
     contact = to.address if to is not None and to.contact else None
     if to is not None and to.name:

@@ -4,7 +4,10 @@ key; the lifecycle names the step's email by the step's key, which its copies sh
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cache
+from typing import Any
 
+from sqlalchemy import Engine, Update, bindparam, update
 from sqlmodel import Session, col, or_, select
 
 from activities.contracts import EmailReceipt
@@ -34,4 +37,26 @@ def receipt(key: str, rows: list[OutboxEmail]) -> EmailReceipt:
         subject=rows[0].subject,
         to_address=", ".join(r.to_address for r in rows),
         already_delivered=done,
+    )
+
+
+def record_attempt(engine: Engine, keys: list[str], **values: Any) -> None:
+    """A delivery attempt of the copies under these keys, and what it changed (status,
+    when delivered, the error). attempts + 1 in SQL, so two attempts racing each other
+    are both counted. One statement needs no ORM session around it."""
+    with engine.begin() as connection:
+        parameters = {f"new_{name}": value for name, value in values.items()}
+        connection.execute(_attempt(frozenset(values)), {"keys": keys, **parameters})
+
+
+@cache
+def _attempt(columns: frozenset[str]) -> Update:
+    # Built once for each set of columns, the values given as parameters: building the
+    # statement for every attempt cost about as much as running it.
+    table = OutboxEmail.__table__
+    new_values = {name: bindparam(f"new_{name}") for name in columns}
+    return (
+        update(table)
+        .where(table.c.key.in_(bindparam("keys", expanding=True)))
+        .values(attempts=table.c.attempts + 1, **new_values)
     )

@@ -126,7 +126,7 @@ def insert_rows(session: Session, *rows: SQLModel) -> None:
     of rows. So the objects are the caller's to read, not to change for a later write;
     an id the database numbers (left None here) is not read back into them."""
     for row in rows:
-        table: Table = row.__table__  # type: ignore[attr-defined]
+        table: Table = row.__table__
         values = {column.key: getattr(row, column.key) for column in table.columns}
         if values.get("id", "") is None:
             del values["id"]  # the database numbers it

@@ -322,9 +322,9 @@ def test_a_new_customers_opening_reads_back_nothing_it_wrote(
     assert opened.welcome.already_delivered and opened.kickoff_notice.already_delivered
     read = [s.split(" FROM ")[1].split()[0] for s in statements if s.startswith("SELECT")]
     # Only whether a customer row already stands there (a retry, or a customer signing
-    # up again): it decides what is written; the managers on the staff, to give the new
-    # account its manager; and the task, for the manager's notice.
-    assert read == ["customer", "staff", "task"]
+    # up again): it decides what is written; and the managers on the staff, to give the
+    # new account its manager.
+    assert read == ["customer", "staff"]
     assert sum(s.startswith("INSERT INTO outbox") for s in statements) == 2
 
 
