@@ -3,6 +3,7 @@ and across continue-as-new, and what it reports when asked."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
@@ -33,8 +34,11 @@ class StepKind(StrEnum):
     imported = "imported"  # an existing account's first step: no welcome
 
 
-class Step(BaseModel):
-    """One dated step of a term's agenda; `key` is unique within the term."""
+@dataclass(frozen=True)
+class Step:
+    """One dated step of a term's agenda; `key` is unique within the term. A dataclass:
+    the agenda is computed afresh at every step, a score of them a term, and a
+    pydantic model validated each one."""
 
     key: str
     kind: StepKind
