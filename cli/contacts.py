@@ -102,7 +102,7 @@ def _tell_champion_left(customer_id: str, email: str) -> None:
     out of reach is said, not an error: the contact's record is already right."""
     from lifecycles import LifecycleError, tell_champion_left
 
-    out.print(f"{email} was a champion of {customer_id}: the account has lost its champion.")
+    out.print(f"{email} was a champion of {customer_id}: the champion_left playbook opens.")
 
     async def go() -> str:
         return await tell_champion_left(await client(), customer_id, email)

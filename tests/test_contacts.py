@@ -238,7 +238,7 @@ def test_the_cli_adds_lists_and_marks_contacts_as_left(
     assert bad.exit_code == 1 and "email:" in bad.output
     left = runner.invoke(cli_app, ["contacts", "mark-left", "acme", "walter@acme.test"])
     assert left.exit_code == 0, left.output
-    assert "has left" in left.output and "lost its champion" in left.output
+    assert "has left" in left.output and "champion_left playbook opens" in left.output
     updated = runner.invoke(
         cli_app, ["contacts", "update", "acme", "dana@acme.test", "--role", "user"]
     )

@@ -152,6 +152,22 @@ def test_renewal_invite_asks_about_their_success_not_for_a_renewal() -> None:
     assert "26 reps" in rendered.text and "50% of the way there" in rendered.text
 
 
+def test_renewal_invite_without_a_success_plan_asks_for_one() -> None:
+    """An account imported mid-term may never have had its kickoff: nothing to point
+    back at, so the invite asks for their definition instead of whether "that" holds."""
+    context = {**sample_context("renewal_invite"), "success_plan": None, "goals": []}
+    for body in (
+        render_email("renewal_invite", context).text,
+        render_email("renewal_invite", context).html,
+    ):
+        flat = " ".join(body.split())
+        assert "We never wrote down together what success means for you" in flat
+        assert "still describe success" not in flat
+        assert "how can we help you be more successful" in flat
+    with_plan = render_email("renewal_invite", sample_context("renewal_invite")).text
+    assert "Does that still describe success for you" in " ".join(with_plan.split())
+
+
 def test_preview_of_an_unknown_template_lists_the_valid_ones() -> None:
     with pytest.raises(KeyError) as caught:
         preview("nope")
