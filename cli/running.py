@@ -21,12 +21,19 @@ def _until_stopped(main: Coroutine[Any, Any, None]) -> bool:
     does on Ctrl-C, so each part stops in turn and the Temporal dev server, in its own
     session, is stopped too. SIGTERM gets a handler of its own rather than being passed
     on as SIGINT: a shell script's background job starts with SIGINT ignored, and
-    asyncio.run then leaves it ignored, as it should."""
+    asyncio.run then leaves it ignored, as it should. Only the first SIGTERM cancels:
+    `make run` passes its own SIGTERM on to us, and a second cancel would cut the
+    stopping parts short (the API's shutdown ended in a traceback)."""
 
     async def cancelled_on_sigterm() -> None:
         task = asyncio.current_task()
         assert task is not None
-        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+
+        def stop() -> None:
+            if not task.cancelling():
+                task.cancel()
+
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop)
         await main
 
     try:

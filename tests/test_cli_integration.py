@@ -228,18 +228,27 @@ def test_signup_to_kickoff_through_the_cli_and_a_restart(stack: Stack, tmp_path:
         time.sleep(0.3)
 
 
-@pytest.mark.parametrize("sigint_ignored", [False, True], ids=["terminal", "background-job"])
-def test_sigterm_stops_the_whole_stack(tmp_path: Path, sigint_ignored: bool) -> None:
+@pytest.mark.parametrize(
+    ("sigint_ignored", "sigterms"),
+    [(False, 1), (True, 1), (False, 2)],
+    ids=["terminal", "background-job", "twice-as-make-passes-it-on"],
+)
+def test_sigterm_stops_the_whole_stack(tmp_path: Path, sigint_ignored: bool, sigterms: int) -> None:
     """The dev server runs in a session of its own; SIGTERM to `tandem run` stops it too,
-    also when it was started as a script's background job, with SIGINT ignored."""
+    also when it was started as a script's background job, with SIGINT ignored, and
+    quietly when a second SIGTERM comes while it stops (`make run` passes its own on)."""
     stack = Stack(tmp_path / "var")
     host, _, port = stack.env["TANDEM_TEMPORAL_ADDRESS"].rpartition(":")
     stack.start(sigint_ignored=sigint_ignored)
     try:
         with socket.create_connection((host, int(port)), timeout=2):
             pass  # it is up
+        assert stack.process is not None
+        for _ in range(sigterms - 1):
+            stack.process.send_signal(signal.SIGTERM)
+            time.sleep(0.05)  # the second comes while the first one's stop is under way
         assert stack.stop(signal.SIGTERM) == 0, stack.output
-        assert "Stopped." in stack.output
+        assert "Stopped." in stack.output and "Traceback" not in stack.output, stack.output
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             try:
