@@ -174,6 +174,7 @@ async def test_the_api_imports_a_file_once_and_a_bad_file_not_at_all(harness: Ha
 
         bad = await send(api, "admin", csv_file(*good_rows(today), *BAD_ROWS))
         assert bad.status_code == 422, bad.text
+        assert bad.json()["error"]["code"] == "invalid" and bad.json()["rows"] == 8
         assert problems_of(bad.json()) == {
             (4, "contacts"), (4, "plan"),
             (5, "company"), (5, "term_start"), (5, "mrr"), (5, "onboarded"), (5, "owner"),

@@ -12,10 +12,17 @@ from fastapi.responses import JSONResponse
 
 from account_import import ImportReport, check_file, start_accounts
 from api.deps import AdminDep, ClientDep, EngineDep, SettingsDep
-from api.errors import ApiError
+from api.errors import ApiError, ErrorBody
 from lifecycles import SignupConflict
 
 router = APIRouter(tags=["customers"])
+
+
+class ImportRefused(ImportReport):
+    """A file with problems: the API's one error shape, and the report listing them all."""
+
+    error: ErrorBody
+
 
 CSV_BODY = {
     "requestBody": {
@@ -28,7 +35,7 @@ CSV_BODY = {
 @router.post(
     "/customers/import",
     response_model=ImportReport,
-    responses={422: {"model": ImportReport, "description": "the file's problems"}},
+    responses={422: {"model": ImportRefused, "description": "the file's problems"}},
     openapi_extra=CSV_BODY,
 )
 async def import_accounts(
@@ -50,9 +57,13 @@ async def import_accounts(
     rows, problems = await run_in_threadpool(
         check_file, text, engine, settings.plans_dir, today, source
     )
-    report = ImportReport(rows=len(rows), dry_run=dry_run, problems=problems)
+    bad_lines = {p.line for p in problems if p.line > 1}  # line 1: the header
+    report = ImportReport(rows=len(rows) + len(bad_lines), dry_run=dry_run, problems=problems)
     if problems:
-        return JSONResponse(report.model_dump(mode="json"), status_code=422)
+        message = f"{len(problems)} problem(s) in the file; nothing was imported"
+        error = ErrorBody(status=422, code="invalid", message=message, field=problems[0].column)
+        refused = ImportRefused(**report.model_dump(), error=error)
+        return JSONResponse(refused.model_dump(mode="json"), status_code=422)
     if dry_run:
         return report
     try:
