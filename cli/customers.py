@@ -189,7 +189,10 @@ def show(customer: Annotated[str, typer.Argument(help="customer id or company na
         for line in plan.constraints:
             out.print(f"  constraint: {line}")
     else:
-        out.print("  not captured yet (the kickoff task records it)")
+        out.print(
+            "  not captured yet (the kickoff task records it, or the customer on the plan"
+            " page their check-in and renewal emails link to)"
+        )
     a = view.assessment
     out.print("\n[bold]Latest assessment[/]")
     if a:
