@@ -91,7 +91,9 @@ def keep_latest_mrr(session: Session, customer_id: str, mrr: float, observed_at:
     later (signals may arrive out of order). One observed at the same time was recorded
     earlier, so the new one wins, as the latest by time and then by id. Call it for a
     signal stored now, not for one found already there. A conditional UPDATE, not a read
-    and a write: two writers at once wait for each other's row and the later time wins."""
+    and a write: two writers at once wait for each other's row and the later time wins.
+    Only two writers at once with the same observed time may leave the row on the one
+    that commits last rather than on the higher id; both are that moment's MRR."""
     kept = col(Customer.mrr_observed_at)
     session.execute(
         update(Customer)

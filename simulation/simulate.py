@@ -10,6 +10,7 @@ import json
 import multiprocessing
 import sqlite3
 import tempfile
+import traceback
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -180,13 +181,19 @@ def _report_to(reports: Queue[tuple[int, str, int] | None]) -> None:
 
 
 def _run_alone(index: int, run: PlanRun) -> dict[str, Any]:
-    """In a run's own process: the run, with its progress sent to the calling process."""
+    """In a run's own process: the run, with its progress sent to the calling process.
+    A failure goes back as a RuntimeError with the run's own traceback in its message:
+    the errors a run meets most (the SDK's RPCError, WorkflowFailureError) cannot be
+    unpickled, and the pool would report only a broken process in their stead."""
 
     def report(doing: str, days: int) -> None:
         assert _reports is not None
         _reports.put((index, doing, days))
 
-    return asyncio.run(_run_plan(run, report))
+    try:
+        return asyncio.run(_run_plan(run, report))
+    except Exception as error:
+        raise RuntimeError(f"{run.plan.label}: {error!r}\n{traceback.format_exc()}") from None
 
 
 async def _run_plan(run: PlanRun, report: ProgressReport) -> dict[str, Any]:

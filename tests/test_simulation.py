@@ -4,6 +4,7 @@ the backtest (re-scoring recorded assessments under a changed plan)."""
 from __future__ import annotations
 
 import json
+import pickle
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any
 
 import pytest
 from sqlmodel import Session, select
+from temporalio.service import RPCError, RPCStatusCode
 from typer.testing import CliRunner
 
 from cli import app
@@ -19,10 +21,11 @@ from db.migrate import upgrade
 from models.plan import ScoringSettings
 from models.tables import AssessmentRecord, Customer, SignalRecord
 from plans import BUILT_IN, load_plan, read_plan
+from simulation import simulate as simulate_module
 from simulation.backtest import backtest, confusion
 from simulation.clock import calendar_start
 from simulation.results import QUADRANTS
-from simulation.simulate import HTML_NAME, JSON_NAME, simulate
+from simulation.simulate import HTML_NAME, JSON_NAME, PlanRun, simulate
 
 CUSTOMERS, MONTHS, SEED = 8, 3, 7
 
@@ -183,6 +186,26 @@ def test_calendar_start_repeats_2001s_calendar() -> None:
     for offset in range(0, 13 * 31 + 366, 1):
         day, same = start + timedelta(days=offset), origin + timedelta(days=offset)
         assert (day.month, day.day, day.weekday()) == (same.month, same.day, same.weekday())
+
+
+def test_a_failed_run_in_its_own_process_comes_back_with_its_cause(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A plan run side by side fails in a process of its own; what it raised must reach
+    the caller through pickling, which the SDK's RPCError does not survive."""
+
+    async def failing(run: PlanRun, report: Any) -> dict[str, Any]:
+        raise RPCError("h2 protocol error", RPCStatusCode.UNAVAILABLE, b"")
+
+    with pytest.raises(TypeError):  # why the run's error is wrapped
+        pickle.loads(pickle.dumps(RPCError("x", RPCStatusCode.UNAVAILABLE, b"")))
+    monkeypatch.setattr(simulate_module, "_run_plan", failing)
+    run = PlanRun(load_plan("default"), CUSTOMERS, MONTHS, SEED, "r1", None)
+    with pytest.raises(RuntimeError) as caught:
+        simulate_module._run_alone(0, run)
+    back = pickle.loads(pickle.dumps(caught.value))
+    assert "default@v1" in str(back) and "h2 protocol error" in str(back)
+    assert "Traceback" in str(back)
 
 
 def test_backtest_on_the_simulation_records(simulated: tuple[Path, dict[str, Any]]) -> None:
