@@ -36,11 +36,12 @@ import random
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from statistics import median
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import psycopg
@@ -63,6 +64,7 @@ EVENT_NAMES = [
     "Report Created", "Report Shared", "Dashboard Viewed", "Invite Sent", "Export Run",
     "Integration Connected", "Comment Added", "Search Run", "Filter Applied", "Login",
 ]  # fmt: skip
+T = TypeVar("T")
 USERS_PER_ACCOUNT = 25
 COLUMNS = (
     "message_id", "source_id", "type", "event", "user_key", "group_id", "customer_id",
@@ -131,6 +133,18 @@ def _accounts(url: str, accounts: int) -> tuple[int, str]:
     return source.id, key
 
 
+def _dealer(items: list[T]) -> Callable[[], T | None]:
+    """The next item no lane has taken yet (None when all are), for lanes on threads
+    of their own: each takes the next one as soon as it is free, on both sides alike."""
+    taken, lock = iter(items), threading.Lock()
+
+    def take() -> T | None:
+        with lock:
+            return next(taken, None)
+
+    return take
+
+
 def _tandem_round(base: str, key: str, bodies: list[bytes], concurrency: int) -> float:
     """Post the bodies, `concurrency` at a time: each of as many threads keeps one
     HTTP/1.1 connection open and posts the next body not yet taken, as a Segment
@@ -138,17 +152,12 @@ def _tandem_round(base: str, key: str, bodies: list[bytes], concurrency: int) ->
     auth = base64.b64encode(f"{key}:".encode()).decode()
     headers = {"Authorization": f"Basic {auth}", "Content-Type": "application/json"}
     address = urlsplit(base)
-    taken = iter(bodies)
-    lock = threading.Lock()
+    take = _dealer(bodies)
 
     def lane() -> None:
         connection = http.client.HTTPConnection(address.hostname or "", address.port, timeout=60)
         try:
-            while True:
-                with lock:
-                    body = next(taken, None)
-                if body is None:
-                    return
+            while (body := take()) is not None:
                 connection.request("POST", "/v1/batch", body=body, headers=headers)
                 response = connection.getresponse()
                 answer = response.read()
@@ -189,15 +198,10 @@ def _baseline_round(
         f"VALUES ({', '.join(['%s'] * len(COLUMNS))})"
     )
     connections = [psycopg.connect(libpq_url(url)) for _ in range(concurrency)]
-    taken = iter(batches)
-    lock = threading.Lock()
+    take = _dealer(batches)
 
     def lane(connection: psycopg.Connection[Any]) -> None:
-        while True:
-            with lock:
-                rows = next(taken, None)
-            if rows is None:
-                return
+        while (rows := take()) is not None:
             with connection.cursor() as cursor:
                 cursor.executemany(statement, rows)
             connection.commit()
