@@ -12,7 +12,7 @@ from sqlmodel import Session
 
 from activities.contracts import EmailRequest, Recipient
 from db.contacts import Addressee, Reachable, active_contacts
-from db.queries import goals_with_progress, latest_assessment, latest_plan_record
+from db.queries import goals_with_progress, latest_plan_record, latest_standing
 from links import LinkSigner, dashboard_links
 from models.contacts import SIGNUP_ROLES
 from models.tables import Customer, TaskRecord
@@ -58,7 +58,7 @@ def account_context(session: Session, customer: Customer, new: bool = False) -> 
     A `new` customer, whose row is being created, has neither plan nor assessment yet."""
     plan = None if new else latest_plan_record(session, customer.id)
     goals = goals_with_progress(session, plan)
-    assessment = None if new else latest_assessment(session, customer.id)
+    assessment = None if new else latest_standing(session, customer.id)
     return {
         # Whom customer mail goes to (read once per account); a new account's only
         # contact is the person who signed up, being stored in this same transaction.
@@ -77,12 +77,7 @@ def account_context(session: Session, customer: Customer, new: bool = False) -> 
             "version": plan.version,
         },
         "goals": [g.model_dump(mode="json") for g in goals],
-        "assessment": None if assessment is None else {
-            "quadrant": assessment.quadrant, "level": assessment.level,
-            "customer_score": assessment.customer_score,
-            "company_score": assessment.company_score,
-            "trend": assessment.trend, "assessed_at": assessment.assessed_at,
-        },
+        "assessment": None if assessment is None else assessment._asdict(),
     }  # fmt: skip
 
 

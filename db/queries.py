@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 from pydantic import BaseModel, field_validator
 from sqlalchemy import func, or_
@@ -110,12 +111,34 @@ def goals_with_progress(session: Session, plan: SuccessPlanRecord | None) -> lis
 
 
 def latest_goal_values(session: Session, customer_id: str) -> dict[str, float]:
+    """Each goal's latest measured value (two columns: every email reads them)."""
     rows = session.exec(
-        select(SignalRecord)
+        select(SignalRecord.goal_key, SignalRecord.value)
         .where(SignalRecord.customer_id == customer_id, SignalRecord.kind == "goal")
-        .order_by(col(SignalRecord.observed_at))
+        .order_by(col(SignalRecord.observed_at), col(SignalRecord.id))
     ).all()
-    return {r.goal_key: r.value for r in rows if r.goal_key}
+    return {key: value for key, value in rows if key}
+
+
+class Standing(NamedTuple):
+    """An assessment's headline figures: what an email shows of it."""
+
+    quadrant: str
+    level: float | None
+    customer_score: float | None
+    company_score: float | None
+    trend: float | None
+    assessed_at: datetime
+
+
+def latest_standing(session: Session, customer_id: str) -> Standing | None:
+    """The latest assessment's headline figures, without reading its explanation."""
+    row = session.exec(
+        select(*(getattr(AssessmentRecord, name) for name in Standing._fields))
+        .where(AssessmentRecord.customer_id == customer_id)
+        .order_by(col(AssessmentRecord.assessed_at).desc(), col(AssessmentRecord.id).desc())
+    ).first()
+    return None if row is None else Standing(*row)
 
 
 def latest_assessment(session: Session, customer_id: str) -> AssessmentRecord | None:

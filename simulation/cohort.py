@@ -341,23 +341,26 @@ class CohortRun:
     # -- what we see ------------------------------------------------------------------------
 
     async def _snapshot(self, month: int) -> None:
+        """Each account's place as its latest assessment left it on the customer's row,
+        where the lifecycle records it (read once for the cohort, not asked of every
+        lifecycle), and who has left."""
         with Session(self.engine) as session:
-            ended = {
-                c.id for c in session.exec(select(Customer).where(Customer.phase == "churned"))
-            }
+            rows = session.exec(
+                select(
+                    Customer.id,
+                    Customer.phase,
+                    Customer.quadrant,
+                    Customer.customer_score,
+                    Customer.company_score,
+                ).where(col(Customer.id).in_([a.customer_id for a in self.accounts]))
+            ).all()
+        ended = {id for id, phase, *_ in rows if phase == "churned"}
         for account in self.accounts:
             if account.customer_id in ended and account.churned_month is None:
                 account.churned_month = month
-        watched = [a for a in self.accounts if a.customer_id not in ended]
-        statuses = await self._each(
-            lambda a: lifecycles.status(self.clock.client, a.customer_id), watched
-        )
-        positions = {}
-        for status in statuses:
-            last = status.last_assessment
-            positions[status.customer_id] = Position(
-                quadrant=last.quadrant.value if last else "unknown",
-                customer_score=last.customer_score if last else None,
-                company_score=last.company_score if last else None,
-            )
+        positions = {
+            id: Position(quadrant, customer_score, company_score)
+            for id, phase, quadrant, customer_score, company_score in rows
+            if id not in ended
+        }
         self.snapshots.append(Snapshot(month, positions, sorted(ended)))
