@@ -14,16 +14,24 @@ import httpx
 
 from bench.common import Process, free_port, say
 
+# As docker-compose.yml starts the API: uvicorn with this many worker processes
+# (TANDEM_API_PROCESSES's default; tests/test_compose.py holds the two together).
+API_PROCESSES = 2
+
 
 @contextlib.asynccontextmanager
-async def api_process(env: dict[str, str], log: Path) -> AsyncIterator[str]:
-    """`uvicorn api.main:create_app --factory`, configured by `env` (TANDEM_*), on a free
-    loopback port; yields its base URL and stops it (SIGINT, then SIGKILL) afterwards.
-    Warnings only: an access-log line per request would be measured too."""
+async def api_process(
+    env: dict[str, str], log: Path, processes: int = API_PROCESSES
+) -> AsyncIterator[str]:
+    """`uvicorn api.main:create_app --factory --workers N`, configured by `env`
+    (TANDEM_*), on a free loopback port; yields its base URL and stops it (SIGINT, then
+    SIGKILL) afterwards. Warnings only: an access-log line per request would be
+    measured too."""
     port = free_port()
     args = [
         sys.executable, "-m", "uvicorn", "api.main:create_app", "--factory",
         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", "--no-access-log",
+        "--workers", str(processes),
     ]  # fmt: skip
     process = Process(args, env, log)
     base = f"http://127.0.0.1:{port}"

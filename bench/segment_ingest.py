@@ -1,6 +1,7 @@
 """Product events in: sustained ingestion of Segment batches into PostgreSQL.
 
-Tandem: the API under uvicorn in a process of its own, on a database of its own with
+Tandem: the API under uvicorn as deployed (its worker processes, bench/apiproc.py), on a
+database of its own with
 `accounts` accounts; this process posts `events` track calls in `/v1/batch` requests of
 `batch` calls (bodies made beforehand), `concurrency` requests in flight, as a Segment
 pipeline would. Each request is authenticated, validated, attributed to its account,
@@ -47,8 +48,8 @@ from urllib.parse import urlsplit
 import psycopg
 from sqlmodel import Session
 
-from bench.apiproc import api_process
-from bench.common import BenchResult, Metric, cpu_seconds, say, workdir
+from bench.apiproc import API_PROCESSES, api_process
+from bench.common import BenchResult, Metric, cpu_seconds, say, tree_cpu_seconds, workdir
 from bench.pgload import bench_database, libpq_url
 from db.engine import make_engine
 from db.migrate import upgrade
@@ -173,6 +174,12 @@ def _tandem_round(base: str, key: str, bodies: list[bytes], concurrency: int) ->
     return time.perf_counter() - started
 
 
+def _api_cpu(base: str) -> float:
+    """CPU seconds of the uvicorn process serving `base` (found by the port on its
+    command line) and of its worker processes."""
+    return sum(tree_cpu_seconds(_listening_pid(base)).values())
+
+
 def _listening_pid(base: str) -> int:
     """The uvicorn process serving `base`, found by the port on its command line."""
     wanted = ["--port", base.rsplit(":", 1)[1]]
@@ -256,7 +263,7 @@ async def run(events: int, batch: int, concurrency: int, accounts: int, rounds: 
     tandem: list[float] = []
     bare: list[float] = []
     bare_parallel: list[float] = []
-    api_cpu: list[float] = []  # processors the API process kept busy, while Tandem ran
+    api_cpu: list[float] = []  # processors the API's processes kept busy, while Tandem ran
     generator_cpu: list[float] = []  # this process's CPU per event, posting Tandem's load
     # CPU per event (s): Tandem's API process and database backends; the bare
     # executemany's client (this process) and backend. The load of other processes
@@ -267,18 +274,17 @@ async def run(events: int, batch: int, concurrency: int, accounts: int, rounds: 
         source_id, key = _accounts(url, accounts)
         env = {**os.environ, "TANDEM_DATABASE_URL": url, "TANDEM_VAR_DIR": str(tmp / "var")}
         async with api_process(env, tmp / "api.log") as base:
-            api_pid = _listening_pid(base)
             # A first small round warms the API (imports, pools, plan cache) unmeasured.
             warm_up = _bodies(rng, accounts, 10 * batch, batch)
             await asyncio.to_thread(_tandem_round, base, key, warm_up, concurrency)
             for n in range(rounds):
                 bodies = _bodies(rng, accounts, events, batch)
                 backends = _backends(url)
-                cpu_before, pg_before = cpu_seconds(api_pid), _cpu(backends)
+                cpu_before, pg_before = _api_cpu(base), _cpu(backends)
                 generator_before = time.process_time()
                 seconds = await asyncio.to_thread(_tandem_round, base, key, bodies, concurrency)
                 generator_cpu.append((time.process_time() - generator_before) / events)
-                api_seconds = cpu_seconds(api_pid) - cpu_before
+                api_seconds = _api_cpu(base) - cpu_before
                 tandem_cpu.append((api_seconds / events, (_cpu(backends) - pg_before) / events))
                 tandem.append(events / seconds)
                 api_cpu.append(api_seconds / seconds)
@@ -330,8 +336,8 @@ async def run(events: int, batch: int, concurrency: int, accounts: int, rounds: 
     api_us, pg_us = (1e6 * median(part) for part in zip(*tandem_cpu, strict=True))
     client_us, bare_pg_us = (1e6 * median(part) for part in zip(*bare_cpu, strict=True))
     result.notes.append(
-        f"the API process used {median(api_cpu):.2f} processors while ingesting "
-        f"(one Python process: at most about 1); CPU per event: the API {api_us:.0f} us "
+        f"the API's {API_PROCESSES} processes used {median(api_cpu):.2f} processors while "
+        f"ingesting (a Python process: at most about 1); CPU per event: the API {api_us:.0f} us "
         f"and its database backends {pg_us:.0f} us, against the executemany's client "
         f"{client_us:.0f} us and backend {bare_pg_us:.0f} us (Tandem's load generator, "
         f"the HTTP client, is left out: it is not Tandem's cost)"

@@ -225,6 +225,19 @@ def test_the_compose_environment_makes_valid_production_settings(
         interpolate(services["api"]["environment"]["TANDEM_SECRET_KEY"], {})
 
 
+def test_the_api_runs_as_many_processes_as_the_benchmarks_measure(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    """A Python process uses about one CPU: the API runs several uvicorn workers, their
+    number from .env, and `make bench` measures it as deployed."""
+    from bench.apiproc import API_PROCESSES
+
+    command = services["api"]["command"]
+    processes = command[command.index("--workers") + 1]
+    assert interpolate(processes, {}) == str(API_PROCESSES)
+    assert interpolate(processes, {"TANDEM_API_PROCESSES": "4"}) == "4"
+
+
 def test_services_start_in_order_and_wait_for_real_readiness(
     services: dict[str, dict[str, Any]],
 ) -> None:
@@ -249,7 +262,7 @@ def test_services_start_in_order_and_wait_for_real_readiness(
     assert "mailpit" in waits_for("worker")
     assert services["worker"]["command"] == ["tandem", "worker"]
     assert services["api"]["command"][:3] == ["uvicorn", "--factory", "api.main:create_app"]
-    assert services["api"]["command"][-4:] == ["--host", "0.0.0.0", "--port", "8000"]
+    assert services["api"]["command"][3:7] == ["--host", "0.0.0.0", "--port", "8000"]
 
 
 def test_the_files_compose_mounts_exist_and_parse(services: dict[str, dict[str, Any]]) -> None:
