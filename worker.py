@@ -132,8 +132,8 @@ def build_worker(
 ) -> TandemWorker:
     records = RecordActivities(engine)
     email = EmailActivities(engine, settings, _champion_teller(client))
-    accounts = AccountActivities(email)
     assessment = AssessmentActivities(engine)
+    accounts = AccountActivities(email, assessment)
     webhooks = WebhookActivities(engine, settings)
     digests = DigestActivities(engine, settings)
     queue = task_queue or settings.task_queue
@@ -152,6 +152,7 @@ def build_worker(
             email.compose_email,
             accounts.open_account,
             accounts.announce_task,
+            accounts.check_in,
             email.deliver_email,
             email.revise_email,
             assessment.assess_account,

@@ -1,6 +1,6 @@
 """Sign-up's home: a customer's account opened, with its kickoff task, and the welcome
 and the success manager's notice sent; and, later, each task's change with the notice
-to its owner.
+to its owner, and each check-in's assessment with its report to the customer.
 
 Each is one activity and one transaction, records and emails together, so a retry
 finds all of it or none; the emails then get one delivery attempt each, through the
@@ -13,18 +13,28 @@ from sqlmodel import Session
 from temporalio import activity
 
 from activities import events
-from activities.contracts import AccountOpened, AccountOpening, EmailReceipt, TaskNotice
+from activities.assessment import AssessmentActivities
+from activities.contracts import (
+    AccountOpened,
+    AccountOpening,
+    CheckedIn,
+    CheckIn,
+    EmailReceipt,
+    TaskNotice,
+)
 from activities.email import EmailActivities, Written
 from activities.records import add_event_once, new_customer, new_task, save_lifecycle, save_task
 from db.contacts import contact_row, upsert_contact
 from db.engine import insert_rows
 from models.contacts import SIGNUP_ROLES
+from models.scoring import Assessment
 from models.tables import Customer
 
 
 class AccountActivities:
-    def __init__(self, email: EmailActivities) -> None:
+    def __init__(self, email: EmailActivities, assessments: AssessmentActivities) -> None:
         self._email = email
+        self._assessments = assessments
 
     @activity.defn(name="open_account")
     def open_account(self, opening: AccountOpening) -> AccountOpened:
@@ -59,6 +69,21 @@ class AccountActivities:
 
         [receipt] = self._email.store_and_send([announcement.notice], record_task)
         return receipt
+
+    @activity.defn(name="check_in")
+    def check_in(self, check_in: CheckIn) -> CheckedIn:
+        """The account reassessed and the report telling the customer where they stand:
+        one activity, where two would each take their own turn through the workflow
+        and read the account again."""
+        assessed: list[Assessment] = []
+
+        def assess(session: Session) -> Written:
+            # A replayed transaction (write_once) finds the first try's assessment.
+            assessed[:] = [self._assessments.assess_in(session, check_in.assessment)]
+            return Written()
+
+        [report] = self._email.store_and_send([check_in.report], assess)
+        return CheckedIn(assessment=assessed[0], report=report)
 
 
 def open_new_account(session: Session, opening: AccountOpening) -> Written:

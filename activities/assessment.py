@@ -93,46 +93,52 @@ class AssessmentActivities:
 
     def _assess(self, request: AssessmentRequest) -> Assessment:
         with session_scope(self.engine) as session:
-            stored = _stored(session, request)
-            if stored is not None:  # a retry after the commit: same answer, no second row
-                return Assessment.model_validate(stored.detail)
-            customer = _take_turn(session, request.customer_id)
-            plan = latest_success_plan(session, request.customer_id)
-            first_plan = session.exec(
-                select(SuccessPlanRecord.created_at)
-                .where(SuccessPlanRecord.customer_id == request.customer_id)
-                .order_by(col(SuccessPlanRecord.version))
-            ).first()
-            peers = None
-            if customer is not None:
-                peers = self.peers.get(session, customer.plan_name, request.as_of, request.scoring)
-            assessment = assess(
-                _observations(session, request.customer_id, request),
-                request.scoring,
-                request.as_of,
-                success_plan=plan,
-                plan_started=first_plan,
-                previous=request.previous,
-                peers=peers,
-            )
-            record = AssessmentRecord(
-                customer_id=request.customer_id,
-                key=request.key,
-                assessed_at=assessment.assessed_at,
-                customer_score=assessment.customer_score,
-                company_score=assessment.company_score,
-                quadrant=assessment.quadrant.value,
-                level=assessment.level,
-                trend=assessment.trend,
-                churn_risk=assessment.churn_risk,
-                detail=assessment.model_dump(mode="json"),
-            )
-            session.add(record)
-            if customer is not None:
-                was_at_risk = customer.at_risk
-                latest = customer.stand(record)
-                if latest:
-                    customer.at_risk = assessment.at_risk  # by the plan's rule
-                session.add(customer)
-                events.assessed(session, customer, record, latest, was_at_risk)
-            return assessment
+            return self.assess_in(session, request)
+
+    def assess_in(self, session: Session, request: AssessmentRequest) -> Assessment:
+        """Score the account and store the assessment in the caller's transaction (a
+        check-in's, with its report: activities/accounts.py); the stored one if a
+        retry finds it there."""
+        stored = _stored(session, request)
+        if stored is not None:  # a retry after the commit: same answer, no second row
+            return Assessment.model_validate(stored.detail)
+        customer = _take_turn(session, request.customer_id)
+        plan = latest_success_plan(session, request.customer_id)
+        first_plan = session.exec(
+            select(SuccessPlanRecord.created_at)
+            .where(SuccessPlanRecord.customer_id == request.customer_id)
+            .order_by(col(SuccessPlanRecord.version))
+        ).first()
+        peers = None
+        if customer is not None:
+            peers = self.peers.get(session, customer.plan_name, request.as_of, request.scoring)
+        assessment = assess(
+            _observations(session, request.customer_id, request),
+            request.scoring,
+            request.as_of,
+            success_plan=plan,
+            plan_started=first_plan,
+            previous=request.previous,
+            peers=peers,
+        )
+        record = AssessmentRecord(
+            customer_id=request.customer_id,
+            key=request.key,
+            assessed_at=assessment.assessed_at,
+            customer_score=assessment.customer_score,
+            company_score=assessment.company_score,
+            quadrant=assessment.quadrant.value,
+            level=assessment.level,
+            trend=assessment.trend,
+            churn_risk=assessment.churn_risk,
+            detail=assessment.model_dump(mode="json"),
+        )
+        session.add(record)
+        if customer is not None:
+            was_at_risk = customer.at_risk
+            latest = customer.stand(record)
+            if latest:
+                customer.at_risk = assessment.at_risk  # by the plan's rule
+            session.add(customer)
+            events.assessed(session, customer, record, latest, was_at_risk)
+        return assessment

@@ -143,6 +143,19 @@ class AssessmentRequest(BaseModel):
     previous: PreviousAssessment | None = None
 
 
+class CheckIn(BaseModel):
+    """A check-in in one step: the assessment, and the report that tells the customer
+    where they stand (it shows the assessment stored with it)."""
+
+    assessment: AssessmentRequest
+    report: EmailRequest
+
+
+class CheckedIn(BaseModel):
+    assessment: Assessment
+    report: EmailReceipt
+
+
 @activity.defn(name="import_account")
 def import_account(opening: AccountImport) -> None:
     raise NotImplementedError("registered by the worker from activities.records")
@@ -201,3 +214,8 @@ def deliver_email(key: str) -> None:
 @activity.defn(name="assess_account")
 def assess_account(request: AssessmentRequest) -> Assessment:
     raise NotImplementedError("registered by the worker from activities.assessment")
+
+
+@activity.defn(name="check_in")
+def check_in(check_in: CheckIn) -> CheckedIn:
+    raise NotImplementedError("registered by the worker from activities.accounts")

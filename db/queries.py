@@ -115,7 +115,7 @@ def latest_goal_values(session: Session, customer_id: str) -> dict[str, float]:
     rows = session.exec(
         select(SignalRecord.goal_key, SignalRecord.value)
         .where(SignalRecord.customer_id == customer_id, SignalRecord.kind == "goal")
-        .order_by(col(SignalRecord.observed_at), col(SignalRecord.id))
+        .order_by(col(SignalRecord.observed_at))
     ).all()
     return {key: value for key, value in rows if key}
 

@@ -16,8 +16,9 @@ from sqlalchemy import Engine
 from sqlmodel import Session, select
 from typer.testing import CliRunner
 
+from activities.accounts import AccountActivities
 from activities.assessment import AssessmentActivities
-from activities.contracts import AssessmentRequest, EmailRequest, Recipient
+from activities.contracts import AssessmentRequest, CheckIn, EmailRequest, Recipient
 from activities.email import EmailActivities
 from api.main import create_app
 from cli import app as cli_app
@@ -28,7 +29,7 @@ from models.contacts import ContactChange, ContactRole, ContactStatus, NewContac
 from models.plan import ScoringSettings
 from models.scoring.components import net_promoter_score
 from models.signals import SignalIn, SignalKind
-from models.tables import Customer, OutboxEmail, SignalRecord
+from models.tables import AssessmentRecord, Customer, OutboxEmail, SignalRecord
 from settings import Settings
 from tests.api_support import staff_tokens
 from tests.conftest import Harness
@@ -76,6 +77,37 @@ def assess(engine: Engine, key: str) -> dict[str, float]:
         "component": assessment.components["nps"],
         **{k: v for k, v in assessment.inputs.items() if k.startswith(("nps", "net_"))},
     }
+
+
+def test_a_check_in_stores_its_assessment_and_a_report_showing_it_once(
+    engine: Engine, settings: Settings
+) -> None:
+    """One activity, one transaction: the report each contact gets is rendered from the
+    assessment stored with it (there was none before), and Temporal retrying the
+    activity after its commit finds both and stores nothing more."""
+    add_account(engine)
+    record_signals(engine, [answer(10, f"{who}@acme.example") for who in PEOPLE])
+    mail = settings.model_copy(update={"smtp_host": None, "public_url": PUBLIC})
+    acts = AccountActivities(EmailActivities(engine, mail), AssessmentActivities(engine))
+    key = "acme:t1:check_in-1"
+    check_in = CheckIn(
+        assessment=AssessmentRequest(
+            customer_id="acme", key=key, as_of=datetime.now(UTC), scoring=ScoringSettings()
+        ),
+        report=EmailRequest(
+            key=key, template="checkin_report", customer_id="acme", to=Recipient.customer
+        ),
+    )
+    first = acts.check_in(check_in)
+    assert acts.check_in(check_in) == first
+    assert first.assessment.components["nps"] == 1.0  # three promoters of three
+    with Session(engine) as session:
+        stored = session.exec(select(AssessmentRecord.key, AssessmentRecord.customer_score)).all()
+        reports = session.exec(select(OutboxEmail.to_address, OutboxEmail.text_body)).all()
+    assert stored == [(key, first.assessment.customer_score)]
+    assert sorted(to for to, _ in reports) == [f"{who}@acme.example" for who in PEOPLE]
+    # A report rendered without the assessment would say there is little feedback yet.
+    assert all("things look like they are" in text for _, text in reports)
 
 
 @pytest.fixture

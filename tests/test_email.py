@@ -24,6 +24,7 @@ from sqlmodel import select
 from temporalio.exceptions import ApplicationError
 
 from activities.accounts import AccountActivities
+from activities.assessment import AssessmentActivities
 from activities.contracts import (
     AccountOpening,
     EmailRequest,
@@ -234,7 +235,7 @@ def test_compose_twice_stores_one_email(engine: Engine, tmp_path: Path) -> None:
 
 def opened_by(engine: Engine, settings: Settings) -> AccountActivities:
     """Sign-up's activities, with the outbox the worker gives them."""
-    return AccountActivities(EmailActivities(engine, settings))
+    return AccountActivities(EmailActivities(engine, settings), AssessmentActivities(engine))
 
 
 def account_opening(

@@ -7,12 +7,12 @@ from datetime import timedelta
 
 from temporalio import workflow
 
-from workflows.effects import event, record
+from workflows.effects import event, record, store_and_send
 from workflows.step import Lifecycle
 
 with workflow.unsafe.imports_passed_through():
     from activities import contracts
-    from activities.contracts import AssessmentRequest, Recipient
+    from activities.contracts import AssessmentRequest, CheckedIn, CheckIn, Recipient
     from models.lifecycle import LastAssessment, Phase, Step
     from models.roles import Role
     from models.scoring import Assessment, Quadrant, Risk
@@ -47,16 +47,23 @@ async def assess_and_report(lc: Lifecycle, key: str, email: bool = True) -> Asse
     state = lc.state
     customer_id = state.customer.customer_id
     previous = state.last_assessment
-    assessment: Assessment = await record(
-        contracts.assess_account,
-        AssessmentRequest(
-            customer_id=customer_id,
-            key=lc.key(key),
-            as_of=workflow.now(),
-            scoring=state.plan.scoring,
-            previous=previous.as_previous() if previous else None,
-        ),
+    request = AssessmentRequest(
+        customer_id=customer_id,
+        key=lc.key(key),
+        as_of=workflow.now(),
+        scoring=state.plan.scoring,
+        previous=previous.as_previous() if previous else None,
     )
+    assessment: Assessment
+    if email:  # the assessment and its report in one step
+        report = lc.mail.request(lc.key(key), "checkin_report", customer_id, Recipient.customer)
+        checked: CheckedIn = await store_and_send(
+            contracts.check_in, CheckIn(assessment=request, report=report)
+        )
+        assessment = checked.assessment
+        lc.mail.follow(report, checked.report)
+    else:
+        assessment = await record(contracts.assess_account, request)
     state.last_assessment = LastAssessment(
         assessed_at=assessment.assessed_at,
         quadrant=assessment.quadrant,
@@ -66,8 +73,6 @@ async def assess_and_report(lc: Lifecycle, key: str, email: bool = True) -> Asse
         risks=assessment.risks,
     )
     lc.index_search_attributes()
-    if email:
-        await lc.mail.send(lc.key(key), "checkin_report", customer_id, Recipient.customer)
     opened = situation(assessment, previous)
     if opened is not None:
         await open_playbook(lc, key, opened, previous)
