@@ -1,11 +1,11 @@
 """Product events in: sustained ingestion of Segment batches into PostgreSQL.
 
 Tandem: the API under uvicorn as deployed (its worker processes, bench/apiproc.py), on a
-database of its own with
-`accounts` accounts; this process posts `events` track calls in `/v1/batch` requests of
-`batch` calls (bodies made beforehand), `concurrency` requests in flight, as a Segment
-pipeline would. Each request is authenticated, validated, attributed to its account,
-stored (idempotent by messageId) and rolled up into the daily counts before its 200.
+database of its own with `accounts` accounts; this process posts `events` track calls in
+`/v1/batch` requests of `batch` calls (bodies made beforehand), `concurrency` requests in
+flight, as a Segment pipeline would. Each request is authenticated, validated, attributed
+to its account, stored (idempotent by messageId) and rolled up into the daily counts
+before its 200.
 
 The load generator is kept light: `concurrency` threads, each with one keep-alive
 HTTP/1.1 connection of the standard library's http.client, posting the bodies as they
@@ -265,7 +265,7 @@ async def run(events: int, batch: int, concurrency: int, accounts: int, rounds: 
     bare_parallel: list[float] = []
     api_cpu: list[float] = []  # processors the API's processes kept busy, while Tandem ran
     generator_cpu: list[float] = []  # this process's CPU per event, posting Tandem's load
-    # CPU per event (s): Tandem's API process and database backends; the bare
+    # CPU per event (s): Tandem's API processes and database backends; the bare
     # executemany's client (this process) and backend. The load of other processes
     # on the machine slows both sides' rates, but hardly their CPU per event.
     tandem_cpu: list[tuple[float, float]] = []
