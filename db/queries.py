@@ -131,12 +131,19 @@ class Standing(NamedTuple):
     assessed_at: datetime
 
 
+# The latest first: the same order wherever "the latest assessment" is read.
+LATEST_ASSESSMENT_FIRST = (
+    col(AssessmentRecord.assessed_at).desc(),
+    col(AssessmentRecord.id).desc(),
+)
+
+
 def latest_standing(session: Session, customer_id: str) -> Standing | None:
     """The latest assessment's headline figures, without reading its explanation."""
     row = session.exec(
         select(*(getattr(AssessmentRecord, name) for name in Standing._fields))
         .where(AssessmentRecord.customer_id == customer_id)
-        .order_by(col(AssessmentRecord.assessed_at).desc(), col(AssessmentRecord.id).desc())
+        .order_by(*LATEST_ASSESSMENT_FIRST)
     ).first()
     return None if row is None else Standing(*row)
 
@@ -145,7 +152,7 @@ def latest_assessment(session: Session, customer_id: str) -> AssessmentRecord | 
     return session.exec(
         select(AssessmentRecord)
         .where(AssessmentRecord.customer_id == customer_id)
-        .order_by(col(AssessmentRecord.assessed_at).desc(), col(AssessmentRecord.id).desc())
+        .order_by(*LATEST_ASSESSMENT_FIRST)
     ).first()
 
 
