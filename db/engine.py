@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel, create_engine
 from tenacity import retry, retry_if_exception, stop_after_delay, wait_random
 
+from db.sqlite import QueuedWriterConnection
 from models import digest_records, product_events, tables, webhooks  # noqa: F401  (registers the tables on SQLModel.metadata)
 
 T = TypeVar("T")
@@ -56,7 +57,15 @@ def make_engine(url: str | URL) -> Engine:
         path = parsed.database
         if path and path != ":memory:" and not path.startswith("file:"):
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(parsed, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(
+            parsed,
+            connect_args={
+                "check_same_thread": False,
+                "timeout": 30,
+                # The process's writers queue on a lock of its own (db/sqlite.py).
+                "factory": QueuedWriterConnection,
+            },
+        )
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(connection: Any, _record: Any) -> None:
