@@ -64,8 +64,9 @@ class AccountActivities:
         """A task's change (opened, due soon, overdue) and the notice to its owner."""
 
         def record_task(session: Session) -> Written:
-            save_task(session, announcement.update)
-            return Written()
+            # Read first and held: saving the task and writing the notice both use it.
+            customer = session.get(Customer, announcement.update.task.customer_id)
+            return Written(customer=customer, task=save_task(session, announcement.update))
 
         [receipt] = self._email.store_and_send([announcement.notice], record_task)
         return receipt
@@ -79,8 +80,9 @@ class AccountActivities:
 
         def assess(session: Session) -> Written:
             # A replayed transaction (write_once) finds the first try's assessment.
-            assessed[:] = [self._assessments.assess_in(session, check_in.assessment)]
-            return Written()
+            assessment, customer = self._assessments.assess_in(session, check_in.assessment)
+            assessed[:] = [assessment]
+            return Written(customer=customer)
 
         [report] = self._email.store_and_send([check_in.report], assess)
         return CheckedIn(assessment=assessed[0], report=report)
@@ -99,4 +101,4 @@ def open_new_account(session: Session, opening: AccountOpening) -> Written:
     add_event_once(session, opening.entry)
     add_event_once(session, update.event)
     events.task_changed(session, customer, task, update.event.kind)
-    return Written(new_customer=customer, new_task=task)
+    return Written(new_customer=customer, task=task)

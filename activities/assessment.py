@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import NamedTuple
 
 from sqlalchemy import Engine, update
 from sqlalchemy.exc import IntegrityError
@@ -73,6 +74,13 @@ def _take_turn(session: Session, customer_id: str) -> Customer | None:
     return session.get(Customer, customer_id, with_for_update=True)
 
 
+class Assessed(NamedTuple):
+    assessment: Assessment
+    # The customer's row, locked and moved to the new standing; None when the customer
+    # has no row, or when a retry found the assessment already stored.
+    customer: Customer | None
+
+
 class AssessmentActivities:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -93,15 +101,15 @@ class AssessmentActivities:
 
     def _assess(self, request: AssessmentRequest) -> Assessment:
         with session_scope(self.engine) as session:
-            return self.assess_in(session, request)
+            return self.assess_in(session, request).assessment
 
-    def assess_in(self, session: Session, request: AssessmentRequest) -> Assessment:
+    def assess_in(self, session: Session, request: AssessmentRequest) -> Assessed:
         """Score the account and store the assessment in the caller's transaction (a
         check-in's, with its report: activities/accounts.py); the stored one if a
         retry finds it there."""
         stored = _stored(session, request)
         if stored is not None:  # a retry after the commit: same answer, no second row
-            return Assessment.model_validate(stored.detail)
+            return Assessed(Assessment.model_validate(stored.detail), None)
         customer = _take_turn(session, request.customer_id)
         plan = latest_success_plan(session, request.customer_id)
         first_plan = session.exec(
@@ -141,4 +149,4 @@ class AssessmentActivities:
                 customer.at_risk = assessment.at_risk  # by the plan's rule
             session.add(customer)
             events.assessed(session, customer, record, latest, was_at_risk)
-        return assessment
+        return Assessed(assessment, customer)

@@ -31,7 +31,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.contracts import EmailReceipt, EmailRequest, EmailRevision, Recipient
-from activities.email_context import account_context, build_context
+from activities.email_context import account_context, build_context, reachable_contacts
 from activities.message import build_message, copy_key, unsubscribe_url
 from activities.outbox import copies_of, receipt, record_attempt
 from activities.rendering import CUSTOMER_TEMPLATES, TEMPLATES, render_email, render_footer
@@ -73,8 +73,11 @@ class Written:
     # A customer whose row this transaction creates: nothing else of theirs is stored
     # yet, so there is nothing to look up.
     new_customer: Customer | None = None
-    # A task whose row it creates: an email about the task shows it without reading it back.
-    new_task: TaskRecord | None = None
+    # A customer whose row it read: the emails use that row, not a second read (the
+    # session holds on only to rows something else refers to, or that it must write).
+    customer: Customer | None = None
+    # A task whose row it writes: an email about the task shows it without reading it back.
+    task: TaskRecord | None = None
 
     @staticmethod
     def none(_: Session) -> Written:
@@ -153,7 +156,7 @@ class EmailActivities:
             return [
                 (earlier[r.key], False)  # never re-render: a retry must not change it
                 if r.key in earlier
-                else (self._store(session, r, accounts, written.new_task), True)
+                else (self._store(session, r, accounts, written), True)
                 for r in requests
             ]
 
@@ -188,12 +191,14 @@ class EmailActivities:
         return [receipt(r.key, rows) for r, (rows, _) in zip(requests, stored, strict=True)]
 
     def _store(
-        self, session: Session, request: EmailRequest, accounts: _Accounts, task: TaskRecord | None
+        self, session: Session, request: EmailRequest, accounts: _Accounts, written: Written
     ) -> list[OutboxEmail]:
         """Render the email and add it to the outbox, a copy per recipient (it was not
         there: a retry never re-renders, so an email cannot change once stored)."""
         if request.customer_id not in accounts:
-            customer = session.get(Customer, request.customer_id)
+            customer = written.customer
+            if customer is None or customer.id != request.customer_id:
+                customer = session.get(Customer, request.customer_id)
             if customer is None:
                 # Retryable: the lifecycle's own record of the customer may still be landing.
                 raise ApplicationError(
@@ -202,6 +207,7 @@ class EmailActivities:
             accounts[customer.id] = customer, account_context(session, customer)
         customer, account = accounts[request.customer_id]
         status = OutboxStatus.held if request.held else OutboxStatus.pending
+        task = written.task
         if request.to is not Recipient.customer:
             context = build_context(session, customer, request, self._settings, account, None, task)
             rendered = render_email(request.template, context)
@@ -215,7 +221,9 @@ class EmailActivities:
             self._kept_in_outbox(row)
             insert_rows(session, row)
             return [row]
-        copies = addressees(account["contacts"], request.template, customer.email)
+        new = written.new_customer is not None and written.new_customer.id == customer.id
+        contacts = reachable_contacts(session, customer, new)
+        copies = addressees(contacts, request.template, customer.email)
         rows = []
         for to in copies:
             context = build_context(session, customer, request, self._settings, account, to, task)

@@ -26,16 +26,17 @@ def build_context(
     settings: Settings,
     account: dict[str, Any] | None = None,
     to: Addressee | None = None,
-    new_task: TaskRecord | None = None,
+    written_task: TaskRecord | None = None,
 ) -> dict[str, Any]:
     """Everything a template may use: the request's own context plus the records.
     `account` is the customer's part (account_context), when already read in this
     transaction for another email of theirs; `to` the copy's contact, greeted by their
-    name and given their own links; `new_task` a task this transaction wrote, not read
+    name and given their own links; `written_task` a task this transaction wrote, not read
     back when the email is about it."""
     task = None
     if (task_id := request.context.get("task_id")) is not None:
-        task = new_task if new_task and new_task.id == task_id else session.get(TaskRecord, task_id)
+        written = written_task if written_task and written_task.id == task_id else None
+        task = written or session.get(TaskRecord, task_id)
     account = account if account is not None else account_context(session, customer)
     contact = to.address if to is not None and to.contact else None
     if to is not None and to.name:
@@ -60,12 +61,6 @@ def account_context(session: Session, customer: Customer, new: bool = False) -> 
     goals = goals_with_progress(session, plan)
     assessment = None if new else latest_standing(session, customer.id)
     return {
-        # Whom customer mail goes to (read once per account); a new account's only
-        # contact is the person who signed up, being stored in this same transaction.
-        "contacts": [
-            Reachable(customer.email.strip().lower(), customer.contact_name,
-                      [r.value for r in SIGNUP_ROLES], False)
-        ] if new else active_contacts(session, customer.id),
         "customer": {
             "id": customer.id, "company": customer.company,
             "contact_name": customer.contact_name, "email": customer.email,
@@ -79,6 +74,15 @@ def account_context(session: Session, customer: Customer, new: bool = False) -> 
         "goals": [g.model_dump(mode="json") for g in goals],
         "assessment": None if assessment is None else assessment._asdict(),
     }  # fmt: skip
+
+
+def reachable_contacts(session: Session, customer: Customer, new: bool = False) -> list[Reachable]:
+    """Whom customer mail goes to (staff mail needs none of them). A `new` account's
+    only contact is the person who signed up, being stored in this same transaction."""
+    if not new:
+        return active_contacts(session, customer.id)
+    roles = [r.value for r in SIGNUP_ROLES]
+    return [Reachable(customer.email.strip().lower(), customer.contact_name, roles, False)]
 
 
 def _links(
