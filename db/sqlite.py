@@ -76,9 +76,7 @@ class QueuedWriterConnection(sqlite3.Connection):
         """Give the lock back once no transaction is open (after an autocommit
         statement, or when the transaction ended)."""
         if self._writing and not self.in_transaction:
-            self._writing = False
-            assert self._writers is not None
-            self._writers.release()
+            self._give_back()
 
     def commit(self) -> None:
         try:
@@ -96,16 +94,17 @@ class QueuedWriterConnection(sqlite3.Connection):
         try:
             super().close()
         finally:
-            self._closed_mid_transaction()
+            if self._writing:  # closed mid-transaction: SQLite rolled it back
+                self._give_back()
 
     def __del__(self) -> None:
-        self._closed_mid_transaction()  # dropped unclosed: SQLite rolls it back
+        if getattr(self, "_writing", False):  # dropped unclosed: SQLite rolls it back
+            self._give_back()
 
-    def _closed_mid_transaction(self) -> None:
-        if getattr(self, "_writing", False):
-            self._writing = False
-            assert self._writers is not None
-            self._writers.release()
+    def _give_back(self) -> None:
+        self._writing = False
+        assert self._writers is not None
+        self._writers.release()
 
 
 class QueuedWriterCursor(sqlite3.Cursor):
