@@ -33,9 +33,11 @@ class LinkError(ValueError):
 class SurveyClaim(BaseModel):
     customer_id: str
     kind: SurveyKind
-    value: int
     survey: str  # the check-in it belongs to: an answer is recorded once per survey
     contact: str | None = None  # the contact answering (once each per survey)
+    # The answer a link signed one per answer stood for; links now share one token per
+    # survey and carry the answer beside it (LinkSigner.survey_links).
+    value: int | None = None
 
 
 class PlanClaim(BaseModel):
@@ -69,15 +71,13 @@ class LinkSigner:
     def survey_links(
         self, customer_id: str, kind: SurveyKind, survey: str, contact: str | None = None
     ) -> list[dict[str, Any]]:
-        """One link per answer on the scale, for a one-click survey in an email."""
-        links = []
-        for value in SCALES[kind]:
-            claim = SurveyClaim(
-                customer_id=customer_id, kind=kind, value=value, survey=survey, contact=contact
-            )
-            token = self._survey.dumps(_claims(claim))
-            links.append({"value": value, "url": f"{self.public_url}/s/{token}"})
-        return links
+        """One link per answer on the scale, for a one-click survey in an email. They
+        share one signed token (whose survey, and who answers it) and carry their answer
+        beside it, unsigned, as the survey page's first choice: the customer may change
+        it on the page anyway, and only the page's button records an answer."""
+        claim = SurveyClaim(customer_id=customer_id, kind=kind, survey=survey, contact=contact)
+        url = f"{self.public_url}/s/{self._survey.dumps(_claims(claim))}"
+        return [{"value": value, "url": f"{url}?answer={value}"} for value in SCALES[kind]]
 
     def plan_link(self, customer_id: str) -> str:
         token = self._plan.dumps(PlanClaim(customer_id=customer_id).model_dump())

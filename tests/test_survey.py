@@ -50,6 +50,34 @@ async def test_opening_the_link_records_nothing_and_the_page_may_change_it(
     assert four  # every answer on the scale has its own link
 
 
+async def test_the_scale_shares_one_token_and_links_signed_per_answer_still_work(
+    api: Api, acme: Lifecycle
+) -> None:
+    await acme.sign_up()
+    signer = LinkSigner(api.settings.secret_key, "http://test")
+    links = signer.survey_links(acme.customer_id, "nps", "s3", "ann@acme.test")
+    tokens = {link["url"].split("?")[0] for link in links}
+    assert len(tokens) == 1  # signed once for the survey and contact, not once per answer
+    assert [link["url"].split("?")[1] for link in links] == [f"answer={v}" for v in range(11)]
+    token = tokens.pop().removeprefix("http://test")
+    unchosen = await api.http.get(token)  # no answer beside it: nothing chosen yet
+    assert unchosen.status_code == 200 and "checked" not in unchosen.text
+    for bad in ("11", "-1", "seven"):
+        refused = await api.http.get(f"{token}?answer={bad}")
+        assert refused.status_code == 400 and "not valid" in refused.text
+    assert (await api.http.post(token)).status_code == 400  # no answer at all: none recorded
+    assert answers(acme.h) == []
+
+    # A link from an email sent before: its answer is signed into its token.
+    old = signer._survey.dumps(
+        {"customer_id": acme.customer_id, "kind": "csat", "value": 2, "survey": "s0"}
+    )
+    shown = await api.http.get(f"/s/{old}?answer=5")  # the signed answer wins
+    assert shown.status_code == 200 and 'value="2" checked' in shown.text
+    assert (await api.http.post(f"/s/{old}")).status_code == 200
+    assert answers(acme.h) == [("csat", 2.0, "survey:s0:csat")]
+
+
 @pytest.mark.parametrize("engine", ["sqlite"], indirect=True)  # the browser adds no SQL
 async def test_in_a_browser_the_answer_is_recorded_only_when_confirmed(
     harness: Harness, acme: Lifecycle

@@ -80,9 +80,21 @@ def _survey_claim(request: Request, token: str, settings: Settings) -> SurveyCla
             str(error),
             detail or "The link may have been changed on the way. Nothing was recorded.",
         )
-    if claim.value not in SCALES[claim.kind]:
+    if claim.value is not None and claim.value not in SCALES[claim.kind]:
         return _message(request, 400, "This link is not valid.", "Nothing was recorded.")
     return claim
+
+
+def _number(text: str | None) -> int | None:
+    """A person's answer from a form or a link: a bad one gets a page (off the scale),
+    not a JSON validation error."""
+    return None if text is None else int(text) if text.isdecimal() else -1
+
+
+def _first_choice(claim: SurveyClaim, answer: str | None) -> int | None:
+    """The answer the clicked link stood for: beside its token (`?answer=`), or signed
+    into it in links made before the scale's links shared one token."""
+    return claim.value if claim.value is not None else _number(answer)
 
 
 def _answer_id(claim: SurveyClaim) -> str:
@@ -101,12 +113,19 @@ def _answer_id(claim: SurveyClaim) -> str:
 
 @router.get("/s/{token}", response_class=HTMLResponse, responses=SURVEY_PAGES)
 def survey_page(
-    token: str, request: Request, settings: SettingsDep, engine: EngineDep
+    token: str,
+    request: Request,
+    settings: SettingsDep,
+    engine: EngineDep,
+    answer: str | None = None,
 ) -> HTMLResponse:
     """The answer the customer clicked, chosen, with one button to send it."""
     claim = _survey_claim(request, token, settings)
     if isinstance(claim, HTMLResponse):
         return claim
+    chosen = _first_choice(claim, answer)
+    if chosen is not None and chosen not in SCALES[claim.kind]:
+        return _message(request, 400, "This link is not valid.", "Nothing was recorded.")
     try:
         answered = already_answered(engine, claim.customer_id, _answer_id(claim))
     except CustomerNotFound:
@@ -120,7 +139,7 @@ def survey_page(
         "question": question,
         "legend": legend,
         "scale": list(SCALES[claim.kind]),
-        "chosen": claim.value,
+        "chosen": chosen,
         "action": f"/s/{token}",
     }
     return TEMPLATES.TemplateResponse(request, "survey_page.html", context)
@@ -134,17 +153,17 @@ async def answer_survey(
     engine: EngineDep,
     client: ClientDep,
     value: Annotated[str | None, Form()] = None,
+    answer: str | None = None,
 ) -> HTMLResponse:
     """Records the answer once (the one on the page: the customer may change it), thanks
     the customer, and tells the lifecycle."""
     claim = _survey_claim(request, token, settings)
     if isinstance(claim, HTMLResponse):
         return claim
-    # A person's form: a bad value gets a page, not a JSON validation error.
-    chosen = claim.value if value is None else int(value) if value.isdecimal() else -1
-    if chosen not in SCALES[claim.kind]:
+    chosen = _first_choice(claim, answer) if value is None else _number(value)
+    if chosen is None or chosen not in SCALES[claim.kind]:
         return _message(request, 400, "That answer is not on the scale.", "Nothing was recorded.")
-    answer = SignalIn(
+    signal = SignalIn(
         customer_id=claim.customer_id,
         kind=SignalKind(claim.kind),
         value=chosen,
@@ -154,7 +173,7 @@ async def answer_survey(
         contact=claim.contact,
     )
     try:
-        added = await run_in_threadpool(record_signals, engine, [answer])
+        added = await run_in_threadpool(record_signals, engine, [signal])
     except (CustomerNotFound, UnknownContact):
         return _message(request, 404, "We could not find your account.", "Nothing was recorded.")
     if not added:
@@ -170,7 +189,7 @@ async def answer_survey(
             client,
             claim.customer_id,
             SurveyAnswer(
-                kind=answer.kind, value=answer.value, survey=claim.survey, contact=claim.contact
+                kind=signal.kind, value=signal.value, survey=claim.survey, contact=claim.contact
             ),
         )
     return _message(
