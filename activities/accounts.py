@@ -80,9 +80,11 @@ class AccountActivities:
 
         def assess(session: Session) -> Written:
             # A replayed transaction (write_once) finds the first try's assessment.
-            assessment, customer = self._assessments.assess_in(session, check_in.assessment)
+            assessment, customer, account = self._assessments.assess_in(
+                session, check_in.assessment
+            )
             assessed[:] = [assessment]
-            return Written(customer=customer)
+            return Written(customer=customer, account=account)
 
         [report] = self._email.store_and_send([check_in.report], assess)
         return CheckedIn(assessment=assessed[0], report=report)

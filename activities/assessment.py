@@ -15,7 +15,7 @@ from activities import events
 from activities.contracts import AssessmentRequest
 from db.engine import session_scope
 from db.peers import PeerCache
-from db.queries import latest_success_plan
+from db.queries import PlanAndStanding, Standing, latest_recorded_plan
 from db.usage import usage_signals
 from models.contacts import Contact, ContactStatus
 from models.scoring import Assessment, assess
@@ -79,6 +79,9 @@ class Assessed(NamedTuple):
     # The customer's row, locked and moved to the new standing; None when the customer
     # has no row, or when a retry found the assessment already stored.
     customer: Customer | None
+    # The plan it read and the standing it stored, when that is now the customer's
+    # latest: the check-in's report shows them.
+    account: PlanAndStanding | None = None
 
 
 class AssessmentActivities:
@@ -111,7 +114,7 @@ class AssessmentActivities:
         if stored is not None:  # a retry after the commit: same answer, no second row
             return Assessed(Assessment.model_validate(stored.detail), None)
         customer = _take_turn(session, request.customer_id)
-        plan = latest_success_plan(session, request.customer_id)
+        plan = latest_recorded_plan(session, request.customer_id)
         first_plan = session.exec(
             select(SuccessPlanRecord.created_at)
             .where(SuccessPlanRecord.customer_id == request.customer_id)
@@ -124,7 +127,7 @@ class AssessmentActivities:
             _observations(session, request.customer_id, request),
             request.scoring,
             request.as_of,
-            success_plan=plan,
+            success_plan=None if plan is None else plan.success_plan(),
             plan_started=first_plan,
             previous=request.previous,
             peers=peers,
@@ -142,11 +145,13 @@ class AssessmentActivities:
             detail=assessment.model_dump(mode="json"),
         )
         session.add(record)
+        account = None
         if customer is not None:
             was_at_risk = customer.at_risk
             latest = customer.stand(record)
             if latest:
                 customer.at_risk = assessment.at_risk  # by the plan's rule
+                account = PlanAndStanding(plan, Standing.of(record))
             session.add(customer)
             events.assessed(session, customer, record, latest, was_at_risk)
-        return Assessed(assessment, customer)
+        return Assessed(assessment, customer, account)

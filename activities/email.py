@@ -39,6 +39,7 @@ from activities.smtp import transmit
 from activities.suppression import opted_out, suppress
 from db.contacts import addressees, mark_bounced
 from db.engine import insert_rows, session_scope, write_once
+from db.queries import PlanAndStanding
 from models.tables import Customer, OutboxEmail, OutboxStatus, TaskRecord
 from settings import Settings
 
@@ -78,6 +79,8 @@ class Written:
     customer: Customer | None = None
     # A task whose row it writes: an email about the task shows it without reading it back.
     task: TaskRecord | None = None
+    # That customer's plan and standing, as it read or wrote them (a check-in's).
+    account: PlanAndStanding | None = None
 
     @staticmethod
     def none(_: Session) -> Written:
@@ -204,7 +207,8 @@ class EmailActivities:
                 raise ApplicationError(
                     f"customer {request.customer_id!r} not found", type="CustomerNotFound"
                 )
-            accounts[customer.id] = customer, account_context(session, customer)
+            known = written.account if customer is written.customer else None
+            accounts[customer.id] = customer, account_context(session, customer, known=known)
         customer, account = accounts[request.customer_id]
         status = OutboxStatus.held if request.held else OutboxStatus.pending
         task = written.task

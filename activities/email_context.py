@@ -12,7 +12,7 @@ from sqlmodel import Session
 
 from activities.contracts import EmailRequest, Recipient
 from db.contacts import Addressee, Reachable, active_contacts
-from db.queries import goals_with_progress, latest_plan_record, latest_standing
+from db.queries import PlanAndStanding, goals_with_progress, latest_recorded_plan, latest_standing
 from links import LinkSigner, dashboard_links
 from models.contacts import SIGNUP_ROLES
 from models.tables import Customer, TaskRecord
@@ -54,12 +54,21 @@ def build_context(
     }  # fmt: skip
 
 
-def account_context(session: Session, customer: Customer, new: bool = False) -> dict[str, Any]:
+def account_context(
+    session: Session, customer: Customer, new: bool = False, known: PlanAndStanding | None = None
+) -> dict[str, Any]:
     """The customer, their success plan with its goals, and the latest assessment.
-    A `new` customer, whose row is being created, has neither plan nor assessment yet."""
-    plan = None if new else latest_plan_record(session, customer.id)
-    goals = goals_with_progress(session, plan)
-    assessment = None if new else latest_standing(session, customer.id)
+    A `new` customer, whose row is being created, has neither plan nor assessment yet;
+    `known` are the ones this transaction read or wrote already."""
+    if new:
+        known = PlanAndStanding(None, None)
+    elif known is None:
+        known = PlanAndStanding(
+            latest_recorded_plan(session, customer.id), latest_standing(session, customer.id)
+        )
+    plan = None if known.plan is None else known.plan.record
+    goals = goals_with_progress(session, known.plan)
+    assessment = known.standing
     return {
         "customer": {
             "id": customer.id, "company": customer.company,

@@ -73,32 +73,48 @@ def latest_plan_record(
     ).first()
 
 
-def latest_success_plan(session: Session, customer_id: str) -> SuccessPlan | None:
+class RecordedPlan(NamedTuple):
+    """The latest success plan the manager recorded, with its goals in order."""
+
+    record: SuccessPlanRecord
+    goals: list[GoalRecord]
+
+    def success_plan(self) -> SuccessPlan:
+        record = self.record
+        return SuccessPlan(
+            intended_use=record.intended_use,
+            success_definition=record.success_definition,
+            objectives=record.objectives,
+            constraints=record.constraints,
+            goals=[
+                Goal.model_validate(g.model_dump(exclude={"id", "plan_id", "customer_id"}))
+                for g in self.goals
+            ],
+        )
+
+
+def latest_recorded_plan(session: Session, customer_id: str) -> RecordedPlan | None:
     record = latest_plan_record(session, customer_id)
     if record is None:
         return None
-    goals = session.exec(select(GoalRecord).where(GoalRecord.plan_id == record.id)).all()
-    return SuccessPlan(
-        intended_use=record.intended_use,
-        success_definition=record.success_definition,
-        objectives=record.objectives,
-        constraints=record.constraints,
-        goals=[
-            Goal.model_validate(g.model_dump(exclude={"id", "plan_id", "customer_id"}))
-            for g in goals
-        ],
-    )
+    goals = session.exec(
+        select(GoalRecord).where(GoalRecord.plan_id == record.id).order_by(col(GoalRecord.id))
+    ).all()
+    return RecordedPlan(record, list(goals))
 
 
-def goals_with_progress(session: Session, plan: SuccessPlanRecord | None) -> list[GoalPublic]:
+def latest_success_plan(session: Session, customer_id: str) -> SuccessPlan | None:
+    recorded = latest_recorded_plan(session, customer_id)
+    return None if recorded is None else recorded.success_plan()
+
+
+def goals_with_progress(session: Session, plan: RecordedPlan | None) -> list[GoalPublic]:
     """The plan's goals with the latest measured value and the share of the way there."""
     if plan is None:
         return []
-    values = latest_goal_values(session, plan.customer_id)
+    values = latest_goal_values(session, plan.record.customer_id)
     goals = []
-    for goal in session.exec(
-        select(GoalRecord).where(GoalRecord.plan_id == plan.id).order_by(col(GoalRecord.id))
-    ):
+    for goal in plan.goals:
         current = values.get(goal.key)
         span = goal.target - goal.baseline
         progress = None if current is None or span == 0 else (current - goal.baseline) / span
@@ -129,6 +145,18 @@ class Standing(NamedTuple):
     company_score: float | None
     trend: float | None
     assessed_at: datetime
+
+    @classmethod
+    def of(cls, record: AssessmentRecord) -> Standing:
+        return cls(*(getattr(record, name) for name in cls._fields))
+
+
+class PlanAndStanding(NamedTuple):
+    """A customer's latest success plan and standing as a transaction already read or
+    wrote them (a check-in's): its emails show them without reading them again."""
+
+    plan: RecordedPlan | None
+    standing: Standing | None
 
 
 # The latest first: the same order wherever "the latest assessment" is read.
@@ -197,7 +225,7 @@ def customer_overview(
     customer = find_customer(session, ref)
     if rep_view is not None and customer.rep != rep_view:
         raise CustomerNotFound(f"no customer {ref!r}")
-    plan_record = latest_plan_record(session, customer.id)
+    plan = latest_recorded_plan(session, customer.id)
     customer_words = latest_plan_record(session, customer.id, source="customer")
     emails = session.exec(
         select(OutboxEmail)
@@ -213,9 +241,9 @@ def customer_overview(
     )
     return CustomerDetailPublic(
         customer=CustomerPublic.model_validate(customer),
-        success_plan=SuccessPlanPublic.model_validate(plan_record) if plan_record else None,
+        success_plan=SuccessPlanPublic.model_validate(plan.record) if plan else None,
         customer_words=SuccessPlanPublic.model_validate(customer_words) if customer_words else None,
-        goals=goals_with_progress(session, plan_record),
+        goals=goals_with_progress(session, plan),
         open_tasks=list_tasks(session, customer_id=customer.id, assignee=rep_view),
         assessments=assessment_history(session, customer.id),
         emails=[EmailPublic.model_validate(e) for e in emails],
