@@ -31,6 +31,7 @@ from db.engine import session_scope
 from db.ingest import UnknownContact, UnknownGoal, record_signals
 from db.queries import CustomerNotFound, customer_overview, list_customers
 from models.customer import SignUp
+from models.public import AssessmentDetailPublic
 from models.signals import SignalIn, SignalKind
 from models.tasks import describe_validation_error
 from plans import PlanError, load_plan
@@ -200,10 +201,15 @@ def show(customer: Annotated[str, typer.Argument(help="customer id or company na
             f"  {a.quadrant} · customer {score(a.customer_score)} · company "
             f"{score(a.company_score)} · level {score(a.level)} · {when(a.assessed_at)}"
         )
+        if a.churn_risk is not None:
+            within = f" within {a.detail.horizon_days} days" if a.detail.horizon_days else ""
+            flag = " · AT RISK" if a.detail.at_risk else ""
+            out.print(f"  churn risk {a.churn_risk:.0%}{within}{flag}")
         if a.detail.risks:
             out.print(f"  risks: {', '.join(a.detail.risks)}")
         if a.detail.missing:
             out.print(f"  missing inputs: {', '.join(a.detail.missing)}")
+        _explain(a.detail)
     else:
         out.print("  none yet (the first check-in makes one)")
     out.print("\n[bold]Open tasks[/]")
@@ -217,6 +223,21 @@ def show(customer: Annotated[str, typer.Argument(help="customer id or company na
     out.print("\n[bold]Timeline[/] (newest first)")
     for e in view.timeline:
         out.print(f"  {when(e.at)}  {e.message}")
+
+
+def _explain(detail: AssessmentDetailPublic) -> None:
+    """Each component: the raw figure it was scored from, its score and its weight."""
+    if not detail.explanation:
+        return
+    table = Table("component", "figure", "score", "weight", box=None, padding=(0, 2, 0, 2))
+    for part in detail.explanation:
+        name = part.component
+        if part.estimated:
+            name += f" (estimated {' and '.join(detail.estimated)})"
+        weight = "-" if part.weight is None else f"{part.weight:.0%}"
+        figure = "-" if part.figure is None else f"{part.figure:g}"
+        table.add_row(name, figure, f"{part.score:+.2f}", weight)
+    out.print(table)
 
 
 @app.command()

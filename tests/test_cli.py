@@ -99,3 +99,50 @@ def test_result_example_and_email_preview() -> None:
     assert preview.exit_code == 0 and preview.output.startswith("Subject: ")
     unknown = runner.invoke(app, ["emails", "preview", "newsletter"])
     assert unknown.exit_code == 1 and "welcome" in unknown.output
+
+
+def test_show_explains_the_latest_assessment_and_marks_an_estimated_cost() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from cli.common import engine
+    from db.engine import session_scope
+    from models.plan import ScoringSettings
+    from models.scoring import assess
+    from models.signals import Observation, SignalKind
+    from models.tables import AssessmentRecord, Customer
+
+    now = datetime(2026, 4, 1, tzinfo=UTC)
+
+    def seen(kind: str, value: float) -> Observation:
+        return Observation(kind=SignalKind(kind), value=value, observed_at=now - timedelta(days=10))
+
+    # Revenue but no recorded cost: the plan's cost to serve stands in for it.
+    a = assess([seen("revenue", 1000), seen("tickets", 4), seen("nps", 8)], ScoringSettings(), now)
+    with session_scope(engine()) as session:
+        session.add(
+            Customer(
+                id="acme", company="Acme", contact_name="Ada", email="ada@acme.test",
+                plan_name="default", plan_version=1, phase="adopting", term_start=now,
+                term_end=now,
+            )
+        )  # fmt: skip
+        session.flush()
+        session.add(
+            AssessmentRecord(
+                customer_id="acme", key="acme:t1:check_in-1", assessed_at=now,
+                customer_score=a.customer_score, company_score=a.company_score,
+                quadrant=a.quadrant.value, level=a.level, churn_risk=a.churn_risk,
+                detail=a.model_dump(mode="json"),
+            )
+        )  # fmt: skip
+    shown = runner.invoke(app, ["show", "acme"], env={"COLUMNS": "120"})
+    assert shown.exit_code == 0, shown.output
+    assert a.churn_risk is not None
+    assert f"churn risk {a.churn_risk:.0%} within 90 days" in shown.output
+    margin = next(e for e in a.explanation if e.component == "margin")
+    [line] = [x for x in shown.output.splitlines() if "margin" in x]
+    assert "(estimated cost)" in line and f"{margin.figure:g}" in line
+    assert f"{margin.score:+.2f}" in line
+    nps = next(e for e in a.explanation if e.component == "nps")
+    [line] = [x for x in shown.output.splitlines() if x.split()[:1] == ["nps"]]
+    assert nps.weight is not None and f"{nps.weight:.0%}" in line and "estimated" not in line
