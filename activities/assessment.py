@@ -19,16 +19,19 @@ from db.queries import PlanAndStanding, Standing, latest_recorded_plan
 from db.usage import usage_signals
 from models.contacts import Contact, ContactStatus
 from models.scoring import Assessment, assess
-from models.signals import Observation, observation
+from models.signals import Observation, StoredSignal, observation
 from models.tables import AssessmentRecord, Customer, SignalRecord, SuccessPlanRecord
+
+_SCORED_COLUMNS = list(StoredSignal.__annotations__)
 
 
 def _observations(
     session: Session, customer_id: str, request: AssessmentRequest
 ) -> list[Observation]:
     since = request.as_of - timedelta(days=request.scoring.lookback_days)
+    # The columns scoring reads (StoredSignal), not whole rows: dozens per check-in.
     rows = session.exec(
-        select(SignalRecord).where(
+        select(*(getattr(SignalRecord, name) for name in _SCORED_COLUMNS)).where(
             SignalRecord.customer_id == customer_id,
             col(SignalRecord.observed_at) > since,
             col(SignalRecord.observed_at) <= request.as_of,
