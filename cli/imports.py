@@ -46,7 +46,8 @@ def import_accounts(
         out.print(f"{file.name}: {len(rows)} account(s), no problems (dry run: nothing started).")
         return
     columns = (TextColumn("importing"), BarColumn(), MofNCompleteColumn())
-    with Progress(*columns, console=out, transient=True) as progress:
+    # On a terminal only: elsewhere (a pipe, a log) a transient bar still leaves a newline.
+    with Progress(*columns, console=out, transient=True, disable=not out.is_terminal) as progress:
         bar = progress.add_task("import", total=len(rows))
 
         async def go() -> tuple[int, int]:

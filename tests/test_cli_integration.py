@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.policy import default as default_policy
 from pathlib import Path
@@ -226,6 +227,19 @@ def test_signup_to_kickoff_through_the_cli_and_a_restart(stack: Stack, tmp_path:
     while "Tutorial completed" not in stack.tandem("show", "Acme").stdout:
         assert time.monotonic() < deadline, "the resumed lifecycle did not react"
         time.sleep(0.3)
+
+    # Existing accounts from a CSV: started once, and only once, said in one line.
+    today = datetime.now(UTC).date()
+    accounts = tmp_path / "accounts.csv"
+    accounts.write_text(
+        "external_id,company,contacts,term_start,term_end\n"
+        f"INIT-1,Initech,Bill <bill@initech.test>,{today - timedelta(days=100)},"
+        f"{today + timedelta(days=265)}\n"
+    )
+    started = stack.tandem("import", str(accounts)).stdout
+    assert started == "accounts.csv: 1 account(s) started, 0 already running.\n"
+    again = stack.tandem("import", str(accounts)).stdout
+    assert again == "accounts.csv: 0 account(s) started, 1 already running.\n"
 
 
 @pytest.mark.parametrize(
