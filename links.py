@@ -55,7 +55,8 @@ class ResubscribeClaim(BaseModel):
 
 
 def _claims(model: BaseModel) -> dict[str, Any]:
-    # Without a contact, exactly the claims links had before contacts: the same token.
+    # Claims left unset stay out of the token: an unsubscribe link without a contact is
+    # the token it was before contacts, and a survey link carries no answer.
     return model.model_dump(exclude_none=True)
 
 

@@ -87,8 +87,10 @@ def _survey_claim(request: Request, token: str, settings: Settings) -> SurveyCla
 
 def _number(text: str | None) -> int | None:
     """A person's answer from a form or a link: a bad one gets a page (off the scale),
-    not a JSON validation error."""
-    return None if text is None else int(text) if text.isdecimal() else -1
+    not a JSON validation error. No scale goes past two digits."""
+    if text is None:
+        return None
+    return int(text) if text.isascii() and text.isdecimal() and len(text) <= 3 else -1
 
 
 def _first_choice(claim: SurveyClaim, answer: str | None) -> int | None:
@@ -124,8 +126,8 @@ def survey_page(
     if isinstance(claim, HTMLResponse):
         return claim
     chosen = _first_choice(claim, answer)
-    if chosen is not None and chosen not in SCALES[claim.kind]:
-        return _message(request, 400, "This link is not valid.", "Nothing was recorded.")
+    if chosen not in SCALES[claim.kind]:
+        chosen = None  # an answer mangled on the way: the customer picks on the page
     try:
         answered = already_answered(engine, claim.customer_id, _answer_id(claim))
     except CustomerNotFound:
@@ -161,7 +163,9 @@ async def answer_survey(
     if isinstance(claim, HTMLResponse):
         return claim
     chosen = _first_choice(claim, answer) if value is None else _number(value)
-    if chosen is None or chosen not in SCALES[claim.kind]:
+    if chosen is None:
+        return _message(request, 400, "No answer was chosen.", "Nothing was recorded.")
+    if chosen not in SCALES[claim.kind]:
         return _message(request, 400, "That answer is not on the scale.", "Nothing was recorded.")
     signal = SignalIn(
         customer_id=claim.customer_id,
