@@ -80,11 +80,11 @@ class AccountActivities:
 
         def assess(session: Session) -> Written:
             # A replayed transaction (write_once) finds the first try's assessment.
-            assessment, customer, account = self._assessments.assess_in(
+            assessment, customer, known = self._assessments.assess_in(
                 session, check_in.assessment
             )
             assessed[:] = [assessment]
-            return Written(customer=customer, account=account)
+            return Written(customer=customer, known=known)
 
         [report] = self._email.store_and_send([check_in.report], assess)
         return CheckedIn(assessment=assessed[0], report=report)

@@ -84,7 +84,7 @@ class Assessed(NamedTuple):
     customer: Customer | None
     # The plan it read and the standing it stored, when that is now the customer's
     # latest: the check-in's report shows them.
-    account: PlanAndStanding | None = None
+    known: PlanAndStanding | None = None
 
 
 class AssessmentActivities:
@@ -148,13 +148,13 @@ class AssessmentActivities:
             detail=assessment.model_dump(mode="json"),
         )
         session.add(record)
-        account = None
+        known = None
         if customer is not None:
             was_at_risk = customer.at_risk
             latest = customer.stand(record)
             if latest:
                 customer.at_risk = assessment.at_risk  # by the plan's rule
-                account = PlanAndStanding(plan, Standing.of(record))
+                known = PlanAndStanding(plan, Standing.of(record))
             session.add(customer)
             events.assessed(session, customer, record, latest, was_at_risk)
-        return Assessed(assessment, customer, account)
+        return Assessed(assessment, customer, known)

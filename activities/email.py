@@ -80,7 +80,7 @@ class Written:
     # A task whose row it writes: an email about the task shows it without reading it back.
     task: TaskRecord | None = None
     # That customer's plan and standing, as it read or wrote them (a check-in's).
-    account: PlanAndStanding | None = None
+    known: PlanAndStanding | None = None
 
     @staticmethod
     def none(_: Session) -> Written:
@@ -207,7 +207,7 @@ class EmailActivities:
                 raise ApplicationError(
                     f"customer {request.customer_id!r} not found", type="CustomerNotFound"
                 )
-            known = written.account if customer is written.customer else None
+            known = written.known if customer is written.customer else None
             accounts[customer.id] = customer, account_context(session, customer, known=known)
         customer, account = accounts[request.customer_id]
         status = OutboxStatus.held if request.held else OutboxStatus.pending

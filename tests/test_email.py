@@ -801,3 +801,42 @@ def test_smtp_outage_is_recorded_and_raised(engine: Engine, tmp_path: Path) -> N
     assert len(collector.envelopes) == 1
     [row] = outbox(engine)
     assert (row.status, row.attempts, row.delivered_via) == ("sent", 3, "smtp")
+
+
+def test_a_check_in_report_shows_what_a_fresh_read_would(engine: Engine, tmp_path: Path) -> None:
+    """The report reuses the plan its assessment read and the standing it stored: the
+    same as reading them again. An assessment that is not the latest (dated before the
+    stored one) hands nothing over, and the report reads the records."""
+    from activities.contracts import AssessmentRequest
+    from activities.email_context import account_context
+    from activities.records import save_success_plan
+    from models.plan import ScoringSettings
+    from models.success_plan import SuccessPlan
+    from models.tasks import TaskKind, example_result
+
+    opened_by(engine, make_settings(tmp_path)).open_account(
+        account_opening("globex", "Globex", "hank@globex.test", NOW)
+    )
+    plan = SuccessPlan.model_validate(example_result(TaskKind.kickoff)["success_plan"])
+    with session_scope(engine) as session:
+        save_success_plan(session, "globex", 1, plan, "sam", NOW)
+    assessments = AssessmentActivities(engine)
+
+    def assessed(key: str, days: int) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        request = AssessmentRequest(
+            customer_id="globex", key=key, as_of=NOW + timedelta(days=days),
+            scoring=ScoringSettings(),
+        )  # fmt: skip
+        with session_scope(engine) as session:
+            done = assessments.assess_in(session, request)
+            assert done.customer is not None
+            session.flush()
+            fresh = account_context(session, done.customer)
+            if done.known is None:
+                return fresh, None
+            return fresh, account_context(session, done.customer, known=done.known)
+
+    fresh, reused = assessed("check_in-1", 30)
+    assert reused == fresh and fresh["goals"] and fresh["assessment"] is not None
+    _, behind = assessed("check_in-0", 10)  # dated before check_in-1: not the latest
+    assert behind is None
