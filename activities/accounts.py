@@ -80,9 +80,7 @@ class AccountActivities:
 
         def assess(session: Session) -> Written:
             # A replayed transaction (write_once) finds the first try's assessment.
-            assessment, customer, known = self._assessments.assess_in(
-                session, check_in.assessment
-            )
+            assessment, customer, known = self._assessments.assess_in(session, check_in.assessment)
             assessed[:] = [assessment]
             return Written(customer=customer, known=known)
 
