@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.pool import NullPool
 from temporalio.api.enums.v1 import PendingActivityState
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
@@ -158,7 +158,10 @@ class Harness:
                 # skip's own deadline would, then terminate whatever is left.
                 quiet, deadline = 0, asyncio.get_running_loop().time() + 30
                 while asyncio.get_running_loop().time() < deadline:
-                    raw = (await handle.describe()).raw_description
+                    described = await handle.describe()
+                    if described.status is not WorkflowExecutionStatus.RUNNING:
+                        break  # ended already (the test terminated it): nothing to wait for
+                    raw = described.raw_description
                     # Running work locks the clock; an activity waiting out a retry's
                     # backoff does not.
                     running = [p for p in raw.pending_activities if p.state == ACTIVITY_STARTED]
