@@ -35,8 +35,8 @@ class SurveyClaim(BaseModel):
     kind: SurveyKind
     survey: str  # the check-in it belongs to: an answer is recorded once per survey
     contact: str | None = None  # the contact answering (once each per survey)
-    # The answer a link signed one per answer stood for; links now share one token per
-    # survey and carry the answer beside it (LinkSigner.survey_links).
+    # Only in links from emails signed with one token per answer; links now share one
+    # token per survey and carry the answer beside it (LinkSigner.survey_links).
     value: int | None = None
 
 
