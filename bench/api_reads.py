@@ -38,7 +38,8 @@ from api.deps import Principal, principal_for_token
 from api.routes import customers, portfolio, tasks
 from bench.apiproc import api_process
 from bench.common import PROJECT_ROOT, BenchResult, Metric, percentile, say, workdir
-from bench.pgload import OWNERS, bench_database, load
+from bench.pgdb import bench_database
+from bench.pgload import OWNERS, load
 from db.engine import make_engine
 from db.queries import CustomerFilters
 from db.staff import add_staff

@@ -1,41 +1,28 @@
-"""A PostgreSQL database of its own for a benchmark, and a realistic book of accounts
-bulk-loaded into it with COPY.
+"""A realistic book of accounts bulk-loaded with COPY into a benchmark's PostgreSQL database.
 
 The schema comes from the project's own migrations (`db.migrate.upgrade`); the secondary
 indexes are dropped for the load and rebuilt after it (one sort per index instead of a
 B-tree insert per row), then every table is analysed, as a restored database would be.
 
-    TANDEM_BENCH_POSTGRES_URL   where to create the database (default: postgres@127.0.0.1/test;
-                                the test suite sets it to its TANDEM_TEST_POSTGRES_URL)
+The database itself comes from `bench.pgdb`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import random
 import time
-import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
-from sqlalchemy import URL
 
 from bench.common import say
-from db.engine import database_url, make_engine
+from bench.pgdb import libpq_url
+from db.engine import make_engine
 from db.migrate import upgrade
-
-DEFAULT_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-
-
-def admin_url() -> str:
-    """Read when used, so one setting (the test suite's) can point every run elsewhere."""
-    return os.environ.get("TANDEM_BENCH_POSTGRES_URL", DEFAULT_ADMIN_URL)
-
 
 OWNERS = [f"cs{n:02d}@team.test" for n in range(25)]
 REPS = [f"rep{n:02d}@team.test" for n in range(40)]
@@ -56,39 +43,6 @@ GOAL_SHARE = 0.15  # of the signals: measured values of the success plan's goals
 ASSESSMENTS_PER_SCORED = 4  # quarterly check-ins over the last year
 TIMELINE_PER_CUSTOMER = 4
 EMAILS_PER_CUSTOMER = 2
-
-
-def libpq_url(url: str | URL) -> str:
-    """The SQLAlchemy URL as libpq reads it (psycopg.connect)."""
-    parsed = database_url(url).set(drivername="postgresql")
-    return parsed.render_as_string(hide_password=False)
-
-
-def postgres_unavailable() -> str | None:
-    try:
-        with psycopg.connect(libpq_url(admin_url()), connect_timeout=3):
-            return None
-    except psycopg.Error as error:
-        first = str(error).strip().splitlines()[0]
-        return f"PostgreSQL not reachable at {admin_url()}: {first}"
-
-
-@contextlib.contextmanager
-def bench_database(prefix: str) -> Iterator[str]:
-    """A new database, dropped afterwards whatever happens (WITH (FORCE) ends the API's
-    connections too). Yields its SQLAlchemy URL."""
-    name = f"tandem_bench_{prefix}_{uuid.uuid4().hex[:8]}"
-    admin = libpq_url(admin_url())
-    with psycopg.connect(admin, autocommit=True) as connection:
-        connection.execute(f'CREATE DATABASE "{name}"')
-    say(f"created database {name}")
-    try:
-        url = database_url(admin_url()).set(database=name)
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with psycopg.connect(admin, autocommit=True) as connection:
-            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        say(f"dropped database {name}")
 
 
 @dataclass

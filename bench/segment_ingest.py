@@ -50,7 +50,7 @@ from sqlmodel import Session
 
 from bench.apiproc import API_PROCESSES, api_process
 from bench.common import BenchResult, Metric, cpu_seconds, say, tree_cpu_seconds, workdir
-from bench.pgload import bench_database, libpq_url
+from bench.pgdb import bench_database, libpq_url
 from db.engine import make_engine
 from db.migrate import upgrade
 from db.sources import create_source

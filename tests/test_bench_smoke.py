@@ -21,7 +21,7 @@ from bench import (
     task_completion,
 )
 from bench.common import BenchResult, Metric, machine, percentile
-from bench.pgload import admin_url, libpq_url
+from bench.pgdb import admin_url, libpq_url
 from tests.conftest import POSTGRES_URL, need_postgres
 
 
