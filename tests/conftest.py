@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.pool import NullPool
 from temporalio.api.enums.v1 import PendingActivityState
+from temporalio.api.workflow.v1 import PendingActivityInfo
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
@@ -137,6 +138,15 @@ def engine(request: pytest.FixtureRequest, settings: Settings) -> Iterator[Engin
     engine.dispose()
 
 
+def _attempt_under_way(pending: PendingActivityInfo) -> bool:
+    """The test server shows an activity STARTED between its attempts too; one whose
+    last attempt ended after it started is waiting out its retry's backoff."""
+    if pending.state != ACTIVITY_STARTED:
+        return False
+    ended = pending.last_attempt_complete_time.ToNanoseconds()
+    return ended < pending.last_started_time.ToNanoseconds()
+
+
 class Harness:
     """What a workflow test needs: the client, the queue, the records, the settings."""
 
@@ -164,7 +174,7 @@ class Harness:
                     raw = described.raw_description
                     # Running work locks the clock; an activity waiting out a retry's
                     # backoff does not.
-                    running = [p for p in raw.pending_activities if p.state == ACTIVITY_STARTED]
+                    running = [p for p in raw.pending_activities if _attempt_under_way(p)]
                     busy = running or raw.HasField("pending_workflow_task")
                     quiet = 0 if busy else quiet + 1
                     if quiet == 3:
