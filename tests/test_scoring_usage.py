@@ -288,6 +288,26 @@ def test_default_risk_mapping(
     assert churn_risk(RiskSettings(), {}, customer, company) == pytest.approx(expected)
 
 
+def test_the_default_mapping_is_carried_to_the_plans_horizon() -> None:
+    # A neutral account: 0.0998 over 90 days; over 30 days 1 - (1 - 0.0998) ** (1/3) = 0.0344,
+    # over 365 days 1 - 0.9002 ** (365/90) = 0.3470. The same signals, another horizon.
+    ninety = logistic(-2.2)
+    assert churn_risk(RiskSettings(horizon_days=30), {}, 0.0, 0.0) == pytest.approx(
+        0.0344, abs=1e-4
+    )
+    assert churn_risk(RiskSettings(horizon_days=365), {}, 0.0, 0.0) == pytest.approx(
+        1 - (1 - ninety) ** (365 / 90)
+    )
+    assert churn_risk(RiskSettings(horizon_days=365), {}, 0.0, 0.0) == pytest.approx(
+        0.3470, abs=1e-4
+    )
+
+
+def test_a_calibrated_mapping_is_already_at_its_horizon() -> None:
+    risk = RiskSettings(horizon_days=30, intercept=0.0, coefficients={"nps": -1})
+    assert churn_risk(risk, {}, None, None) == pytest.approx(0.5)
+
+
 def test_calibrated_risk_uses_the_coefficients() -> None:
     # z = -1 + (-2) * (-0.5) + 3 * 0 (breadth missing counts 0) = 0 -> 0.5
     risk = RiskSettings(intercept=-1, coefficients={"usage_trend": -2, "breadth": 3})

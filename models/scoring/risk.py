@@ -4,9 +4,11 @@ Until a team calibrates (`tandem calibrate`), the risk comes from the two axes t
 fixed logistic mapping: z = intercept + customer_slope * customer + company_slope *
 company, a missing axis counting as 0 (neutral). The defaults (-2.2, -3.0, -0.5) put a
 neutral account at about 10 % over 90 days, a walkaway-angry one (customer -1) near 69 %
-and a gushing promoter near 0.5 %: a documented starting point, not a measurement.
-Calibrated, the plan holds one coefficient per component and z = intercept + sum of
-coefficient * component (a missing component counting as 0, its neutral point).
+and a gushing promoter near 0.5 %: a documented starting point, not a measurement. That
+mapping is a 90-day one: under a plan with another horizon its risk is carried over to
+that horizon at the same hazard. Calibrated, the plan holds one coefficient per
+component and z = intercept + sum of coefficient * component (a missing component
+counting as 0, its neutral point), fitted at the plan's own horizon.
 """
 
 from __future__ import annotations
@@ -14,6 +16,9 @@ from __future__ import annotations
 import math
 
 from models.plan import RiskSettings
+
+# The horizon the uncalibrated mapping's numbers (intercept and slopes) are for.
+MAPPING_DAYS = 90
 
 
 def logistic(z: float) -> float:
@@ -46,7 +51,10 @@ def churn_risk(
     customer: float | None,
     company: float | None,
 ) -> float:
-    return logistic(risk_log_odds(settings, components, customer, company))
+    risk = logistic(risk_log_odds(settings, components, customer, company))
+    if settings.coefficients or settings.horizon_days == MAPPING_DAYS:
+        return risk
+    return over_horizon(risk, MAPPING_DAYS, settings.horizon_days)
 
 
 def over_horizon(risk: float, from_days: int, to_days: int) -> float:
