@@ -384,8 +384,9 @@ def test_signals_outside_the_window_are_ignored() -> None:
     a = assess(observations, SETTINGS, AS_OF)
     assert a.inputs["nps"] == pytest.approx(9)
     assert a.inputs["csat"] == pytest.approx(4)
-    assert a.inputs["revenue"] == pytest.approx(10_000)
-    assert a.inputs["cost"] == pytest.approx(5_000)
+    # Per month: without periods, the sums over the 90-day window, a third.
+    assert a.inputs["revenue"] == pytest.approx(10_000 / 3)
+    assert a.inputs["cost"] == pytest.approx(5_000 / 3)
     assert "support" in a.missing
     assert a.customer_score == pytest.approx((0.25 * (2 / 3) + 0.15 * 0.5) / 0.40, abs=TOL)
     assert a.company_score == pytest.approx(0.625)

@@ -224,11 +224,13 @@ def test_a_downgrade_is_a_signal(latest: float, score: float) -> None:
 
 
 def test_without_a_recorded_cost_the_cost_to_serve_is_estimated() -> None:
-    # 90 days = 3 months: 3 * 100 base + 4 tickets * 25 + 2 success hours * 80 = 560.
-    # Revenue 1000: margin 0.44 -> 0.5 * 0.44 / 0.4 = 0.55.
+    # Per month over the 90-day window (no periods: the window is what they cover):
+    # revenue 1000 / 3 = 333.33; cost 100 base + 4 / 3 tickets * 25 + 2 / 3 hours * 80 = 186.67.
+    # Margin (333.33 - 186.67) / 333.33 = 0.44 -> 0.5 * 0.44 / 0.4 = 0.55.
     observations = [at("revenue", 1000, 10), at("tickets", 4), at("success_hours", 2), at("nps", 8)]
     a = assess(observations, SETTINGS, AS_OF)
-    assert a.inputs["cost"] == pytest.approx(560)
+    assert a.inputs["revenue"] == pytest.approx(333.3333, abs=TOL)
+    assert a.inputs["cost"] == pytest.approx(186.6667, abs=TOL)
     assert a.company_score == pytest.approx(0.55)
     assert a.estimated == ["cost"]
     margin = next(e for e in a.explanation if e.component == "margin")
@@ -241,12 +243,38 @@ def test_a_recorded_cost_is_used_as_it_is() -> None:
     assert a.company_score == pytest.approx(0.5 * 0.2 / 0.4)
 
 
-def test_mrr_alone_gives_revenue_over_the_window() -> None:
-    # MRR 400 over 3 months = 1200 revenue; estimated cost 300: margin 0.75 -> clipped 0.9375.
+def test_mrr_alone_stands_for_the_months_revenue() -> None:
+    # MRR 400 a month; estimated cost 100 a month: margin 0.75 -> clipped 0.9375.
     a = assess([at("mrr", 400, 3), at("nps", 8)], SETTINGS, AS_OF)
-    assert a.inputs["revenue"] == pytest.approx(1200)
+    assert a.inputs["revenue"] == pytest.approx(400)
     assert a.company_score == pytest.approx(0.5 * 0.75 / 0.4)
     assert a.estimated == ["revenue", "cost"]
+
+
+def test_a_months_revenue_meets_a_months_cost() -> None:
+    # Revenue 400 for March (31 days): 400 / 31 * 30 = 387.10 a month, against the
+    # estimated 100 a month: margin 0.7417 -> 0.5 * 0.7417 / 0.4 = 0.9271. Spread over the
+    # 90-day window it would have been 133.33 a month against 100: margin 0.25, 0.3125.
+    march = Observation(
+        kind=SignalKind.revenue, value=400, observed_at=AS_OF, period_start=month(2026, 3)
+    )
+    a = assess([march, at("nps", 8)], SETTINGS, AS_OF)
+    assert a.inputs["revenue"] == pytest.approx(400 / 31 * 30, abs=TOL)
+    assert a.inputs["margin"] == pytest.approx(1 - 100 / (400 / 31 * 30), abs=TOL)
+    assert a.company_score == pytest.approx(0.9271, abs=TOL)
+
+
+def test_a_months_tickets_are_that_months_load() -> None:
+    # 3 tickets over March (31 days), 10 active users: 3 / 31 * 30 / 10 = 0.2903 tickets a
+    # user a month -> (0.1 - 0.2903) / 0.2 = -0.95. Estimated cost: 100 + 2.9032 * 25.
+    users = daily({d: 10.0 for d in range(28)}, "active_users")
+    tickets = Observation(
+        kind=SignalKind.tickets, value=3, observed_at=AS_OF, period_start=month(2026, 3)
+    )
+    a = assess([*users, tickets, at("mrr", 1000)], SETTINGS, AS_OF)
+    assert a.inputs["tickets_per_user_month"] == pytest.approx(3 / 31 * 30 / 10, abs=TOL)
+    assert a.components["support_load"] == pytest.approx(-0.9516, abs=TOL)
+    assert a.inputs["cost"] == pytest.approx(100 + 3 / 31 * 30 * 25, abs=TOL)
 
 
 # --------------------------------------------------------------------------- explanation

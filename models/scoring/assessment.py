@@ -16,7 +16,7 @@ from enum import StrEnum
 from pydantic import BaseModel, Field
 
 from models.plan import ScoringSettings
-from models.scoring.components import CustomerSide, goal_progress
+from models.scoring.components import CustomerSide, goal_progress, per_month
 from models.scoring.risk import churn_risk
 from models.signals import Observation, SignalKind
 from models.success_plan import SuccessPlan
@@ -103,27 +103,33 @@ def _company_score(
     inputs: dict[str, float],
     estimated: list[str],
 ) -> float | None:
-    """Margin over the window: revenue (or the latest MRR over the window) against the
-    recorded cost, or without one the plan's cost-to-serve estimate."""
-    months = settings.window_days / 30
-    revenue = [o.value for o in window if o.kind is SignalKind.revenue]
-    mrr = sorted((o for o in window if o.kind is SignalKind.mrr), key=lambda o: o.observed_at)
-    if revenue:
-        inputs["revenue"] = sum(revenue)
+    """Margin per month: revenue (or the latest MRR) against the recorded cost, or
+    without one the plan's cost-to-serve estimate. Each is a monthly rate over the time
+    its reports cover, so a month's revenue meets a month's cost."""
+
+    def reports(kind: SignalKind) -> list[Observation]:
+        return [o for o in window if o.kind is kind]
+
+    def monthly(kind: SignalKind) -> float:
+        found = reports(kind)
+        return per_month(found, settings.window_days) if found else 0.0
+
+    mrr = sorted(reports(SignalKind.mrr), key=lambda o: o.observed_at)
+    if reports(SignalKind.revenue):
+        inputs["revenue"] = monthly(SignalKind.revenue)
     elif mrr:
-        inputs["revenue"] = mrr[-1].value * months
+        inputs["revenue"] = mrr[-1].value
         estimated.append("revenue")
     else:
         return None
-    cost = [o.value for o in window if o.kind is SignalKind.cost]
-    if cost:
-        inputs["cost"] = sum(cost)
+    if reports(SignalKind.cost):
+        inputs["cost"] = monthly(SignalKind.cost)
     else:
         c = settings.cost
-        tickets = sum(o.value for o in window if o.kind is SignalKind.tickets)
-        hours = sum(o.value for o in window if o.kind is SignalKind.success_hours)
         inputs["cost"] = (
-            c.per_account_monthly * months + c.per_ticket * tickets + c.per_success_hour * hours
+            c.per_account_monthly
+            + c.per_ticket * monthly(SignalKind.tickets)
+            + c.per_success_hour * monthly(SignalKind.success_hours)
         )
         estimated.append("cost")
     if inputs["revenue"] <= 0:

@@ -19,6 +19,19 @@ def latest(observations: list[Observation], kind: SignalKind) -> list[Observatio
     return sorted((o for o in observations if o.kind is kind), key=lambda o: o.observed_at)
 
 
+def per_month(reports: list[Observation], window_days: int) -> float:
+    """The reports' sum as a 30-day rate over the time they cover: from the earliest
+    period's start to the latest report when every report says its period (a month's
+    tickets are a month's, not the window's), else the whole window (a count without a
+    period could fall anywhere in it)."""
+    total = sum(o.value for o in reports)
+    starts = [o.period_start for o in reports if o.period_start is not None]
+    if len(starts) < len(reports):
+        return total / window_days * 30
+    covered = max(o.observed_at for o in reports) - min(starts)
+    return total / max(1.0, covered.total_seconds() / 86_400) * 30
+
+
 def net_promoter_score(answers: list[float]) -> float:
     """% promoters (9-10) minus % detractors (0-6) among the answers, -100..100."""
     promoters = sum(1 for a in answers if a >= 9)
@@ -149,11 +162,11 @@ class CustomerSide:
         if "active_users" in self.inputs and seats:
             self.inputs["utilisation"] = users / seats
             self.components["utilisation"] = usage.utilisation_score(users / seats)
-        tickets = [o.value for o in self.window if o.kind is SignalKind.tickets]
+        tickets = [o for o in self.window if o.kind is SignalKind.tickets]
         if tickets and users > 0:
-            per_month = sum(tickets) / self.settings.window_days * 30
-            self.inputs["tickets_per_user_month"] = per_month / users
-            self.components["support_load"] = usage.support_load_score(per_month / users)
+            monthly = per_month(tickets, self.settings.window_days)
+            self.inputs["tickets_per_user_month"] = monthly / users
+            self.components["support_load"] = usage.support_load_score(monthly / users)
 
     def _revenue_movement(self) -> None:
         mrr = latest(self.window, SignalKind.mrr)
