@@ -101,7 +101,7 @@ class UsageSettings(StrictModel):
 
     metrics: list[str] = Field(
         default_factory=list,
-        description="the metrics the product reports (empty: any); others are refused",
+        description="the metrics scored (empty: all); others are recorded, not scored",
     )
     key_features: list[str] = Field(
         default_factory=list, description="metrics that show the product's value being used"

@@ -113,6 +113,27 @@ def test_a_monthly_reporter_mid_month_is_not_read_as_silent() -> None:
     assert a.inputs["usage_change"] == pytest.approx(0.0)
 
 
+def test_a_monthly_metric_beside_weekly_ones_waits_for_its_month() -> None:
+    # Weekly `dashboards` at 5 a day up to 2 days ago; monthly `alerts` at 1 a day for
+    # January to March, assessed on 15 April before April's report exists. Both flat:
+    # no change. Read on the weekly metrics' period, the alerts' April would be zeros
+    # (recent level 0 against 1: -100 %, a mean change of -50 %).
+    as_of = datetime(2026, 4, 15, tzinfo=UTC)
+    weeks = [
+        count(
+            35, as_of - timedelta(days=7 * w + 9), as_of - timedelta(days=7 * w + 2), "dashboards"
+        )
+        for w in range(12)
+    ]
+    alerts = [
+        count(31, month(2026, 1), month(2026, 2), "alerts"),
+        count(28, month(2026, 2), month(2026, 3), "alerts"),
+        count(31, month(2026, 3), month(2026, 4), "alerts"),
+    ]
+    a = assess([*weeks, *alerts], SETTINGS, as_of)
+    assert a.inputs["usage_change"] == pytest.approx(0.0)
+
+
 def test_weekly_reports_read_like_monthly_ones() -> None:
     # Twelve weekly counts at 5 a day, then four at 4 a day: -20 % -> -0.4.
     weeks = [
@@ -180,6 +201,34 @@ def test_breadth_is_the_share_of_key_features_used() -> None:
     assert a.components["breadth"] == pytest.approx(0.0)  # 2 * 0.5 - 1
 
 
+def test_only_the_plans_metrics_are_scored() -> None:
+    # The plan lists `a`: `b` is recorded but not scored. `a` flat at 3 a day: change 0;
+    # `b` collapsing would have pulled the mean change down to -50 %.
+    settings = ScoringSettings(usage=UsageSettings(metrics=["a"]))
+    a_flat = daily({d: 3.0 for d in range(84)}, "a")
+    b_gone = daily({d: 5.0 for d in range(28, 84)}, "b")
+    a = assess([*a_flat, *b_gone], settings, AS_OF)
+    assert a.inputs["usage_change"] == pytest.approx(0.0)
+    assert assess([*a_flat, *b_gone], SETTINGS, AS_OF).inputs["usage_change"] == pytest.approx(-0.5)
+
+
+def test_an_account_reporting_active_users_only_has_no_feature_figures() -> None:
+    # Its product reports no feature: breadth and the rank on the key features are
+    # unknown, not the bottom. Utilisation (12 of 20 seats: 0.6 -> 0.25) still counts.
+    settings = ScoringSettings(usage=UsageSettings(key_features=["a", "b"]))
+    peers = {"a": [1.0, 2, 3, 4, 5], "b": [1.0, 2, 3, 4, 5], "active_users": [5.0, 8, 12, 20, 40]}
+    users = daily({d: 12.0 for d in range(28)}, "active_users")
+    a = assess([*users, at("seats", 20)], settings, AS_OF, peers=peers)
+    assert "breadth" in a.missing and "usage_peers" in a.missing
+    assert a.components["utilisation"] == pytest.approx(0.25)
+    # One feature reported makes the others unused: breadth 1 of 2, ranked on both.
+    with_a = assess(
+        [*users, *daily({d: 3.0 for d in range(28)}, "a")], settings, AS_OF, peers=peers
+    )
+    assert with_a.inputs["breadth"] == pytest.approx(0.5)
+    assert with_a.inputs["usage_percentile"] == pytest.approx((0.5 + 0.0) / 2)
+
+
 # --------------------------------------------------------------------------- seats, MRR, tickets
 
 
@@ -221,6 +270,20 @@ def test_a_downgrade_is_a_signal(latest: float, score: float) -> None:
 
 
 # --------------------------------------------------------------------------- cost to serve
+
+
+def test_billing_alone_does_not_place_the_customer_axis() -> None:
+    # MRR 1000 then 1000: flat, revenue_movement 0. Alone it says nothing of happiness:
+    # the customer axis is unknown, the account not called neutral (nor at risk).
+    flat = [at("mrr", 1000, 60), at("mrr", 1000, 1)]
+    a = assess(flat, SETTINGS, AS_OF)
+    assert a.components["revenue_movement"] == 0.0
+    assert a.customer_score is None and a.quadrant is Quadrant.unknown
+    assert not a.at_risk and a.risks == []
+    # With one thing the customer did or said, it counts: nps 9 -> 0.6667 (weight .15),
+    # revenue_movement 0 (weight .07): (0.15 * 0.6667) / 0.22 = 0.4545.
+    heard = assess([*flat, at("nps", 9)], SETTINGS, AS_OF)
+    assert heard.customer_score == pytest.approx(0.4545, abs=TOL)
 
 
 def test_without_a_recorded_cost_the_cost_to_serve_is_estimated() -> None:

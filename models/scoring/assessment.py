@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 from models.plan import ScoringSettings
 from models.scoring.components import CustomerSide, goal_progress, per_month
 from models.scoring.risk import churn_risk
-from models.signals import Observation, SignalKind
+from models.signals import ACTIVE_USERS, Observation, SignalKind
 from models.success_plan import SuccessPlan
 
 
@@ -36,6 +36,10 @@ class Risk(StrEnum):
 
 
 UNHAPPY = frozenset({Quadrant.unhappy_profitable, Quadrant.unhappy_unprofitable})
+# Components that move the customer axis but cannot place it alone: a flat MRR says
+# nothing of how the customer feels, and read alone it would call every billing-only
+# account neutral (and, profitable, a "neutral but highly profitable" risk).
+BILLING_ONLY = frozenset({"revenue_movement"})
 
 
 class Explained(BaseModel):
@@ -188,8 +192,12 @@ def assess(
     since = as_of - timedelta(days=settings.window_days)
     usage_since = as_of - timedelta(days=settings.lookback_days)
 
+    listed = set(settings.usage.metrics) | {ACTIVE_USERS}
+
     def inside(o: Observation) -> bool:
         start = usage_since if o.kind is SignalKind.usage else since
+        if o.kind is SignalKind.usage and settings.usage.metrics and o.metric_name not in listed:
+            return False  # recorded, but not one the plan scores
         # A non-finite figure is no measurement: it would otherwise clip to a perfect score.
         return start < o.observed_at <= as_of and math.isfinite(o.value)
 
@@ -203,7 +211,8 @@ def assess(
     present = {name: weights[name] for name in components if weights[name] > 0}
     customer: float | None = None
     shares: dict[str, float] = {}
-    if present and len(present) >= settings.min_customer_signals:
+    heard = not present.keys() <= BILLING_ONLY
+    if heard and len(present) >= settings.min_customer_signals:
         total = sum(present.values())
         shares = {name: w / total for name, w in present.items()}
         customer = round(sum(components[n] * s for n, s in shares.items()), 4)

@@ -130,7 +130,11 @@ class CustomerSide:
             self.inputs["usage_change"] = change
             self.components["usage_trend"] = clip(change / usage.USAGE_CHANGE_FULL)
         key = self.settings.usage.key_features
-        if peers and self.levels:
+        # An account whose product reports no feature at all (active users only) has its
+        # feature tracking missing, not every feature unused: breadth and its rank among
+        # peers on the key features are not measured.
+        features = any(m != ACTIVE_USERS for m in self.series)
+        if peers and self.levels and (features or not key):
             # Ranked on its figures as of the peers' day, so the account meets its own
             # entry among them as an exact tie, whatever the hour of the assessment.
             day = usage.peer_day(self.as_of)
@@ -140,7 +144,7 @@ class CustomerSide:
             if rank is not None:
                 self.inputs["usage_percentile"] = rank
                 self.components["usage_peers"] = 2 * rank - 1
-        if key and self.levels:
+        if key and features and self.levels:
             self.inputs["breadth"] = usage.breadth(self.levels, key)
             self.components["breadth"] = 2 * self.inputs["breadth"] - 1
         users = self._users()

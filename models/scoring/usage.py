@@ -8,8 +8,10 @@ for its day) is its value. Days are counted back from `as_of`: day 0 ends at `as
 
 A day the account reported nothing for a metric it does report counts as zero, but only
 inside its reporting span: from its first reported day to its last, extended to the
-present by one typical period. A daily reporter that falls silent is using nothing; a
-monthly reporter whose month is not over is not yet known.
+present by one of its typical periods. A daily reporter that falls silent is using
+nothing; a monthly reporter whose month is not over is not yet known. Each metric has
+its own period: beside weekly metrics, a monthly one is not read as zero while its
+month's report is still to come.
 
 A window's level is the median of its weekly rates: one quiet (or one busy) week in four
 moves it little.
@@ -106,13 +108,16 @@ def daily_series(observations: list[Observation], as_of: datetime) -> dict[str, 
     series: dict[str, DailySeries] = defaultdict(DailySeries)
     for o in usage:
         series[o.metric_name].spans.append(_span(o, as_of))
-    periods = [o.period_days for o in usage if o.period_days is not None]
+    periods: dict[str, list[float]] = defaultdict(list)
+    for o in usage:
+        if o.period_days is not None:
+            periods[o.metric_name].append(o.period_days)
     if periods:
-        periodic = {o.metric_name for o in usage if o.period_start is not None}
-        spans = [s for m in periodic for s in series[m].spans]
-        newest = min(min(s.newest for s in spans), math.ceil(median(periods)))
-        oldest = max(s.oldest for s in spans)
-        for m in periodic:
+        oldest = max(s.oldest for m in periods for s in series[m].spans)
+        for m, found in periods.items():
+            # Unknown, not zero: the days since its last report, up to one of its periods.
+            latest = min(s.newest for s in series[m].spans)
+            newest = min(latest, math.ceil(median(found)))
             series[m].spans += _gaps(series[m].spans, newest, oldest)
     return dict(series)
 
