@@ -28,7 +28,7 @@ from cli.common import (
     when,
 )
 from db.engine import session_scope
-from db.ingest import UnknownContact, UnknownGoal, record_signals
+from db.ingest import FutureSignal, UnknownContact, UnknownGoal, record_signals
 from db.queries import CustomerNotFound, customer_overview, list_customers
 from models.customer import SignUp
 from models.public import AssessmentDetailPublic
@@ -261,7 +261,8 @@ def signal(
     """Record a measured input (nps, csat, usage, seats, mrr, tickets, fcr, aht, revenue,
     cost, success_hours, goal). A usage count over a period: --metric and --since. A
     survey answer by a contact: --contact (the account's NPS nets its contacts')."""
-    observed = (at.replace(tzinfo=UTC) if at and at.tzinfo is None else at) or datetime.now(UTC)
+    now = datetime.now(UTC)
+    observed = (at.replace(tzinfo=UTC) if at and at.tzinfo is None else at) or now
     period_start = since.replace(tzinfo=UTC) if since and since.tzinfo is None else since
     customer_id = resolve_customer(customer)
     try:
@@ -279,8 +280,8 @@ def signal(
     except ValidationError as error:
         fail(describe_validation_error(error))
     try:
-        added = record_signals(engine(), [item])
-    except (UnknownGoal, UnknownContact) as error:
+        added = record_signals(engine(), [item], received_at=now)
+    except (UnknownGoal, UnknownContact, FutureSignal) as error:
         fail(str(error))
     out.print(
         f"Recorded {kind.value} = {value:g} for {customer_id}."

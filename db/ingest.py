@@ -3,7 +3,7 @@ assessment reads them. Idempotent by the client's own id, so a resent batch is h
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, or_, update
 from sqlmodel import Session, col, select
@@ -36,11 +36,48 @@ class UnknownContact(ValueError):
         self.index = index
 
 
-def record_signals(engine: Engine, signals: list[SignalIn]) -> int:
+# How far past the receiver's clock a signal may be observed: a sender's clock a few
+# hours fast, or a day's figure stamped with the day's end, is no mistake; a signal
+# dated later than this is, and would pin the latest MRR and skew forecasts until then.
+CLOCK_SKEW = timedelta(days=1)
+
+
+class FutureSignal(ValueError):
+    """A signal from the outside world observed after it was received (beyond
+    CLOCK_SKEW): a measurement cannot be ahead of the clock."""
+
+    def __init__(self, message: str, index: int) -> None:
+        super().__init__(message)
+        self.index = index
+
+
+def record_signals(
+    engine: Engine, signals: list[SignalIn], received_at: datetime | None = None
+) -> int:
     """Store the signals in one transaction; returns how many were new. Two senders of
     the same client ids at once (a double-clicked survey link): the loser's transaction
-    fails on the unique key and is replayed, finding the winner's rows."""
+    fails on the unique key and is replayed, finding the winner's rows.
+
+    The entry points from the outside world (API, CLI, survey page) pass `received_at`,
+    their wall clock, and a signal observed later than it (beyond CLOCK_SKEW) refuses
+    the batch with FutureSignal; a simulation records at its own clock and passes none."""
+    if received_at is not None:
+        check_not_future(signals, received_at)
     return write_once(engine, lambda session: _record(session, signals))
+
+
+def check_not_future(signals: list[SignalIn], received_at: datetime) -> None:
+    """Raise FutureSignal for the first signal observed after `received_at` + CLOCK_SKEW."""
+    latest = received_at + CLOCK_SKEW
+    for index, signal in enumerate(signals):
+        if signal.observed_at > latest:
+            raise FutureSignal(
+                f"observed_at: {signal.observed_at.isoformat()} is in the future (more than "
+                f"{CLOCK_SKEW.days} day past the receiving clock's "
+                f"{received_at.isoformat(timespec='seconds')}); a signal records what was "
+                "measured, not what is planned",
+                index,
+            )
 
 
 def already_answered(engine: Engine, customer_id: str, client_id: str) -> bool:

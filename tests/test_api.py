@@ -7,6 +7,7 @@ import re
 import time
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -152,6 +153,69 @@ async def test_signal_batches_validate_and_are_idempotent(api: Api, acme: Lifecy
     resent = await api.post("/signals", json={"signals": [goal]})
     assert resent.json() == {"received": 1, "added": 0, "duplicates": 1}
     assert (await api.post("/signals", role="rep", json={"signals": batch})).status_code == 403
+
+
+async def test_signals_without_a_zone_from_the_future_or_absurd_are_refused(
+    api: Api, acme: Lifecycle
+) -> None:
+    """Each a 422 naming the item's field, not a 500, and nothing of the batch stored: a
+    future MRR would otherwise stay the account's latest until that day came."""
+    await acme.sign_up()
+    now = datetime.now(UTC)
+    good = {
+        "customer_id": acme.customer_id,
+        "kind": "nps",
+        "value": 9,
+        "observed_at": now.isoformat(),
+    }
+    usage = {**good, "kind": "usage", "value": 10}
+    zone = "a time zone is required: end the time with Z (UTC) or an offset such as +00:00"
+    cases = [
+        ({"observed_at": "2026-12-01T00:00:00"}, "observed_at", zone),
+        ({"observed_at": "2026-12-01"}, "observed_at", zone),
+        ({**usage, "period_start": "2026-01-01"}, "period_start", zone),
+        ({"kind": "mrr", "value": 1e308}, "value", "less than or equal to 1000000000000"),
+        ({"kind": "tickets", "value": 1e308}, "value", "less than or equal to 1000000000000"),
+        (
+            {**usage, "period_start": (now + timedelta(hours=1)).isoformat()},
+            "",  # a check across two fields: the item is named
+            "period_start must be before observed_at",
+        ),
+        (
+            {"kind": "mrr", "value": 99999, "observed_at": f"{now.year + 1}-12-01T00:00:00Z"},
+            "observed_at",
+            f"observed_at: {now.year + 1}-12-01T00:00:00+00:00 is in the future",
+        ),
+        (
+            {
+                "kind": "mrr",
+                "value": 99999,
+                "observed_at": (now + timedelta(days=1, minutes=5)).isoformat(),
+            },
+            "observed_at",
+            "is in the future",
+        ),
+    ]
+    for fields, field, message in cases:
+        batch = [good, {**good, **fields}]
+        refused = await api.post("/signals", json={"signals": batch})
+        error = refused.json()["error"]
+        assert refused.status_code == 422, (fields, refused.text)
+        assert error["field"] == f"signals.1.{field}".rstrip("."), (fields, error)
+        assert message in error["message"], (fields, error)
+    assert rows(acme.h, SignalRecord) == []  # not even the good first item
+    assert [c.mrr for c in rows(acme.h, Customer)] == [None]
+    # A sender's clock a little fast is no mistake, and a zoned time in any zone is taken.
+    fast = {
+        **good,
+        "kind": "mrr",
+        "value": 1200,
+        "observed_at": (now + timedelta(hours=3)).isoformat(),
+    }
+    zoned = {**good, "observed_at": "2026-01-05T09:30:00+01:00"}
+    taken = await api.post("/signals", json={"signals": [fast, zoned]})
+    assert taken.json() == {"received": 2, "added": 2, "duplicates": 0}
+    assert [c.mrr for c in rows(acme.h, Customer)] == [1200]
 
 
 async def test_survey_link_records_once(api: Api, acme: Lifecycle) -> None:

@@ -146,3 +146,44 @@ def test_show_explains_the_latest_assessment_and_marks_an_estimated_cost() -> No
     nps = next(e for e in a.explanation if e.component == "nps")
     [line] = [x for x in shown.output.splitlines() if x.split()[:1] == ["nps"]]
     assert nps.weight is not None and f"{nps.weight:.0%}" in line and "estimated" not in line
+
+
+def test_signal_refuses_a_future_time_and_an_absurd_value_and_stores_nothing() -> None:
+    from datetime import UTC, datetime
+
+    from sqlmodel import Session, select
+
+    from cli.common import engine
+    from db.engine import session_scope
+    from models.tables import Customer, SignalRecord
+
+    now = datetime.now(UTC)
+    records = engine()
+    with session_scope(records) as session:
+        session.add(
+            Customer(
+                id="acme", company="Acme", contact_name="Ada", email="ada@acme.test",
+                plan_name="default", plan_version=1, phase="adopting", term_start=now,
+                term_end=now,
+            )
+        )  # fmt: skip
+    future = f"{now.year + 1}-12-01"  # naive, read as UTC as always
+    refusals = [
+        (["mrr", "99999", "--at", future], f"error: observed_at: {future}T00:00:00+00:00 is in"),
+        (["mrr", "1e308"], "error: value: Input should be less than or equal to 1000000000000"),
+        (["tickets", "inf"], "error: value: Input should be a finite number"),
+        (["nps", "nan"], "error: value: Input should be a finite number"),
+    ]
+    for arguments, message in refusals:
+        done = runner.invoke(app, ["signal", "acme", *arguments])
+        assert done.exit_code == 1 and message in done.output, done.output
+        assert len(done.output.strip().splitlines()) == 1
+    with Session(records) as session:
+        assert session.exec(select(SignalRecord)).all() == []
+        assert session.get(Customer, "acme").mrr is None  # type: ignore[union-attr]
+    # A past time without a zone is still read as UTC.
+    done = runner.invoke(app, ["signal", "acme", "mrr", "1200", "--at", "2026-11-01T08:00:00"])
+    assert done.exit_code == 0, done.output
+    with Session(records) as session:
+        row = session.exec(select(SignalRecord)).one()
+        assert row.observed_at == datetime(2026, 11, 1, 8, tzinfo=UTC)

@@ -11,9 +11,9 @@ from sqlmodel import Session, select
 
 from activities.assessment import AssessmentActivities
 from activities.contracts import AssessmentRequest
-from db.ingest import record_signals
+from db.ingest import CLOCK_SKEW, FutureSignal, record_signals
 from models.plan import ScoringSettings
-from models.signals import Observation, SignalIn, SignalKind, observation
+from models.signals import MAX_MAGNITUDE, Observation, SignalIn, SignalKind, observation
 from models.tables import AssessmentRecord, Customer, SignalRecord
 
 END = datetime(2026, 3, 1, tzinfo=UTC)
@@ -52,10 +52,6 @@ def test_usage_without_a_metric_is_the_metric_usage_and_a_level() -> None:
         (
             {"kind": "nps", "value": 9, "period_start": END - timedelta(days=30)},
             "period_start only goes with an amount over a period",
-        ),
-        (
-            {"period_start": datetime(2026, 2, 1)},
-            "period_start and observed_at must both carry a time zone",
         ),
         ({"kind": "seats", "value": -1}, "seats must be at least 0"),
     ],
@@ -138,3 +134,59 @@ def test_the_assessment_reads_peers_and_stores_the_churn_risk(engine: Engine) ->
         assert row is not None
         assert stored.churn_risk == row.churn_risk == assessment.churn_risk
         assert row.at_risk == assessment.at_risk
+
+
+ZONE_NEEDED = "a time zone is required: end the time with Z (UTC) or an offset"
+
+
+@pytest.mark.parametrize(
+    ("fields", "field", "message"),
+    [
+        ({"observed_at": "2026-12-01T00:00:00"}, "observed_at", ZONE_NEEDED),
+        ({"observed_at": "2026-12-01"}, "observed_at", ZONE_NEEDED),
+        ({"observed_at": datetime(2026, 3, 1)}, "observed_at", ZONE_NEEDED),
+        ({"period_start": "2026-02-01T00:00:00"}, "period_start", ZONE_NEEDED),
+        ({"period_start": datetime(2026, 2, 1)}, "period_start", ZONE_NEEDED),
+        ({"kind": "mrr", "value": 1e308}, "value", "less than or equal to 1000000000000"),
+        ({"kind": "tickets", "value": -1e13}, "value", "greater than or equal to"),
+        ({"kind": "mrr", "value": float("inf")}, "value", "a finite number"),
+        ({"value": float("nan")}, "value", "a finite number"),
+        ({"kind": "goal", "goal_key": "k", "value": float("-inf")}, "value", "a finite number"),
+    ],
+)
+def test_a_time_without_a_zone_and_an_absurd_value_are_refused_naming_the_field(
+    fields: dict[str, object], field: str, message: str
+) -> None:
+    with pytest.raises(ValidationError) as refused:
+        usage(**fields)
+    (problem,) = refused.value.errors()
+    assert problem["loc"] == (field,) and message in problem["msg"]
+
+
+def test_a_zoned_time_and_the_largest_sane_value_are_taken() -> None:
+    taken = usage(kind="mrr", value=MAX_MAGNITUDE, observed_at="2026-12-01T00:00:00+02:00")
+    assert taken.observed_at == datetime(2026, 11, 30, 22, tzinfo=UTC)
+
+
+def test_a_future_signal_refuses_the_batch_only_where_a_clock_is_given(engine: Engine) -> None:
+    """The outside world's entry points pass their clock; a simulation passes none and
+    records at its own simulated time, which may be ahead of the wall clock."""
+    with Session(engine) as session:
+        session.add(customer_row("acme"))
+        session.commit()
+    now = datetime.now(UTC)
+    batch = [
+        usage(kind="mrr", value=900, observed_at=now, client_id="now"),
+        usage(kind="mrr", value=99999, observed_at=now + CLOCK_SKEW + timedelta(minutes=1)),
+    ]
+    with pytest.raises(FutureSignal, match=r"observed_at: .* is in the future") as refused:
+        record_signals(engine, batch, received_at=now)
+    assert refused.value.index == 1
+    with Session(engine) as session:
+        assert session.exec(select(SignalRecord)).all() == []  # nor the batch's first
+        assert session.get(Customer, "acme").mrr is None  # type: ignore[union-attr]
+    # A sender's clock somewhat fast is within the allowance.
+    skewed = usage(kind="mrr", value=950, observed_at=now + CLOCK_SKEW - timedelta(minutes=1))
+    assert record_signals(engine, [batch[0], skewed], received_at=now) == 2
+    # Without a clock (a simulation at its own time), a later time is taken as it is.
+    assert record_signals(engine, [usage(observed_at=now + timedelta(days=400))]) == 1
