@@ -6,9 +6,11 @@ lifecycle mid-term by update-with-start, as sign-up does, so importing the same 
 again finds every lifecycle running and changes nothing.
 
 Columns: external_id, company, contacts, term_start, term_end (required); plan, owner,
-mrr, onboarded (optional). `contacts` is `Name <email> role+role; ...`, the first the
-account's primary contact (admin and champion unless roles are given); `owner` is an
-active success manager's email; `onboarded` is yes or no (yes when empty).
+mrr, onboarded (optional); header names in any case. `contacts` is `Name <email>
+role+role; ...`, the first the account's primary contact (admin and champion unless roles
+are given); `owner` is an active success manager's email; `onboarded` is yes or no (yes
+when empty); dates are YYYY-MM-DD. The file is UTF-8 (a byte-order mark is fine) with
+commas between fields.
 """
 
 from __future__ import annotations
@@ -43,6 +45,14 @@ OPTIONAL = ("plan", "owner", "mrr", "onboarded")
 _COLUMN_OF = {"contact_name": "contacts", "email": "contacts"}
 _CONTACT = re.compile(r"^\s*(?P<name>[^<]+?)\s*<(?P<email>[^>]+)>\s*(?P<roles>[\w+ ]*)\s*$")
 _YES, _NO = {"", "yes", "y", "true", "1"}, {"no", "n", "false", "0"}
+# Only the documented form: `date.fromisoformat` also takes 20260101 and 2027-W10-1,
+# which a spreadsheet's dates never are and a typo may be.
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+# What a spreadsheet saved with another separator puts between the columns. The comma is
+# not sniffed (csv.Sniffer): the contacts column holds `;` between contacts, so a real
+# comma-separated file with a few contacts can look semicolon-separated to it.
+_OTHER_DELIMITERS = {";": "semicolons", "\t": "tabs", "|": "bars"}
+_SAVE_AS_UTF8 = 'save it as UTF-8 (in Excel: "CSV UTF-8 (Comma delimited)")'
 
 
 class Problem(BaseModel):
@@ -69,9 +79,29 @@ class ImportReport(BaseModel):
     problems: list[Problem] = Field(default_factory=list)
 
 
+def decode(data: bytes) -> str:
+    """The file's text, or a ValueError naming the line that is not UTF-8."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):  # UTF-16's byte-order marks
+        raise ValueError(f"the file is UTF-16, not UTF-8: {_SAVE_AS_UTF8}")
+    if data.startswith(b"PK\x03\x04"):  # a zip: what an .xlsx is
+        raise ValueError(f"the file is a workbook (.xlsx), not CSV: {_SAVE_AS_UTF8}")
+    if b"\x00" in data[:1000]:
+        # UTF-16 without its mark: it would decode as UTF-8, NULs between the letters.
+        raise ValueError(f"the file holds NUL bytes (UTF-16, perhaps), not UTF-8: {_SAVE_AS_UTF8}")
+    try:
+        return data.decode("utf-8-sig")  # Excel's "CSV UTF-8" starts with a byte-order mark
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        byte = data[error.start : error.start + 1].hex()
+        raise ValueError(
+            f"line {line}: byte 0x{byte} is not UTF-8 (Latin-1 or Windows-1252, perhaps): "
+            f"the file must be UTF-8; {_SAVE_AS_UTF8}"
+        ) from None
+
+
 def parse_contacts(text: str) -> list[ImportedContact]:
     """`Name <email> role+role; ...`: the first is the primary contact."""
-    contacts = []
+    contacts: list[ImportedContact] = []
     for n, part in enumerate(p for p in text.split(";") if p.strip()):
         match = _CONTACT.match(part)
         if match is None:
@@ -85,6 +115,8 @@ def parse_contacts(text: str) -> list[ImportedContact]:
             email = normalize_email(match["email"])
         except ContactError as error:
             raise ValueError(f"{match['email']!r}: {error}") from None
+        if any(c.email == email for c in contacts):
+            raise ValueError(f"{email} is listed twice")
         default = [r.value for r in SIGNUP_ROLES] if n == 0 else [ContactRole.user.value]
         contacts.append(ImportedContact(name=match["name"], email=email, roles=named or default))
     if not contacts:
@@ -94,9 +126,12 @@ def parse_contacts(text: str) -> list[ImportedContact]:
 
 def _day(value: str) -> datetime:
     try:
-        return datetime.combine(date.fromisoformat(value.strip()), datetime.min.time(), UTC)
-    except ValueError:
-        raise ValueError(f"{value!r} is not a date (YYYY-MM-DD)") from None
+        day = date.fromisoformat(value.strip()) if _DATE.match(value.strip()) else None
+    except ValueError:  # 2026-13-01
+        day = None
+    if day is None:
+        raise ValueError(f"{value!r} is not a date (YYYY-MM-DD)")
+    return datetime.combine(day, datetime.min.time(), UTC)
 
 
 class _Row:
@@ -116,17 +151,11 @@ def check_file(
     text: str, engine: Engine, plans_dir: Path | None, today: datetime, source: str
 ) -> tuple[list[ImportRow], list[Problem]]:
     """Every row checked; the good rows, and every problem of the bad ones."""
-    problems: list[Problem] = []
     reader = csv.DictReader(io.StringIO(text))
-    header = [c.strip() for c in reader.fieldnames or []]
+    # `External_ID ` is external_id: spreadsheets capitalise and pad headers.
+    header = [c.strip().lower() for c in reader.fieldnames or []]
     reader.fieldnames = header
-    for column in REQUIRED:
-        if column not in header:
-            problems.append(Problem(line=1, column=column, message="missing column"))
-    for column in header:
-        if column not in REQUIRED + OPTIONAL:
-            known = ", ".join(REQUIRED + OPTIONAL)
-            problems.append(Problem(line=1, column=column, message=f"unknown (columns: {known})"))
+    problems = _header_problems(header)
     if problems:
         return [], problems
     rows: list[ImportRow] = []
@@ -137,6 +166,16 @@ def check_file(
         for values in reader:
             row = _Row(line + 1, values, problems)
             line = reader.line_num
+            extra = values.get(None)  # DictReader keeps fields beyond the header under None
+            if extra:
+                # The rest of the row is shifted: checking its values would only mislead.
+                fields = len(header) + len(extra)
+                row.problem(
+                    "row",
+                    f"{fields} fields where the header has {len(header)} "
+                    "(probably an unquoted comma: put a value holding one in double quotes)",
+                )
+                continue
             checked = _check_row(row, session, plans, plans_dir, today, source)
             external_id = row.get("external_id").lower()
             if external_id in seen:
@@ -145,6 +184,25 @@ def check_file(
             if checked is not None and not any(p.line == row.line for p in problems):
                 rows.append(checked)
     return rows, problems
+
+
+def _header_problems(header: list[str]) -> list[Problem]:
+    if len(header) == 1:
+        for delimiter, name in _OTHER_DELIMITERS.items():
+            if delimiter in header[0]:
+                message = f"the columns are separated by {name}: the delimiter must be a comma"
+                return [Problem(line=1, column="header", message=message)]
+    problems = []
+    for column in REQUIRED:
+        if column not in header:
+            problems.append(Problem(line=1, column=column, message="missing column"))
+    for column in sorted({c for c in header if header.count(c) > 1}):
+        problems.append(Problem(line=1, column=column, message="repeated column"))
+    for column in header:
+        if column not in REQUIRED + OPTIONAL:
+            known = ", ".join(REQUIRED + OPTIONAL)
+            problems.append(Problem(line=1, column=column, message=f"unknown (columns: {known})"))
+    return problems
 
 
 def _check_row(

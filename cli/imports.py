@@ -29,11 +29,11 @@ def import_accounts(
 ) -> None:
     """Start lifecycles for existing accounts mid-term (external_id, company, contacts,
     term_start, term_end; plan, owner, mrr, onboarded). Importing again changes nothing."""
-    from account_import import check_file, start_accounts
+    from account_import import check_file, decode, start_accounts
 
     try:
-        text = file.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as error:
+        text = decode(file.read_bytes())
+    except (OSError, ValueError) as error:
         fail(f"cannot read {file}: {error}")
     config = settings()
     today = datetime.now(UTC)

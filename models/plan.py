@@ -7,10 +7,9 @@ on the customer.
 
 from __future__ import annotations
 
-import math
 import re
 from functools import lru_cache
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -20,11 +19,23 @@ from models.signals import METRIC_PATTERN
 # A plan is named, never given as a path: its file is found in the plan folders.
 PLAN_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 
+# Upper bounds, so a typo (an extra zero, `1e20`) is refused when the plan is checked
+# rather than overflowing a date or an agenda in a running lifecycle.
+MAX_DAYS = 3650  # ten years: longer than any term, window or wait a plan means
+MAX_HOURS = 24 * 365  # the hour-counted waits (reminders, reviews) are short; a year is ample
+MAX_NUDGES = 20  # each nudge is an email and a step on the agenda
+# Beyond ±40 the logistic is 0 or 1 in double precision: a larger log-odds is a typo.
+MAX_LOG_ODDS = 100.0
+MAX_VERSION = 2**31 - 1  # the records' INTEGER column
+LogOdds = Annotated[float, Field(ge=-MAX_LOG_ODDS, le=MAX_LOG_ODDS)]
+
 
 class StrictModel(BaseModel):
-    """Unknown keys are errors: a typo in a plan file must not be silently ignored."""
+    """Unknown keys are errors: a typo in a plan file must not be silently ignored.
+    Numbers must be finite: TOML allows `inf` and `nan`, which would turn every score
+    that uses them into nan."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class Tutorial(StrictModel):
@@ -36,9 +47,9 @@ class Tutorial(StrictModel):
 
 class OnboardingSettings(StrictModel):
     tutorials: list[Tutorial] = Field(default_factory=list)
-    nudge_after_days: int = Field(default=3, ge=1, description="days between nudges")
-    max_nudges: int = Field(default=2, ge=0)
-    kickoff_due_days: int = Field(default=7, ge=1)
+    nudge_after_days: int = Field(default=3, ge=1, le=MAX_DAYS, description="days between nudges")
+    max_nudges: int = Field(default=2, ge=0, le=MAX_NUDGES)
+    kickoff_due_days: int = Field(default=7, ge=1, le=MAX_DAYS)
 
     @model_validator(mode="after")
     def _unique_keys(self) -> OnboardingSettings:
@@ -50,28 +61,35 @@ class OnboardingSettings(StrictModel):
 
 
 class TaskSettings(StrictModel):
-    remind_before_hours: int = Field(default=24, ge=0)
-    escalate_after_hours: int = Field(default=48, ge=0, description="after the due date")
+    remind_before_hours: int = Field(default=24, ge=0, le=MAX_HOURS)
+    escalate_after_hours: int = Field(
+        default=48, ge=0, le=MAX_HOURS, description="after the due date"
+    )
 
 
 class ReviewSettings(StrictModel):
-    checkin_every_days: int = Field(default=30, ge=1)
-    review_call_every_days: int = Field(default=90, ge=1)
-    review_call_due_days: int = Field(default=7, ge=1)
+    checkin_every_days: int = Field(default=30, ge=1, le=MAX_DAYS)
+    review_call_every_days: int = Field(default=90, ge=1, le=MAX_DAYS)
+    review_call_due_days: int = Field(default=7, ge=1, le=MAX_DAYS)
 
 
 class RenewalSettings(StrictModel):
-    term_days: int = Field(default=365, ge=30)
-    lead_days: int = Field(default=90, ge=1, description="days before term end to open it")
+    term_days: int = Field(default=365, ge=30, le=MAX_DAYS)
+    lead_days: int = Field(
+        default=90, ge=1, le=MAX_DAYS, description="days before term end to open it"
+    )
     checkpoint_days: list[int] = Field(
         default_factory=lambda: [180, 90], description="days before term end"
     )
-    due_days_before_term_end: int = Field(default=14, ge=0)
+    due_days_before_term_end: int = Field(default=14, ge=0, le=MAX_DAYS)
 
     @model_validator(mode="after")
     def _fits_in_term(self) -> RenewalSettings:
         if self.lead_days >= self.term_days:
             raise ValueError("lead_days must be shorter than term_days")
+        if self.due_days_before_term_end >= self.lead_days:
+            # The renewal task would be due before the conversation opens.
+            raise ValueError("due_days_before_term_end must be shorter than lead_days")
         if any(d <= 0 or d >= self.term_days for d in self.checkpoint_days):
             raise ValueError("every checkpoint must fall inside the term (0 < days < term_days)")
         return self
@@ -92,6 +110,13 @@ class CustomerWeights(StrictModel):
     revenue_movement: float = Field(default=0.07, ge=0, description="MRR change: a downgrade")
     support_load: float = Field(default=0.05, ge=0, description="tickets per active user")
 
+    @model_validator(mode="after")
+    def _some_weight(self) -> CustomerWeights:
+        # All zero, no component ever counts: every account would stay `unknown`.
+        if not any(weight > 0 for weight in self.model_dump().values()):
+            raise ValueError("at least one weight must be above 0")
+        return self
+
 
 COMPONENTS = frozenset(CustomerWeights.model_fields) | {"margin"}
 
@@ -106,9 +131,22 @@ class UsageSettings(StrictModel):
     key_features: list[str] = Field(
         default_factory=list, description="metrics that show the product's value being used"
     )
-    recent_days: int = Field(default=28, ge=7, description="the window usage is judged on")
-    baseline_days: int = Field(default=56, ge=7, description="the earlier window it is set against")
+    recent_days: int = Field(
+        default=28, ge=7, le=MAX_DAYS, description="the window usage is judged on"
+    )
+    baseline_days: int = Field(
+        default=56, ge=7, le=MAX_DAYS, description="the earlier window it is set against"
+    )
     min_peers: int = Field(default=5, ge=2, description="fewer peers than this: no percentile")
+
+    @field_validator("metrics", "key_features")
+    @classmethod
+    def _each_once(cls, names: list[str]) -> list[str]:
+        # A key feature listed twice would count twice in breadth.
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"each metric once, repeated: {', '.join(repeated)}")
+        return names
 
     @model_validator(mode="after")
     def _known_metrics(self) -> UsageSettings:
@@ -147,10 +185,10 @@ class RiskSettings(StrictModel):
         description="quadrant: unhappy or a risk flag; churn_risk: churn_risk above threshold",
     )
     threshold: float = Field(default=0.3, gt=0, lt=1)
-    intercept: float = Field(default=-2.2, description="log-odds of churn at a neutral account")
-    customer_slope: float = Field(default=-3.0, le=0)
-    company_slope: float = Field(default=-0.5, le=0)
-    coefficients: dict[str, float] = Field(
+    intercept: LogOdds = Field(default=-2.2, description="log-odds of churn at a neutral account")
+    customer_slope: LogOdds = Field(default=-3.0, le=0)
+    company_slope: LogOdds = Field(default=-0.5, le=0)
+    coefficients: dict[str, LogOdds] = Field(
         default_factory=dict, description="calibrated: log-odds per unit of each component"
     )
 
@@ -162,8 +200,6 @@ class RiskSettings(StrictModel):
                 f"coefficients: unknown component {', '.join(map(repr, unknown))} "
                 f"(components: {', '.join(sorted(COMPONENTS))})"
             )
-        if not all(math.isfinite(v) for v in [self.intercept, *self.coefficients.values()]):
-            raise ValueError("intercept and coefficients must be finite numbers")
         return self
 
 
@@ -179,10 +215,24 @@ class ScoringSettings(StrictModel):
     high_profit: float = Field(
         default=0.6, gt=0, le=1, description="company score above which neutral is a risk"
     )
-    window_days: int = Field(default=90, ge=1, description="signals older than this are ignored")
+    window_days: int = Field(
+        default=90, ge=1, le=MAX_DAYS, description="signals older than this are ignored"
+    )
     min_customer_signals: int = Field(
         default=1, ge=1, description="fewer customer-side inputs than this give 'unknown'"
     )
+
+    @model_validator(mode="after")
+    def _reachable_minimum(self) -> ScoringSettings:
+        # Only weighted components count as inputs: asking for more, every account stays
+        # `unknown`.
+        weighted = sum(weight > 0 for weight in self.weights.model_dump().values())
+        if self.min_customer_signals > weighted:
+            raise ValueError(
+                f"min_customer_signals: {self.min_customer_signals} is more than the "
+                f"{weighted} weighted component(s) in scoring.weights"
+            )
+        return self
 
     @property
     def lookback_days(self) -> int:
@@ -194,7 +244,7 @@ class EmailReviewSettings(StrictModel):
     """Customer emails wait for the account's manager to approve or edit them."""
 
     enabled: bool = False
-    deadline_hours: int = Field(default=24, ge=1)
+    deadline_hours: int = Field(default=24, ge=1, le=MAX_HOURS)
     on_deadline: Literal["send", "drop"] = Field(
         default="send", description="what happens to an email nobody reviewed in time"
     )
@@ -205,7 +255,7 @@ class Playbook(StrictModel):
 
     title: str = Field(min_length=1)
     owner_role: Role = Role.manager
-    due_days: int = Field(default=7, ge=1)
+    due_days: int = Field(default=7, ge=1, le=MAX_DAYS)
     requires_decision: bool = Field(
         default=False, description="the result must record recover or let_go"
     )
@@ -293,7 +343,7 @@ class EventMapping(StrictModel):
 
 class PlanTemplate(StrictModel):
     name: str = Field(pattern=PLAN_NAME_PATTERN)
-    version: int = Field(default=1, ge=1)
+    version: int = Field(default=1, ge=1, le=MAX_VERSION)
     description: str = ""
     onboarding: OnboardingSettings = Field(default_factory=OnboardingSettings)
     tasks: TaskSettings = Field(default_factory=TaskSettings)

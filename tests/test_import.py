@@ -5,6 +5,7 @@ SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -15,7 +16,10 @@ from sqlmodel import Session, select
 from typer.testing import CliRunner
 
 import lifecycles
+from account_import import check_file, decode
 from cli import app as cli_app
+from db.engine import make_engine
+from db.migrate import upgrade
 from db.queries import contacts_of
 from models.customer import workflow_id_for
 from models.imports import ImportedAccount, ImportedContact
@@ -241,3 +245,95 @@ def test_the_cli_dry_run_lists_every_problem_and_starts_nothing(
     assert "line 1, seats: unknown" in wrong.output
     with Session(engine) as session:
         assert session.exec(select(Customer)).all() == []
+
+
+# -- the file's shape: fields, header, encoding, delimiter, dates, contacts ----------------
+
+
+@pytest.fixture(scope="module")
+def records(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    """Records to check rows against (owners): the file's shape is the same on any database."""
+    engine = make_engine(f"sqlite:///{tmp_path_factory.mktemp('records') / 'tandem.db'}")
+    upgrade(engine)
+    staff_tokens(engine)  # the good rows' owner
+    yield engine
+    engine.dispose()
+
+
+def problems_in(records: Engine, text: str) -> list[str]:
+    _, problems = check_file(text, records, None, datetime.now(UTC), "accounts.csv")
+    return [str(p) for p in problems]
+
+
+def term(today: date) -> tuple[date, date]:
+    return today - timedelta(days=200), today + timedelta(days=165)
+
+
+def test_a_row_with_more_fields_than_the_header_is_refused(records: Engine) -> None:
+    """An unquoted comma shifts the row: said so, rather than dropping the last field."""
+    start, end = term(datetime.now(UTC).date())
+    shifted = f"S-1,Acme, Inc,Sid <sid@acme.test>,,,{start},{end},100,no"
+    text = csv_file(*good_rows(datetime.now(UTC).date()), shifted)
+    assert problems_in(records, text) == [
+        "line 4, row: 10 fields where the header has 9 (probably an unquoted comma: "
+        "put a value holding one in double quotes)"
+    ]
+
+
+def test_headers_are_read_in_any_case_and_padding(records: Engine) -> None:
+    rows = good_rows(datetime.now(UTC).date())
+    header = " External_ID,Company ,CONTACTS,Plan,Owner,Term_Start,TERM_END,MRR,Onboarded"
+    assert problems_in(records, "\n".join([header, *rows]) + "\n") == []
+    twice = "external_id,company,Company,contacts,term_start,term_end\n"
+    assert problems_in(records, twice) == ["line 1, company: repeated column"]
+
+
+def test_a_file_that_is_not_utf8_is_refused_naming_the_line() -> None:
+    latin1 = csv_file(*good_rows(datetime.now(UTC).date())).replace("Globex", "Glöbex")
+    with pytest.raises(ValueError, match=r"^line 3: byte 0xf6 is not UTF-8 .* must be UTF-8"):
+        decode(latin1.encode("latin-1"))
+    with pytest.raises(ValueError, match="the file is UTF-16, not UTF-8: save it as UTF-8"):
+        decode(latin1.encode("utf-16"))
+    with pytest.raises(ValueError, match="UTF-16"):
+        decode(latin1.encode("utf-16-le"))  # no byte-order mark
+    with pytest.raises(ValueError, match=r"a workbook \(.xlsx\), not CSV"):
+        decode(b"PK\x03\x04\x14\x00\x06\x00")
+    # Excel's "CSV UTF-8" starts with a byte-order mark: read as if it did not.
+    assert decode(latin1.encode("utf-8-sig")) == decode(latin1.encode()) == latin1
+
+
+def test_the_cli_says_which_line_is_not_utf8(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TANDEM_TEMPORAL_ADDRESS", "127.0.0.1:1")  # nothing listens there
+    latin1 = tmp_path / "accounts.csv"
+    latin1.write_bytes("external_id,company\nA-1,Café\n".encode("latin-1"))
+    refused = CliRunner().invoke(cli_app, ["import", str(latin1), "--dry-run"])
+    assert refused.exit_code == 1
+    assert "line 2: byte 0xe9 is not UTF-8" in refused.output
+    assert 'save it as UTF-8 (in Excel: "CSV UTF-8' in refused.output
+
+
+@pytest.mark.parametrize(("delimiter", "name"), [(";", "semicolons"), ("\t", "tabs")])
+def test_a_file_not_separated_by_commas_is_told_so(
+    records: Engine, delimiter: str, name: str
+) -> None:
+    """Not sniffed: the contacts column holds `;` between contacts (account_import.py)."""
+    text = csv_file(*good_rows(datetime.now(UTC).date())).replace(",", delimiter)
+    assert problems_in(records, text) == [
+        f"line 1, header: the columns are separated by {name}: the delimiter must be a comma"
+    ]
+
+
+@pytest.mark.parametrize("day", ["20260101", "2027-W10-1", "2026-1-01", "2026-01-01T00:00"])
+def test_a_date_is_yyyy_mm_dd_only(records: Engine, day: str) -> None:
+    _, end = term(datetime.now(UTC).date())
+    text = csv_file(f"D-1,Dee,Dee <dee@d.test>,,,{day},{end},,")
+    assert problems_in(records, text) == [f"line 2, term_start: '{day}' is not a date (YYYY-MM-DD)"]
+
+
+def test_a_contact_listed_twice_in_a_row_is_refused(records: Engine) -> None:
+    start, end = term(datetime.now(UTC).date())
+    contacts = '"Dana <dana@acme.test> champion; Walt <walt@acme.test>; D. <DANA@acme.test>"'
+    text = csv_file(f"T-1,Twice,{contacts},,,{start},{end},,")
+    assert problems_in(records, text) == ["line 2, contacts: dana@acme.test is listed twice"]

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, get_args
 
 import pytest
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
+from pydantic.fields import FieldInfo
 
 from models.customer import CUSTOMER_ID_PATTERN, CustomerProfile, SignUp
 from models.plan import PlanTemplate
@@ -28,6 +30,7 @@ from models.tasks import (
     TaskKind,
     TaskStatus,
     check_result,
+    describe_validation_error,
     example_result,
 )
 
@@ -138,6 +141,73 @@ def test_a_playbook_task_is_a_reps_or_a_managers(role: str) -> None:
     playbook = {"title": "Call them", "owner_role": role}
     with pytest.raises(ValidationError, match=f"should be 'rep' or 'manager', not '{role}'"):
         PlanTemplate.model_validate({"name": "p", "playbooks": {"unhappy_profitable": playbook}})
+
+
+def _counted_fields(model: type[BaseModel], path: str = "") -> Iterator[tuple[str, FieldInfo]]:
+    """Every count of days or hours in a plan (`due_days_before_term_end` too), by path."""
+    for name, info in model.model_fields.items():
+        inner = [a for a in (info.annotation, *get_args(info.annotation)) if isinstance(a, type)]
+        nested = [a for a in inner if issubclass(a, BaseModel)]
+        if nested:
+            yield from _counted_fields(nested[0], f"{path}{name}.")
+        elif info.annotation is int and ("_days" in name or "_hours" in name):
+            yield f"{path}{name}", info
+
+
+COUNTED = dict(_counted_fields(PlanTemplate))
+
+
+def test_every_day_and_hour_count_has_an_upper_bound() -> None:
+    """A typo (`window_days = 1000000`) overflows a date only once a lifecycle runs."""
+    assert len(COUNTED) >= 15
+    unbounded = [path for path, info in COUNTED.items() if not _bound(info)]
+    assert unbounded == []
+
+
+def _bound(info: FieldInfo) -> int | None:
+    return next((m.le for m in info.metadata if getattr(m, "le", None) is not None), None)
+
+
+@pytest.mark.parametrize("path", sorted(COUNTED))
+def test_a_count_above_its_bound_is_refused_naming_it(path: str) -> None:
+    bound = _bound(COUNTED[path])
+    assert bound is not None and bound <= 3650 * 24
+    *sections, field = path.split(".")
+    data: dict[str, Any] = {field: bound + 1}
+    for section in reversed(sections):
+        data = {section: data}
+    if sections[:1] == ["playbooks"]:
+        data["playbooks"][sections[1]]["title"] = "Call"  # a playbook needs one
+    with pytest.raises(ValidationError) as refused:
+        PlanTemplate.model_validate({"name": "p", **data})
+    message = f"{path}: Input should be less than or equal to {bound}"
+    assert message in describe_validation_error(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"version": 10**20}, "version: Input should be less than or equal to 2147483647"),
+        (
+            {"onboarding": {"max_nudges": 10**9}},
+            "onboarding.max_nudges: Input should be less than or equal to 20",
+        ),
+        (
+            {"renewal": {"lead_days": 30, "due_days_before_term_end": 30}},
+            "renewal: due_days_before_term_end must be shorter than lead_days",
+        ),
+        (
+            {"renewal": {"term_days": 10**20}},
+            "renewal.term_days: Input should be less than or equal to 3650",
+        ),
+    ],
+)
+def test_other_counts_out_of_range_are_refused_naming_them(
+    data: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ValidationError) as refused:
+        PlanTemplate.model_validate({"name": "p", **data})
+    assert message in describe_validation_error(refused.value)
 
 
 def test_plan_name_must_be_a_slug() -> None:

@@ -6,6 +6,7 @@ the formulas in models/scoring (docs/scoring.md)."""
 from __future__ import annotations
 
 import math
+import tomllib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -446,6 +447,89 @@ def test_a_bad_scoring_section_is_refused_naming_the_field(
     plan.write_text('name = "x"\n' + text)
     done = CliRunner().invoke(app, ["plans", "validate", str(plan)])
     assert done.exit_code == 1 and message in done.output, done.output
+
+
+def refusal(tmp_path: Path, text: str) -> str:
+    """What `tandem plans validate` says of a plan refused (it must be refused)."""
+    plan = tmp_path / "bad.toml"
+    plan.write_text('name = "x"\n' + text)
+    done = CliRunner().invoke(app, ["plans", "validate", str(plan)])
+    assert done.exit_code == 1, done.output
+    return done.output
+
+
+@pytest.mark.parametrize(
+    ("text", "field"),
+    [
+        ("[scoring.weights]\nnps = inf\n", "scoring.weights.nps"),
+        ("[scoring.cost]\nper_ticket = inf\n", "scoring.cost.per_ticket"),
+        ("[scoring.cost]\nper_account_monthly = nan\n", "scoring.cost.per_account_monthly"),
+        ("[scoring]\ntarget_margin = nan\n", "scoring.target_margin"),
+        ("[scoring.risk]\nintercept = -inf\n", "scoring.risk.intercept"),
+        ("[scoring.risk]\ncoefficients = { nps = nan }\n", "scoring.risk.coefficients.nps"),
+    ],
+)
+def test_a_number_that_is_not_finite_is_refused(tmp_path: Path, text: str, field: str) -> None:
+    """TOML has inf and nan; a score computed with one is nan."""
+    assert f"{field}: Input should be a finite number" in refusal(tmp_path, text)
+
+
+@pytest.mark.parametrize("days", ["100000000000000000000", "1000000", "3651"])
+@pytest.mark.parametrize(
+    ("section", "field"),
+    [
+        ("scoring", "window_days"),
+        ("scoring.usage", "recent_days"),
+        ("scoring.usage", "baseline_days"),
+    ],
+)
+def test_a_scoring_window_beyond_ten_years_is_refused(
+    tmp_path: Path, section: str, field: str, days: str
+) -> None:
+    output = refusal(tmp_path, f"[{section}]\n{field} = {days}\n")
+    assert f"{section}.{field}: Input should be less than or equal to 3650" in output
+
+
+def test_weights_that_are_all_zero_are_refused(tmp_path: Path) -> None:
+    """No weighted component, no customer score: every account would be `unknown`."""
+    zeros = "".join(f"{name} = 0\n" for name in ScoringSettings().weights.model_dump())
+    output = refusal(tmp_path, "[scoring.weights]\n" + zeros)
+    assert "scoring.weights: at least one weight must be above 0" in output
+    one = zeros.replace("nps = 0", "nps = 0.1")
+    assert ScoringSettings.model_validate({"weights": tomllib.loads(one)}).weights.nps == 0.1
+
+
+def test_a_negative_weight_is_refused(tmp_path: Path) -> None:
+    output = refusal(tmp_path, "[scoring.weights]\ncsat = -0.1\n")
+    assert "scoring.weights.csat: Input should be greater than or equal to 0" in output
+
+
+@pytest.mark.parametrize("field", ["key_features", "metrics"])
+def test_a_metric_listed_twice_is_refused(tmp_path: Path, field: str) -> None:
+    """A key feature listed twice would count twice in breadth."""
+    text = f'[scoring.usage]\n{field} = ["exports", "logins", "exports"]\n'
+    output = refusal(tmp_path, text)
+    assert f"scoring.usage.{field}: each metric once, repeated: exports" in output
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[scoring.risk]\nintercept = 1e300\n", "scoring.risk.intercept: Input should be less"),
+        ("[scoring.risk]\ncustomer_slope = -1e6\n", "scoring.risk.customer_slope: Input should"),
+        ("[scoring.risk]\ncoefficients = { nps = 500 }\n", "scoring.risk.coefficients.nps:"),
+    ],
+)
+def test_a_log_odds_beyond_100_is_refused(tmp_path: Path, text: str, message: str) -> None:
+    """Past ±40 the risk is 0 or 1 already; huge terms add up to inf - inf = nan."""
+    assert message in refusal(tmp_path, text)
+
+
+def test_more_customer_signals_than_weighted_components_is_refused(tmp_path: Path) -> None:
+    text = "[scoring]\nmin_customer_signals = 10\n[scoring.weights]\ncsat = 0\n"
+    output = refusal(tmp_path, text)
+    assert "scoring: min_customer_signals: 10 is more than the 9 weighted" in output
+    assert ScoringSettings(min_customer_signals=10).min_customer_signals == 10
 
 
 def test_readers_see_the_explanation() -> None:

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from account_import import ImportReport, check_file, start_accounts
+from account_import import ImportReport, check_file, decode, start_accounts
 from api.deps import AdminDep, ClientDep, EngineDep, SettingsDep
 from api.errors import ApiError, ErrorBody
 from lifecycles import SignupConflict
@@ -49,9 +49,9 @@ async def import_accounts(
     """Start lifecycles for existing accounts mid-term, from a CSV body (columns:
     docs/contacts-and-import.md). `?dry_run=true` checks every row and starts nothing."""
     try:
-        text = (await request.body()).decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise ApiError(400, "invalid", "the body is not UTF-8 text") from None
+        text = decode(await request.body())
+    except ValueError as error:
+        raise ApiError(400, "invalid", str(error)) from None
     source = request.headers.get("x-import-source", "api")[:100]
     today = datetime.now(UTC)
     rows, problems = await run_in_threadpool(
