@@ -61,6 +61,11 @@ def records(database_url: str | None, command: str) -> Iterator[Engine]:
         engine.dispose()
 
 
+def print_warnings(warnings: list[str]) -> None:
+    for warning in warnings:
+        out.print(f"[bold yellow]Warning[/]: {warning}")
+
+
 def _figure(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
 
@@ -95,6 +100,9 @@ def print_judgements(title: str, judgements: list[dict[str, Any]]) -> None:
             _figure(j["brier"]),
         )
     out.print(table)
+    # The old and new judgements of calibrate read the same assessments: one caution each.
+    for caution in dict.fromkeys(j["caution"] for j in judgements if j.get("caution")):
+        out.print(f"[bold yellow]Caution[/]: {caution}")
 
 
 @app.command()

@@ -14,10 +14,11 @@ from typer.testing import CliRunner
 from cli import app
 from db.engine import make_engine
 from db.migrate import upgrade
+from models.plan import ScoringSettings
 from plans import load_plan, read_plan
-from simulation.backtest import backtest
-from simulation.calibrate import Calibration, TooLittleHistory, calibrate
-from simulation.judgement import Scored, judge
+from simulation.backtest import backtest, key_feature_warnings, load, rescore
+from simulation.calibrate import Calibration, TooLittleHistory, calibrate, scoring_toml
+from simulation.judgement import MIN_CHURNS, Scored, judge
 from tests.churn_history import Shape, write_history
 
 runner = CliRunner()
@@ -122,6 +123,57 @@ def test_backtest_reports_the_same_figures_per_horizon(
     assert [j["horizon_days"] for j in json.loads(as_json.output)["judgement"]] == [60]
 
 
+def test_a_small_history_is_judged_with_a_caution(
+    monthly: tuple[str, Engine, Calibration], tmp_path: Path
+) -> None:
+    url, _, _ = monthly
+    large = runner.invoke(app, ["backtest", "--database-url", url, "--json"])
+    assert all(j["caution"] is None for j in json.loads(large.output)["judgement"])
+    assert "Caution" not in runner.invoke(app, ["backtest", "--database-url", url]).output
+    small_url, _, written = history(tmp_path, Shape(15, 12, seed=2))
+    assert 0 < written["churns"] < MIN_CHURNS
+    small = json.loads(
+        runner.invoke(app, ["backtest", "--database-url", small_url, "--json"]).output
+    )
+    for j in small["judgement"]:
+        assert j["auc_churn_risk"] is not None  # figures there are, on a handful of churns
+        assert (
+            f"{j['churned_accounts']} churned account(s) (fewer than {MIN_CHURNS})" in j["caution"]
+        )
+        assert f"{j['assessments']} assessment(s) (fewer than 100)" in j["caution"]
+    text = runner.invoke(app, ["backtest", "--database-url", small_url, "--horizon-days", "90"])
+    assert text.exit_code == 0 and "Caution" in text.output
+    assert "90 d: these figures rest on" in text.output.replace("\n", " ")
+
+
+def with_key_features(*names: str) -> ScoringSettings:
+    return DEFAULT.model_copy(
+        update={"usage": DEFAULT.usage.model_copy(update={"key_features": list(names)})}
+    )
+
+
+def test_key_features_the_records_never_report_are_named(
+    monthly: tuple[str, Engine, Calibration], tmp_path: Path
+) -> None:
+    url, engine, _ = monthly
+    absent = with_key_features("invoices_sent", "seats_invited")
+    # What the warning claims: breadth is -1 for every account, so it ranks nobody.
+    breadths = {r.new.components.get("breadth") for r in rescore(load(engine), absent)}
+    assert breadths - {None} == {-1.0}
+    plan = tmp_path / "absent.toml"
+    plan.write_text('name = "absent"\n' + scoring_toml(absent))
+    done = runner.invoke(app, ["backtest", "--plan", str(plan), "--database-url", url, "--json"])
+    (warning,) = json.loads(done.output)["warnings"]
+    assert "none of the plan's key features (invoices_sent, seats_invited)" in warning
+    assert "reports_shared" in warning  # what the records do report
+    text = runner.invoke(app, ["backtest", "--plan", str(plan), "--database-url", url])
+    assert "Warning" in text.output and "invoices_sent" in text.output
+    records = load(engine)
+    (partly,) = key_feature_warnings(records, with_key_features("reports_shared", "invoices_sent"))
+    assert "key features invoices_sent never appear" in partly and "full breadth" in partly
+    assert key_feature_warnings(records, with_key_features("reports_shared", "exports")) == []
+
+
 @pytest.mark.parametrize(
     "shape",
     [
@@ -160,7 +212,9 @@ def test_the_judgement_by_hand() -> None:
         row("e", 0.1, 0.5, False, None),
     ]
     j = judge(rows, 90, end)
-    assert (j.assessments, j.churned) == (5, 2)
+    assert (j.assessments, j.churned, j.churned_accounts) == (5, 2, 2)
+    assert j.caution is not None and "2 churned account(s)" in j.caution
+    assert "5 assessment(s)" in j.caution
     assert j.base_rate == pytest.approx(0.4)
     assert j.auc_churn_risk == pytest.approx(5 / 6)
     # -level: a .5, c .3, b .2, d -.4, e -.5: every churn above every stay -> 1.0
