@@ -61,6 +61,11 @@ def records(database_url: str | None, command: str) -> Iterator[Engine]:
         engine.dispose()
 
 
+def print_warnings(warnings: list[str]) -> None:
+    for warning in warnings:
+        out.print(f"[bold yellow]Warning[/]: {warning}")
+
+
 def _figure(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
 
@@ -95,6 +100,9 @@ def print_judgements(title: str, judgements: list[dict[str, Any]]) -> None:
             _figure(j["brier"]),
         )
     out.print(table)
+    # The old and new judgements of calibrate read the same assessments: one caution each.
+    for caution in dict.fromkeys(j["caution"] for j in judgements if j.get("caution")):
+        out.print(f"[bold yellow]Caution[/]: {caution}")
 
 
 @app.command()
@@ -107,7 +115,8 @@ def calibrate(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """Fit the churn risk and the weights to the recorded churn (fitted on the earlier
-    period, judged on the later one); print the proposed scoring section as TOML."""
+    period, judged on the later one); print the proposed scoring section as TOML and
+    whether it is recommended over the plan's (exit 0 either way: see `recommended`)."""
     from simulation.calibrate import TooLittleHistory, report
     from simulation.calibrate import calibrate as run_calibrate
 
@@ -120,14 +129,24 @@ def calibrate(
     if as_json:
         typer.echo(json.dumps(result, indent=2))
         return
+    print_warnings(result["warnings"])
     out.print(
         f"Fitted on {result['fitted_on']} assessments ({result['fitted_churns']} followed by "
-        f"a churn within {result['horizon_days']} days) before {result['split_at'][:10]}; "
+        f"a churn within {result['horizon_days']} days, at "
+        f"{result['fitted_churned_accounts']} accounts) before {result['split_at'][:10]}; "
         f"judged on the {result['judged_on']} after it."
     )
     print_judgements(
         "The later period: the plan's scoring (old) and the proposed one (new)",
         [result["old"] | {"scoring": "old"}, result["new"] | {"scoring": "new"}],
     )
-    out.print("\nThe proposed section (put it in the plan file in place of its scoring):\n")
+    if result["recommended"]:
+        out.print(f"\n{result['verdict']}")
+        out.print("\nThe proposed section (put it in the plan file in place of its scoring):\n")
+        typer.echo(result["toml"])
+        return
+    out.print(f"\n[bold red]{result['verdict']}[/]")
+    out.print("\nThe proposed section, NOT recommended (for inspection only):\n")
+    # Marked in the text itself too, should it be copied or redirected to a file.
+    typer.echo("# NOT RECOMMENDED (see the verdict above): keep the plan's current scoring\n")
     typer.echo(result["toml"])

@@ -12,7 +12,7 @@ import typer
 from rich.table import Table
 
 from cli.common import fail, out, settings
-from cli.scoring import DatabaseUrl, HorizonDays, print_judgements, records, scoring_of
+from cli.scoring import DatabaseUrl, print_judgements, print_warnings, records, scoring_of
 from models.plan import PlanTemplate
 from plans import PlanError, load_plan, read_plan
 
@@ -82,7 +82,12 @@ def simulate(
 def backtest(
     plan: Annotated[str, typer.Option(help="the changed plan (name or .toml file)")] = "default",
     database_url: DatabaseUrl = None,
-    horizon_days: HorizonDays = None,
+    horizon_days: Annotated[
+        int | None,
+        typer.Option(
+            min=7, max=730, help="judge only this horizon (default: 30, 60, 90 and the plan's)"
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """Re-score recorded assessments under a changed plan's scoring; no lifecycle is touched."""
@@ -94,6 +99,7 @@ def backtest(
     if as_json:
         typer.echo(json.dumps(report, indent=2, default=str))
         return
+    print_warnings(report["warnings"])
     _print_backtest(report)
     print_judgements(
         "Every re-scored assessment against churn within the horizon", report["judgement"]

@@ -254,6 +254,35 @@ def scored(records: Records, rescored: list[Rescored]) -> list[Scored]:
     ]
 
 
+def key_feature_warnings(records: Records, scoring: ScoringSettings) -> list[str]:
+    """Breadth counts the plan's key features among the usage metrics: named after
+    metrics the records never report, it is -1 for every account and judges nothing."""
+    key = scoring.usage.key_features
+    seen = sorted(
+        {
+            o.metric_name
+            for obs in records.signals.values()
+            for o in obs
+            if o.kind is SignalKind.usage
+        }
+    )
+    missing = [f for f in key if f not in seen]
+    if not missing:
+        return []
+    shown = ", ".join(seen[:12]) + (f" and {len(seen) - 12} more" if len(seen) > 12 else "")
+    metrics = f"the records' usage metrics ({shown or 'none at all'})"
+    if len(missing) == len(key):
+        return [
+            f"none of the plan's key features ({', '.join(key)}) appear in {metrics}: "
+            "breadth is -1 for every account with usage, so it judges nothing; name "
+            "metrics the product reports in [scoring.usage] key_features"
+        ]
+    return [
+        f"the plan's key features {', '.join(missing)} never appear in {metrics}: "
+        "no account can reach full breadth"
+    ]
+
+
 def horizons(scoring: ScoringSettings, horizon_days: int | None = None) -> list[int]:
     if horizon_days is not None:
         return [horizon_days]
@@ -302,4 +331,5 @@ def backtest(
             "new": confusion(new_flagged, churned).as_dict(),
         },
         "judgement": [j.model_dump() for j in judgements],
+        "warnings": key_feature_warnings(records, scoring),
     }

@@ -8,6 +8,10 @@ assessments whose horizon had ended by the split (their outcome was known then),
 the judgement reads the assessments after it. The model is a logistic regression with
 an L2 penalty (scikit-learn): its coefficients are the plan's `[scoring.risk]`
 coefficients as they are, so the plan applies the fitted model without scikit-learn.
+
+The proposal is recommended only if, on the later period, it ranks churn at least as
+well as the plan's scoring (ROC AUC of churn_risk) and its risk is at least as close to
+what happened (Brier score), and is better on one of them (`verdict`).
 """
 
 from __future__ import annotations
@@ -21,10 +25,9 @@ from sklearn.linear_model import LogisticRegression
 from sqlalchemy import Engine
 
 from models.plan import COMPONENTS, CustomerWeights, RiskSettings, ScoringSettings
-from simulation.backtest import load, rescore, scored
-from simulation.judgement import Judgement, Scored, judge
+from simulation.backtest import key_feature_warnings, load, rescore, scored
+from simulation.judgement import MIN_CHURNS, Judgement, Scored, judge
 
-MIN_CHURNS = 30
 TRAIN_SHARE = 0.6  # of the labelled assessments, in time order, before the split
 FEATURES = sorted(COMPONENTS)
 
@@ -37,11 +40,15 @@ class Calibration(BaseModel):
     horizon_days: int
     split_at: datetime
     fitted_on: int  # assessments
-    fitted_churns: int
+    fitted_churns: int  # fitted assessments followed by a churn within the horizon
+    fitted_churned_accounts: int
     judged_on: int
     proposed: ScoringSettings
     old: Judgement
     new: Judgement
+    recommended: bool
+    verdict: str
+    warnings: list[str] = []
 
     @property
     def toml(self) -> str:
@@ -51,6 +58,42 @@ class Calibration(BaseModel):
 def scoring_toml(scoring: ScoringSettings) -> str:
     """The `[scoring]` section of a plan file, as `tandem plans validate` reads it."""
     return tomli_w.dumps({"scoring": scoring.model_dump(mode="json")})
+
+
+def verdict(old: Judgement, new: Judgement) -> tuple[bool, str]:
+    """Whether the proposal (new) beats the plan's scoring (old) on the later period, and
+    why. Ranking (AUC) decides who is flagged and Brier whether the risk can be read as a
+    probability (the renewal forecast does): a proposal worse at either costs more than
+    it gains, and one no better is not worth the change."""
+    keep = "Keep the plan's current scoring."
+    if None in (old.auc_churn_risk, new.auc_churn_risk, old.brier, new.brier):
+        return False, (
+            "Not recommended: the later period has no churn, or nothing but churn, to "
+            f"judge the proposal by. {keep}"
+        )
+    assert old.auc_churn_risk is not None and new.auc_churn_risk is not None
+    assert old.brier is not None and new.brier is not None
+    auc = f"AUC of churn_risk {new.auc_churn_risk:.3f} against {old.auc_churn_risk:.3f}"
+    brier = f"Brier {new.brier:.3f} against {old.brier:.3f}"
+    worse = []
+    if new.auc_churn_risk < old.auc_churn_risk:
+        worse.append(f"it ranks churn worse ({auc})")
+    if new.brier > old.brier:
+        worse.append(f"its risk is further from what happened ({brier})")
+    if worse:
+        return False, (
+            "Not recommended: on the later period the proposal does worse than the plan's "
+            f"scoring: {' and '.join(worse)}. {keep}"
+        )
+    if new.auc_churn_risk == old.auc_churn_risk and new.brier == old.brier:
+        return False, (
+            f"Not recommended: on the later period the proposal does no better than the "
+            f"plan's scoring ({auc}; {brier}). {keep}"
+        )
+    return True, (
+        "Recommended: on the later period the proposal ranks churn at least as well and "
+        f"its risk is at least as close to what happened ({auc}; {brier})."
+    )
 
 
 def _features(row: Scored) -> list[float]:
@@ -94,21 +137,30 @@ def _weights(
     return CustomerWeights(**weights)
 
 
-def fit(
-    rows: list[Scored], scoring: ScoringSettings, horizon: int, end: datetime
-) -> tuple[ScoringSettings, datetime, list[tuple[Scored, bool]]]:
-    """The proposed scoring, the split time and the fitted rows."""
+def split(
+    rows: list[Scored], horizon: int, end: datetime
+) -> tuple[datetime | None, list[tuple[Scored, bool]]]:
+    """The split time (None without a labelled assessment) and the rows to fit on."""
     labelled = sorted(_labelled(rows, horizon, end), key=lambda p: p[0].assessed_at)
+    if not labelled:
+        return None, []
     split_at = labelled[int(len(labelled) * TRAIN_SHARE)][0].assessed_at
     # Fitted only on what was known at the split: the assessment and its whole horizon.
     train = [
         (r, label) for r, label in labelled if r.assessed_at + timedelta(days=horizon) <= split_at
     ]
+    return split_at, train
+
+
+def fit(
+    train: list[tuple[Scored, bool]], scoring: ScoringSettings, horizon: int
+) -> ScoringSettings:
+    """The proposed scoring, fitted on these labelled rows."""
     labels = [label for _, label in train]
     if sum(labels) == 0 or all(labels):
         raise TooLittleHistory(
             f"no churn (or nothing but churn) within {horizon} days among the "
-            f"{len(train)} assessments before {split_at:%Y-%m-%d}: nothing to fit"
+            f"{len(train)} assessments to fit on: nothing to fit"
         )
     model = LogisticRegression(C=1.0, max_iter=1000)
     model.fit([_features(r) for r, _ in train], labels)
@@ -131,7 +183,7 @@ def fit(
         update={"risk": risk, "weights": _weights(coefficients, scoring.weights, measured)}
     )
     # Through validation once more: what is printed is what a plan file would accept.
-    return ScoringSettings.model_validate(proposed.model_dump()), split_at, train
+    return ScoringSettings.model_validate(proposed.model_dump())
 
 
 def calibrate(
@@ -144,30 +196,44 @@ def calibrate(
     records = load(engine)
     end = records.end
     old_rows = scored(records, rescore(records, scoring)) if end else []
-    churners = (
-        {r.customer_id for r, label in _labelled(old_rows, horizon, end) if label} if end else set()
-    )
-    if len(churners) < min_churns:
+    split_at, train = split(old_rows, horizon, end) if end else (None, [])
+    # What the fit can learn from: accounts with a positive label among the fitted rows,
+    # not every churn on record (one too soon or too late for the horizon teaches nothing).
+    churners = {r.customer_id for r, label in train if label}
+    if len(churners) < min_churns or split_at is None or end is None:
+        period = (
+            f"the fitting period (assessments before {split_at:%Y-%m-%d} whose {horizon} "
+            "days had ended by then)"
+            if split_at
+            else "the records (no assessment whose outcome is known)"
+        )
         raise TooLittleHistory(
             f"calibrate needs at least {min_churns} accounts that churned within {horizon} "
-            f"days of an assessment; the records hold {len(churners)} (of "
-            f"{len(records.customers)} accounts, {len(records.assessments)} assessments, "
-            f"churned in all: {len(records.churned_at)})"
+            f"days of an assessment in {period}; there are {len(churners)} "
+            f"({sum(label for _, label in train)} of its {len(train)} assessments followed "
+            f"by such a churn). The records hold {len(records.customers)} accounts, "
+            f"{len(records.assessments)} assessments and {len(records.churned_at)} churns "
+            "in all: more history gives the fit more to learn from."
         )
-    assert end is not None
-    proposed, split_at, train = fit(old_rows, scoring, horizon, end)
+    proposed = fit(train, scoring, horizon)
     new_rows = scored(records, rescore(records, proposed))
     later_old = [r for r in old_rows if r.assessed_at > split_at]
     later_new = [r for r in new_rows if r.assessed_at > split_at]
+    old, new = judge(later_old, horizon, end), judge(later_new, horizon, end)
+    recommended, why = verdict(old, new)
     return Calibration(
         horizon_days=horizon,
         split_at=split_at,
         fitted_on=len(train),
         fitted_churns=sum(label for _, label in train),
+        fitted_churned_accounts=len(churners),
         judged_on=len(later_new),
         proposed=proposed,
-        old=judge(later_old, horizon, end),
-        new=judge(later_new, horizon, end),
+        old=old,
+        new=new,
+        recommended=recommended,
+        verdict=why,
+        warnings=key_feature_warnings(records, scoring),
     )
 
 

@@ -18,6 +18,10 @@ from sklearn.metrics import brier_score_loss, roc_auc_score
 from models.scoring import over_horizon
 
 DEFAULT_HORIZONS = (30, 60, 90)
+# Below these, an AUC or a lift moves by a tenth when one account changes side: too few
+# to fit weights on (calibrate refuses) or to judge a scoring by (a caution says so).
+MIN_CHURNS = 30  # accounts that churned within the horizon after an assessment
+MIN_ASSESSMENTS = 100  # assessments whose outcome is known
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,7 @@ class Judgement(BaseModel):
     horizon_days: int
     assessments: int
     churned: int  # assessments followed by a churn within the horizon
+    churned_accounts: int  # the accounts behind them
     base_rate: float | None
     auc_churn_risk: float | None
     auc_minus_level: float | None
@@ -55,6 +60,22 @@ class Judgement(BaseModel):
     lift: float | None
     top_decile_lift: float | None
     brier: float | None
+    caution: str | None = None  # set when the figures rest on too few churns or assessments
+
+
+def caution(horizon_days: int, assessments: int, churned_accounts: int) -> str | None:
+    """Why figures on this few outcomes should not be trusted, or None."""
+    few = []
+    if churned_accounts < MIN_CHURNS:
+        few.append(f"{churned_accounts} churned account(s) (fewer than {MIN_CHURNS})")
+    if assessments < MIN_ASSESSMENTS:
+        few.append(f"{assessments} assessment(s) (fewer than {MIN_ASSESSMENTS})")
+    if not few:
+        return None
+    return (
+        f"{horizon_days} d: these figures rest on {' and '.join(few)} whose outcome is known; "
+        "one account more or less can swing them, so read them as anecdote, not evidence"
+    )
 
 
 def _ratio(a: float, b: float) -> float | None:
@@ -75,6 +96,7 @@ def judge(rows: list[Scored], horizon_days: int, history_end: datetime) -> Judge
     # An assessment without a level (an axis unknown) sits at the neutral point.
     minus_level = [-(r.level if r.level is not None else 0.0) for r, _ in labelled]
     churned = sum(y)
+    churned_accounts = len({r.customer_id for r, label in labelled if label})
     both = 0 < churned < len(y)
     flagged = [label for r, label in labelled if r.at_risk]
     base = _ratio(churned, len(y))
@@ -85,6 +107,7 @@ def judge(rows: list[Scored], horizon_days: int, history_end: datetime) -> Judge
         horizon_days=horizon_days,
         assessments=len(y),
         churned=churned,
+        churned_accounts=churned_accounts,
         base_rate=base,
         auc_churn_risk=float(roc_auc_score(y, risk)) if both else None,
         auc_minus_level=float(roc_auc_score(y, minus_level)) if both else None,
@@ -94,6 +117,7 @@ def judge(rows: list[Scored], horizon_days: int, history_end: datetime) -> Judge
         lift=precision / base if precision is not None and base else None,
         top_decile_lift=top_rate / base if top_rate is not None and base else None,
         brier=float(brier_score_loss(y, risk)) if y else None,
+        caution=caution(horizon_days, len(y), churned_accounts),
     )
 
 

@@ -5,9 +5,10 @@ assessments, 'churned' timeline events), for `calibrate` and `backtest` to read.
 Each account has a latent health that drifts month to month; its feature event rates
 (lognormal scale per account and feature), active users and MRR follow that health, and
 its monthly churn probability is logistic in it, plus a little churn unrelated to
-behaviour. Nothing here is shaped after Tandem's default weights: the shapes (event
-scale, monthly or weekly reports, surveys or none) are parameters, to check the scoring
-on data it was not written for.
+behaviour (or, before `behaviour_from`, none but that). Nothing here is shaped after
+Tandem's default weights: the shapes (event scale, monthly or weekly reports, surveys or
+none, when behaviour starts to matter) are parameters, to check the scoring on data it
+was not written for.
 """
 
 from __future__ import annotations
@@ -35,6 +36,9 @@ class Shape:
     period_days: int | None = None  # None: calendar months; else fixed periods (7: weekly)
     surveys: bool = False  # an NPS answer from a third of the accounts now and then
     seed: int = 1
+    # Before this month churn is drawn at random, unrelated to behaviour: a history
+    # whose earlier period teaches a fit nothing that holds later.
+    behaviour_from: int = 0
 
 
 def _logistic(z: float) -> float:
@@ -107,7 +111,10 @@ def write_history(engine: Engine, shape: Shape) -> dict[str, int]:
             assessment = {"customer_id": cid, "key": f"{cid}:check_in-{m}", "assessed_at": end}
             rows.append((AssessmentRecord, assessment | {"quadrant": "unknown", "detail": {}}))
             # Churn is logistic in health, plus a small share unrelated to behaviour.
-            if rng.random() < _logistic(-3.6 - 1.4 * health) + 0.004:
+            p_churn = _logistic(-3.6 - 1.4 * health) + 0.004
+            if m < shape.behaviour_from:
+                p_churn = 0.04
+            if rng.random() < p_churn:
                 churned = True
                 churns += 1
                 at = end + timedelta(days=rng.randint(1, 27))

@@ -4,6 +4,7 @@ from behaviour (tests/churn_history.py), and the judgement's figures by hand."""
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -14,10 +15,11 @@ from typer.testing import CliRunner
 from cli import app
 from db.engine import make_engine
 from db.migrate import upgrade
+from models.plan import ScoringSettings
 from plans import load_plan, read_plan
-from simulation.backtest import backtest
-from simulation.calibrate import Calibration, TooLittleHistory, calibrate
-from simulation.judgement import Scored, judge
+from simulation.backtest import backtest, key_feature_warnings, load, rescore
+from simulation.calibrate import Calibration, TooLittleHistory, calibrate, scoring_toml, verdict
+from simulation.judgement import MIN_CHURNS, Judgement, Scored, judge
 from tests.churn_history import Shape, write_history
 
 runner = CliRunner()
@@ -51,6 +53,7 @@ def test_calibrated_risk_ranks_the_later_churn_better_than_the_default(
     assert result.old.assessments == result.new.assessments > 0
     assert result.judged_on >= result.new.assessments
     assert result.fitted_churns > 0 and result.fitted_on > 0
+    assert result.recommended and result.verdict.startswith("Recommended")
 
 
 def test_the_proposed_section_is_a_valid_plan(
@@ -78,18 +81,116 @@ def test_calibrate_cli_prints_the_section_and_the_judgement(
     report = json.loads(done.output)
     assert report["new"]["auc_churn_risk"] == pytest.approx(result.new.auc_churn_risk)
     assert report["toml"] == result.toml
+    assert report["recommended"] is True
     table = runner.invoke(app, ["calibrate", "--database-url", url])
     assert table.exit_code == 0, table.output
     assert "[scoring.risk.coefficients]" in table.output and "AUC risk" in table.output
+    assert "put it in the plan file" in table.output and "NOT RECOMMENDED" not in table.output
+
+
+def judgement(auc: float | None, brier: float | None) -> Judgement:
+    return Judgement(
+        horizon_days=90,
+        assessments=500,
+        churned=60,
+        churned_accounts=40,
+        base_rate=0.12,
+        auc_churn_risk=auc,
+        auc_minus_level=auc,
+        at_risk_flagged=50,
+        precision=0.3,
+        recall=0.25,
+        lift=2.5,
+        top_decile_lift=2.0,
+        brier=brier,
+    )
+
+
+@pytest.mark.parametrize(
+    ("new", "recommended", "says"),
+    [
+        ((0.80, 0.090), True, "Recommended"),
+        ((0.78, 0.091), True, "Recommended"),  # better ranking, the same Brier
+        ((0.77, 0.085), True, "Recommended"),  # the same ranking, closer risk
+        ((0.56, 0.114), False, "ranks churn worse (AUC of churn_risk 0.560 against 0.770)"),
+        ((0.80, 0.095), False, "its risk is further from what happened (Brier 0.095"),
+        ((0.76, 0.080), False, "ranks churn worse"),  # a better Brier does not make up for it
+        ((0.77, 0.091), False, "does no better"),
+        ((None, None), False, "nothing but churn, to judge the proposal by"),
+    ],
+)
+def test_the_verdict_recommends_only_a_proposal_that_beats_the_plan(
+    new: tuple[float | None, float | None], recommended: bool, says: str
+) -> None:
+    old = judgement(0.77, 0.091) if new[0] is not None else judgement(None, None)
+    ok, why = verdict(old, judgement(*new))
+    assert ok is recommended and says in why
+    assert ("Keep the plan's current scoring" in why) is not recommended
+
+
+def test_a_proposal_worse_on_the_later_period_is_not_recommended(tmp_path: Path) -> None:
+    # Churn at random for eight months, then from behaviour: the fit learns noise that
+    # the plan's scoring does not, and the later period shows it.
+    url, engine, _ = history(tmp_path, Shape(200, 13, seed=2, behaviour_from=8))
+    result = calibrate(engine, DEFAULT)
+    assert result.new.auc_churn_risk is not None and result.old.auc_churn_risk is not None
+    assert result.new.auc_churn_risk < result.old.auc_churn_risk
+    assert not result.recommended and "Keep the plan's current scoring" in result.verdict
+    done = runner.invoke(app, ["calibrate", "--database-url", url, "--json"])
+    # A judgement, not a failure: a script reads `recommended`.
+    assert done.exit_code == 0, done.output
+    report = json.loads(done.output)
+    assert report["recommended"] is False and report["verdict"] == result.verdict
+    table = runner.invoke(app, ["calibrate", "--database-url", url])
+    assert table.exit_code == 0, table.output
+    assert "Not recommended" in table.output and "NOT RECOMMENDED" in table.output
+    assert "put it in the plan file" not in table.output
+    assert "[scoring.risk.coefficients]" in table.output  # still shown, for inspection
 
 
 def test_too_little_history_is_refused_saying_how_much_there_is(tmp_path: Path) -> None:
     url, engine, written = history(tmp_path, Shape(30, 8, seed=3))
-    with pytest.raises(TooLittleHistory, match=r"at least 30 accounts .* the records hold \d+"):
+    with pytest.raises(TooLittleHistory, match=r"at least 30 accounts .* there are \d+"):
         calibrate(engine, DEFAULT)
     done = runner.invoke(app, ["calibrate", "--database-url", url])
     assert done.exit_code == 1 and "calibrate needs at least 30" in done.output
-    assert f"of {written['accounts']} accounts" in done.output
+    assert f"hold {written['accounts']} accounts" in done.output.replace("\n", " ")
+
+
+def churners_before(engine: Engine, horizon: int, split_at: datetime) -> int:
+    """From the records directly: accounts that churned within the horizon after an
+    assessment whose horizon had ended by the split."""
+    records = load(engine)
+    return len(
+        {
+            a.customer_id
+            for a in records.assessments
+            if (churned := records.churned_at.get(a.customer_id)) is not None
+            and a.assessed_at + timedelta(days=horizon) <= split_at
+            and a.assessed_at < churned <= a.assessed_at + timedelta(days=horizon)
+        }
+    )
+
+
+def test_the_churn_minimum_counts_what_the_fit_can_use(
+    monthly: tuple[str, Engine, Calibration],
+) -> None:
+    url, engine, result = monthly
+    assert result.fitted_churned_accounts == churners_before(engine, 90, result.split_at)
+    assert result.fitted_churned_accounts >= MIN_CHURNS
+    # Churn lands 1 to 27 days after a monthly check-in: few within a week of one, though
+    # the history holds far more than 30 churns in all.
+    assert len(load(engine).churned_at) > 2 * MIN_CHURNS
+    with pytest.raises(TooLittleHistory) as refused:
+        calibrate(engine, DEFAULT, horizon_days=7)
+    message = str(refused.value)
+    found = re.search(r"before (\d{4}-\d{2}-\d{2}) whose 7 days .* there are (\d+) ", message)
+    assert found, message
+    split_at = datetime.fromisoformat(found[1]).replace(tzinfo=UTC)
+    assert int(found[2]) == churners_before(engine, 7, split_at) < MIN_CHURNS
+    assert "within 7 days of an assessment in the fitting period" in message
+    done = runner.invoke(app, ["calibrate", "--database-url", url, "--horizon-days", "7"])
+    assert done.exit_code == 1 and f"there are {found[2]} " in done.output.replace("\n", " ")
 
 
 def test_a_horizon_under_a_week_is_refused(monthly: tuple[str, Engine, Calibration]) -> None:
@@ -120,6 +221,57 @@ def test_backtest_reports_the_same_figures_per_horizon(
         ["backtest", "--plan", "default", "--database-url", url, "--horizon-days", "60", "--json"],
     )
     assert [j["horizon_days"] for j in json.loads(as_json.output)["judgement"]] == [60]
+
+
+def test_a_small_history_is_judged_with_a_caution(
+    monthly: tuple[str, Engine, Calibration], tmp_path: Path
+) -> None:
+    url, _, _ = monthly
+    large = runner.invoke(app, ["backtest", "--database-url", url, "--json"])
+    assert all(j["caution"] is None for j in json.loads(large.output)["judgement"])
+    assert "Caution" not in runner.invoke(app, ["backtest", "--database-url", url]).output
+    small_url, _, written = history(tmp_path, Shape(15, 12, seed=2))
+    assert 0 < written["churns"] < MIN_CHURNS
+    small = json.loads(
+        runner.invoke(app, ["backtest", "--database-url", small_url, "--json"]).output
+    )
+    for j in small["judgement"]:
+        assert j["auc_churn_risk"] is not None  # figures there are, on a handful of churns
+        assert (
+            f"{j['churned_accounts']} churned account(s) (fewer than {MIN_CHURNS})" in j["caution"]
+        )
+        assert f"{j['assessments']} assessment(s) (fewer than 100)" in j["caution"]
+    text = runner.invoke(app, ["backtest", "--database-url", small_url, "--horizon-days", "90"])
+    assert text.exit_code == 0 and "Caution" in text.output
+    assert "90 d: these figures rest on" in text.output.replace("\n", " ")
+
+
+def with_key_features(*names: str) -> ScoringSettings:
+    return DEFAULT.model_copy(
+        update={"usage": DEFAULT.usage.model_copy(update={"key_features": list(names)})}
+    )
+
+
+def test_key_features_the_records_never_report_are_named(
+    monthly: tuple[str, Engine, Calibration], tmp_path: Path
+) -> None:
+    url, engine, _ = monthly
+    absent = with_key_features("invoices_sent", "seats_invited")
+    # What the warning claims: breadth is -1 for every account, so it ranks nobody.
+    breadths = {r.new.components.get("breadth") for r in rescore(load(engine), absent)}
+    assert breadths - {None} == {-1.0}
+    plan = tmp_path / "absent.toml"
+    plan.write_text('name = "absent"\n' + scoring_toml(absent))
+    done = runner.invoke(app, ["backtest", "--plan", str(plan), "--database-url", url, "--json"])
+    (warning,) = json.loads(done.output)["warnings"]
+    assert "none of the plan's key features (invoices_sent, seats_invited)" in warning
+    assert "reports_shared" in warning  # what the records do report
+    text = runner.invoke(app, ["backtest", "--plan", str(plan), "--database-url", url])
+    assert "Warning" in text.output and "invoices_sent" in text.output
+    records = load(engine)
+    (partly,) = key_feature_warnings(records, with_key_features("reports_shared", "invoices_sent"))
+    assert "key features invoices_sent never appear" in partly and "full breadth" in partly
+    assert key_feature_warnings(records, with_key_features("reports_shared", "exports")) == []
 
 
 @pytest.mark.parametrize(
@@ -160,7 +312,9 @@ def test_the_judgement_by_hand() -> None:
         row("e", 0.1, 0.5, False, None),
     ]
     j = judge(rows, 90, end)
-    assert (j.assessments, j.churned) == (5, 2)
+    assert (j.assessments, j.churned, j.churned_accounts) == (5, 2, 2)
+    assert j.caution is not None and "2 churned account(s)" in j.caution
+    assert "5 assessment(s)" in j.caution
     assert j.base_rate == pytest.approx(0.4)
     assert j.auc_churn_risk == pytest.approx(5 / 6)
     # -level: a .5, c .3, b .2, d -.4, e -.5: every churn above every stay -> 1.0
