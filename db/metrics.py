@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import and_, case, func, literal, or_, text, true
+from sqlalchemy import and_, case, func, or_, text, true
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
@@ -278,7 +278,8 @@ def scatter_points(
     limit: int = MAX_POINTS,
 ) -> list[Point]:
     """The accounts with a scored latest assessment (customer.level is set only then),
-    most revenue in the period first, with where each stood at the period's start.
+    most revenue in the period first (then the others, each at its latest MRR), with
+    where each stood at the period's start.
     (`standing` counts them all.)"""
     earning = (
         select(SignalRecord.customer_id, func.sum(SignalRecord.value).label("revenue"))
@@ -337,8 +338,9 @@ def scatter_points(
         )
     rows = session.exec(first.limit(limit)).all()
     if len(rows) < limit:
+        # Without revenue signals in the period, a month of the latest MRR stands for it.
         rows += session.exec(
-            scored(literal(0.0))
+            scored(func.coalesce(c.mrr, 0.0))
             .outerjoin(earned, on_earned)
             .where(earned.c.customer_id.is_(None))
             .order_by(col(c.id))

@@ -162,6 +162,7 @@ def book(engine: Engine) -> Iterator[Session]:
         b.customer("f", "happy_profitable", 0.5, renews_in=100)
         b.assessment("f", ago(40), 0.5, 0.5, "happy_profitable", 0.5)
         b.assessment("f", ago(5), 0.4, 0.6, "happy_profitable", 0.5)
+        b.s.get_one(Customer, "f").mrr = 800.0  # billed, no revenue signals
         b.customer("g", "happy_unprofitable", 0.1, renews_in=400)
         b.assessment("g", ago(40), None, 0.3, "unknown", None)
         b.assessment("g", ago(5), 0.4, -0.2, "happy_unprofitable", 0.1)
@@ -265,12 +266,12 @@ def test_portfolio_numbers_risks_and_points(book: Session) -> None:
     assert view.renewals_due == 3  # d (10 days), c (30), a (60); e is churned, f is at 100
     assert view.overdue_tasks == 1  # t1
     assert [(r.id, r.revenue, r.margin) for r in view.risks] == [("c", 5000, 0.7)]
-    # Most revenue first; f and g have none in the period and sort by id.
+    # Most revenue first; f and g have none in the period and sort by id, f at its MRR.
     assert [(p.id, p.revenue) for p in view.points] == [
         ("c", 5000),
         ("b", 3000),
         ("a", 1500),
-        ("f", 0),
+        ("f", 800),
         ("g", 0),
     ]
     a = next(p for p in view.points if p.id == "a")
