@@ -10,9 +10,9 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from models.portfolio import RenewalForecast
-from models.tables import Customer, SignalRecord
+from models.tables import FORECAST_RISK_DAYS, Customer, SignalRecord
 
-FORECAST_DAYS = 90
+FORECAST_DAYS = FORECAST_RISK_DAYS
 REVENUE_MONTH_DAYS = 30
 
 

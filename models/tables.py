@@ -14,6 +14,12 @@ from typing import Any
 from sqlalchemy import JSON, Column, DateTime, Index, TypeDecorator, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from models.scoring.risk import over_horizon
+
+# The days of the portfolio's renewal forecast, over which each customer row keeps its
+# churn risk (db/forecast.py reads it).
+FORECAST_RISK_DAYS = 90
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -88,7 +94,8 @@ class Customer(SQLModel, table=True):
     # Indexed: the few accounts assessed twice within a period are found without a scan.
     previous_assessed_at: datetime | None = _when(default=None, nullable=True, index=True)
     at_risk: bool = Field(default=False, index=True)
-    # The latest assessment's churn risk: the portfolio's renewal forecast reads it.
+    # The latest assessment's churn risk over the renewal forecast's days (db/forecast.py),
+    # whatever the plan's horizon: the forecast reads it here for every renewing account.
     churn_risk: float | None = None
     # The latest MRR recorded for the account, and when it was observed: the renewal
     # forecast reads it here instead of searching each renewing account's signals
@@ -120,7 +127,10 @@ class Customer(SQLModel, table=True):
             )
         self.quadrant, self.level, self.customer_score, self.company_score = standing[:4]
         self.assessed_at = a.assessed_at
-        self.churn_risk = a.churn_risk
+        self.churn_risk = None
+        if a.churn_risk is not None:
+            horizon = (a.detail or {}).get("horizon_days") or FORECAST_RISK_DAYS
+            self.churn_risk = over_horizon(a.churn_risk, horizon, FORECAST_RISK_DAYS)
         return True
 
     def _set_previous(

@@ -12,7 +12,7 @@ from sqlmodel import Session
 from db import metrics
 from db.ingest import record_in
 from models.signals import SignalIn
-from models.tables import Customer
+from models.tables import AssessmentRecord, Customer
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 
@@ -101,3 +101,29 @@ def test_last_month_revenue_is_summed_per_account_within_the_window(engine: Engi
     assert forecast.revenue_up_for_renewal == pytest.approx(500 + 50)
     assert forecast.revenue_expected_to_stay == pytest.approx(500 * 0.5 + 50)
     assert forecast.revenue_without_risk == 0
+
+
+@pytest.mark.parametrize(
+    ("horizon_days", "risk", "kept"),
+    [
+        (90, 0.2, 0.2),
+        (30, 0.1, 1 - 0.9**3),  # 0.271: three 30-day spans at the same hazard
+        (365, 0.5, 1 - 0.5 ** (90 / 365)),  # 0.157
+    ],
+)
+def test_the_customer_row_keeps_the_risk_over_the_forecasts_90_days(
+    horizon_days: int, risk: float, kept: float
+) -> None:
+    """Whatever the plan's horizon, the forecast weighs each renewal by the chance of
+    churning within its own 90 days."""
+    row = customer("a", 60, None)
+    assessment = AssessmentRecord(
+        customer_id="a",
+        key="k",
+        assessed_at=NOW,
+        quadrant="neutral",
+        churn_risk=risk,
+        detail={"horizon_days": horizon_days},
+    )
+    assert row.stand(assessment)
+    assert row.churn_risk == pytest.approx(kept)

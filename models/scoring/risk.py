@@ -52,11 +52,13 @@ def churn_risk(
     company: float | None,
 ) -> float:
     risk = logistic(risk_log_odds(settings, components, customer, company))
-    if settings.coefficients or settings.horizon_days == MAPPING_DAYS:
+    if settings.coefficients:
         return risk
     return over_horizon(risk, MAPPING_DAYS, settings.horizon_days)
 
 
 def over_horizon(risk: float, from_days: int, to_days: int) -> float:
     """The same hazard over another horizon: 1 - (1 - p) ** (to / from)."""
+    if to_days == from_days:
+        return risk  # exactly: the round trip through 1 - p would change its last digit
     return 1.0 - (1.0 - risk) ** (to_days / from_days)
