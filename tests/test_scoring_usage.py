@@ -273,6 +273,23 @@ def test_a_downgrade_is_a_signal(latest: float, score: float) -> None:
 # --------------------------------------------------------------------------- cost to serve
 
 
+def test_the_same_reading_sent_twice_counts_once() -> None:
+    # Tickets 3 and revenue 900 for March, each sent twice: still 3 / 31 * 30 = 2.9032
+    # tickets a month and 900 / 31 * 30 = 870.97 of revenue. A second, different count
+    # for the same period is another reading and adds up.
+    def march(kind: str, value: float) -> Observation:
+        return Observation(
+            kind=SignalKind(kind), value=value, observed_at=AS_OF, period_start=month(2026, 3)
+        )
+
+    twice = [march("tickets", 3), march("tickets", 3), march("revenue", 900), march("revenue", 900)]
+    a = assess([*twice, at("nps", 8)], SETTINGS, AS_OF)
+    assert a.inputs["revenue"] == pytest.approx(900 / 31 * 30, abs=TOL)
+    assert a.inputs["cost"] == pytest.approx(100 + 3 / 31 * 30 * 25, abs=TOL)
+    more = assess([*twice, march("tickets", 2), at("nps", 8)], SETTINGS, AS_OF)
+    assert more.inputs["cost"] == pytest.approx(100 + 5 / 31 * 30 * 25, abs=TOL)
+
+
 def test_billing_alone_does_not_place_the_customer_axis() -> None:
     # MRR 1000 then 1000: flat, revenue_movement 0. Alone it says nothing of happiness:
     # the customer axis is unknown, the account not called neutral (nor at risk).

@@ -201,7 +201,14 @@ def assess(
         # A non-finite figure is no measurement: it would otherwise clip to a perfect score.
         return start < o.observed_at <= as_of and math.isfinite(o.value)
 
-    window = [o for o in observations if inside(o)]
+    # The same reading sent twice (a re-run export, a retried request without a client
+    # id) counts once: summed, it would double a month's tickets, revenue or cost.
+    readings = {
+        (o.kind, o.value, o.observed_at, o.goal_key, o.metric, o.period_start, o.contact): o
+        for o in observations
+        if inside(o)
+    }
+    window = list(readings.values())
     inputs: dict[str, float] = {}
     side = CustomerSide(window, settings, as_of, inputs)
     side.said(success_plan, plan_started)
