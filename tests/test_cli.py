@@ -3,12 +3,20 @@ exit code 1, nothing changed."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlmodel import Session, select
 from typer.testing import CliRunner
 
 from cli import app
+from cli.common import engine
+from db.engine import session_scope
+from models.plan import ScoringSettings
+from models.scoring import assess
+from models.signals import Observation, SignalKind
+from models.tables import AssessmentRecord, Customer, SignalRecord
 from plans import BUILT_IN
 
 runner = CliRunner()
@@ -101,16 +109,18 @@ def test_result_example_and_email_preview() -> None:
     assert unknown.exit_code == 1 and "welcome" in unknown.output
 
 
+def add_acme(session: Session, now: datetime) -> None:
+    """An account in the records, as a lifecycle would have stored it."""
+    session.add(
+        Customer(
+            id="acme", company="Acme", contact_name="Ada", email="ada@acme.test",
+            plan_name="default", plan_version=1, phase="adopting", term_start=now, term_end=now,
+        )
+    )  # fmt: skip
+    session.flush()
+
+
 def test_show_explains_the_latest_assessment_and_marks_an_estimated_cost() -> None:
-    from datetime import UTC, datetime, timedelta
-
-    from cli.common import engine
-    from db.engine import session_scope
-    from models.plan import ScoringSettings
-    from models.scoring import assess
-    from models.signals import Observation, SignalKind
-    from models.tables import AssessmentRecord, Customer
-
     now = datetime(2026, 4, 1, tzinfo=UTC)
 
     def seen(kind: str, value: float) -> Observation:
@@ -119,14 +129,7 @@ def test_show_explains_the_latest_assessment_and_marks_an_estimated_cost() -> No
     # Revenue but no recorded cost: the plan's cost to serve stands in for it.
     a = assess([seen("revenue", 1000), seen("tickets", 4), seen("nps", 8)], ScoringSettings(), now)
     with session_scope(engine()) as session:
-        session.add(
-            Customer(
-                id="acme", company="Acme", contact_name="Ada", email="ada@acme.test",
-                plan_name="default", plan_version=1, phase="adopting", term_start=now,
-                term_end=now,
-            )
-        )  # fmt: skip
-        session.flush()
+        add_acme(session, now)
         session.add(
             AssessmentRecord(
                 customer_id="acme", key="acme:t1:check_in-1", assessed_at=now,
@@ -149,24 +152,10 @@ def test_show_explains_the_latest_assessment_and_marks_an_estimated_cost() -> No
 
 
 def test_signal_refuses_a_future_time_and_an_absurd_value_and_stores_nothing() -> None:
-    from datetime import UTC, datetime
-
-    from sqlmodel import Session, select
-
-    from cli.common import engine
-    from db.engine import session_scope
-    from models.tables import Customer, SignalRecord
-
     now = datetime.now(UTC)
     records = engine()
     with session_scope(records) as session:
-        session.add(
-            Customer(
-                id="acme", company="Acme", contact_name="Ada", email="ada@acme.test",
-                plan_name="default", plan_version=1, phase="adopting", term_start=now,
-                term_end=now,
-            )
-        )  # fmt: skip
+        add_acme(session, now)
     future = f"{now.year + 1}-12-01"  # naive, read as UTC as always
     refusals = [
         (["mrr", "99999", "--at", future], f"error: observed_at: {future}T00:00:00+00:00 is in"),
