@@ -84,6 +84,11 @@ class Observation(BaseModel):
         description="survey answers (nps, csat): the contact who answered, by their email; "
         "the account's NPS counts each active contact's latest answer",
     )
+    client_id: str | None = Field(
+        default=None,
+        max_length=200,
+        description="the sender's own id: two readings with different ids are two, however alike",
+    )
 
     @property
     def metric_name(self) -> str:
@@ -107,6 +112,7 @@ class StoredSignal(Protocol):
     metric: str | None
     period_start: datetime | None
     contact_email: str | None
+    client_id: str | None
 
 
 def observation(row: StoredSignal) -> Observation:
@@ -118,6 +124,7 @@ def observation(row: StoredSignal) -> Observation:
         metric=row.metric,
         period_start=row.period_start,
         contact=row.contact_email,
+        client_id=row.client_id,
     )
 
 

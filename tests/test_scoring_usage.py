@@ -288,6 +288,10 @@ def test_the_same_reading_sent_twice_counts_once() -> None:
     assert a.inputs["cost"] == pytest.approx(100 + 3 / 31 * 30 * 25, abs=TOL)
     more = assess([*twice, march("tickets", 2), at("nps", 8)], SETTINGS, AS_OF)
     assert more.inputs["cost"] == pytest.approx(100 + 5 / 31 * 30 * 25, abs=TOL)
+    # Two invoices of 900 the sender told apart by their ids are two.
+    invoices = [march("revenue", 900).model_copy(update={"client_id": f"inv-{n}"}) for n in (1, 2)]
+    billed = assess([*invoices, at("nps", 8)], SETTINGS, AS_OF)
+    assert billed.inputs["revenue"] == pytest.approx(1800 / 31 * 30, abs=TOL)
 
 
 def test_billing_alone_does_not_place_the_customer_axis() -> None:

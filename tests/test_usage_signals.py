@@ -97,8 +97,9 @@ def test_metric_and_period_are_stored_and_read_back(engine: Engine) -> None:
             observed_at=END,
             metric="reports_shared",
             period_start=start,
+            client_id="feb",
         ),
-        Observation(kind=SignalKind.usage, value=12, observed_at=END),
+        Observation(kind=SignalKind.usage, value=12, observed_at=END, client_id="single"),
     ]
 
 

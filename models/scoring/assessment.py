@@ -202,9 +202,19 @@ def assess(
         return start < o.observed_at <= as_of and math.isfinite(o.value)
 
     # The same reading sent twice (a re-run export, a retried request without a client
-    # id) counts once: summed, it would double a month's tickets, revenue or cost.
+    # id) counts once: summed, it would double a month's tickets, revenue or cost. Two
+    # the sender told apart by their ids (two invoices of one amount) stay two.
     readings = {
-        (o.kind, o.value, o.observed_at, o.goal_key, o.metric, o.period_start, o.contact): o
+        (
+            o.kind,
+            o.value,
+            o.observed_at,
+            o.goal_key,
+            o.metric,
+            o.period_start,
+            o.contact,
+            o.client_id,
+        ): o
         for o in observations
         if inside(o)
     }
