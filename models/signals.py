@@ -16,7 +16,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Protocol
 
-from pydantic import AfterValidator, BaseModel, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
 USAGE = "usage"  # the metric of a usage signal that names none
@@ -128,14 +128,25 @@ def observation(row: StoredSignal) -> Observation:
     )
 
 
+YEARS = range(1970, 3000)
+
+
 def _zoned(value: datetime) -> datetime:
     """A time without a zone is a guess at the sender's clock (hours off either way), so
-    ingestion asks for one rather than guess; the CLI reads its own naive input as UTC."""
+    ingestion asks for one rather than guess; the CLI reads its own naive input as UTC.
+    A year outside YEARS is a typo or a placeholder (0001-01-01), and one at the edge of
+    the calendar cannot even be turned into UTC."""
     if value.tzinfo is None or value.utcoffset() is None:
         raise PydanticCustomError(
             "timezone_aware",
             "a time zone is required: end the time with Z (UTC) or an offset such as "
             "+00:00, e.g. 2026-12-01T00:00:00Z",
+        )
+    if value.year not in YEARS:
+        raise PydanticCustomError(
+            "measurement_year",
+            "a measurement's year is from {first} to {last}, got {year}",
+            {"first": YEARS.start, "last": YEARS.stop - 1, "year": value.year},
         )
     return value
 
@@ -146,7 +157,11 @@ ZonedDatetime = Annotated[datetime, AfterValidator(_zoned)]
 class SignalIn(Observation):
     """A signal as it is ingested: range-checked, zoned, optionally idempotent by client
     id. Whether it is in the future is the entry point's check (db.ingest), as only the
-    outside world's signals are held to the wall clock: a simulation's are not."""
+    outside world's signals are held to the wall clock: a simulation's are not. An
+    unknown field is refused: a misspelt `periodStart` or `clientId` would otherwise be
+    dropped, and the signal stored as something else (a count as a level, a resend twice)."""
+
+    model_config = ConfigDict(extra="forbid")
 
     value: float = Field(allow_inf_nan=False, ge=-MAX_MAGNITUDE, le=MAX_MAGNITUDE)
     observed_at: ZonedDatetime

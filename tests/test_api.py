@@ -178,6 +178,8 @@ async def test_signals_without_a_zone_from_the_future_or_absurd_are_refused(
         ({**usage, "period_start": "2026-01-01"}, "period_start", zone),
         ({"kind": "mrr", "value": 1e308}, "value", "less than or equal to 1000000000000"),
         ({"kind": "tickets", "value": 1e308}, "value", "less than or equal to 1000000000000"),
+        ({"observed_at": "0001-01-01T00:00:00+14:00"}, "observed_at", "from 1970 to 2999"),
+        ({**usage, "periodStart": "2026-01-01T00:00:00Z"}, "periodStart", "Extra inputs"),
         (
             {**usage, "period_start": (now + timedelta(hours=1)).isoformat()},
             "",  # a check across two fields: the item is named

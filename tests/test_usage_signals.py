@@ -153,6 +153,10 @@ ZONE_NEEDED = "a time zone is required: end the time with Z (UTC) or an offset"
         ({"kind": "mrr", "value": float("inf")}, "value", "a finite number"),
         ({"value": float("nan")}, "value", "a finite number"),
         ({"kind": "goal", "goal_key": "k", "value": float("-inf")}, "value", "a finite number"),
+        ({"observed_at": "0001-01-01T00:00:00+14:00"}, "observed_at", "from 1970 to 2999, got 1"),
+        ({"period_start": "1969-12-01T00:00:00Z"}, "period_start", "from 1970 to 2999, got 1969"),
+        ({"periodStart": "2026-02-01T00:00:00Z"}, "periodStart", "Extra inputs are not permitted"),
+        ({"clientId": "inv-77"}, "clientId", "Extra inputs are not permitted"),
     ],
 )
 def test_a_time_without_a_zone_and_an_absurd_value_are_refused_naming_the_field(
