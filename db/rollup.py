@@ -23,7 +23,7 @@ from models.product_events import (
     TutorialCompletion,
     UsageDaily,
 )
-from models.signals import SignalKind
+from models.signals import MAX_MAGNITUDE, SignalKind
 from models.tables import SignalRecord
 
 # A plan's name -> how its accounts' events count (the caller loads plans; db does not).
@@ -183,13 +183,13 @@ def _traits(session: Session, mapping: EventMapping, e: Attributed) -> None:
     names = mapping.traits
     mrr, plan, seats = (e.traits.get(n) for n in (names.mrr, names.plan, names.seats))
     values: dict[str, Any] = {}
-    if isinstance(mrr, (int, float)) and not isinstance(mrr, bool) and mrr >= 0:
+    if _amount(mrr):
         values["mrr"] = float(mrr)
         if _signal(session, e, SignalKind.mrr, float(mrr), f"segment:{e.message_id}:mrr"):
             keep_latest_mrr(session, e.customer_id, float(mrr), e.occurred_at)
     if isinstance(plan, str) and plan:
         values["plan"] = plan
-    if isinstance(seats, int) and not isinstance(seats, bool) and seats >= 0:
+    if isinstance(seats, int) and _amount(seats):
         values["seats"] = seats
         _signal(session, e, SignalKind.seats, float(seats), f"segment:{e.message_id}:seats")
     if not values:
@@ -205,6 +205,14 @@ def _traits(session: Session, mapping: EventMapping, e: Attributed) -> None:
             where=newer,
         )
     )
+
+
+def _amount(value: Any) -> bool:
+    """A trait is an amount as a signal would be (models/signals.py): a number, at least
+    0 and at most MAX_MAGNITUDE. Anything else is no MRR or seat count: `/signals`
+    would refuse it, and stored it would swamp every sum it joined."""
+    numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+    return numeric and 0 <= value <= MAX_MAGNITUDE
 
 
 def _signal(

@@ -10,7 +10,9 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from models.signals import YEARS
 
 # Segment's limits: 32 KB a call, 500 KB a request.
 MAX_CALL_BYTES = 32 * 1024
@@ -40,13 +42,21 @@ class SegmentCall(BaseModel):
     timestamp: datetime | None = None
     sent_at: datetime | None = Field(default=None, alias="sentAt")
 
+    @field_validator("timestamp", "sent_at")
+    @classmethod
+    def _utc_and_sane(cls, moment: datetime | None) -> datetime | None:
+        if moment is None:
+            return None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)  # a time without a zone is UTC, as Segment takes it
+        if moment.year not in YEARS:
+            # A placeholder (0001-01-01) or a typo; at the calendar's edge it could not
+            # even be moved to the server's clock.
+            raise ValueError(f"the year is from {YEARS.start} to {YEARS.stop - 1}")
+        return moment
+
     @model_validator(mode="after")
     def _required(self) -> SegmentCall:
-        # A time without a zone is UTC, as Segment takes it.
-        if self.timestamp is not None and self.timestamp.tzinfo is None:
-            self.timestamp = self.timestamp.replace(tzinfo=UTC)
-        if self.sent_at is not None and self.sent_at.tzinfo is None:
-            self.sent_at = self.sent_at.replace(tzinfo=UTC)
         if self.type != "alias" and not (self.user_id or self.anonymous_id):
             raise ValueError("userId or anonymousId is required")
         if self.type == "track" and not self.event:
@@ -80,12 +90,14 @@ class SegmentCall(BaseModel):
 
     def occurred_at(self, received_at: datetime) -> datetime:
         """When it happened, by the server's clock: Segment corrects a device's clock by
-        the time between the client's `sentAt` and the server's receipt."""
+        the time between the client's `sentAt` and the server's receipt. Never after
+        the receipt: a device clock ahead (or a `sentAt` years behind its `timestamp`)
+        would date usage into days to come."""
         if self.timestamp is None:
             return received_at
         if self.sent_at is None:
-            return self.timestamp
-        return self.timestamp + (received_at - self.sent_at)
+            return min(self.timestamp, received_at)
+        return min(self.timestamp + (received_at - self.sent_at), received_at)
 
 
 class Accepted(BaseModel):

@@ -10,7 +10,7 @@ import gzip
 import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta, timezone
 from typing import Any
 
 import httpx
@@ -384,3 +384,41 @@ async def test_a_webhook_destination_posts_bare_calls_to_batch(
         ("export", today): 1,
         ("active_users", today): 2,
     }
+
+
+async def test_an_event_is_never_dated_after_its_receipt(
+    tracking: Tracking, engine: Engine
+) -> None:
+    """A device clock months ahead, or a `sentAt` years behind its `timestamp` (Segment's
+    skew correction would carry the event years on), counts on the day it arrived."""
+    add_customer(engine, "acme")
+    ahead = datetime.now(UTC) + timedelta(days=180)
+    calls = [
+        track("Export", group="acme", timestamp=ahead.isoformat()),
+        track("Export", user="u2", group="acme", sentAt="2020-01-01T00:00:00Z"),
+    ]
+    assert (await tracking.send("batch", {"batch": calls})).status_code == 200
+    counts = await tracking.counts("acme")
+    received = datetime.now(UTC).date()
+    days = {date.fromisoformat(day) for _, day in counts}
+    assert max(days) <= received  # nothing dated into the days to come
+    assert sum(n for (metric, _), n in counts.items() if metric == "export") == 2
+    placeholder = track("Export", group="acme", timestamp="0001-01-01T00:00:00+14:00")
+    refused = await tracking.send("batch", {"batch": [placeholder]})
+    assert refused.status_code == 400
+    assert refused.json()["error"]["field"] == "batch.0.timestamp"
+    assert "the year is from 1970 to 2999" in refused.json()["error"]["message"]
+
+
+async def test_an_absurd_trait_is_no_mrr_or_seat_count(tracking: Tracking, engine: Engine) -> None:
+    add_customer(engine, "acme")
+    traits = {"mrr": 1.7e308, "seats": 10**15, "plan": "pro"}
+    group = {"type": "group", "userId": "u1", "groupId": "acme", "traits": traits}
+    assert (await tracking.send("group", group)).status_code == 200
+    with Session(engine) as session:
+        assert session.exec(select(SignalRecord)).all() == []
+        assert session.get_one(Customer, "acme").mrr is None
+    sane = {**group, "messageId": "m2", "traits": {"mrr": 1200, "seats": 25}}
+    assert (await tracking.send("group", sane)).status_code == 200
+    with Session(engine) as session:
+        assert session.get_one(Customer, "acme").mrr == 1200
