@@ -59,6 +59,11 @@ DOCUMENTED = {
 }
 
 
+# A batch of thousands with the same mistake is one problem repeated: the answer lists
+# the first few and counts the rest, rather than growing to hundreds of kilobytes.
+MAX_LISTED = 20
+
+
 def error_response(body: ErrorBody, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"error": body.model_dump()}, status_code=body.status, headers=headers)
 
@@ -85,11 +90,14 @@ def install(app: FastAPI) -> None:
         first = problems[0] if problems else {"loc": (), "msg": "invalid request"}
         location = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path")]
         field = ".".join(location) or None
-        message = "; ".join(
+        listed = [
             f"{'.'.join(str(p) for p in e['loc'] if p not in ('body', 'query', 'path'))}: "
             f"{e['msg']}"
-            for e in problems
-        )
+            for e in problems[:MAX_LISTED]
+        ]
+        if len(problems) > MAX_LISTED:
+            listed.append(f"and {len(problems) - MAX_LISTED} more problems")
+        message = "; ".join(listed)
         return error_response(ErrorBody(status=422, code="invalid", message=message, field=field))
 
     @app.exception_handler(DataError)

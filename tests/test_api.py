@@ -222,6 +222,16 @@ async def test_signals_without_a_zone_from_the_future_or_absurd_are_refused(
     assert [c.mrr for c in rows(acme.h, Customer)] == [1200]
 
 
+async def test_a_batch_with_one_mistake_repeated_is_answered_briefly(api: Api) -> None:
+    same = {"customer_id": "acme", "kind": "usage", "value": 1, "metric": "Report Created"}
+    batch = [{**same, "observed_at": "2026-01-01T00:00:00Z"} for _ in range(100)]
+    refused = await api.post("/signals", json={"signals": batch})
+    error = refused.json()["error"]
+    assert refused.status_code == 422 and error["field"] == "signals.0"
+    assert error["message"].count("is not a metric name") == 20
+    assert error["message"].endswith("; and 80 more problems")
+
+
 async def test_survey_link_records_once(api: Api, acme: Lifecycle) -> None:
     await acme.sign_up()
     signer = LinkSigner(api.settings.secret_key, "http://test")
