@@ -1,19 +1,17 @@
-"""Plan templates, task results, signal ranges and sign-ups: the validation at the edges."""
+"""Task results, signal ranges and sign-ups: the validation at the edges (plan templates:
+tests/test_plan_validation.py)."""
 
 from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any, get_args
+from typing import Any
 
 import pytest
-from pydantic import BaseModel, ValidationError
-from pydantic.fields import FieldInfo
+from pydantic import ValidationError
 
 from models.customer import CUSTOMER_ID_PATTERN, CustomerProfile, SignUp
-from models.plan import PlanTemplate
 from models.roles import Role
 from models.scoring import Quadrant
 from models.signals import SignalIn, SignalKind
@@ -30,190 +28,10 @@ from models.tasks import (
     TaskKind,
     TaskStatus,
     check_result,
-    describe_validation_error,
     example_result,
 )
 
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
-
-# --------------------------------------------------------------------------- plan templates
-
-
-def test_plan_template_defaults_are_valid() -> None:
-    plan = PlanTemplate(name="default")
-    assert plan.label == "default@v1"
-    assert plan.onboarding.tutorials == []
-    assert plan.required_tutorials() == []
-    assert plan.renewal.term_days == 365
-    assert plan.renewal.lead_days == 90
-    assert plan.renewal.checkpoint_days == [180, 90]
-    assert plan.reviews.checkin_every_days == 30
-    assert plan.scoring.neutral_band == 0.1
-    weights = plan.scoring.weights.model_dump()
-    assert sum(weights.values()) == pytest.approx(1.0)
-    # Round-trips through its own dump (how it travels into a workflow).
-    assert PlanTemplate.model_validate(plan.model_dump(mode="json")) == plan
-
-
-def test_plan_template_from_a_full_mapping() -> None:
-    plan = PlanTemplate.model_validate(
-        {
-            "name": "enterprise",
-            "version": 3,
-            "onboarding": {
-                "tutorials": [
-                    {"key": "import", "title": "Import your contacts"},
-                    {"key": "reports", "title": "Reports", "required": False},
-                ],
-                "nudge_after_days": 2,
-            },
-            "renewal": {"term_days": 730, "lead_days": 120, "checkpoint_days": [365, 180]},
-            "playbooks": {"unhappy_unprofitable": {"title": "Assess", "requires_decision": True}},
-        }
-    )
-    assert plan.label == "enterprise@v3"
-    assert plan.required_tutorials() == ["import"]
-    assert plan.playbooks.unhappy_unprofitable is not None
-    assert plan.playbooks.unhappy_unprofitable.owner_role is Role.manager
-
-
-@pytest.mark.parametrize(
-    "data",
-    [
-        {"name": "p", "cadence": 30},
-        {"name": "p", "onboarding": {"tutorial": []}},
-        {"name": "p", "reviews": {"checkin_every_day": 7}},
-        {"name": "p", "renewal": {"lead_day": 30}},
-        {"name": "p", "scoring": {"weights": {"nps": 0.5, "happiness": 0.5}}},
-        {"name": "p", "playbooks": {"sad_rich": {"title": "x"}}},
-        {"name": "p", "onboarding": {"tutorials": [{"key": "a", "title": "A", "link": "x"}]}},
-    ],
-    ids=["top", "onboarding", "reviews", "renewal", "weights", "playbooks", "tutorial"],
-)
-def test_plan_template_rejects_unknown_keys(data: dict[str, Any]) -> None:
-    with pytest.raises(ValidationError, match="Extra inputs are not permitted"):
-        PlanTemplate.model_validate(data)
-
-
-@pytest.mark.parametrize("lead_days", [365, 366, 1000])
-def test_lead_days_must_be_shorter_than_the_term(lead_days: int) -> None:
-    with pytest.raises(ValidationError, match="lead_days must be shorter than term_days"):
-        PlanTemplate.model_validate(
-            {"name": "p", "renewal": {"term_days": 365, "lead_days": lead_days}}
-        )
-
-
-def test_lead_days_just_inside_the_term_is_accepted() -> None:
-    plan = PlanTemplate.model_validate(
-        {"name": "p", "renewal": {"term_days": 365, "lead_days": 364, "checkpoint_days": [30]}}
-    )
-    assert plan.renewal.lead_days == 364
-
-
-def test_duplicate_tutorial_keys_are_rejected() -> None:
-    tutorials = [
-        {"key": "import", "title": "Import"},
-        {"key": "pipeline", "title": "Pipeline"},
-        {"key": "import", "title": "Import again"},
-    ]
-    with pytest.raises(ValidationError, match="tutorial keys must be unique, repeated: import"):
-        PlanTemplate.model_validate({"name": "p", "onboarding": {"tutorials": tutorials}})
-
-
-@pytest.mark.parametrize("checkpoints", [[0], [365], [400], [-5], [180, 365]])
-def test_checkpoint_outside_the_term_is_rejected(checkpoints: list[int]) -> None:
-    with pytest.raises(ValidationError, match="every checkpoint must fall inside the term"):
-        PlanTemplate.model_validate(
-            {"name": "p", "renewal": {"term_days": 365, "checkpoint_days": checkpoints}}
-        )
-
-
-def test_checkpoints_just_inside_the_term_are_accepted() -> None:
-    plan = PlanTemplate.model_validate(
-        {"name": "p", "renewal": {"term_days": 365, "checkpoint_days": [1, 364]}}
-    )
-    assert plan.renewal.checkpoint_days == [1, 364]
-
-
-@pytest.mark.parametrize("role", ["admin", "boss"])
-def test_a_playbook_task_is_a_reps_or_a_managers(role: str) -> None:
-    """Tokens carry the admin role too (one Role for both); tasks do not."""
-    playbook = {"title": "Call them", "owner_role": role}
-    with pytest.raises(ValidationError, match=f"should be 'rep' or 'manager', not '{role}'"):
-        PlanTemplate.model_validate({"name": "p", "playbooks": {"unhappy_profitable": playbook}})
-
-
-def _counted_fields(model: type[BaseModel], path: str = "") -> Iterator[tuple[str, FieldInfo]]:
-    """Every count of days or hours in a plan (`due_days_before_term_end` too), by path."""
-    for name, info in model.model_fields.items():
-        inner = [a for a in (info.annotation, *get_args(info.annotation)) if isinstance(a, type)]
-        nested = [a for a in inner if issubclass(a, BaseModel)]
-        if nested:
-            yield from _counted_fields(nested[0], f"{path}{name}.")
-        elif info.annotation is int and ("_days" in name or "_hours" in name):
-            yield f"{path}{name}", info
-
-
-COUNTED = dict(_counted_fields(PlanTemplate))
-
-
-def test_every_day_and_hour_count_has_an_upper_bound() -> None:
-    """A typo (`window_days = 1000000`) overflows a date only once a lifecycle runs."""
-    assert len(COUNTED) >= 15
-    unbounded = [path for path, info in COUNTED.items() if not _bound(info)]
-    assert unbounded == []
-
-
-def _bound(info: FieldInfo) -> int | None:
-    return next((m.le for m in info.metadata if getattr(m, "le", None) is not None), None)
-
-
-@pytest.mark.parametrize("path", sorted(COUNTED))
-def test_a_count_above_its_bound_is_refused_naming_it(path: str) -> None:
-    bound = _bound(COUNTED[path])
-    assert bound is not None and bound <= 3650 * 24
-    *sections, field = path.split(".")
-    data: dict[str, Any] = {field: bound + 1}
-    for section in reversed(sections):
-        data = {section: data}
-    if sections[:1] == ["playbooks"]:
-        data["playbooks"][sections[1]]["title"] = "Call"  # a playbook needs one
-    with pytest.raises(ValidationError) as refused:
-        PlanTemplate.model_validate({"name": "p", **data})
-    message = f"{path}: Input should be less than or equal to {bound}"
-    assert message in describe_validation_error(refused.value)
-
-
-@pytest.mark.parametrize(
-    ("data", "message"),
-    [
-        ({"version": 10**20}, "version: Input should be less than or equal to 2147483647"),
-        (
-            {"onboarding": {"max_nudges": 10**9}},
-            "onboarding.max_nudges: Input should be less than or equal to 20",
-        ),
-        (
-            {"renewal": {"lead_days": 30, "due_days_before_term_end": 30}},
-            "renewal: due_days_before_term_end must be shorter than lead_days",
-        ),
-        (
-            {"renewal": {"term_days": 10**20}},
-            "renewal.term_days: Input should be less than or equal to 3650",
-        ),
-    ],
-)
-def test_other_counts_out_of_range_are_refused_naming_them(
-    data: dict[str, Any], message: str
-) -> None:
-    with pytest.raises(ValidationError) as refused:
-        PlanTemplate.model_validate({"name": "p", **data})
-    assert message in describe_validation_error(refused.value)
-
-
-def test_plan_name_must_be_a_slug() -> None:
-    with pytest.raises(ValidationError):
-        PlanTemplate(name="Not A Slug")
-
 
 # --------------------------------------------------------------------------- check_result
 

@@ -1,22 +1,17 @@
 """Scoring on the data teams have: usage per metric as daily rates, peers, breadth,
-utilisation, revenue movement, support load, the estimated cost to serve and the default
-churn-risk mapping. Every expected figure is worked out by hand in the comments, from
+utilisation, revenue movement, support load and the estimated cost to serve (the churn
+risk: tests/test_churn_risk.py). Every expected figure is worked out by hand in the comments, from
 the formulas in models/scoring (docs/scoring.md)."""
 
 from __future__ import annotations
 
-import math
-import tomllib
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from cli import app
-from models.plan import RiskSettings, ScoringSettings, UsageSettings
+from models.plan import ScoringSettings, UsageSettings
 from models.public import AssessmentDetailPublic
-from models.scoring import Quadrant, assess, churn_risk
+from models.scoring import Quadrant, assess
 from models.scoring.usage import (
     Windows,
     daily_series,
@@ -377,180 +372,6 @@ def test_each_component_is_explained_with_its_figure_score_and_weight() -> None:
         pytest.approx(0.4),
     )
     assert a.customer_score == pytest.approx(0.6 * 1 + 0.4 * 0.25, abs=TOL)
-
-
-# --------------------------------------------------------------------------- churn risk
-
-
-def logistic(z: float) -> float:
-    return 1 / (1 + math.exp(-z))
-
-
-@pytest.mark.parametrize(
-    ("customer", "company", "expected"),
-    [
-        (0.0, 0.0, logistic(-2.2)),  # neutral: 0.0998
-        (-1.0, 0.0, logistic(-2.2 + 3.0)),  # walkaway angry: 0.6900
-        (0.5, 0.5, logistic(-2.2 - 1.5 - 0.25)),  # 0.0189
-        (None, 0.5, logistic(-2.2 - 0.25)),  # a missing axis counts as neutral
-    ],
-)
-def test_default_risk_mapping(
-    customer: float | None, company: float | None, expected: float
-) -> None:
-    assert churn_risk(RiskSettings(), {}, customer, company) == pytest.approx(expected)
-
-
-def test_the_default_mapping_is_carried_to_the_plans_horizon() -> None:
-    # A neutral account: 0.0998 over 90 days; over 30 days 1 - (1 - 0.0998) ** (1/3) = 0.0344,
-    # over 365 days 1 - 0.9002 ** (365/90) = 0.3470. The same signals, another horizon.
-    ninety = logistic(-2.2)
-    assert churn_risk(RiskSettings(horizon_days=30), {}, 0.0, 0.0) == pytest.approx(
-        0.0344, abs=1e-4
-    )
-    assert churn_risk(RiskSettings(horizon_days=365), {}, 0.0, 0.0) == pytest.approx(
-        1 - (1 - ninety) ** (365 / 90)
-    )
-    assert churn_risk(RiskSettings(horizon_days=365), {}, 0.0, 0.0) == pytest.approx(
-        0.3470, abs=1e-4
-    )
-
-
-def test_a_calibrated_mapping_is_already_at_its_horizon() -> None:
-    risk = RiskSettings(horizon_days=30, intercept=0.0, coefficients={"nps": -1})
-    assert churn_risk(risk, {}, None, None) == pytest.approx(0.5)
-
-
-def test_calibrated_risk_uses_the_coefficients() -> None:
-    # z = -1 + (-2) * (-0.5) + 3 * 0 (breadth missing counts 0) = 0 -> 0.5
-    risk = RiskSettings(intercept=-1, coefficients={"usage_trend": -2, "breadth": 3})
-    assert churn_risk(risk, {"usage_trend": -0.5}, 0.9, 0.9) == pytest.approx(0.5)
-
-
-def test_every_assessment_carries_its_churn_risk_and_at_risk_by_the_plans_rule() -> None:
-    # nps 4 -> -1; customer -1, company (revenue, estimated cost 300 of 1000: 0.7 -> 0.875).
-    observations = [at("nps", 4), at("revenue", 1000, 10)]
-    quadrant_rule = assess(observations, SETTINGS, AS_OF)
-    expected = logistic(-2.2 + 3.0 - 0.5 * 0.875)  # 0.5896
-    assert quadrant_rule.churn_risk == pytest.approx(expected, abs=TOL)
-    assert quadrant_rule.horizon_days == 90
-    assert quadrant_rule.at_risk  # unhappy_profitable
-    lenient = ScoringSettings(risk=RiskSettings(at_risk="churn_risk", threshold=0.6))
-    assert not assess(observations, lenient, AS_OF).at_risk
-    strict = ScoringSettings(risk=RiskSettings(at_risk="churn_risk", threshold=0.5))
-    assert assess(observations, strict, AS_OF).at_risk
-
-
-# --------------------------------------------------------------------------- bad plans
-
-
-@pytest.mark.parametrize(
-    ("text", "message"),
-    [
-        (
-            '[scoring.usage]\nmetrics = ["logins"]\nkey_features = ["exports"]\n',
-            "scoring.usage: key_features: unknown metric 'exports'",
-        ),
-        ('[scoring.usage]\nkey_features = ["Exports!"]\n', "key_features: 'Exports!' is not"),
-        ("[scoring.risk]\nhorizon_days = 6\n", "scoring.risk.horizon_days: Input should be"),
-        (
-            "[scoring.risk]\ncoefficients = { happiness = -1.0 }\n",
-            "coefficients: unknown component 'happiness'",
-        ),
-        ('[scoring]\nrisk = "high"\n', "scoring.risk: Input should be"),
-        ('[scoring.risk]\nat_risk = "sometimes"\n', "scoring.risk.at_risk: Input should be"),
-    ],
-)
-def test_a_bad_scoring_section_is_refused_naming_the_field(
-    tmp_path: Path, text: str, message: str
-) -> None:
-    plan = tmp_path / "bad.toml"
-    plan.write_text('name = "x"\n' + text)
-    done = CliRunner().invoke(app, ["plans", "validate", str(plan)])
-    assert done.exit_code == 1 and message in done.output, done.output
-
-
-def refusal(tmp_path: Path, text: str) -> str:
-    """What `tandem plans validate` says of a plan refused (it must be refused)."""
-    plan = tmp_path / "bad.toml"
-    plan.write_text('name = "x"\n' + text)
-    done = CliRunner().invoke(app, ["plans", "validate", str(plan)])
-    assert done.exit_code == 1, done.output
-    return done.output
-
-
-@pytest.mark.parametrize(
-    ("text", "field"),
-    [
-        ("[scoring.weights]\nnps = inf\n", "scoring.weights.nps"),
-        ("[scoring.cost]\nper_ticket = inf\n", "scoring.cost.per_ticket"),
-        ("[scoring.cost]\nper_account_monthly = nan\n", "scoring.cost.per_account_monthly"),
-        ("[scoring]\ntarget_margin = nan\n", "scoring.target_margin"),
-        ("[scoring.risk]\nintercept = -inf\n", "scoring.risk.intercept"),
-        ("[scoring.risk]\ncoefficients = { nps = nan }\n", "scoring.risk.coefficients.nps"),
-    ],
-)
-def test_a_number_that_is_not_finite_is_refused(tmp_path: Path, text: str, field: str) -> None:
-    """TOML has inf and nan; a score computed with one is nan."""
-    assert f"{field}: Input should be a finite number" in refusal(tmp_path, text)
-
-
-@pytest.mark.parametrize("days", ["100000000000000000000", "1000000", "3651"])
-@pytest.mark.parametrize(
-    ("section", "field"),
-    [
-        ("scoring", "window_days"),
-        ("scoring.usage", "recent_days"),
-        ("scoring.usage", "baseline_days"),
-    ],
-)
-def test_a_scoring_window_beyond_ten_years_is_refused(
-    tmp_path: Path, section: str, field: str, days: str
-) -> None:
-    output = refusal(tmp_path, f"[{section}]\n{field} = {days}\n")
-    assert f"{section}.{field}: Input should be less than or equal to 3650" in output
-
-
-def test_weights_that_are_all_zero_are_refused(tmp_path: Path) -> None:
-    """No weighted component, no customer score: every account would be `unknown`."""
-    zeros = "".join(f"{name} = 0\n" for name in ScoringSettings().weights.model_dump())
-    output = refusal(tmp_path, "[scoring.weights]\n" + zeros)
-    assert "scoring.weights: at least one weight must be above 0" in output
-    one = zeros.replace("nps = 0", "nps = 0.1")
-    assert ScoringSettings.model_validate({"weights": tomllib.loads(one)}).weights.nps == 0.1
-
-
-def test_a_negative_weight_is_refused(tmp_path: Path) -> None:
-    output = refusal(tmp_path, "[scoring.weights]\ncsat = -0.1\n")
-    assert "scoring.weights.csat: Input should be greater than or equal to 0" in output
-
-
-@pytest.mark.parametrize("field", ["key_features", "metrics"])
-def test_a_metric_listed_twice_is_refused(tmp_path: Path, field: str) -> None:
-    """A key feature listed twice would count twice in breadth."""
-    text = f'[scoring.usage]\n{field} = ["exports", "logins", "exports"]\n'
-    output = refusal(tmp_path, text)
-    assert f"scoring.usage.{field}: each metric once, repeated: exports" in output
-
-
-@pytest.mark.parametrize(
-    ("text", "message"),
-    [
-        ("[scoring.risk]\nintercept = 1e300\n", "scoring.risk.intercept: Input should be less"),
-        ("[scoring.risk]\ncustomer_slope = -1e6\n", "scoring.risk.customer_slope: Input should"),
-        ("[scoring.risk]\ncoefficients = { nps = 500 }\n", "scoring.risk.coefficients.nps:"),
-    ],
-)
-def test_a_log_odds_beyond_100_is_refused(tmp_path: Path, text: str, message: str) -> None:
-    """Past ±40 the risk is 0 or 1 already; huge terms add up to inf - inf = nan."""
-    assert message in refusal(tmp_path, text)
-
-
-def test_more_customer_signals_than_weighted_components_is_refused(tmp_path: Path) -> None:
-    text = "[scoring]\nmin_customer_signals = 10\n[scoring.weights]\ncsat = 0\n"
-    output = refusal(tmp_path, text)
-    assert "scoring: min_customer_signals: 10 is more than the 9 weighted" in output
-    assert ScoringSettings(min_customer_signals=10).min_customer_signals == 10
 
 
 def test_readers_see_the_explanation() -> None:
