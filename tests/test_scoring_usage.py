@@ -1,7 +1,7 @@
 """Scoring on the data teams have: usage per metric as daily rates, peers, breadth,
 utilisation, revenue movement, support load and the estimated cost to serve (the churn
-risk: tests/test_churn_risk.py). Every expected figure is worked out by hand in the comments, from
-the formulas in models/scoring (docs/scoring.md)."""
+risk: tests/test_churn_risk.py). Every expected figure is worked out by hand in the
+comments, from the formulas in models/scoring (docs/scoring.md)."""
 
 from __future__ import annotations
 
