@@ -58,7 +58,7 @@ def record_signals(
     the same client ids at once (a double-clicked survey link): the loser's transaction
     fails on the unique key and is replayed, finding the winner's rows.
 
-    The entry points from the outside world (API, CLI, survey page) pass `received_at`,
+    The entry points that take a sender's time (the API, the CLI) pass `received_at`,
     their wall clock, and a signal observed later than it (beyond CLOCK_SKEW) refuses
     the batch with FutureSignal; a simulation records at its own clock and passes none."""
     if received_at is not None:

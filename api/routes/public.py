@@ -167,18 +167,18 @@ async def answer_survey(
         return _message(request, 400, "No answer was chosen.", "Nothing was recorded.")
     if chosen not in SCALES[claim.kind]:
         return _message(request, 400, "That answer is not on the scale.", "Nothing was recorded.")
-    now = datetime.now(UTC)
     signal = SignalIn(
         customer_id=claim.customer_id,
         kind=SignalKind(claim.kind),
         value=chosen,
-        observed_at=now,
+        observed_at=datetime.now(UTC),
         source="survey",
         client_id=_answer_id(claim),
         contact=claim.contact,
     )
     try:
-        added = await run_in_threadpool(record_signals, engine, [signal], received_at=now)
+        # Dated by this server's clock as it is recorded: it cannot be in the future.
+        added = await run_in_threadpool(record_signals, engine, [signal])
     except (CustomerNotFound, UnknownContact):
         return _message(request, 404, "We could not find your account.", "Nothing was recorded.")
     if not added:
