@@ -287,14 +287,15 @@ def _alive(pid: int) -> bool:
 
 async def _pollers(address: str, task_queue: str, count: int) -> set[str]:
     """The identities (pid@host) polling the task queue for workflow tasks, once there
-    are `count` of them (or 30 s have passed)."""
+    are `count` of them (or 120 s have passed: a worker logs that it polls before its
+    first poll reaches the server, and a loaded machine can take a while)."""
     client = await Client.connect(address)
     request = DescribeTaskQueueRequest(
         namespace="default",
         task_queue=TaskQueue(name=task_queue),
         task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
     )
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 120
     while True:
         described = await client.workflow_service.describe_task_queue(request)
         identities = {poller.identity for poller in described.pollers}
@@ -312,7 +313,8 @@ def test_more_workers_poll_the_same_queue_and_stop_with_the_stack(tmp_path: Path
     try:
         identities = asyncio.run(_pollers(stack.env["TANDEM_TEMPORAL_ADDRESS"], "tandem", 2))
         pids = {int(identity.split("@")[0]) for identity in identities}
-        assert len(pids) == 2 and stack.process.pid in pids, identities
+        log = (stack.var_dir / "worker-2.log").read_text(errors="replace")
+        assert len(pids) == 2 and stack.process.pid in pids, (identities, log)
         [other] = pids - {stack.process.pid}
         signup = ["signup", "--company", "Acme", "--contact-name", "Ada", "--email", "a@acme.test"]
         assert "Signed up Acme" in stack.tandem(*signup).stdout
