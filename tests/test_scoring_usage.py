@@ -197,6 +197,27 @@ def test_breadth_is_the_share_of_key_features_used() -> None:
     assert a.components["breadth"] == pytest.approx(0.0)  # 2 * 0.5 - 1
 
 
+def test_a_report_still_to_come_is_not_yet_known_not_unused() -> None:
+    # Key features a (monthly), b (daily) and c (four-weekly). On 1 April a's March report
+    # is still to come: its February one ended 31 days ago (period 29.5 days, the median
+    # of 31 and 28), so no report covers a's last 28 days. A report up to one period late
+    # is awaited: a is left out of breadth and of the rank, instead of reading as unused
+    # on the last days of every month. c's last report ended 60 days ago, more than a
+    # period late (28): c has stopped, and counts as unused.
+    settings = ScoringSettings(usage=UsageSettings(key_features=["a", "b", "c"]))
+    a = [
+        count(310, month(2026, 1), month(2026, 2), "a"),
+        count(280, month(2026, 2), month(2026, 3), "a"),
+    ]
+    b = daily({d: 2.0 for d in range(84)}, "b")
+    c = [count(56, AS_OF - timedelta(days=88), AS_OF - timedelta(days=60), "c")]
+    peers = {metric: [1.0, 2, 3, 4, 5] for metric in "abc"}
+    result = assess([*a, *b, *c], settings, AS_OF, peers=peers)
+    assert result.inputs["breadth"] == pytest.approx(0.5)  # b used, c unused; a unknown
+    # b at 2 a day among 1..5: (1 below + 0.5 equal) / 5 = 0.3; c at 0: 0. Mean 0.15.
+    assert result.inputs["usage_percentile"] == pytest.approx(0.15)
+
+
 def test_only_the_plans_metrics_are_scored() -> None:
     # The plan lists `a`: `b` is recorded but not scored. `a` flat at 3 a day: change 0;
     # `b` collapsing would have pulled the mean change down to -50 %.

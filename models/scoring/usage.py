@@ -53,6 +53,16 @@ class DailySeries:
     """One metric of one account: the spans its reports cover, at their daily rates."""
 
     spans: list[Span] = field(default_factory=list)
+    # Days before as_of that its newest report ends, and its typical period (None for a
+    # metric read as levels at moments).
+    latest: float = math.inf
+    period: float | None = None
+
+    def awaited(self) -> bool:
+        """Its next report is still to come, or a little late (within one more period):
+        where no report covers a window yet, the metric is not known there, not unused.
+        A metric silent for longer has stopped."""
+        return self.period is not None and self.latest < 2 * self.period
 
     def level(self, first_day: int, days: int) -> float | None:
         """Median weekly rate over days [first_day, first_day + days), or None if no
@@ -116,9 +126,11 @@ def daily_series(observations: list[Observation], as_of: datetime) -> dict[str, 
         oldest = max(s.oldest for m in periods for s in series[m].spans)
         for m, found in periods.items():
             # Unknown, not zero: the days since its last report, up to one of its periods.
-            latest = min(s.newest for s in series[m].spans)
-            newest = min(latest, math.ceil(median(found)))
-            series[m].spans += _gaps(series[m].spans, newest, oldest)
+            metric = series[m]
+            metric.latest = min(s.newest for s in metric.spans)
+            metric.period = median(found)
+            newest = min(metric.latest, math.ceil(metric.period))
+            metric.spans += _gaps(metric.spans, newest, oldest)
     return dict(series)
 
 
@@ -132,6 +144,13 @@ def recent_levels(series: dict[str, DailySeries], windows: Windows) -> dict[str,
     """Per metric, the daily rate over the recent window (metrics with a report in it)."""
     levels = {m: s.level(0, windows.recent_days) for m, s in series.items()}
     return {m: v for m, v in levels.items() if v is not None}
+
+
+def not_yet_known(series: dict[str, DailySeries], levels: dict[str, float]) -> set[str]:
+    """The metrics with no level in the recent window because their report for it is
+    still to come: a monthly report on the last days of a month, beside weekly ones.
+    Breadth and the peer rank leave them out rather than read them as unused."""
+    return {m for m, s in series.items() if m not in levels and s.awaited()}
 
 
 def usage_change(series: dict[str, DailySeries], windows: Windows) -> float | None:
@@ -172,7 +191,8 @@ def peer_percentile(
 
 
 def breadth(levels: dict[str, float], key_features: list[str]) -> float:
-    """Share of the key features used (a rate above zero) in the recent window."""
+    """Share of the key features used (a rate above zero) in the recent window; the
+    caller leaves out those `not_yet_known`."""
     return sum(levels.get(f, 0.0) > 0 for f in key_features) / len(key_features)
 
 
