@@ -197,13 +197,13 @@ def test_breadth_is_the_share_of_key_features_used() -> None:
     assert a.components["breadth"] == pytest.approx(0.0)  # 2 * 0.5 - 1
 
 
-def test_a_report_still_to_come_is_not_yet_known_not_unused() -> None:
+def test_a_report_still_to_come_leaves_the_metric_read_on_its_latest_days() -> None:
     # Key features a (monthly), b (daily) and c (four-weekly). On 1 April a's March report
     # is still to come: its February one ended 31 days ago (period 29.5 days, the median
     # of 31 and 28), so no report covers a's last 28 days. A report up to one period late
-    # is awaited: a is left out of breadth and of the rank, instead of reading as unused
-    # on the last days of every month. c's last report ended 60 days ago, more than a
-    # period late (28): c has stopped, and counts as unused.
+    # is awaited: a is read on the 28 days before its February report ended (10 a day),
+    # instead of reading as unused on the last days of every month. c's last report
+    # ended 60 days ago, more than a period late (28): c has stopped, and counts as unused.
     settings = ScoringSettings(usage=UsageSettings(key_features=["a", "b", "c"]))
     a = [
         count(310, month(2026, 1), month(2026, 2), "a"),
@@ -213,9 +213,27 @@ def test_a_report_still_to_come_is_not_yet_known_not_unused() -> None:
     c = [count(56, AS_OF - timedelta(days=88), AS_OF - timedelta(days=60), "c")]
     peers = {metric: [1.0, 2, 3, 4, 5] for metric in "abc"}
     result = assess([*a, *b, *c], settings, AS_OF, peers=peers)
-    assert result.inputs["breadth"] == pytest.approx(0.5)  # b used, c unused; a unknown
-    # b at 2 a day among 1..5: (1 below + 0.5 equal) / 5 = 0.3; c at 0: 0. Mean 0.15.
-    assert result.inputs["usage_percentile"] == pytest.approx(0.15)
+    assert result.inputs["breadth"] == pytest.approx(2 / 3, abs=TOL)  # a, b used; c not
+    # Among 1..5 a day: a at 10 is above all (1.0); b at 2 has 1 below and 1 equal
+    # ((1 + 0.5) / 5 = 0.3); c at 0 is below all (0). Mean (1 + 0.3 + 0) / 3.
+    assert result.inputs["usage_percentile"] == pytest.approx(1.3 / 3, abs=TOL)
+    # a against its own January (10 a day both months): no change; b flat; c has no
+    # recent level. Mean change 0.
+    assert result.inputs["usage_change"] == pytest.approx(0.0, abs=TOL)
+
+
+def test_an_account_reporting_monthly_keeps_its_usage_through_the_month() -> None:
+    # Monthly counts only: on the last days of March (February's report ended 28 days or
+    # more ago) the account is read on February, as on any other day of March.
+    monthly = [count(300, month(2026, m), month(2026, m + 1), "a") for m in (1, 2)]
+    levels = []
+    for day in (15, 28, 29, 31):
+        as_of = datetime(2026, 3, day, tzinfo=UTC)
+        result = assess(monthly, SETTINGS, as_of)
+        assert "usage_trend" not in result.missing, day
+        levels.append(result.inputs["usage_change"])
+    # February's 300 over 28 days against January's over 31: +10.7 %, from day 29 on.
+    assert levels[2] == levels[3] == pytest.approx((300 / 28 - 300 / 31) / (300 / 31), abs=TOL)
 
 
 def test_only_the_plans_metrics_are_scored() -> None:

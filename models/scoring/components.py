@@ -138,18 +138,14 @@ class CustomerSide:
             # Ranked on its figures as of the peers' day, so the account meets its own
             # entry among them as an exact tie, whatever the hour of the assessment.
             day = usage.peer_day(self.as_of)
-            series = usage.daily_series(self.window, day)
-            levels = usage.recent_levels(series, self.windows)
-            unknown = usage.not_yet_known(series, levels)
-            metrics = [m for m in key or sorted(levels) if m not in unknown]
+            levels = usage.recent_levels(usage.daily_series(self.window, day), self.windows)
+            metrics = key or sorted(levels)
             rank = usage.peer_percentile(levels, peers, metrics, self.settings.usage.min_peers)
             if rank is not None:
                 self.inputs["usage_percentile"] = rank
                 self.components["usage_peers"] = 2 * rank - 1
-        unknown = usage.not_yet_known(self.series, self.levels)
-        known = [f for f in key if f not in unknown]
-        if known and features and self.levels:
-            self.inputs["breadth"] = usage.breadth(self.levels, known)
+        if key and features and self.levels:
+            self.inputs["breadth"] = usage.breadth(self.levels, key)
             self.components["breadth"] = 2 * self.inputs["breadth"] - 1
         users = self._users()
         if users is not None:

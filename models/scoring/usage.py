@@ -11,7 +11,7 @@ inside its reporting span: from its first reported day to its last, extended to 
 present by one of its typical periods. A daily reporter that falls silent is using
 nothing; a monthly reporter whose month is not over is not yet known. Each metric has
 its own period: beside weekly metrics, a monthly one is not read as zero while its
-month's report is still to come.
+month's report is still to come, and is read on its latest reported days until it comes.
 
 A window's level is the median of its weekly rates: one quiet (or one busy) week in four
 moves it little.
@@ -59,17 +59,26 @@ class DailySeries:
     period: float | None = None
 
     def awaited(self) -> bool:
-        """Its next report is still to come, or a little late (within one more period):
-        where no report covers a window yet, the metric is not known there, not unused.
+        """Its next report is still to come, or a little late (within one more period).
         A metric silent for longer has stopped."""
         return self.period is not None and self.latest < 2 * self.period
 
-    def level(self, first_day: int, days: int) -> float | None:
+    def start(self, recent_days: int) -> float:
+        """Where its windows start, in days before as_of: now, unless no report covers
+        the recent window yet because the next is awaited (a monthly report on the last
+        days of its month); then where its newest report ends, so the metric is read on
+        the latest days it is known for instead of dropping out until its report comes."""
+        if self.awaited() and self.level(0, recent_days) is None:
+            return self.latest
+        return 0.0
+
+    def level(self, first_day: float, days: int) -> float | None:
         """Median weekly rate over days [first_day, first_day + days), or None if no
         week in it was reported on."""
         weekly: list[float] = []
         last = first_day + days
-        for start in range(first_day, last, WEEK):
+        for week in range(math.ceil(days / WEEK)):
+            start = first_day + week * WEEK
             end = min(start + WEEK, last)
             amount = cover = 0.0
             for s in self.spans:
@@ -142,15 +151,9 @@ class Windows:
 
 def recent_levels(series: dict[str, DailySeries], windows: Windows) -> dict[str, float]:
     """Per metric, the daily rate over the recent window (metrics with a report in it)."""
-    levels = {m: s.level(0, windows.recent_days) for m, s in series.items()}
+    recent = windows.recent_days
+    levels = {m: s.level(s.start(recent), recent) for m, s in series.items()}
     return {m: v for m, v in levels.items() if v is not None}
-
-
-def not_yet_known(series: dict[str, DailySeries], levels: dict[str, float]) -> set[str]:
-    """The metrics with no level in the recent window because their report for it is
-    still to come: a monthly report on the last days of a month, beside weekly ones.
-    Breadth and the peer rank leave them out rather than read them as unused."""
-    return {m for m, s in series.items() if m not in levels and s.awaited()}
 
 
 def usage_change(series: dict[str, DailySeries], windows: Windows) -> float | None:
@@ -158,8 +161,9 @@ def usage_change(series: dict[str, DailySeries], windows: Windows) -> float | No
     (a rise capped at +100 %); None when no metric was measured in both."""
     changes: list[float] = []
     for s in series.values():
-        recent = s.level(0, windows.recent_days)
-        before = s.level(windows.recent_days, windows.baseline_days)
+        start = s.start(windows.recent_days)
+        recent = s.level(start, windows.recent_days)
+        before = s.level(start + windows.recent_days, windows.baseline_days)
         if recent is None or before is None:
             continue
         if before > 0:
@@ -191,8 +195,7 @@ def peer_percentile(
 
 
 def breadth(levels: dict[str, float], key_features: list[str]) -> float:
-    """Share of the key features used (a rate above zero) in the recent window; the
-    caller leaves out those `not_yet_known`."""
+    """Share of the key features used (a rate above zero) in the recent window."""
     return sum(levels.get(f, 0.0) > 0 for f in key_features) / len(key_features)
 
 
