@@ -26,6 +26,8 @@ METRIC_PATTERN = r"^[a-z0-9][a-z0-9_.:-]*$"
 # beyond it is a unit or typing mistake, and sums and ratios of a few such values
 # overflow to inf or NaN in scoring and forecasts.
 MAX_MAGNITUDE = 1e12
+# A measured figure as Tandem takes it in: finite, and within MAX_MAGNITUDE.
+Figure = Annotated[float, Field(allow_inf_nan=False, ge=-MAX_MAGNITUDE, le=MAX_MAGNITUDE)]
 
 
 class SignalKind(StrEnum):
@@ -163,7 +165,7 @@ class SignalIn(Observation):
 
     model_config = ConfigDict(extra="forbid")
 
-    value: float = Field(allow_inf_nan=False, ge=-MAX_MAGNITUDE, le=MAX_MAGNITUDE)
+    value: Figure
     observed_at: ZonedDatetime
     period_start: ZonedDatetime | None = Field(
         default=None, description="start of the period a count covers (ends at observed_at)"

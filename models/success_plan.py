@@ -7,6 +7,8 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from models.signals import Figure
+
 
 class Direction(StrEnum):
     increase = "increase"
@@ -21,8 +23,8 @@ class Goal(BaseModel):
     key: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", description="short id, e.g. active_reps")
     metric: str = Field(min_length=1, description="what is measured, in the customer's words")
     unit: str = ""
-    baseline: float
-    target: float
+    baseline: Figure
+    target: Figure
     direction: Direction = Direction.increase
     target_date: date
 

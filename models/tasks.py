@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from models.roles import Role
 from models.scoring import Quadrant
+from models.signals import Figure
 from models.success_plan import SuccessPlan
 
 
@@ -109,7 +110,7 @@ class KickoffResult(_Result):
 class ReviewCallResult(_Result):
     kind: Literal["review_call"] = "review_call"
     notes: str = Field(min_length=1)
-    goal_progress: dict[str, float] = Field(
+    goal_progress: dict[str, Figure] = Field(
         default_factory=dict, description="goal key -> current measured value"
     )
     next_steps: list[str] = Field(default_factory=list)

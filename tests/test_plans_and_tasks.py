@@ -122,8 +122,19 @@ def test_invalid_decrease_goal_is_refused_naming_the_goal() -> None:
         (TaskKind.kickoff, kickoff_result(baseline=12, target=2), "result.success_plan.goals.0:"),
         (TaskKind.playbook, {"decision": "recover"}, "result.notes: Field required"),
         (TaskKind.renewal, {"outcome": "renewed", "reason": "ok", "extra": 1}, "result.extra:"),
+        # Figures go into scoring as goal signals: finite and of a real size, as signals.
+        (
+            TaskKind.review_call,
+            {"notes": "Call held", "goal_progress": {"active_reps": float("nan")}},
+            "result.goal_progress.active_reps: Input should be a finite number",
+        ),
+        (
+            TaskKind.kickoff,
+            kickoff_result(baseline=1, target=1e13),
+            "result.success_plan.goals.0.target: Input should be less than or equal to",
+        ),
     ],
-    ids=["missing-plan", "bad-goal", "missing-notes", "extra-key"],
+    ids=["missing-plan", "bad-goal", "missing-notes", "extra-key", "nan-progress", "huge-target"],
 )
 def test_error_message_names_the_exact_field_path(
     kind: TaskKind, result: dict[str, Any], path: str
