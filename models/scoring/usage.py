@@ -63,14 +63,16 @@ class DailySeries:
         A metric silent for longer has stopped."""
         return self.period is not None and self.latest < 2 * self.period
 
-    def start(self, recent_days: int) -> float:
-        """Where its windows start, in days before as_of: now, unless no report covers
-        the recent window yet because the next is awaited (a monthly report on the last
-        days of its month); then where its newest report ends, so the metric is read on
-        the latest days it is known for instead of dropping out until its report comes."""
-        if self.awaited() and self.level(0, recent_days) is None:
-            return self.latest
-        return 0.0
+    def recent(self, days: int) -> tuple[float, float | None]:
+        """Where its windows start, in days before as_of, and its level over the recent
+        window from there. They start now, unless no report covers the recent window yet
+        because the next is awaited (a monthly report on the last days of its month):
+        then where its newest report ends, so the metric is read on the latest days it is
+        known for instead of dropping out until its report comes."""
+        level = self.level(0, days)
+        if level is None and self.awaited():
+            return self.latest, self.level(self.latest, days)
+        return 0.0, level
 
     def level(self, first_day: float, days: int) -> float | None:
         """Median weekly rate over days [first_day, first_day + days), or None if no
@@ -151,8 +153,7 @@ class Windows:
 
 def recent_levels(series: dict[str, DailySeries], windows: Windows) -> dict[str, float]:
     """Per metric, the daily rate over the recent window (metrics with a report in it)."""
-    recent = windows.recent_days
-    levels = {m: s.level(s.start(recent), recent) for m, s in series.items()}
+    levels = {m: s.recent(windows.recent_days)[1] for m, s in series.items()}
     return {m: v for m, v in levels.items() if v is not None}
 
 
@@ -161,8 +162,7 @@ def usage_change(series: dict[str, DailySeries], windows: Windows) -> float | No
     (a rise capped at +100 %); None when no metric was measured in both."""
     changes: list[float] = []
     for s in series.values():
-        start = s.start(windows.recent_days)
-        recent = s.level(start, windows.recent_days)
+        start, recent = s.recent(windows.recent_days)
         before = s.level(start + windows.recent_days, windows.baseline_days)
         if recent is None or before is None:
             continue
