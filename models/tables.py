@@ -102,6 +102,10 @@ class Customer(SQLModel, table=True):
     # (kept by `db.ingest.keep_latest_mrr` wherever an MRR signal is recorded).
     mrr: float | None = None
     mrr_observed_at: datetime | None = _when(default=None, nullable=True)
+    # The latest assessment's revenue per month (its `revenue` input: revenue signals
+    # spread over the period they cover, each reading once): the forecast's figure for
+    # an account with no MRR on record, where a quarterly invoice is a third a month.
+    monthly_revenue: float | None = None
     renewal_outcome: str | None = None
     churn_reason: str | None = None
     # The contact opted out of automated email (their unsubscribe link, or staff acting
@@ -127,10 +131,12 @@ class Customer(SQLModel, table=True):
             )
         self.quadrant, self.level, self.customer_score, self.company_score = standing[:4]
         self.assessed_at = a.assessed_at
+        detail = a.detail or {}
         self.churn_risk = None
         if a.churn_risk is not None:
-            horizon = (a.detail or {}).get("horizon_days") or FORECAST_RISK_DAYS
+            horizon = detail.get("horizon_days") or FORECAST_RISK_DAYS
             self.churn_risk = over_horizon(a.churn_risk, horizon, FORECAST_RISK_DAYS)
+        self.monthly_revenue = (detail.get("inputs") or {}).get("revenue")
         return True
 
     def _set_previous(

@@ -235,6 +235,44 @@ def test_0011_keeps_each_customers_latest_mrr_on_its_row(empty: Engine) -> None:
     }
 
 
+def test_0012_keeps_each_customers_assessed_revenue_per_month_on_its_row(
+    empty: Engine,
+) -> None:
+    """Customers get their latest assessment's revenue per month (whatever order the
+    assessments were recorded in); one whose latest had no revenue, or never assessed,
+    keeps NULL."""
+    migrate.upgrade(empty, "0011")
+    now = datetime.now(UTC)
+    customer = dict(
+        contact_name="Ada", email="ada@acme.test", plan_name="default", plan_version=1,
+        phase="adopting", term=1, term_start=now, term_end=now, onboarded=False,
+        quadrant="unknown", at_risk=False, created_at=now, updated_at=now,
+    )  # fmt: skip
+    with empty.begin() as connection:
+        insert = Customer.__table__.insert()  # type: ignore[attr-defined]
+        for cid in ("acme", "free", "new"):
+            connection.execute(insert.values(id=cid, company=cid.title(), **customer))
+        for cid, key, days_ago, inputs in (
+            ("acme", "c2", 1, {"revenue": 800.0, "cost": 100.0}),  # the latest
+            ("acme", "c1", 30, {"revenue": 500.0}),  # older, recorded last
+            ("free", "c1", 30, {"revenue": 500.0}),
+            ("free", "c2", 1, {"usage_change": 0.1}),  # the latest: no revenue
+        ):
+            connection.execute(
+                AssessmentRecord.__table__.insert().values(  # type: ignore[attr-defined]
+                    customer_id=cid, key=key, assessed_at=now - timedelta(days=days_ago),
+                    quadrant="neutral", detail={"inputs": inputs},
+                )
+            )  # fmt: skip
+
+    migrate.upgrade(empty)
+
+    assert drift(empty) == []
+    with Session(empty) as session:
+        kept = {c.id: c.monthly_revenue for c in session.exec(select(Customer))}
+    assert kept == {"acme": 800.0, "free": None, "new": None}
+
+
 # Imports first, then waits for the go file, so the four start migrating together.
 STARTER = """
 import pathlib, sys, time

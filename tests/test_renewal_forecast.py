@@ -9,8 +9,11 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session
 
+from activities.assessment import AssessmentActivities
+from activities.contracts import AssessmentRequest
 from db import metrics
 from db.ingest import record_in
+from models.plan import ScoringSettings
 from models.signals import SignalIn
 from models.tables import AssessmentRecord, Customer
 
@@ -43,20 +46,21 @@ def test_renewal_forecast_by_hand(engine: Engine) -> None:
         session.add_all(
             [
                 customer("a", 30, 0.2),  # MRR 1000 (the latest), stays 800
-                customer("b", 60, 0.5),  # no MRR: revenue of the last 30 days 600, stays 300
+                customer("b", 60, 0.5),  # no MRR: revenue 600 a month, stays 300
                 customer("c", 80, None),  # never scored: MRR 400, not forecast
                 customer("d", 120, 0.9),  # renews after 90 days: not counted
                 customer("e", 20, 0.1, phase="churned"),  # gone: not counted
             ]
         )
         session.flush()
+        b = session.get(Customer, "b")
+        assert b is not None
+        b.monthly_revenue = 600  # its latest assessment's (the next test shows how)
         record_in(
             session,
             [
                 signal("a", "mrr", 900, 60),
                 signal("a", "mrr", 1000, 5),
-                signal("b", "revenue", 600, 10),
-                signal("b", "revenue", 5000, 45),  # older than 30 days
                 signal("c", "mrr", 400, 3),
                 signal("d", "mrr", 7000, 3),
                 signal("e", "mrr", 7000, 3),
@@ -70,37 +74,41 @@ def test_renewal_forecast_by_hand(engine: Engine) -> None:
     assert forecast.revenue_without_risk == pytest.approx(400)
 
 
-def test_last_month_revenue_is_summed_per_account_within_the_window(engine: Engine) -> None:
-    """The revenue fallback is one grouped read joined to the accounts: each account's
-    own rows in (now - 30 days, now] are summed, an MRR still wins, and another account's
-    revenue never leaks into an account's figure."""
+def test_without_mrr_an_account_renews_at_its_assessed_revenue_per_month(
+    engine: Engine,
+) -> None:
+    """An account with no MRR on record is forecast at its latest assessment's revenue
+    per month: a quarterly invoice of 3,000 is 1,000 a month, however recent, and a
+    reading sent twice counts once. An MRR still wins."""
     with Session(engine) as session:
-        session.add_all(
-            [
-                customer("f", 10, 0.5),  # 200 + 300 in the window; 999 in the future
-                customer("g", 15, 0.0),  # an MRR of 50 wins over its revenue
-                customer("h", 200, 0.1),  # not renewing: its revenue is not counted
-            ]
-        )
+        session.add_all([customer("q", 10, None), customer("g", 15, None)])
         session.flush()
+        quarter = SignalIn(
+            customer_id="q",
+            kind="revenue",
+            value=3000,
+            period_start=NOW - timedelta(days=95),
+            observed_at=NOW - timedelta(days=5),
+        )
         record_in(
             session,
             [
-                signal("f", "revenue", 200, 1),
-                signal("f", "revenue", 300, 29),
-                signal("f", "revenue", 999, -2),  # observed after now
-                signal("f", "revenue", 4000, 30),  # exactly 30 days ago: outside
+                quarter,
+                quarter,  # sent twice
                 signal("g", "revenue", 7000, 2),
                 signal("g", "mrr", 50, 40),
-                signal("h", "revenue", 8000, 2),
             ],
         )
         session.commit()
+    for cid in ("q", "g"):
+        request = AssessmentRequest(customer_id=cid, key="k", as_of=NOW, scoring=ScoringSettings())
+        AssessmentActivities(engine).assess_account(request)
+    with Session(engine) as session:
+        q = session.get(Customer, "q")
+        assert q is not None and q.monthly_revenue == pytest.approx(1000)  # 3000 / 90 * 30
         forecast = metrics.portfolio(session, now=NOW).renewal_forecast
     assert forecast.accounts == 2
-    assert forecast.revenue_up_for_renewal == pytest.approx(500 + 50)
-    assert forecast.revenue_expected_to_stay == pytest.approx(500 * 0.5 + 50)
-    assert forecast.revenue_without_risk == 0
+    assert forecast.revenue_up_for_renewal == pytest.approx(1000 + 50)
 
 
 @pytest.mark.parametrize(
