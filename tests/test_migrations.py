@@ -17,7 +17,7 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata, produce_migrations, render_python_code
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine, inspect
+from sqlalchemy import Connection, Engine, inspect
 from sqlmodel import Session, SQLModel, select
 
 from db import migrate
@@ -192,21 +192,28 @@ def test_0004_fills_the_standing_from_the_assessments(empty: Engine) -> None:
         )  # fmt: skip
 
 
+def _add_customers(connection: Connection, ids: list[str], now: datetime) -> None:
+    """Customer rows with only the columns every revision since 0004 has."""
+    insert = Customer.__table__.insert()  # type: ignore[attr-defined]
+    for cid in ids:
+        connection.execute(
+            insert.values(
+                id=cid, company=cid.title(), contact_name="Ada", email="ada@acme.test",
+                plan_name="default", plan_version=1, phase="adopting", term=1,
+                term_start=now, term_end=now, onboarded=False, quadrant="unknown",
+                at_risk=False, created_at=now, updated_at=now,
+            )
+        )  # fmt: skip
+
+
 def test_0011_keeps_each_customers_latest_mrr_on_its_row(empty: Engine) -> None:
     """Customers with MRR signals get the latest by observation time (then the later
     recorded of two at the same time), whatever order they were recorded in; other
     kinds of signal do not count, and a customer without an MRR keeps NULL."""
     migrate.upgrade(empty, "0010")
     now = datetime.now(UTC)
-    customer = dict(
-        contact_name="Ada", email="ada@acme.test", plan_name="default", plan_version=1,
-        phase="adopting", term=1, term_start=now, term_end=now, onboarded=False,
-        quadrant="unknown", at_risk=False, created_at=now, updated_at=now,
-    )  # fmt: skip
     with empty.begin() as connection:
-        insert = Customer.__table__.insert()  # type: ignore[attr-defined]
-        for cid in ("acme", "tied", "none"):
-            connection.execute(insert.values(id=cid, company=cid.title(), **customer))
+        _add_customers(connection, ["acme", "tied", "none"], now)
         for cid, kind, value, days_ago in (
             ("acme", "mrr", 900.0, 30),
             ("acme", "mrr", 1200.0, 2),  # the latest
@@ -243,15 +250,8 @@ def test_0012_keeps_each_customers_assessed_revenue_per_month_on_its_row(
     keeps NULL."""
     migrate.upgrade(empty, "0011")
     now = datetime.now(UTC)
-    customer = dict(
-        contact_name="Ada", email="ada@acme.test", plan_name="default", plan_version=1,
-        phase="adopting", term=1, term_start=now, term_end=now, onboarded=False,
-        quadrant="unknown", at_risk=False, created_at=now, updated_at=now,
-    )  # fmt: skip
     with empty.begin() as connection:
-        insert = Customer.__table__.insert()  # type: ignore[attr-defined]
-        for cid in ("acme", "free", "new"):
-            connection.execute(insert.values(id=cid, company=cid.title(), **customer))
+        _add_customers(connection, ["acme", "free", "new"], now)
         for cid, key, days_ago, inputs in (
             ("acme", "c2", 1, {"revenue": 800.0, "cost": 100.0}),  # the latest
             ("acme", "c1", 30, {"revenue": 500.0}),  # older, recorded last
