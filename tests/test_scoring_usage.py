@@ -236,6 +236,16 @@ def test_an_account_reporting_monthly_keeps_its_usage_through_the_month() -> Non
     assert levels[2] == levels[3] == pytest.approx((300 / 28 - 300 / 31) / (300 / 31), abs=TOL)
 
 
+def test_a_metric_reported_only_lately_is_not_growth_from_nothing() -> None:
+    # `a` flat at 3 a day for 84 days; `b` (a feature just tracked, or a misspelt name)
+    # reported for the last 10 days only. `b` has no earlier level of its own: zeros
+    # before its first report would read as +100 %, and the mean change as +50 %.
+    a_flat = daily({d: 3.0 for d in range(84)}, "a")
+    b_new = daily({d: 5.0 for d in range(10)}, "b")
+    result = assess([*a_flat, *b_new], SETTINGS, AS_OF)
+    assert result.inputs["usage_change"] == pytest.approx(0.0)
+
+
 def test_only_the_plans_metrics_are_scored() -> None:
     # The plan lists `a`: `b` is recorded but not scored. `a` flat at 3 a day: change 0;
     # `b` collapsing would have pulled the mean change down to -50 %.

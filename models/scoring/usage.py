@@ -133,15 +133,17 @@ def daily_series(observations: list[Observation], as_of: datetime) -> dict[str, 
     for o in usage:
         if o.period_days is not None:
             periods[o.metric_name].append(o.period_days)
-    if periods:
-        oldest = max(s.oldest for m in periods for s in series[m].spans)
-        for m, found in periods.items():
-            # Unknown, not zero: the days since its last report, up to one of its periods.
-            metric = series[m]
-            metric.latest = min(s.newest for s in metric.spans)
-            metric.period = median(found)
-            newest = min(metric.latest, math.ceil(metric.period))
-            metric.spans += _gaps(metric.spans, newest, oldest)
+    for m, found in periods.items():
+        metric = series[m]
+        # Zero from its own first report on: a metric reported only lately (a feature
+        # just tracked, a misspelt name) has no earlier level, where zeros before it
+        # would read as growth from nothing.
+        oldest = max(s.oldest for s in metric.spans)
+        # Unknown, not zero: the days since its last report, up to one of its periods.
+        metric.latest = min(s.newest for s in metric.spans)
+        metric.period = median(found)
+        newest = min(metric.latest, math.ceil(metric.period))
+        metric.spans += _gaps(metric.spans, newest, oldest)
     return dict(series)
 
 
