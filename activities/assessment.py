@@ -3,10 +3,10 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import NamedTuple
 
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine, union_all, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 from temporalio import activity
@@ -19,7 +19,7 @@ from db.queries import PlanAndStanding, Standing, latest_recorded_plan
 from db.usage import usage_signals
 from models.contacts import Contact, ContactStatus
 from models.scoring import Assessment, assess
-from models.signals import Observation, StoredSignal, observation
+from models.signals import STANDING, Observation, StoredSignal, observation
 from models.tables import AssessmentRecord, Customer, SignalRecord, SuccessPlanRecord
 
 _SCORED_COLUMNS = list(StoredSignal.__annotations__)
@@ -51,9 +51,30 @@ def _observations(
             )
         )
         rows = [r for r in rows if r.contact_email is None or r.contact_email in present]
-    return [observation(r) for r in rows] + usage_signals(
-        session, customer_id, since, request.as_of
+    return (
+        [observation(r) for r in rows]
+        + _standing_before(session, customer_id, since)
+        + usage_signals(session, customer_id, since, request.as_of)
     )
+
+
+def _standing_before(session: Session, customer_id: str, since: datetime) -> list[Observation]:
+    """Per standing kind (seats, MRR), its latest reading before `since`, in one
+    statement: it may still hold inside the window (models/scoring decides)."""
+    columns = [getattr(SignalRecord, name) for name in _SCORED_COLUMNS]
+    latest = [
+        select(*columns)
+        .where(
+            SignalRecord.customer_id == customer_id,
+            SignalRecord.kind == kind.value,
+            col(SignalRecord.observed_at) <= since,
+        )
+        .order_by(col(SignalRecord.observed_at).desc(), col(SignalRecord.id).desc())
+        .limit(1)
+        .subquery()
+        for kind in sorted(STANDING)
+    ]
+    return [observation(r) for r in session.execute(union_all(*(select(q) for q in latest)))]
 
 
 def _stored(session: Session, request: AssessmentRequest) -> AssessmentRecord | None:

@@ -45,6 +45,10 @@ class SignalKind(StrEnum):
     success_hours = "success_hours"  # success-team time spent on the account in the period
 
 
+# Kinds whose value stands until a later reading replaces it: teams record seats and
+# MRR when they change (a contract, an upgrade), not every month, so the latest reading
+# before an assessment's window still holds inside it.
+STANDING = frozenset({SignalKind.seats, SignalKind.mrr})
 # Kinds whose value is an amount over a period (so period_start makes sense).
 PERIODIC = frozenset(
     {SignalKind.usage, SignalKind.tickets, SignalKind.revenue, SignalKind.cost}

@@ -314,6 +314,25 @@ def test_a_downgrade_is_a_signal(latest: float, score: float) -> None:
     assert a.components["revenue_movement"] == pytest.approx(score)
 
 
+def test_seats_and_mrr_stand_until_they_change() -> None:
+    # Recorded when the contract began, 200 days ago, and not since: seats 50 and MRR
+    # 1000 still hold inside the 90-day window. 30 active users a day on 50 seats: 0.6
+    # -> 0.25. MRR 1000 a month against the estimated 100: margin 0.9 -> clipped 1.
+    users = daily({d: 30.0 for d in range(28)}, "active_users")
+    contract = [at("seats", 50, 200), at("mrr", 1000, 200)]
+    a = assess([*users, *contract], SETTINGS, AS_OF)
+    assert a.inputs["utilisation"] == pytest.approx(0.6)
+    assert a.inputs["revenue"] == pytest.approx(1000)
+    assert a.company_score == pytest.approx(1.0)
+    # A downgrade to 800 twenty days ago is measured against the MRR that stood before
+    # the recent window (1000): -20 % -> -1. Only the latest before the window counts.
+    downgraded = assess(
+        [*users, at("mrr", 1200, 300), *contract, at("mrr", 800, 20)], SETTINGS, AS_OF
+    )
+    assert downgraded.inputs["mrr_change"] == pytest.approx(-0.2)
+    assert downgraded.components["revenue_movement"] == pytest.approx(-1.0)
+
+
 # --------------------------------------------------------------------------- cost to serve
 
 

@@ -137,6 +137,30 @@ def test_the_assessment_reads_peers_and_stores_the_churn_risk(engine: Engine) ->
         assert row.at_risk == assessment.at_risk
 
 
+def test_the_assessment_reads_seats_and_mrr_recorded_before_its_window(engine: Engine) -> None:
+    """Seats and MRR recorded once, at the contract's start 200 days back (and an older
+    MRR before them): the assessment still reads the latest of each, so utilisation and
+    the company axis are measured."""
+    with Session(engine) as session:
+        session.add(customer_row("c1"))
+        session.commit()
+    standing = [
+        SignalIn(customer_id="c1", kind=kind, value=value, observed_at=END - timedelta(days=ago))
+        for kind, value, ago in (("mrr", 700.0, 300), ("mrr", 1000.0, 200), ("seats", 40.0, 200))
+    ]
+    active = [
+        usage(customer_id="c1", metric="active_users", value=20.0,
+              period_start=END - timedelta(days=d + 1), observed_at=END - timedelta(days=d))
+        for d in range(28)
+    ]  # fmt: skip
+    record_signals(engine, [*standing, *active])
+    request = AssessmentRequest(customer_id="c1", key="check_in-1", as_of=END, scoring=SETTINGS)
+    assessment = AssessmentActivities(engine).assess_account(request)
+    assert assessment.inputs["utilisation"] == pytest.approx(20 / 40)
+    assert assessment.inputs["revenue"] == pytest.approx(1000)
+    assert assessment.company_score is not None
+
+
 ZONE_NEEDED = "a time zone is required: end the time with Z (UTC) or an offset"
 
 

@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 from models.plan import ScoringSettings
 from models.scoring.components import CustomerSide, goal_progress, per_month
 from models.scoring.risk import churn_risk
-from models.signals import ACTIVE_USERS, Observation, SignalKind
+from models.signals import ACTIVE_USERS, STANDING, Observation, SignalKind
 from models.success_plan import SuccessPlan
 
 
@@ -178,6 +178,18 @@ def _explain(
     ]
 
 
+def _still_standing(observations: list[Observation], since: datetime) -> list[Observation]:
+    """Per standing kind (seats, MRR), its latest reading from before the window: it
+    holds inside the window until a later reading replaces it."""
+    found = [
+        o
+        for o in observations
+        if o.kind in STANDING and o.observed_at <= since and math.isfinite(o.value)
+    ]
+    before = {o.kind: o for o in sorted(found, key=lambda o: o.observed_at)}  # later wins
+    return list(before.values())
+
+
 def assess(
     observations: list[Observation],
     settings: ScoringSettings,
@@ -218,7 +230,7 @@ def assess(
         for o in observations
         if inside(o)
     }
-    window = list(readings.values())
+    window = list(readings.values()) + _still_standing(observations, since)
     inputs: dict[str, float] = {}
     side = CustomerSide(window, settings, as_of, inputs)
     side.said(success_plan, plan_started)
