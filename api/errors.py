@@ -92,7 +92,8 @@ def install(app: FastAPI) -> None:
         field = ".".join(location) or None
         listed = [
             f"{'.'.join(str(p) for p in e['loc'] if p not in ('body', 'query', 'path'))}: "
-            f"{e['msg']}"
+            # Our own validators' messages read better without pydantic's "Value error, ".
+            f"{e['msg'].removeprefix('Value error, ')}"
             for e in problems[:MAX_LISTED]
         ]
         if len(problems) > MAX_LISTED:

@@ -16,7 +16,15 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Protocol
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 USAGE = "usage"  # the metric of a usage signal that names none
@@ -178,42 +186,80 @@ class SignalIn(Observation):
     source: str = "cli"
     client_id: str | None = Field(default=None, max_length=200)
 
-    @model_validator(mode="after")
-    def _in_range(self) -> SignalIn:
-        self._check_metric_and_period()
-        if self.contact is not None and self.kind not in (SignalKind.nps, SignalKind.csat):
-            raise ValueError(
-                f"contact only goes with a survey answer (nps, csat), not {self.kind.value!r}"
-            )
-        if self.kind is SignalKind.goal:
-            if not self.goal_key:
-                raise ValueError("a goal signal needs goal_key (which of the customer's goals)")
-            return self
-        if self.goal_key:
-            raise ValueError(f"goal_key only goes with kind 'goal', not {self.kind.value!r}")
-        low, high = _RANGES[self.kind]
-        if self.value < low or (high is not None and self.value > high):
+    # Each check that reads two fields is the later field's own (the kind and the times
+    # are validated first): a refusal then names the field at fault, `signals.3.value`,
+    # not the whole item.
+    @field_validator("value")
+    @classmethod
+    def _in_range(cls, value: float, info: ValidationInfo) -> float:
+        kind = info.data.get("kind")
+        if kind is None or kind is SignalKind.goal:
+            return value
+        low, high = _RANGES[kind]
+        if value < low or (high is not None and value > high):
             bound = f"between {low:g} and {high:g}" if high is not None else f"at least {low:g}"
-            raise ValueError(f"{self.kind.value} must be {bound}, got {self.value:g}")
-        return self
+            raise ValueError(f"{kind.value} must be {bound}, got {value:g}")
+        return value
 
-    def _check_metric_and_period(self) -> None:
-        if self.metric is not None:
-            if self.kind is not SignalKind.usage:
-                raise ValueError(f"metric only goes with kind 'usage', not {self.kind.value!r}")
-            if not re.match(METRIC_PATTERN, self.metric):
-                raise ValueError(
-                    f"metric: {self.metric!r} is not a metric name (lower-case letters, "
-                    "digits and _ . : - , starting with a letter or digit)"
-                )
-        if self.period_start is not None:
-            if self.kind not in PERIODIC:
-                raise ValueError(
-                    f"period_start only goes with an amount over a period "
-                    f"({', '.join(sorted(k.value for k in PERIODIC))}), not {self.kind.value!r}"
-                )
-            if self.period_start >= self.observed_at:
-                raise ValueError("period_start must be before observed_at (the period's end)")
+    @field_validator("goal_key")
+    @classmethod
+    def _goal_key_for_goals(cls, goal_key: str | None, info: ValidationInfo) -> str | None:
+        kind = info.data.get("kind")
+        if goal_key and kind is not None and kind is not SignalKind.goal:
+            raise ValueError(f"goal_key only goes with kind 'goal', not {kind.value!r}")
+        return goal_key
+
+    @field_validator("metric")
+    @classmethod
+    def _metric_for_usage(cls, metric: str | None, info: ValidationInfo) -> str | None:
+        kind = info.data.get("kind")
+        if metric is None:
+            return metric
+        if kind is not None and kind is not SignalKind.usage:
+            raise ValueError(f"metric only goes with kind 'usage', not {kind.value!r}")
+        if not re.match(METRIC_PATTERN, metric):
+            raise ValueError(
+                f"{metric!r} is not a metric name (lower-case letters, digits and _ . : - , "
+                "starting with a letter or digit)"
+            )
+        return metric
+
+    @field_validator("period_start")
+    @classmethod
+    def _period_before_its_end(
+        cls, start: datetime | None, info: ValidationInfo
+    ) -> datetime | None:
+        kind, end = info.data.get("kind"), info.data.get("observed_at")
+        if start is None:
+            return start
+        if kind is not None and kind not in PERIODIC:
+            raise ValueError(
+                f"period_start only goes with an amount over a period "
+                f"({', '.join(sorted(k.value for k in PERIODIC))}), not {kind.value!r}"
+            )
+        if end is not None and start >= end:
+            raise ValueError("period_start must be before observed_at (the period's end)")
+        return start
+
+    @field_validator("contact")
+    @classmethod
+    def _contact_for_surveys(cls, contact: str | None, info: ValidationInfo) -> str | None:
+        kind = info.data.get("kind")
+        if (
+            contact is not None
+            and kind is not None
+            and kind not in (SignalKind.nps, SignalKind.csat)
+        ):
+            raise ValueError(
+                f"contact only goes with a survey answer (nps, csat), not {kind.value!r}"
+            )
+        return contact
+
+    @model_validator(mode="after")
+    def _goal_named(self) -> SignalIn:
+        if self.kind is SignalKind.goal and not self.goal_key:
+            raise ValueError("a goal signal needs goal_key (which of the customer's goals)")
+        return self
 
 
 class SurveyAnswer(BaseModel):

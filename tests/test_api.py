@@ -127,7 +127,7 @@ async def test_signal_batches_validate_and_are_idempotent(api: Api, acme: Lifecy
         {"customer_id": acme.customer_id, "kind": "csat", "value": 7, "observed_at": now},
     ]
     invalid = await api.post("/signals", json={"signals": batch})
-    assert invalid.status_code == 422 and invalid.json()["error"]["field"] == "signals.1"
+    assert invalid.status_code == 422 and invalid.json()["error"]["field"] == "signals.1.value"
     assert "csat must be between 1 and 5" in invalid.json()["error"]["message"]
     assert rows(acme.h, SignalRecord) == []  # the valid first item was not stored either
 
@@ -182,7 +182,7 @@ async def test_signals_without_a_zone_from_the_future_or_absurd_are_refused(
         ({**usage, "periodStart": "2026-01-01T00:00:00Z"}, "periodStart", "Extra inputs"),
         (
             {**usage, "period_start": (now + timedelta(hours=1)).isoformat()},
-            "",  # a check across two fields: the item is named
+            "period_start",  # a check across two fields names the later one
             "period_start must be before observed_at",
         ),
         (
@@ -227,7 +227,7 @@ async def test_a_batch_with_one_mistake_repeated_is_answered_briefly(api: Api) -
     batch = [{**same, "observed_at": "2026-01-01T00:00:00Z"} for _ in range(100)]
     refused = await api.post("/signals", json={"signals": batch})
     error = refused.json()["error"]
-    assert refused.status_code == 422 and error["field"] == "signals.0"
+    assert refused.status_code == 422 and error["field"] == "signals.0.metric"
     assert error["message"].count("is not a metric name") == 20
     assert error["message"].endswith("; and 80 more problems")
 

@@ -43,24 +43,41 @@ def test_usage_without_a_metric_is_the_metric_usage_and_a_level() -> None:
 
 
 @pytest.mark.parametrize(
-    ("fields", "message"),
+    ("fields", "field", "message"),
     [
-        ({"metric": "Reports Shared"}, "metric: 'Reports Shared' is not a metric name"),
-        ({"kind": "nps", "value": 9, "metric": "x"}, "metric only goes with kind 'usage'"),
-        ({"period_start": END}, "period_start must be before observed_at"),
-        ({"period_start": END + timedelta(days=1)}, "period_start must be before observed_at"),
+        ({"metric": "Reports Shared"}, "metric", "'Reports Shared' is not a metric name"),
+        ({"kind": "nps", "value": 9, "metric": "x"}, "metric", "only goes with kind 'usage'"),
+        ({"period_start": END}, "period_start", "period_start must be before observed_at"),
+        (
+            {"period_start": END + timedelta(days=1)},
+            "period_start",
+            "period_start must be before observed_at",
+        ),
         (
             {"kind": "nps", "value": 9, "period_start": END - timedelta(days=30)},
+            "period_start",
             "period_start only goes with an amount over a period",
         ),
-        ({"kind": "seats", "value": -1}, "seats must be at least 0"),
+        ({"kind": "seats", "value": -1}, "value", "seats must be at least 0"),
+        ({"kind": "usage", "value": -5}, "value", "usage must be at least 0, got -5"),
+        ({"goal_key": "active_reps"}, "goal_key", "goal_key only goes with kind 'goal'"),
+        ({"kind": "csat", "value": 4, "contact": "a@b.test", "period_start": None}, None, None),
+        ({"contact": "a@b.test"}, "contact", "contact only goes with a survey answer"),
     ],
 )
 def test_bad_usage_signals_are_refused_naming_the_field(
-    fields: dict[str, object], message: str
+    fields: dict[str, object], field: str | None, message: str | None
 ) -> None:
-    with pytest.raises(ValidationError, match=message):
+    """A check that reads two fields (the kind and the value, the period's two ends)
+    names the field at fault, not the whole signal."""
+    if field is None:  # the same fields, rightly combined
         usage(**fields)
+        return
+    with pytest.raises(ValidationError) as refused:
+        usage(**fields)
+    [problem] = refused.value.errors()
+    assert problem["loc"] == (field,)
+    assert message in problem["msg"]
 
 
 def customer_row(cid: str) -> Customer:
