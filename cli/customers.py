@@ -32,7 +32,7 @@ from db.ingest import FutureSignal, UnknownContact, UnknownGoal, record_signals
 from db.queries import CustomerNotFound, customer_overview, list_customers
 from models.customer import SignUp
 from models.public import AssessmentDetailPublic
-from models.signals import SignalIn, SignalKind
+from models.signals import ACTIVE_USERS, SignalIn, SignalKind
 from models.tasks import describe_validation_error
 from plans import PlanError, load_plan
 
@@ -288,6 +288,10 @@ def signal(
         if added
         else "Already recorded (same --id); nothing changed."
     )
+    if added and kind is SignalKind.usage and since is None and item.metric_name != ACTIVE_USERS:
+        # Without a period a usage figure is a level for its day: a month's count sent
+        # so would read as that many a day (docs/scoring.md, "Daily rates").
+        out.print(f"Read as {value:g} for that day; a count over a period needs --since.")
 
 
 @app.command()

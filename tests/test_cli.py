@@ -177,3 +177,16 @@ def test_signal_refuses_a_future_time_and_an_absurd_value_and_stores_nothing() -
     with Session(records) as session:
         row = session.exec(select(SignalRecord)).one()
         assert row.observed_at == datetime(2026, 11, 1, 8, tzinfo=UTC)
+
+
+def test_a_usage_figure_without_a_period_says_how_it_is_read() -> None:
+    """A month's count sent without --since would read as that many a day: the command
+    says so; with --since, or for active users (a level), it says nothing more."""
+    with session_scope(engine()) as session:
+        add_acme(session, datetime.now(UTC))
+    level = runner.invoke(app, ["signal", "acme", "usage", "200", "--metric", "reports_shared"])
+    assert level.exit_code == 0 and "a count over a period needs --since" in level.output
+    for extra in (["--metric", "active_users"], ["--since", "2026-02-01", "--at", "2026-03-01"]):
+        done = runner.invoke(app, ["signal", "acme", "usage", "20", *extra])
+        assert done.exit_code == 0 and done.output.startswith("Recorded usage"), done.output
+        assert len(done.output.strip().splitlines()) == 1, done.output
