@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
-from sqlalchemy import Engine, union_all, update
+from sqlalchemy import CompoundSelect, Engine, bindparam, union_all, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 from temporalio import activity
@@ -58,23 +58,32 @@ def _observations(
     )
 
 
-def _standing_before(session: Session, customer_id: str, since: datetime) -> list[Observation]:
+def _latest_standing() -> CompoundSelect:
     """Per standing kind (seats, MRR), its latest reading before `since`, in one
     statement: it may still hold inside the window (models/scoring decides)."""
     columns = [getattr(SignalRecord, name) for name in _SCORED_COLUMNS]
     latest = [
         select(*columns)
         .where(
-            SignalRecord.customer_id == customer_id,
+            SignalRecord.customer_id == bindparam("customer_id"),
             SignalRecord.kind == kind.value,
-            col(SignalRecord.observed_at) <= since,
+            col(SignalRecord.observed_at) <= bindparam("since"),
         )
         .order_by(col(SignalRecord.observed_at).desc(), col(SignalRecord.id).desc())
         .limit(1)
         .subquery()
         for kind in sorted(STANDING)
     ]
-    return [observation(r) for r in session.execute(union_all(*(select(q) for q in latest)))]
+    return union_all(*(select(q) for q in latest))
+
+
+# Built once: building it for each assessment took ten times as long as running it.
+_STANDING_BEFORE = _latest_standing()
+
+
+def _standing_before(session: Session, customer_id: str, since: datetime) -> list[Observation]:
+    rows = session.execute(_STANDING_BEFORE, {"customer_id": customer_id, "since": since})
+    return [observation(r) for r in rows]
 
 
 def _stored(session: Session, request: AssessmentRequest) -> AssessmentRecord | None:
