@@ -168,6 +168,14 @@ def _zoned(value: datetime) -> datetime:
 ZonedDatetime = Annotated[datetime, AfterValidator(_zoned)]
 
 
+# The fields that go only with some kinds of signal, and how a refusal names those kinds.
+_ONLY_WITH: dict[str, tuple[frozenset[SignalKind], str]] = {
+    "goal_key": (frozenset({SignalKind.goal}), "kind 'goal'"),
+    "metric": (frozenset({SignalKind.usage}), "kind 'usage'"),
+    "contact": (frozenset({SignalKind.nps, SignalKind.csat}), "a survey answer (nps, csat)"),
+}
+
+
 class SignalIn(Observation):
     """A signal as it is ingested: range-checked, zoned, optionally idempotent by client
     id. Whether it is in the future is the entry point's check (db.ingest), as only the
@@ -201,23 +209,19 @@ class SignalIn(Observation):
             raise ValueError(f"{kind.value} must be {bound}, got {value:g}")
         return value
 
-    @field_validator("goal_key")
+    @field_validator("goal_key", "metric", "contact")
     @classmethod
-    def _goal_key_for_goals(cls, goal_key: str | None, info: ValidationInfo) -> str | None:
+    def _only_with_its_kinds(cls, given: str | None, info: ValidationInfo) -> str | None:
+        kinds, which = _ONLY_WITH[info.field_name or ""]
         kind = info.data.get("kind")
-        if goal_key and kind is not None and kind is not SignalKind.goal:
-            raise ValueError(f"goal_key only goes with kind 'goal', not {kind.value!r}")
-        return goal_key
+        if given and kind is not None and kind not in kinds:
+            raise ValueError(f"{info.field_name} only goes with {which}, not {kind.value!r}")
+        return given
 
     @field_validator("metric")
     @classmethod
-    def _metric_for_usage(cls, metric: str | None, info: ValidationInfo) -> str | None:
-        kind = info.data.get("kind")
-        if metric is None:
-            return metric
-        if kind is not None and kind is not SignalKind.usage:
-            raise ValueError(f"metric only goes with kind 'usage', not {kind.value!r}")
-        if not re.match(METRIC_PATTERN, metric):
+    def _metric_name(cls, metric: str | None) -> str | None:
+        if metric is not None and not re.match(METRIC_PATTERN, metric):
             raise ValueError(
                 f"{metric!r} is not a metric name (lower-case letters, digits and _ . : - , "
                 "starting with a letter or digit)"
@@ -240,20 +244,6 @@ class SignalIn(Observation):
         if end is not None and start >= end:
             raise ValueError("period_start must be before observed_at (the period's end)")
         return start
-
-    @field_validator("contact")
-    @classmethod
-    def _contact_for_surveys(cls, contact: str | None, info: ValidationInfo) -> str | None:
-        kind = info.data.get("kind")
-        if (
-            contact is not None
-            and kind is not None
-            and kind not in (SignalKind.nps, SignalKind.csat)
-        ):
-            raise ValueError(
-                f"contact only goes with a survey answer (nps, csat), not {kind.value!r}"
-            )
-        return contact
 
     @model_validator(mode="after")
     def _goal_named(self) -> SignalIn:
