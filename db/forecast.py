@@ -26,10 +26,10 @@ def renewals(
     """Active accounts whose term ends within `due_days`, counted; and those within
     `forecast_days` forecast: their monthly revenue (the latest MRR, else the latest
     assessment's revenue per month, both kept on the customer row), and that revenue
-    weighted by the chance each
-    stays. An account never scored has no churn risk: its revenue is counted as up for
-    renewal and shown apart, never guessed into the forecast. One read of the accounts
-    renewing within the longer of the two, summed by the database."""
+    weighted by the chance each stays. An account never scored has no churn risk: its
+    revenue is counted as up for renewal and shown apart, never guessed into the
+    forecast. One read of the accounts renewing within the longer of the two, summed by
+    the database."""
     mrr = func.coalesce(Customer.mrr, Customer.monthly_revenue, 0.0)
     ends, risk = col(Customer.term_end), col(Customer.churn_risk)
     forecast = ends <= now + timedelta(days=forecast_days)
