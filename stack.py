@@ -19,7 +19,7 @@ from pathlib import Path
 import uvicorn
 from sqlalchemy import Engine, make_url
 from temporalio.client import Client
-from tenacity import retry, retry_if_exception, stop_after_delay, wait_fixed
+from tenacity import RetryCallState, retry, retry_if_exception, stop_after_delay, wait_fixed
 
 from api.main import create_app
 from collector import tune_collector
@@ -166,15 +166,24 @@ def first_admin_token(settings: Settings, engine: Engine) -> str:
 
 
 def _still_starting(error: BaseException) -> bool:
-    return isinstance(error, RuntimeError) and "Unavailable" in str(error)
+    text = str(error)
+    return isinstance(error, RuntimeError) and ("Unavailable" in text or "refused" in text)
 
 
-# The dev server listens before its frontend is ready, and answers "Frontend is not
-# healthy yet" for a moment: seen here as a start that failed under load.
+def _say_waiting(state: RetryCallState) -> None:
+    if state.attempt_number == 1:
+        settings: Settings = state.args[0]
+        print(f"Temporal at {settings.temporal_address} is not answering yet; waiting", flush=True)
+
+
+# A server that is starting refuses connections, then answers "Frontend is not healthy
+# yet" for a moment after it listens: both mean wait, not give up. A worker deployed
+# beside its cluster (compose, a process manager) often starts first.
 @retry(
     retry=retry_if_exception(_still_starting),
-    stop=stop_after_delay(30),
-    wait=wait_fixed(0.2),
+    stop=stop_after_delay(60),
+    wait=wait_fixed(0.5),
+    before_sleep=_say_waiting,
     reraise=True,
 )
 async def _connect_once_ready(settings: Settings) -> Client:
@@ -250,7 +259,7 @@ async def run_worker(settings: Settings) -> None:
     settings.refuse_unsafe_production()  # it writes the links in customer emails
     engine = make_engine(settings.resolved_database_url)
     upgrade(engine)
-    client = await connect(settings)
+    client = await _connect_once_ready(settings)
     await ensure_search_attributes(client, settings.temporal_namespace)
     await schedule_digests(client, settings)
     print(

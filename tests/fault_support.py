@@ -189,9 +189,14 @@ class WorkerProcess(Logged):
         super().__init__(log_file, cwd)
         self.env = env
 
-    def start(self, timeout: float = 30) -> None:
-        size = self.log_file.stat().st_size if self.log_file.exists() else 0
+    def launch(self) -> None:
+        """Start it and return at once."""
         self._spawn([TANDEM, "worker"], self.env)
+
+    def start(self, timeout: float = 30) -> None:
+        """Start it and return once it polls."""
+        size = self.log_file.stat().st_size if self.log_file.exists() else 0
+        self.launch()
 
         def polling() -> bool:
             text = self.log_file.read_bytes()[size:].decode(errors="replace")

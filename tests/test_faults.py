@@ -142,8 +142,8 @@ async def rig_for(tmp_path: Path, database_url: str | None = None) -> AsyncItera
     rig: Rig | None = None
     try:
         server.start()
-        worker.start()
         client = await server.ready(settings)
+        worker.start()
         rig = Rig(
             server, worker, client, settings, Records(engine, settings.outbox_dir), engine,
             load_plan("default"), settings.outbox_dir,

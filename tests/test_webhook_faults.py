@@ -56,8 +56,8 @@ async def test_worker_killed_mid_delivery_delivers_with_the_same_id(tmp_path: Pa
         try:
             server.start()
             upgrade(engine)
-            worker.start()
             client = await server.ready(settings)
+            worker.start()
             endpoint = add_endpoint(engine, WebhookEndpointIn(url=receiver.url()), True)
             held = threading.Event()
             receiver.script = [Answer(200, hold=held)]  # the first attempt never gets an answer

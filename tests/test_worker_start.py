@@ -1,0 +1,39 @@
+"""`tandem worker` deployed beside its Temporal cluster often starts first (compose, a
+process manager): it waits for the server to answer instead of exiting."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+from tests.fault_support import DevServer, WorkerProcess, tandem_env, wait_until
+
+
+def test_a_worker_started_before_its_server_waits_and_then_polls(tmp_path: Path) -> None:
+    server = DevServer(tmp_path / "temporal.db", tmp_path / "server.log")
+    env = tandem_env(
+        server.address,
+        tmp_path / "var",
+        f"sqlite:///{tmp_path / 'tandem.db'}",
+        f"tandem-early-{uuid.uuid4().hex[:6]}",
+    )
+    worker = WorkerProcess(env, tmp_path / "worker.log", cwd=tmp_path)
+    try:
+        worker.launch()
+        wait_until(
+            lambda: "not answering yet" in worker.log() or not worker.running,
+            60,
+            lambda: f"the worker saying it waits:\n{worker.log()}",
+        )
+        assert worker.running, f"the worker gave up at once:\n{worker.log()}"
+
+        server.start()
+        wait_until(
+            lambda: "Worker polling" in worker.log() or not worker.running,
+            90,
+            lambda: f"the worker polling once the server is up:\n{worker.log()}",
+        )
+        assert worker.running, f"the worker exited:\n{worker.log()}"
+    finally:
+        worker.cleanup()
+        server.cleanup()
