@@ -142,6 +142,13 @@ def insert_rows(session: Session, *rows: SQLModel) -> None:
         session.execute(_insert(table), values)
 
 
+def insert_many(session: Session, model: type[SQLModel], rows: list[dict[str, Any]]) -> None:
+    """New rows given as column values, in one executemany: no ORM object per row.
+    Each row gives every column the database does not fill in itself."""
+    if rows:
+        session.execute(_insert(model.__table__), rows)  # type: ignore[attr-defined]
+
+
 # One statement object per table, its values given as parameters: SQLAlchemy then finds
 # it compiled in its cache, where values written into the statement made it build a
 # cache key from them on every insert. Plain (Core) inserts: the ORM's bulk insert took

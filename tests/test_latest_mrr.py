@@ -6,11 +6,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine
-from sqlmodel import Session
+from sqlmodel import Session, func, select
 
 from db.ingest import record_signals
 from models.signals import SignalIn, SignalKind
-from models.tables import Customer
+from models.tables import Customer, SignalRecord
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 
@@ -32,7 +32,7 @@ def kept(engine: Engine) -> tuple[float | None, datetime | None]:
         return customer.mrr, customer.mrr_observed_at
 
 
-def test_the_latest_observed_mrr_is_kept_whatever_the_order(engine: Engine) -> None:
+def add_acme(engine: Engine) -> None:
     with Session(engine) as session:
         session.add(
             Customer(
@@ -42,6 +42,10 @@ def test_the_latest_observed_mrr_is_kept_whatever_the_order(engine: Engine) -> N
             )
         )  # fmt: skip
         session.commit()
+
+
+def test_the_latest_observed_mrr_is_kept_whatever_the_order(engine: Engine) -> None:
+    add_acme(engine)
     assert kept(engine) == (None, None)
 
     record_signals(engine, [mrr(900, 30, "jan"), mrr(1200, 2, "may")])
@@ -57,3 +61,17 @@ def test_the_latest_observed_mrr_is_kept_whatever_the_order(engine: Engine) -> N
     # A resend of one already recorded is skipped, and the row stays.
     assert record_signals(engine, [mrr(1200, 2, "may")]) == 0
     assert kept(engine) == (1300, NOW - timedelta(days=2))
+
+
+def test_one_batch_keeps_its_latest_mrr_and_each_client_id_once(engine: Engine) -> None:
+    add_acme(engine)
+    batch = [mrr(1200, 2, "may"), mrr(700, 60, "dec"), mrr(1300, 2, "may-fix"), mrr(900, 30)]
+    assert record_signals(engine, batch) == 4
+    # Latest by time; of two at the same time, the later in the batch.
+    assert kept(engine) == (1300, NOW - timedelta(days=2))
+    # The same client id twice in one batch, and once more in the next: stored once.
+    assert record_signals(engine, [mrr(500, 1, "jun"), mrr(500, 1, "jun")]) == 1
+    assert record_signals(engine, [mrr(500, 1, "jun")]) == 0
+    assert kept(engine) == (500, NOW - timedelta(days=1))
+    with Session(engine) as session:
+        assert session.exec(select(func.count()).select_from(SignalRecord)).one() == 5
