@@ -13,7 +13,7 @@ from sqlmodel import Session
 from temporalio import activity
 
 from activities import events
-from activities.assessment import AssessmentActivities
+from activities.assessment import Assessed, AssessmentActivities
 from activities.contracts import (
     AccountOpened,
     AccountOpening,
@@ -27,7 +27,6 @@ from activities.records import add_event_once, new_customer, new_task, save_life
 from db.contacts import contact_row, upsert_contact
 from db.engine import insert_rows
 from models.contacts import SIGNUP_ROLES
-from models.scoring import Assessment
 from models.tables import Customer
 
 
@@ -76,16 +75,16 @@ class AccountActivities:
         """The account reassessed and the report telling the customer where they stand:
         one activity, where two would each take their own turn through the workflow
         and read the account again."""
-        assessed: list[Assessment] = []
+        assessed: list[Assessed] = []
 
         def assess(session: Session) -> Written:
             # A replayed transaction (write_once) finds the first try's assessment.
-            assessment, customer, known = self._assessments.assess_in(session, check_in.assessment)
-            assessed[:] = [assessment]
-            return Written(customer=customer, known=known)
+            done = self._assessments.assess_in(session, check_in.assessment)
+            assessed[:] = [done]
+            return Written(customer=done.customer, known=done.known, first_attempt=done.stored_now)
 
         [report] = self._email.store_and_send([check_in.report], assess)
-        return CheckedIn(assessment=assessed[0], report=report)
+        return CheckedIn(assessment=assessed[0].assessment, report=report)
 
 
 def open_new_account(session: Session, opening: AccountOpening) -> Written:

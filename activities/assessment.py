@@ -115,6 +115,8 @@ class Assessed(NamedTuple):
     # The plan it read and the standing it stored, when that is now the customer's
     # latest: the check-in's report shows them.
     known: PlanAndStanding | None = None
+    # Stored by this call, not found stored by an earlier attempt.
+    stored_now: bool = True
 
 
 class AssessmentActivities:
@@ -145,7 +147,7 @@ class AssessmentActivities:
         retry finds it there."""
         stored = _stored(session, request)
         if stored is not None:  # a retry after the commit: same answer, no second row
-            return Assessed(Assessment.model_validate(stored.detail), None)
+            return Assessed(Assessment.model_validate(stored.detail), None, stored_now=False)
         customer = _take_turn(session, request.customer_id)
         plan = latest_recorded_plan(session, request.customer_id)
         first_plan = session.exec(

@@ -81,6 +81,9 @@ class Written:
     task: TaskRecord | None = None
     # That customer's plan and standing, as it read or wrote them (a check-in's).
     known: PlanAndStanding | None = None
+    # The transaction stored the step's own record (a check-in's assessment) for the
+    # first time: an earlier attempt that stored the emails would have stored it too.
+    first_attempt: bool = False
 
     @staticmethod
     def none(_: Session) -> Written:
@@ -151,7 +154,7 @@ class EmailActivities:
             # A customer created now has no earlier attempt's emails: that attempt would
             # have stored the customer in the same transaction.
             keys = [r.key for r in requests if new is None or r.customer_id != new.id]
-            earlier = copies_of(session, keys) if keys else {}
+            earlier = copies_of(session, keys) if keys and not written.first_attempt else {}
             # Read once for all the emails of a customer.
             accounts: _Accounts = {}
             if new is not None:
