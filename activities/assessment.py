@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import NamedTuple
 
 from sqlalchemy import CompoundSelect, Engine, bindparam, union_all, update
@@ -13,7 +13,7 @@ from temporalio import activity
 
 from activities import events
 from activities.contracts import AssessmentRequest
-from db.engine import session_scope
+from db.engine import insert_rows, session_scope
 from db.peers import PeerCache
 from db.queries import PlanAndStanding, Standing, latest_recorded_plan
 from db.usage import usage_signals
@@ -29,14 +29,8 @@ def _observations(
     session: Session, customer_id: str, request: AssessmentRequest
 ) -> list[Observation]:
     since = request.as_of - timedelta(days=request.scoring.lookback_days)
-    # The columns scoring reads (StoredSignal), not whole rows: dozens per check-in.
-    rows = session.exec(
-        select(*(getattr(SignalRecord, name) for name in _SCORED_COLUMNS)).where(
-            SignalRecord.customer_id == customer_id,
-            col(SignalRecord.observed_at) > since,
-            col(SignalRecord.observed_at) <= request.as_of,
-        )
-    ).all()
+    window = {"customer_id": customer_id, "since": since, "as_of": request.as_of}
+    rows = session.execute(_SCORED_SIGNALS, window).all()
     answered = {r.contact_email for r in rows if r.contact_email}
     if answered:
         # A contact's answers count while they are at the account: one who left (or
@@ -51,39 +45,34 @@ def _observations(
             )
         )
         rows = [r for r in rows if r.contact_email is None or r.contact_email in present]
-    return (
-        [observation(r) for r in rows]
-        + _standing_before(session, customer_id, since)
-        + usage_signals(session, customer_id, since, request.as_of)
+    return [observation(r) for r in rows] + usage_signals(
+        session, customer_id, since, request.as_of
     )
 
 
-def _latest_standing() -> CompoundSelect:
-    """Per standing kind (seats, MRR), its latest reading before `since`, in one
-    statement: it may still hold inside the window (models/scoring decides)."""
+def _scored_signals() -> CompoundSelect:
+    """The columns scoring reads (StoredSignal), not whole rows, of the signals in the
+    window; and per standing kind (seats, MRR) its latest reading before the window, which
+    may still hold inside it (models/scoring decides). One statement."""
     columns = [getattr(SignalRecord, name) for name in _SCORED_COLUMNS]
-    latest = [
+    customer = SignalRecord.customer_id == bindparam("customer_id")
+    observed = col(SignalRecord.observed_at)
+    window = select(*columns).where(
+        customer, observed > bindparam("since"), observed <= bindparam("as_of")
+    )
+    standing = [
         select(*columns)
-        .where(
-            SignalRecord.customer_id == bindparam("customer_id"),
-            SignalRecord.kind == kind.value,
-            col(SignalRecord.observed_at) <= bindparam("since"),
-        )
-        .order_by(col(SignalRecord.observed_at).desc(), col(SignalRecord.id).desc())
+        .where(customer, SignalRecord.kind == kind.value, observed <= bindparam("since"))
+        .order_by(observed.desc(), col(SignalRecord.id).desc())
         .limit(1)
         .subquery()
         for kind in sorted(STANDING)
     ]
-    return union_all(*(select(q) for q in latest))
+    return union_all(window, *(select(latest) for latest in standing))
 
 
 # Built once: building it for each assessment took ten times as long as running it.
-_STANDING_BEFORE = _latest_standing()
-
-
-def _standing_before(session: Session, customer_id: str, since: datetime) -> list[Observation]:
-    rows = session.execute(_STANDING_BEFORE, {"customer_id": customer_id, "since": since})
-    return [observation(r) for r in rows]
+_SCORED_SIGNALS = _scored_signals()
 
 
 def _stored(session: Session, request: AssessmentRequest) -> AssessmentRecord | None:
@@ -100,11 +89,17 @@ def _take_turn(session: Session, customer_id: str) -> Customer | None:
     a reassessment at once then take turns on the customer's standing instead of one
     overwriting the other's, and the assessment's insert (its foreign key shares the
     row's lock on PostgreSQL) cannot deadlock with them."""
-    if session.get_bind().dialect.name == "sqlite":
-        # SQLite locks the whole file for a writer, and its driver begins a transaction
-        # only at the first write: a write that changes nothing takes the lock now.
-        session.exec(update(Customer).where(col(Customer.id) == customer_id).values(id=Customer.id))
-    return session.get(Customer, customer_id, with_for_update=True)
+    dialect = session.get_bind().dialect
+    if dialect.name != "sqlite":
+        return session.get(Customer, customer_id, with_for_update=True)
+    # SQLite locks the whole file for a writer, and its driver begins a transaction only
+    # at the first write: a write that changes nothing takes the lock now (and, where
+    # SQLite has RETURNING, reads the row in the same statement).
+    take_lock = update(Customer).where(col(Customer.id) == customer_id).values(id=Customer.id)
+    if not dialect.update_returning:
+        session.exec(take_lock)
+        return session.get(Customer, customer_id)
+    return session.scalars(take_lock.returning(Customer)).first()
 
 
 class Assessed(NamedTuple):
@@ -179,7 +174,7 @@ class AssessmentActivities:
             churn_risk=assessment.churn_risk,
             detail=assessment.model_dump(mode="json"),
         )
-        session.add(record)
+        insert_rows(session, record)  # no one reads its id: a plain INSERT, no unit of work
         known = None
         if customer is not None:
             was_at_risk = customer.at_risk

@@ -336,8 +336,19 @@ def test_signals_and_assessments_are_stored_once(engine: Engine) -> None:
         stored = latest_assessment(session, "acme")
         assert stored is not None and stored.assessed_at == NOW
         assert stored.detail == first.model_dump(mode="json") and "nps" in first.inputs
-    # Check-ins and reassessments at once, recorded in any order: the customer row keeps
-    # the newest two (each took its turn on the row, none overwrote another's).
+
+
+@pytest.mark.parametrize("returning", [True, False], ids=["returning", "no-returning"])
+def test_assessments_at_once_take_turns_on_the_customer_row(
+    engine: Engine, returning: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Check-ins and reassessments at once, recorded in any order: the customer row keeps
+    the newest two (each took its turn on the row, none overwrote another's). Also where
+    the database cannot return the row it locks (SQLite before 3.35)."""
+    monkeypatch.setattr(engine.dialect, "update_returning", returning)
+    RecordActivities(engine).record_lifecycle(snapshot())
+    assessments = AssessmentActivities(engine)
+    request = AssessmentRequest(customer_id="acme", key="-", as_of=NOW, scoring=ScoringSettings())
     hours: queue.Queue[int] = queue.Queue()
     for hour in (5, 1, 4, 2, 6, 3):
         hours.put(hour)
