@@ -20,7 +20,7 @@ from db.usage import usage_signals
 from models.contacts import Contact, ContactStatus
 from models.scoring import Assessment, assess
 from models.signals import STANDING, Observation, StoredSignal, observation
-from models.tables import AssessmentRecord, Customer, SignalRecord, SuccessPlanRecord
+from models.tables import AssessmentRecord, Customer, SignalRecord
 
 _SCORED_COLUMNS = list(StoredSignal.__annotations__)
 
@@ -145,11 +145,6 @@ class AssessmentActivities:
             return Assessed(Assessment.model_validate(stored.detail), None, stored_now=False)
         customer = _take_turn(session, request.customer_id)
         plan = latest_recorded_plan(session, request.customer_id)
-        first_plan = session.exec(
-            select(SuccessPlanRecord.created_at)
-            .where(SuccessPlanRecord.customer_id == request.customer_id)
-            .order_by(col(SuccessPlanRecord.version))
-        ).first()
         peers = None
         if customer is not None:
             peers = self.peers.get(session, customer.plan_name, request.as_of, request.scoring)
@@ -158,7 +153,7 @@ class AssessmentActivities:
             request.scoring,
             request.as_of,
             success_plan=None if plan is None else plan.success_plan(),
-            plan_started=first_plan,
+            plan_started=None if plan is None else plan.started,
             previous=request.previous,
             peers=peers,
         )

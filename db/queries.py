@@ -74,10 +74,13 @@ def latest_plan_record(
 
 
 class RecordedPlan(NamedTuple):
-    """The latest success plan the manager recorded, with its goals in order."""
+    """The latest success plan the manager recorded, with its goals in order, and when
+    the customer's first plan (of any source) was recorded: goal progress is paced from
+    then."""
 
     record: SuccessPlanRecord
     goals: list[GoalRecord]
+    started: datetime
 
     def success_plan(self) -> SuccessPlan:
         record = self.record
@@ -94,13 +97,31 @@ class RecordedPlan(NamedTuple):
 
 
 def latest_recorded_plan(session: Session, customer_id: str) -> RecordedPlan | None:
-    record = latest_plan_record(session, customer_id)
-    if record is None:
-        return None
-    goals = session.exec(
-        select(GoalRecord).where(GoalRecord.plan_id == record.id).order_by(col(GoalRecord.id))
+    """One statement: every check-in and every email about the account reads it."""
+    plans = select(SuccessPlanRecord).where(SuccessPlanRecord.customer_id == customer_id)
+    latest = (
+        plans.with_only_columns(col(SuccessPlanRecord.id))
+        .where(SuccessPlanRecord.source == "manager")
+        .order_by(col(SuccessPlanRecord.version).desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    first = (
+        plans.with_only_columns(col(SuccessPlanRecord.created_at))
+        .order_by(col(SuccessPlanRecord.version))
+        .limit(1)
+        .scalar_subquery()
+    )
+    rows = session.exec(
+        select(SuccessPlanRecord, GoalRecord, first)
+        .outerjoin(GoalRecord, col(GoalRecord.plan_id) == SuccessPlanRecord.id)
+        .where(SuccessPlanRecord.id == latest)
+        .order_by(col(GoalRecord.id))
     ).all()
-    return RecordedPlan(record, list(goals))
+    if not rows:
+        return None
+    record, _, started = rows[0]
+    return RecordedPlan(record, [goal for _, goal, _ in rows if goal is not None], started)
 
 
 def latest_success_plan(session: Session, customer_id: str) -> SuccessPlan | None:
