@@ -10,7 +10,8 @@ from sqlmodel import Session
 
 from db.engine import session_scope
 from db.queries import latest_recorded_plan
-from models.tables import Customer, GoalRecord, SuccessPlanRecord
+from models.tables import GoalRecord, SuccessPlanRecord
+from tests.test_latest_mrr import add_acme
 
 T0 = datetime(2026, 3, 2, 9, tzinfo=UTC)
 
@@ -34,14 +35,7 @@ def add_plan(session: Session, version: int, source: str, *goals: str) -> None:
 
 
 def test_the_latest_manager_plan_with_its_goals_and_the_first_plans_date(engine: Engine) -> None:
-    with session_scope(engine) as session:
-        session.add(
-            Customer(
-                id="acme", company="Acme", contact_name="Ada", email="ada@acme.test",
-                plan_name="default", plan_version=1, phase="adopting",
-                term_start=T0, term_end=T0 + timedelta(days=365),
-            )
-        )  # fmt: skip
+    add_acme(engine)
     with Session(engine) as session:
         assert latest_recorded_plan(session, "acme") is None
 

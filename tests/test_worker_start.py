@@ -20,20 +20,19 @@ def test_a_worker_started_before_its_server_waits_and_then_polls(tmp_path: Path)
     worker = WorkerProcess(env, tmp_path / "worker.log", cwd=tmp_path)
     try:
         worker.launch()
-        wait_until(
-            lambda: "not answering yet" in worker.log() or not worker.running,
-            60,
-            lambda: f"the worker saying it waits:\n{worker.log()}",
-        )
-        assert worker.running, f"the worker gave up at once:\n{worker.log()}"
-
+        logs(worker, "not answering yet", 60, "the worker saying it waits")
         server.start()
-        wait_until(
-            lambda: "Worker polling" in worker.log() or not worker.running,
-            90,
-            lambda: f"the worker polling once the server is up:\n{worker.log()}",
-        )
-        assert worker.running, f"the worker exited:\n{worker.log()}"
+        logs(worker, "Worker polling", 90, "the worker polling once the server is up")
     finally:
         worker.cleanup()
         server.cleanup()
+
+
+def logs(worker: WorkerProcess, text: str, timeout: float, what: str) -> None:
+    """Wait until the running worker's log says `text`."""
+    wait_until(
+        lambda: text in worker.log() or not worker.running,
+        timeout,
+        lambda: f"{what}:\n{worker.log()}",
+    )
+    assert worker.running, f"the worker exited:\n{worker.log()}"
