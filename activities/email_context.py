@@ -12,7 +12,7 @@ from sqlmodel import Session
 
 from activities.contracts import EmailRequest, Recipient
 from db.contacts import Addressee, Reachable, active_contacts
-from db.queries import PlanAndStanding, goals_with_progress, latest_recorded_plan, latest_standing
+from db.queries import PlanAndStanding, Standing, goals_with_progress, latest_recorded_plan
 from links import LinkSigner, dashboard_links
 from models.contacts import SIGNUP_ROLES
 from models.tables import Customer, TaskRecord
@@ -64,7 +64,7 @@ def account_context(
         known = PlanAndStanding(None, None)
     elif known is None:
         known = PlanAndStanding(
-            latest_recorded_plan(session, customer.id), latest_standing(session, customer.id)
+            latest_recorded_plan(session, customer.id), Standing.held_by(customer)
         )
     plan = None if known.plan is None else known.plan.record
     goals = goals_with_progress(session, known.plan)

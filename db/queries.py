@@ -171,6 +171,13 @@ class Standing(NamedTuple):
     def of(cls, record: AssessmentRecord) -> Standing:
         return cls(*(getattr(record, name) for name in cls._fields))
 
+    @classmethod
+    def held_by(cls, customer: Customer) -> Standing | None:
+        """The latest assessment's, as the customer's row keeps it (Customer.stand)."""
+        if customer.assessed_at is None:
+            return None
+        return cls(*(getattr(customer, name) for name in cls._fields))
+
 
 class PlanAndStanding(NamedTuple):
     """A customer's latest success plan and standing as a transaction already read or
@@ -185,16 +192,6 @@ LATEST_ASSESSMENT_FIRST = (
     col(AssessmentRecord.assessed_at).desc(),
     col(AssessmentRecord.id).desc(),
 )
-
-
-def latest_standing(session: Session, customer_id: str) -> Standing | None:
-    """The latest assessment's headline figures, without reading its explanation."""
-    row = session.exec(
-        select(*(getattr(AssessmentRecord, name) for name in Standing._fields))
-        .where(AssessmentRecord.customer_id == customer_id)
-        .order_by(*LATEST_ASSESSMENT_FIRST)
-    ).first()
-    return None if row is None else Standing(*row)
 
 
 def latest_assessment(session: Session, customer_id: str) -> AssessmentRecord | None:

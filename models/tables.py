@@ -86,6 +86,7 @@ class Customer(SQLModel, table=True):
     level: float | None = None
     customer_score: float | None = None
     company_score: float | None = None
+    trend: float | None = None
     assessed_at: datetime | None = _when(default=None, nullable=True)
     previous_quadrant: str | None = None
     previous_level: float | None = None
@@ -130,7 +131,7 @@ class Customer(SQLModel, table=True):
                 self.quadrant, self.level, self.customer_score, self.company_score, latest
             )
         self.quadrant, self.level, self.customer_score, self.company_score = standing[:4]
-        self.assessed_at = a.assessed_at
+        self.trend, self.assessed_at = a.trend, a.assessed_at
         detail = a.detail or {}
         self.churn_risk = None
         if a.churn_risk is not None:

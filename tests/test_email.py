@@ -424,12 +424,14 @@ def test_context_comes_from_the_records(engine: Engine, tmp_path: Path) -> None:
                     observed_at=NOW + timedelta(days=day), client_id=f"s{day}",
                 )
             )  # fmt: skip
-        session.add(
-            AssessmentRecord(
-                customer_id="acme", key="a1", assessed_at=NOW, customer_score=0.4,
-                company_score=0.3, quadrant="happy_profitable", level=0.35, detail={},
-            )
+        assessment = AssessmentRecord(
+            customer_id="acme", key="a1", assessed_at=NOW, customer_score=0.4,
+            company_score=0.3, quadrant="happy_profitable", level=0.35, trend=0.1, detail={},
         )  # fmt: skip
+        session.add(assessment)
+        # As the assessment activity stores it: the row keeps the latest standing.
+        account = session.get(Customer, "acme")
+        assert account is not None and account.stand(assessment)
         session.add(
             TaskRecord(
                 id="acme:kickoff", customer_id="acme", kind="kickoff", title="Kickoff",
@@ -450,6 +452,7 @@ def test_context_comes_from_the_records(engine: Engine, tmp_path: Path) -> None:
     assert context["task"]["title"] == "Kickoff" and context["task"]["due_at"].tzinfo
     assert context["success_plan"]["version"] == 1
     assert context["assessment"]["quadrant"] == "happy_profitable"
+    assert context["assessment"]["trend"] == 0.1 and context["assessment"]["level"] == 0.35
     [goal] = context["goals"]
     assert goal["current"] == 20.0 and goal["progress"] == pytest.approx(0.5)
     assert goal["target_date"] == "2025-09-01"

@@ -242,26 +242,26 @@ def test_0011_keeps_each_customers_latest_mrr_on_its_row(empty: Engine) -> None:
     }
 
 
-def test_0012_keeps_each_customers_assessed_revenue_per_month_on_its_row(
+def test_0012_and_0013_keep_each_customers_latest_revenue_and_trend_on_its_row(
     empty: Engine,
 ) -> None:
-    """Customers get their latest assessment's revenue per month (whatever order the
-    assessments were recorded in); one whose latest had no revenue, or never assessed,
-    keeps NULL."""
+    """Customers get their latest assessment's revenue per month and trend (whatever
+    order the assessments were recorded in); one whose latest had none, or never
+    assessed, keeps NULL."""
     migrate.upgrade(empty, "0011")
     now = datetime.now(UTC)
     with empty.begin() as connection:
         _add_customers(connection, ["acme", "free", "new"], now)
-        for cid, key, days_ago, inputs in (
-            ("acme", "c2", 1, {"revenue": 800.0, "cost": 100.0}),  # the latest
-            ("acme", "c1", 30, {"revenue": 500.0}),  # older, recorded last
-            ("free", "c1", 30, {"revenue": 500.0}),
-            ("free", "c2", 1, {"usage_change": 0.1}),  # the latest: no revenue
+        for cid, key, days_ago, inputs, trend in (
+            ("acme", "c2", 1, {"revenue": 800.0, "cost": 100.0}, -0.2),  # the latest
+            ("acme", "c1", 30, {"revenue": 500.0}, 0.4),  # older, recorded last
+            ("free", "c1", 30, {"revenue": 500.0}, 0.1),
+            ("free", "c2", 1, {"usage_change": 0.1}, None),  # the latest: neither
         ):
             connection.execute(
                 AssessmentRecord.__table__.insert().values(  # type: ignore[attr-defined]
                     customer_id=cid, key=key, assessed_at=now - timedelta(days=days_ago),
-                    quadrant="neutral", detail={"inputs": inputs},
+                    quadrant="neutral", detail={"inputs": inputs}, trend=trend,
                 )
             )  # fmt: skip
 
@@ -269,8 +269,8 @@ def test_0012_keeps_each_customers_assessed_revenue_per_month_on_its_row(
 
     assert drift(empty) == []
     with Session(empty) as session:
-        kept = {c.id: c.monthly_revenue for c in session.exec(select(Customer))}
-    assert kept == {"acme": 800.0, "free": None, "new": None}
+        kept = {c.id: (c.monthly_revenue, c.trend) for c in session.exec(select(Customer))}
+    assert kept == {"acme": (800.0, -0.2), "free": (None, None), "new": (None, None)}
 
 
 # Imports first, then waits for the go file, so the four start migrating together.
