@@ -165,15 +165,26 @@ def first_admin_token(settings: Settings, engine: Engine) -> str:
     return f"admin token in {saved}: {token}"
 
 
+# How long a starting worker (or the embedded stack) waits for its Temporal server.
+CONNECT_PATIENCE_SECONDS = 120
+
+
 def _still_starting(error: BaseException) -> bool:
     text = str(error)
-    return isinstance(error, RuntimeError) and ("Unavailable" in text or "refused" in text)
+    return isinstance(error, RuntimeError) and (
+        "Unavailable" in text or "Connection refused" in text
+    )
 
 
 def _say_waiting(state: RetryCallState) -> None:
-    if state.attempt_number == 1:
+    """Said once, with the error: a wrong address is seen at once, not after the wait."""
+    if state.attempt_number == 1 and state.outcome is not None:
         settings: Settings = state.args[0]
-        print(f"Temporal at {settings.temporal_address} is not answering yet; waiting", flush=True)
+        print(
+            f"Temporal at {settings.temporal_address} is not answering yet; waiting up to "
+            f"{CONNECT_PATIENCE_SECONDS} s ({state.outcome.exception()})",
+            flush=True,
+        )
 
 
 # A server that is starting refuses connections, then answers "Frontend is not healthy
@@ -181,7 +192,7 @@ def _say_waiting(state: RetryCallState) -> None:
 # beside its cluster (compose, a process manager) often starts first.
 @retry(
     retry=retry_if_exception(_still_starting),
-    stop=stop_after_delay(60),
+    stop=stop_after_delay(CONNECT_PATIENCE_SECONDS),
     wait=wait_fixed(0.5),
     before_sleep=_say_waiting,
     reraise=True,

@@ -85,11 +85,7 @@ def already_answered(engine: Engine, customer_id: str, client_id: str) -> bool:
     """Whether the signal with this client id (a survey's answer) is recorded. Raises
     CustomerNotFound."""
     with Session(engine) as session:
-        customer = find_customer(session, customer_id)
-        query = select(SignalRecord.id).where(
-            SignalRecord.customer_id == customer.id, SignalRecord.client_id == client_id
-        )
-        return session.exec(query).first() is not None
+        return _stored(session, find_customer(session, customer_id).id, client_id)
 
 
 def record_in(session: Session, signals: list[SignalIn]) -> int:

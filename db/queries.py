@@ -105,12 +105,14 @@ def latest_recorded_plan(session: Session, customer_id: str) -> RecordedPlan | N
         .order_by(col(SuccessPlanRecord.version).desc())
         .limit(1)
         .scalar_subquery()
+        .correlate(None)  # each its own read of the plans, whatever the outer query joins
     )
     first = (
         plans.with_only_columns(col(SuccessPlanRecord.created_at))
         .order_by(col(SuccessPlanRecord.version))
         .limit(1)
         .scalar_subquery()
+        .correlate(None)
     )
     rows = session.exec(
         select(SuccessPlanRecord, GoalRecord, first)

@@ -6,9 +6,12 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
+import pytest
+
 from tests.fault_support import DevServer, WorkerProcess, tandem_env, wait_until
 
 
+@pytest.mark.slow
 def test_a_worker_started_before_its_server_waits_and_then_polls(tmp_path: Path) -> None:
     server = DevServer(tmp_path / "temporal.db", tmp_path / "server.log")
     env = tandem_env(
@@ -21,8 +24,9 @@ def test_a_worker_started_before_its_server_waits_and_then_polls(tmp_path: Path)
     try:
         worker.launch()
         logs(worker, "not answering yet", 60, "the worker saying it waits")
+        assert "Connection refused" in worker.log()  # and why
         server.start()
-        logs(worker, "Worker polling", 90, "the worker polling once the server is up")
+        logs(worker, "Worker polling", 150, "the worker polling once the server is up")
     finally:
         worker.cleanup()
         server.cleanup()
