@@ -24,6 +24,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 from temporalio.testing import WorkflowEnvironment
 
+from collector import tune_collector
 from db.migrate import upgrade
 from models.plan import PlanTemplate
 from settings import Settings
@@ -197,6 +198,8 @@ def _run_alone(index: int, run: PlanRun) -> dict[str, Any]:
 
 
 async def _run_plan(run: PlanRun, report: ProgressReport) -> dict[str, Any]:
+    # A run's process is a worker's for minutes, its code loaded: collected as one.
+    tune_collector()
     with tempfile.TemporaryDirectory(prefix="tandem-simulation-") as tmp:
         # Thousands of emails no one reads: kept in the records only, no .eml files.
         settings = Settings(
