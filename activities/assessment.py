@@ -75,13 +75,23 @@ def _scored_signals() -> CompoundSelect:
 _SCORED_SIGNALS = _scored_signals()
 
 
+# Built once, like _SCORED_SIGNALS: every check-in looks for its assessment and takes
+# its turn on the customer's row.
+_STORED = select(AssessmentRecord).where(
+    AssessmentRecord.customer_id == bindparam("customer_id"),
+    AssessmentRecord.key == bindparam("key"),
+)
+# SQLite locks the whole file for a writer, and its driver begins a transaction only at
+# the first write: a write that changes nothing takes the lock.
+_TAKE_LOCK = (
+    update(Customer).where(col(Customer.id) == bindparam("customer_id")).values(id=Customer.id)
+)
+_TAKE_LOCK_AND_READ = _TAKE_LOCK.returning(Customer)
+
+
 def _stored(session: Session, request: AssessmentRequest) -> AssessmentRecord | None:
-    return session.exec(
-        select(AssessmentRecord).where(
-            AssessmentRecord.customer_id == request.customer_id,
-            AssessmentRecord.key == request.key,
-        )
-    ).first()
+    key = {"customer_id": request.customer_id, "key": request.key}
+    return session.exec(_STORED, params=key).first()
 
 
 def _take_turn(session: Session, customer_id: str) -> Customer | None:
@@ -92,14 +102,11 @@ def _take_turn(session: Session, customer_id: str) -> Customer | None:
     dialect = session.get_bind().dialect
     if dialect.name != "sqlite":
         return session.get(Customer, customer_id, with_for_update=True)
-    # SQLite locks the whole file for a writer, and its driver begins a transaction only
-    # at the first write: a write that changes nothing takes the lock now (and, where
-    # SQLite has RETURNING, reads the row in the same statement).
-    take_lock = update(Customer).where(col(Customer.id) == customer_id).values(id=Customer.id)
-    if not dialect.update_returning:
-        session.exec(take_lock)
+    customer = {"customer_id": customer_id}
+    if not dialect.update_returning:  # SQLite before 3.35: lock, then read
+        session.exec(_TAKE_LOCK, params=customer)
         return session.get(Customer, customer_id)
-    return session.scalars(take_lock.returning(Customer)).first()
+    return session.scalars(_TAKE_LOCK_AND_READ, customer).first()
 
 
 class Assessed(NamedTuple):

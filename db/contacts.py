@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
-from sqlalchemy import Engine
+from sqlalchemy import Engine, bindparam
 from sqlmodel import Session, col, select
 
 from db.engine import session_scope
@@ -279,14 +279,22 @@ class Addressee(NamedTuple):
     opted_out: bool
 
 
+# Built once, its values bound at each call: every customer email reads it, and building
+# it cost twice as long as running it.
+_ACTIVE_CONTACTS = (
+    select(Contact.email, Contact.name, Contact.roles, Contact.unsubscribed_at)
+    .where(
+        Contact.customer_id == bindparam("customer_id"),
+        Contact.status == ContactStatus.active.value,
+    )
+    .order_by(col(Contact.id))
+)
+
+
 def active_contacts(session: Session, customer_id: str) -> list[Reachable]:
     """The account's active contacts, oldest first."""
-    query = (
-        select(Contact.email, Contact.name, Contact.roles, Contact.unsubscribed_at)
-        .where(Contact.customer_id == customer_id, Contact.status == ContactStatus.active.value)
-        .order_by(col(Contact.id))
-    )
-    return [Reachable(e, n, r, u is not None) for e, n, r, u in session.exec(query)]
+    rows = session.exec(_ACTIVE_CONTACTS, params={"customer_id": customer_id})
+    return [Reachable(e, n, r, u is not None) for e, n, r, u in rows]
 
 
 def addressees(contacts: list[Reachable], template: str, primary: str) -> list[Addressee]:

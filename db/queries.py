@@ -5,11 +5,12 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel, field_validator
-from sqlalchemy import func, or_
+from sqlalchemy import bindparam, func, or_
 from sqlmodel import Session, col, select
+from sqlmodel.sql.expression import Select
 
 from models.contacts import Contact, ContactPublic, ContactRole, ContactStatus
 from models.public import (
@@ -96,8 +97,10 @@ class RecordedPlan(NamedTuple):
         )
 
 
-def latest_recorded_plan(session: Session, customer_id: str) -> RecordedPlan | None:
-    """One statement: every check-in and every email about the account reads it."""
+def _latest_recorded_plan() -> Select[Any]:
+    """The latest manager plan's row with each of its goals (one row per goal, or one
+    with no goal), and the first plan's date on every row."""
+    customer_id = bindparam("customer_id")
     plans = select(SuccessPlanRecord).where(SuccessPlanRecord.customer_id == customer_id)
     latest = (
         plans.with_only_columns(col(SuccessPlanRecord.id))
@@ -114,12 +117,28 @@ def latest_recorded_plan(session: Session, customer_id: str) -> RecordedPlan | N
         .scalar_subquery()
         .correlate(None)
     )
-    rows = session.exec(
+    return (
         select(SuccessPlanRecord, GoalRecord, first)
         .outerjoin(GoalRecord, col(GoalRecord.plan_id) == SuccessPlanRecord.id)
         .where(SuccessPlanRecord.id == latest)
         .order_by(col(GoalRecord.id))
-    ).all()
+    )
+
+
+# The reads every check-in and every email makes are built once, their values bound at
+# each call: building a statement (and its cache key) cost two to three times as long
+# as running it.
+_LATEST_RECORDED_PLAN = _latest_recorded_plan()
+_GOAL_VALUES = (
+    select(SignalRecord.goal_key, SignalRecord.value)
+    .where(SignalRecord.customer_id == bindparam("customer_id"), SignalRecord.kind == "goal")
+    .order_by(col(SignalRecord.observed_at))
+)
+
+
+def latest_recorded_plan(session: Session, customer_id: str) -> RecordedPlan | None:
+    """One statement: every check-in and every email about the account reads it."""
+    rows = session.exec(_LATEST_RECORDED_PLAN, params={"customer_id": customer_id}).all()
     if not rows:
         return None
     record, _, started = rows[0]
@@ -151,11 +170,7 @@ def goals_with_progress(session: Session, plan: RecordedPlan | None) -> list[Goa
 
 def latest_goal_values(session: Session, customer_id: str) -> dict[str, float]:
     """Each goal's latest measured value (two columns: every email reads them)."""
-    rows = session.exec(
-        select(SignalRecord.goal_key, SignalRecord.value)
-        .where(SignalRecord.customer_id == customer_id, SignalRecord.kind == "goal")
-        .order_by(col(SignalRecord.observed_at))
-    ).all()
+    rows = session.exec(_GOAL_VALUES, params={"customer_id": customer_id}).all()
     return {key: value for key, value in rows if key}
 
 

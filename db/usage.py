@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
 
-from sqlalchemy import Engine, func
+from sqlalchemy import Engine, bindparam, func
 from sqlmodel import Session, col, select
 
 from db.engine import session_scope, write_once
@@ -41,17 +41,25 @@ def account_usage(
         )
 
 
-def daily_usage(session: Session, customer_id: str, since: date, until: date) -> list[UsageDay]:
-    query = (
-        select(UsageDaily)
-        .where(
-            UsageDaily.customer_id == customer_id,
-            col(UsageDaily.day) >= since,
-            col(UsageDaily.day) <= until,
-        )
-        .order_by(col(UsageDaily.day), col(UsageDaily.metric))
+# Built once, its values bound at each call: every check-in reads it, and building it
+# cost more than running it (as for db/queries.py's reads).
+_DAILY_USAGE = (
+    select(UsageDaily.metric, UsageDaily.day, UsageDaily.count)
+    .where(
+        UsageDaily.customer_id == bindparam("customer_id"),
+        col(UsageDaily.day) >= bindparam("since"),
+        col(UsageDaily.day) <= bindparam("until"),
     )
-    return [UsageDay(metric=r.metric, day=r.day, count=r.count) for r in session.exec(query)]
+    .order_by(col(UsageDaily.day), col(UsageDaily.metric))
+)
+
+
+def daily_usage(session: Session, customer_id: str, since: date, until: date) -> list[UsageDay]:
+    window = {"customer_id": customer_id, "since": since, "until": until}
+    return [
+        UsageDay(metric=metric, day=day, count=count)
+        for metric, day, count in session.exec(_DAILY_USAGE, params=window)
+    ]
 
 
 def usage_signals(
