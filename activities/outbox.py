@@ -13,17 +13,21 @@ from sqlmodel import Session, col, or_, select
 from activities.contracts import EmailReceipt
 from models.tables import OutboxEmail, OutboxStatus
 
+# Built once, the keys bound at each call (an expanding parameter): every email looks
+# for its stored copies, and building the statement cost more than running it.
+_STEP_KEYS = bindparam("keys", expanding=True)
+_COPIES = (
+    select(OutboxEmail)
+    .where(or_(col(OutboxEmail.key).in_(_STEP_KEYS), col(OutboxEmail.request_key).in_(_STEP_KEYS)))
+    .order_by(col(OutboxEmail.id))
+)
+
 
 def copies_of(session: Session, keys: Sequence[str]) -> dict[str, list[OutboxEmail]]:
     """The stored copies of each step's email, by the step's key, oldest first (one copy
     under the step's own key when there is one recipient, or from before copies)."""
-    rows = session.exec(
-        select(OutboxEmail)
-        .where(or_(col(OutboxEmail.key).in_(keys), col(OutboxEmail.request_key).in_(keys)))
-        .order_by(col(OutboxEmail.id))
-    )
     found: dict[str, list[OutboxEmail]] = {}
-    for row in rows:
+    for row in session.exec(_COPIES, params={"keys": list(keys)}):
         found.setdefault(row.request_key or row.key, []).append(row)
     return found
 
