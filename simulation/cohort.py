@@ -200,8 +200,12 @@ class CohortRun:
                 await lifecycles.tutorial_completed(self.clock.client, customer_id, key)
 
     async def _signals(self, month: int) -> None:
-        """What the product recorded over the month that ends now, for every live account."""
-        end = await self.clock.now()
+        """What the product recorded over the month that ends now, for every live account.
+        Stamped at the simulator's own day, not at the server's clock: that clock also
+        runs in real time between skips, and a stamp carrying those seconds would make
+        the results depend on how fast the machine ran."""
+        assert self._start is not None
+        end = self._start + timedelta(days=self.day)
         start = end - timedelta(days=MONTH_DAYS - 1)
         items = [
             signal
