@@ -176,6 +176,31 @@ def test_runs_start_on_a_calendar_that_repeats(simulated: tuple[Path, dict[str, 
     assert first.month == 1 and (first.year - 2001) % 28 == 0  # the first month's usage
 
 
+def test_signals_are_stamped_at_the_simulators_own_days(
+    simulated: tuple[Path, dict[str, Any]],
+) -> None:
+    """The server's clock also runs in real time between skips: stamps read from it
+    would carry the seconds each month took to simulate, and a score near a window's
+    edge would then depend on how fast the machine ran. A month's signals are recorded
+    every 30 simulated days, to the microsecond."""
+    out, _ = simulated
+    engine = make_engine(f"sqlite:///{out / 'records-1-default.db'}")
+    try:
+        with Session(engine) as session:
+            stamps = sorted(
+                set(
+                    session.exec(
+                        select(SignalRecord.observed_at).where(SignalRecord.source == "simulation")
+                    )
+                )
+            )
+    finally:
+        engine.dispose()
+    assert [stamp - stamps[0] for stamp in stamps] == [
+        timedelta(days=30 * month) for month in range(MONTHS)
+    ]
+
+
 def test_calendar_start_repeats_2001s_calendar() -> None:
     today = datetime(2026, 12, 2, 9, 30, tzinfo=UTC)
     start = calendar_start(today)
