@@ -13,6 +13,8 @@ from models.plan import ScoringSettings, UsageSettings
 from models.public import AssessmentDetailPublic
 from models.scoring import Quadrant, assess
 from models.scoring.usage import (
+    DailySeries,
+    Span,
     Windows,
     daily_series,
     peer_day,
@@ -143,6 +145,17 @@ def test_weekly_reports_read_like_monthly_ones() -> None:
     a = assess(weeks, SETTINGS, AS_OF)
     assert a.inputs["usage_change"] == pytest.approx(-0.2)
     assert a.components["usage_trend"] == pytest.approx(-0.4)
+
+
+def test_a_week_with_exactly_a_day_of_report_counts_however_the_days_round() -> None:
+    """Days are differences of moments: a day's worth of report in a week can come out
+    a hair under 1.0 (here 0.9999999999999964), and whether it counts must not hang on
+    that rounding (two runs of one seeded simulation differed on it)."""
+    offset = 24.95592256534228  # where a window starts, in days before as_of
+    series = DailySeries(spans=[Span(newest=offset + 6.5, oldest=offset + 30, rate=3.0)])
+    first_week_cover = (offset + 0.5 + 7) - (offset + 6.5)
+    assert first_week_cover < 1.0  # the rounding this test is about
+    assert series.level(offset + 0.5, 7) == 3.0
 
 
 def test_usage_change_is_the_mean_over_metrics_whatever_their_scale() -> None:

@@ -88,7 +88,10 @@ class DailySeries:
                 if overlap > 0:
                     amount += s.rate * overlap
                     cover += overlap
-            if cover >= 1.0:  # at least a day's worth of report in the week
+            # At least a day's worth of report in the week. Spans are differences of
+            # moments in days, so a day exactly can sum to a hair under 1.0: close enough
+            # counts, or the same reports would count or not by rounding.
+            if cover >= 1.0 or math.isclose(cover, 1.0):
                 weekly.append(amount / cover)
         return median(weekly) if weekly else None
 
