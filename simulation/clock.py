@@ -67,10 +67,12 @@ class SimulatedClock:
         return response.time.ToDatetime().replace(tzinfo=UTC)
 
     async def skip_to_calendar_start(self) -> datetime:
-        """Move the clock to `calendar_start` of its time (a fresh server's is today's)."""
+        """Move the clock to `calendar_start` of its time (a fresh server's is today's);
+        returns that midnight. The clock itself is a little past it by then: it also
+        runs in real time."""
         start = calendar_start(await self.now())
         await self.sleep(start - await self.now())
-        return await self.now()
+        return start
 
     async def sleep(self, duration: timedelta) -> None:
         request = SleepRequest()

@@ -128,13 +128,17 @@ class CohortRun:
     # -- the run ------------------------------------------------------------------------
 
     async def run(self) -> None:
-        await self.clock.skip_to_calendar_start()
+        # The simulator's days count from the calendar's first midnight, exactly: the
+        # server's clock also runs in real time, between skips and while the cohort signs
+        # up, and what the simulator dates by its own days (the signals it records) would
+        # otherwise carry those seconds. Scores near a window's edge, and ties among
+        # peers, would then depend on how fast the machine ran.
+        self._start = await self.clock.skip_to_calendar_start()
         self._report("signing up", 0)
         await self._each(
             lambda a: lifecycles.sign_up(self.clock.client, a.signup, self.plan, self.task_queue),
             self.accounts,
         )
-        self._start = await self.clock.now()
         self._plan_tutorials()
         # Act at half days: clear of the lifecycles' own steps, which fall on whole days.
         await self.advance(0.5)
@@ -200,10 +204,8 @@ class CohortRun:
                 await lifecycles.tutorial_completed(self.clock.client, customer_id, key)
 
     async def _signals(self, month: int) -> None:
-        """What the product recorded over the month that ends now, for every live account.
-        Stamped at the simulator's own day, not at the server's clock: that clock also
-        runs in real time between skips, and a stamp carrying those seconds would make
-        the results depend on how fast the machine ran."""
+        """What the product recorded over the month that ends now, for every live account,
+        dated by the simulator's own days."""
         assert self._start is not None
         end = self._start + timedelta(days=self.day)
         start = end - timedelta(days=MONTH_DAYS - 1)

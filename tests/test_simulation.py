@@ -176,29 +176,27 @@ def test_runs_start_on_a_calendar_that_repeats(simulated: tuple[Path, dict[str, 
     assert first.month == 1 and (first.year - 2001) % 28 == 0  # the first month's usage
 
 
-def test_signals_are_stamped_at_the_simulators_own_days(
+def test_signals_are_stamped_on_the_simulators_own_days(
     simulated: tuple[Path, dict[str, Any]],
 ) -> None:
     """The server's clock also runs in real time between skips: stamps read from it
     would carry the seconds each month took to simulate, and a score near a window's
-    edge would then depend on how fast the machine ran. A month's signals are recorded
-    every 30 simulated days, to the microsecond."""
+    edge (or a tie among peers) would then depend on how fast the machine ran. A
+    month's signals end 29.5 days into each simulated month from the calendar's first
+    midnight, to the microsecond."""
     out, _ = simulated
     engine = make_engine(f"sqlite:///{out / 'records-1-default.db'}")
     try:
         with Session(engine) as session:
-            stamps = sorted(
-                set(
-                    session.exec(
-                        select(SignalRecord.observed_at).where(SignalRecord.source == "simulation")
-                    )
+            stamps = set(
+                session.exec(
+                    select(SignalRecord.observed_at).where(SignalRecord.source == "simulation")
                 )
             )
     finally:
         engine.dispose()
-    assert [stamp - stamps[0] for stamp in stamps] == [
-        timedelta(days=30 * month) for month in range(MONTHS)
-    ]
+    midnight = datetime(min(stamps).year, 1, 1, tzinfo=UTC)
+    assert stamps == {midnight + timedelta(days=29.5 + 30 * month) for month in range(MONTHS)}
 
 
 def test_calendar_start_repeats_2001s_calendar() -> None:
