@@ -41,21 +41,52 @@ def scoring_of(plan: str) -> ScoringSettings:
 
 @contextmanager
 def records(database_url: str | None, command: str) -> Iterator[Engine]:
-    """The records to read, migrated; a SQLite file that is not there is refused, since
-    opening it would create an empty one and a typo would read as 'no history'."""
+    """Tandem's records to read, refused in one line when they are not: a URL that does
+    not parse or whose database cannot be opened, a SQLite file that is not there (opening
+    it would create an empty one, and a typo would read as 'no history'), or a database
+    that is not Tandem's (migrating it would add Tandem's tables to someone else's). The
+    database is looked at through a plain engine first, which writes nothing; Tandem's
+    records from an earlier release are then migrated, as every command does."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
+    from sqlalchemy.pool import NullPool
+
     from db.engine import database_url as records_url
     from db.engine import make_engine
-    from db.migrate import upgrade
+    from db.migrate import current, is_current, upgrade
 
-    url = records_url(database_url or settings().resolved_database_url)
+    given = database_url or settings().resolved_database_url
+    try:
+        url = records_url(given)
+        shown = url.render_as_string(hide_password=True)
+        probe = create_engine(url, poolclass=NullPool)
+    except (NoSuchModuleError, ImportError) as error:
+        fail(f"--database-url: Tandem reads SQLite and PostgreSQL records, not {shown} ({error})")
+    except ArgumentError:
+        fail(
+            f"--database-url: {given!r} is not a database URL (sqlite:///path/tandem.db, "
+            "postgresql://user@host/db)"
+        )
     if url.get_backend_name() == "sqlite" and not Path(url.database or "").is_file():
         fail(
             f"no records at {url.database or 'an in-memory database'}: the {command} "
             "re-scores recorded assessments; give --database-url of Tandem's records"
         )
+    try:
+        revision = current(probe)
+    except DBAPIError as error:
+        fail(f"cannot read {shown}: {str(error.orig).splitlines()[0]}")
+    finally:
+        probe.dispose()
+    if revision is None:
+        fail(
+            f"{shown} holds no Tandem records (it has no Tandem schema revision): the "
+            f"{command} re-scores recorded assessments; give --database-url of Tandem's records"
+        )
     engine = make_engine(url)
     try:
-        upgrade(engine)  # as every command does: an older records file is migrated
+        if not is_current(engine):
+            upgrade(engine)
         yield engine
     finally:
         engine.dispose()

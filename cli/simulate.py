@@ -56,6 +56,10 @@ def simulate(
     from simulation.simulate import simulate as run_simulation
 
     plans = [_plan(plan)] + ([_plan(compare)] if compare else [])
+    try:  # before the run: minutes of it must not end in a folder that cannot be made
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        fail(f"--out {out_dir}: cannot make the report's folder there ({error.strerror})")
     results = asyncio.run(
         run_simulation(
             customers, months, seed, plans, out_dir, keep_records=keep_records, console=out
@@ -96,6 +100,11 @@ def backtest(
     scoring = scoring_of(plan)
     with records(database_url, "backtest") as engine:
         report = run_backtest(engine, scoring, horizon_days)
+    if not report["assessments"]:
+        fail(
+            "the records hold no assessments to re-score: a lifecycle records one at each "
+            "check-in (and `tandem reassess`)"
+        )
     if as_json:
         typer.echo(json.dumps(report, indent=2, default=str))
         return
@@ -108,9 +117,9 @@ def backtest(
 
 def _print_backtest(report: dict[str, Any]) -> None:
     out.print(
-        f"{report['assessments']} assessments of {report['accounts']} accounts re-scored; "
-        f"{report['assessments_changed']} of them would land in another quadrant, "
-        f"and so would the latest assessment of {len(report['changes'])} of the accounts."
+        f"{report['assessments']} assessments of {report['accounts']} accounts re-scored: "
+        f"{report['assessments_changed']} would land in another quadrant, among them the "
+        f"latest assessment of {len(report['changes'])} accounts."
     )
     if report["changes"]:
         table = Table(
