@@ -27,7 +27,7 @@ from sqlmodel import Session, col, select
 from models.plan import ScoringSettings
 from models.scoring import Assessment, PreviousAssessment, Quadrant, assess, peer_levels
 from models.scoring.usage import PEER_MARGIN_DAYS, Windows, peer_day
-from models.signals import Observation, SignalKind, observation
+from models.signals import ACTIVE_USERS, Observation, SignalKind, observation
 from models.success_plan import Goal, SuccessPlan
 from models.tables import (
     AssessmentRecord,
@@ -254,10 +254,11 @@ def scored(records: Records, rescored: list[Rescored]) -> list[Scored]:
     ]
 
 
-def key_feature_warnings(records: Records, scoring: ScoringSettings) -> list[str]:
-    """Breadth counts the plan's key features among the usage metrics: named after
-    metrics the records never report, it is -1 for every account and judges nothing."""
-    key = scoring.usage.key_features
+def usage_warnings(records: Records, scoring: ScoringSettings) -> list[str]:
+    """The plan's usage names that the records never report. Metric names are free-form
+    (a product's events), so a plan cannot be checked against them alone, but a misspelt
+    one changes the scores quietly: with none of its scored metrics in the records, usage
+    is scored on active users alone, and key features they lack leave breadth at -1."""
     seen = sorted(
         {
             o.metric_name
@@ -266,21 +267,36 @@ def key_feature_warnings(records: Records, scoring: ScoringSettings) -> list[str
             if o.kind is SignalKind.usage
         }
     )
-    missing = [f for f in key if f not in seen]
-    if not missing:
-        return []
     shown = ", ".join(seen[:12]) + (f" and {len(seen) - 12} more" if len(seen) > 12 else "")
-    metrics = f"the records' usage metrics ({shown or 'none at all'})"
-    if len(missing) == len(key):
-        return [
-            f"none of the plan's key features ({', '.join(key)}) appear in {metrics}: "
-            "breadth is -1 for every account with usage, so it judges nothing; name "
-            "metrics the product reports in [scoring.usage] key_features"
-        ]
-    return [
-        f"the plan's key features {', '.join(missing)} never appear in {metrics}: "
-        "no account can reach full breadth"
-    ]
+    reported = f"the records' usage metrics ({shown or 'none at all'})"
+    usage = scoring.usage
+    warnings = []
+    missing = [m for m in usage.metrics if m not in seen]
+    if missing and len(missing) == len(usage.metrics):
+        warnings.append(
+            f"none of the plan's scored metrics ({', '.join(usage.metrics)}) appear in "
+            f"{reported}: usage is scored on {ACTIVE_USERS} alone, where it is reported; "
+            "name metrics the product reports in [scoring.usage] metrics, or leave it "
+            "empty to score them all"
+        )
+    elif missing:
+        warnings.append(
+            f"the plan's scored metrics {', '.join(missing)} never appear in {reported}: "
+            "they score nothing"
+        )
+    missing = [f for f in usage.key_features if f not in seen]
+    if missing and len(missing) == len(usage.key_features):
+        warnings.append(
+            f"none of the plan's key features ({', '.join(usage.key_features)}) appear in "
+            f"{reported}: breadth is -1 for every account with usage, so it judges nothing; "
+            "name metrics the product reports in [scoring.usage] key_features"
+        )
+    elif missing:
+        warnings.append(
+            f"the plan's key features {', '.join(missing)} never appear in {reported}: "
+            "no account can reach full breadth"
+        )
+    return warnings
 
 
 def horizons(scoring: ScoringSettings, horizon_days: int | None = None) -> list[int]:
@@ -331,5 +347,5 @@ def backtest(
             "new": confusion(new_flagged, churned).as_dict(),
         },
         "judgement": [j.model_dump() for j in judgements],
-        "warnings": key_feature_warnings(records, scoring),
+        "warnings": usage_warnings(records, scoring),
     }

@@ -25,7 +25,7 @@ from sklearn.linear_model import LogisticRegression
 from sqlalchemy import Engine
 
 from models.plan import COMPONENTS, CustomerWeights, RiskSettings, ScoringSettings
-from simulation.backtest import key_feature_warnings, load, rescore, scored
+from simulation.backtest import load, rescore, scored, usage_warnings
 from simulation.judgement import MIN_CHURNS, Judgement, Scored, judge
 
 TRAIN_SHARE = 0.6  # of the labelled assessments, in time order, before the split
@@ -53,6 +53,10 @@ class Calibration(BaseModel):
     @property
     def toml(self) -> str:
         return scoring_toml(self.proposed)
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
 
 
 def scoring_toml(scoring: ScoringSettings) -> str:
@@ -210,10 +214,12 @@ def calibrate(
         raise TooLittleHistory(
             f"calibrate needs at least {min_churns} accounts that churned within {horizon} "
             f"days of an assessment in {period}; there are {len(churners)} "
-            f"({sum(label for _, label in train)} of its {len(train)} assessments followed "
-            f"by such a churn). The records hold {len(records.customers)} accounts, "
-            f"{len(records.assessments)} assessments and {len(records.churned_at)} churns "
-            "in all: more history gives the fit more to learn from."
+            f"({sum(label for _, label in train)} of its {_count(len(train), 'assessment')} "
+            f"followed by such a churn). The records hold "
+            f"{_count(len(records.customers), 'account')}, "
+            f"{_count(len(records.assessments), 'assessment')} and "
+            f"{_count(len(records.churned_at), 'churn')} in all: the fit needs more history "
+            "(more accounts, or a longer record), or a shorter --horizon-days."
         )
     proposed = fit(train, scoring, horizon)
     new_rows = scored(records, rescore(records, proposed))
@@ -233,7 +239,7 @@ def calibrate(
         new=new,
         recommended=recommended,
         verdict=why,
-        warnings=key_feature_warnings(records, scoring),
+        warnings=usage_warnings(records, scoring),
     )
 
 

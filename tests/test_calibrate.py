@@ -16,8 +16,9 @@ from cli import app
 from db.engine import make_engine
 from db.migrate import upgrade
 from models.plan import ScoringSettings
+from models.signals import ACTIVE_USERS
 from plans import load_plan, read_plan
-from simulation.backtest import backtest, key_feature_warnings, load, rescore
+from simulation.backtest import backtest, load, rescore, usage_warnings
 from simulation.calibrate import Calibration, TooLittleHistory, calibrate, scoring_toml, verdict
 from simulation.judgement import MIN_CHURNS, Judgement, Scored, judge
 from tests.churn_history import Shape, write_history
@@ -264,9 +265,40 @@ def test_key_features_the_records_never_report_are_named(tmp_path: Path) -> None
     text = runner.invoke(app, ["backtest", "--plan", str(plan), "--database-url", url])
     assert "Warning" in text.output and "invoices_sent" in text.output
     records = load(engine)
-    (partly,) = key_feature_warnings(records, with_key_features("reports_shared", "invoices_sent"))
+    (partly,) = usage_warnings(records, with_key_features("reports_shared", "invoices_sent"))
     assert "key features invoices_sent never appear" in partly and "full breadth" in partly
-    assert key_feature_warnings(records, with_key_features("reports_shared", "exports")) == []
+    assert usage_warnings(records, with_key_features("reports_shared", "exports")) == []
+
+
+def with_metrics(*names: str) -> ScoringSettings:
+    return DEFAULT.model_copy(
+        update={"usage": DEFAULT.usage.model_copy(update={"metrics": list(names)})}
+    )
+
+
+def test_scored_metrics_the_records_never_report_are_named(tmp_path: Path) -> None:
+    # Metric names are free-form, so a misspelt one passes `plans validate`: the backtest
+    # and calibrate say what it did to the scores.
+    url, engine, _ = history(tmp_path, Shape(30, 8, seed=3))
+    records = load(engine)
+    misspelt = with_metrics("reports_sharred")
+    # What the warning claims: usage is scored on active users alone, as a plan scoring
+    # only them would; differently from the plan scoring every metric.
+    alone = rescore(records, with_metrics(ACTIVE_USERS))
+    scored = rescore(records, misspelt)
+    assert [r.new.components for r in scored] == [r.new.components for r in alone]
+    every = rescore(records, DEFAULT)
+    assert any(r.new.components != a.new.components for r, a in zip(every, alone, strict=True))
+    (warning,) = usage_warnings(records, misspelt)
+    assert "none of the plan's scored metrics (reports_sharred)" in warning
+    assert "reports_shared" in warning  # what the records do report
+    (partly,) = usage_warnings(records, with_metrics("reports_shared", "invoices_sent"))
+    assert "scored metrics invoices_sent never appear" in partly
+    assert usage_warnings(records, with_metrics("reports_shared", "exports")) == []
+    plan = tmp_path / "misspelt.toml"
+    plan.write_text('name = "misspelt"\n' + scoring_toml(misspelt))
+    text = runner.invoke(app, ["backtest", "--plan", str(plan), "--database-url", url])
+    assert text.exit_code == 0 and "Warning" in text.output and "reports_sharred" in text.output
 
 
 @pytest.mark.parametrize(
