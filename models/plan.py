@@ -141,7 +141,10 @@ class UsageSettings(StrictModel):
 
     @field_validator("metrics", "key_features")
     @classmethod
-    def _each_once(cls, names: list[str]) -> list[str]:
+    def _metric_names_once(cls, names: list[str]) -> list[str]:
+        for name in names:
+            if not re.match(METRIC_PATTERN, name):
+                raise ValueError(f"{name!r} is not a metric name")
         # A key feature listed twice would count twice in breadth.
         repeated = sorted({n for n in names if names.count(n) > 1})
         if repeated:
@@ -150,10 +153,6 @@ class UsageSettings(StrictModel):
 
     @model_validator(mode="after")
     def _known_metrics(self) -> UsageSettings:
-        for field in ("metrics", "key_features"):
-            for name in getattr(self, field):
-                if not re.match(METRIC_PATTERN, name):
-                    raise ValueError(f"{field}: {name!r} is not a metric name")
         unknown = [m for m in self.key_features if self.metrics and m not in self.metrics]
         if unknown:
             raise ValueError(

@@ -206,7 +206,14 @@ def test_plan_name_must_be_a_slug() -> None:
             '[scoring.usage]\nmetrics = ["logins"]\nkey_features = ["exports"]\n',
             "scoring.usage: key_features: unknown metric 'exports'",
         ),
-        ('[scoring.usage]\nkey_features = ["Exports!"]\n', "key_features: 'Exports!' is not"),
+        (
+            '[scoring.usage]\nkey_features = ["Exports!"]\n',
+            "scoring.usage.key_features: 'Exports!' is not a metric name",
+        ),
+        (
+            '[scoring.usage]\nmetrics = ["Reports Shared"]\n',
+            "scoring.usage.metrics: 'Reports Shared' is not a metric name",
+        ),
         ("[scoring.risk]\nhorizon_days = 6\n", "scoring.risk.horizon_days: Input should be"),
         (
             "[scoring.risk]\ncoefficients = { happiness = -1.0 }\n",
