@@ -240,7 +240,9 @@ def _explain(detail: AssessmentDetailPublic) -> None:
     out.print(table)
 
 
-@app.command()
+# A negative figure ("-5") is read as the value, not as an option nobody has: the signal's
+# own validation then says whether that kind can be negative.
+@app.command(context_settings={"ignore_unknown_options": True})
 def signal(
     customer: Annotated[str, typer.Argument(help="customer id or company name")],
     kind: Annotated[SignalKind, typer.Argument(help="what was measured")],

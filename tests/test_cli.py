@@ -163,6 +163,7 @@ def test_signal_refuses_a_future_time_and_an_absurd_value_and_stores_nothing() -
         (["tickets", "inf"], "error: value: Input should be a finite number"),
         (["nps", "nan"], "error: value: Input should be a finite number"),
         (["nps", "8", "--at", "0001-01-01T00:00:00+14:00"], "a measurement's year is from 1970"),
+        (["usage", "-5"], "error: value: usage must be at least 0, got -5"),
     ]
     for arguments, message in refusals:
         done = runner.invoke(app, ["signal", "acme", *arguments])
