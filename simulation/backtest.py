@@ -270,32 +270,35 @@ def usage_warnings(records: Records, scoring: ScoringSettings) -> list[str]:
     shown = ", ".join(seen[:12]) + (f" and {len(seen) - 12} more" if len(seen) > 12 else "")
     reported = f"the records' usage metrics ({shown or 'none at all'})"
     usage = scoring.usage
+    # The plan's names, what they are, what follows when the records have none of them
+    # (and what to do), and when they lack some.
+    checks = [
+        (
+            usage.metrics,
+            "scored metrics",
+            f"usage is scored on {ACTIVE_USERS} alone, where it is reported; name metrics "
+            "the product reports in [scoring.usage] metrics, or leave it empty to score them all",
+            "they score nothing",
+        ),
+        (
+            usage.key_features,
+            "key features",
+            "breadth is -1 for every account with usage, so it judges nothing; name metrics "
+            "the product reports in [scoring.usage] key_features",
+            "no account can reach full breadth",
+        ),
+    ]
     warnings = []
-    missing = [m for m in usage.metrics if m not in seen]
-    if missing and len(missing) == len(usage.metrics):
-        warnings.append(
-            f"none of the plan's scored metrics ({', '.join(usage.metrics)}) appear in "
-            f"{reported}: usage is scored on {ACTIVE_USERS} alone, where it is reported; "
-            "name metrics the product reports in [scoring.usage] metrics, or leave it "
-            "empty to score them all"
-        )
-    elif missing:
-        warnings.append(
-            f"the plan's scored metrics {', '.join(missing)} never appear in {reported}: "
-            "they score nothing"
-        )
-    missing = [f for f in usage.key_features if f not in seen]
-    if missing and len(missing) == len(usage.key_features):
-        warnings.append(
-            f"none of the plan's key features ({', '.join(usage.key_features)}) appear in "
-            f"{reported}: breadth is -1 for every account with usage, so it judges nothing; "
-            "name metrics the product reports in [scoring.usage] key_features"
-        )
-    elif missing:
-        warnings.append(
-            f"the plan's key features {', '.join(missing)} never appear in {reported}: "
-            "no account can reach full breadth"
-        )
+    for names, called, if_none, if_some in checks:
+        missing = [n for n in names if n not in seen]
+        if missing and len(missing) == len(names):
+            warnings.append(
+                f"none of the plan's {called} ({', '.join(names)}) appear in {reported}: {if_none}"
+            )
+        elif missing:
+            warnings.append(
+                f"the plan's {called} {', '.join(missing)} never appear in {reported}: {if_some}"
+            )
     return warnings
 
 
