@@ -58,20 +58,21 @@ def records(database_url: str | None, command: str) -> Iterator[Engine]:
     given = database_url or settings().resolved_database_url
     try:
         url = records_url(given)
-        shown = url.render_as_string(hide_password=True)
-        probe = create_engine(url, poolclass=NullPool)
-    except (NoSuchModuleError, ImportError) as error:
-        fail(f"--database-url: Tandem reads SQLite and PostgreSQL records, not {shown} ({error})")
     except ArgumentError:
         fail(
             f"--database-url: {given!r} is not a database URL (sqlite:///path/tandem.db, "
             "postgresql://user@host/db)"
         )
+    shown = url.render_as_string(hide_password=True)
     if url.get_backend_name() == "sqlite" and not Path(url.database or "").is_file():
         fail(
             f"no records at {url.database or 'an in-memory database'}: the {command} "
             "re-scores recorded assessments; give --database-url of Tandem's records"
         )
+    try:
+        probe = create_engine(url, poolclass=NullPool)
+    except (NoSuchModuleError, ImportError) as error:
+        fail(f"--database-url: Tandem reads SQLite and PostgreSQL records, not {shown} ({error})")
     try:
         revision = current(probe)
     except DBAPIError as error:
