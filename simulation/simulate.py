@@ -8,6 +8,7 @@ import contextlib
 import functools
 import json
 import multiprocessing
+import os
 import sqlite3
 import tempfile
 import traceback
@@ -141,11 +142,11 @@ async def simulate(
 async def _side_by_side(
     runs: list[PlanRun], report: Callable[[int, str, int], None]
 ) -> list[dict[str, Any]]:
-    """Each plan's run in a process of its own, with a test server of its own. A run's
-    simulator, worker and activities share one process and its GIL, so a plan uses one
-    core; more processes for one plan would take turns on its records' one SQLite write
-    lock, which an activity holds for nearly all its work. The runs' progress comes
-    back through a queue."""
+    """Each plan's run in a process of its own, with a test server of its own, on CPUs of
+    its own (`cpu_shares`). A run's simulator, worker and activities share one process
+    and its GIL, so a plan uses one core; more processes for one plan would take turns on
+    its records' one SQLite write lock, which an activity holds for nearly all its work.
+    The runs' progress comes back through a queue."""
     # Spawned, not forked: this process already runs the SDK's threads.
     context = multiprocessing.get_context("spawn")
     reports = context.Queue()
@@ -163,8 +164,10 @@ async def _side_by_side(
             return list(
                 await asyncio.gather(
                     *(
-                        loop.run_in_executor(pool, _run_alone, index, run)
-                        for index, run in enumerate(runs)
+                        loop.run_in_executor(pool, _run_alone, index, run, cpus)
+                        for index, (run, cpus) in enumerate(
+                            zip(runs, cpu_shares(len(runs)), strict=True)
+                        )
                     )
                 )
             )
@@ -181,11 +184,29 @@ def _report_to(reports: Queue[tuple[int, str, int] | None]) -> None:
     _reports = reports
 
 
-def _run_alone(index: int, run: PlanRun) -> dict[str, Any]:
-    """In a run's own process: the run, with its progress sent to the calling process.
-    A failure goes back as a RuntimeError with the run's own traceback in its message:
-    the errors a run meets most (the SDK's RPCError, WorkflowFailureError) cannot be
-    unpickled, and the pool would report only a broken process in their stead."""
+def cpu_shares(runs: int) -> list[set[int] | None]:
+    """The CPUs each of `runs` side-by-side runs keeps to, dealt out in turn (all of them
+    to each when there are fewer CPUs than runs); None where the OS cannot pin a process.
+
+    Left to the scheduler, the runs' threads and test servers (each run has a worker's
+    threads, the SDK core's and the server's, handing work to one another thousands of
+    times a second) move between the cores and wake each other across them, which costs
+    CPU, most of it in the kernel (docs/benchmarks.md)."""
+    if not hasattr(os, "sched_setaffinity"):
+        return [None] * runs
+    cpus = sorted(os.sched_getaffinity(0))
+    return [set(cpus[index::runs]) or set(cpus) for index in range(runs)]
+
+
+def _run_alone(index: int, run: PlanRun, cpus: set[int] | None) -> dict[str, Any]:
+    """In a run's own process: the run, on its share of the CPUs, with its progress sent
+    to the calling process. A failure goes back as a RuntimeError with the run's own
+    traceback in its message: the errors a run meets most (the SDK's RPCError,
+    WorkflowFailureError) cannot be unpickled, and the pool would report only a broken
+    process in their stead."""
+    if cpus is not None:
+        # Before the run starts a thread or its test server: both inherit the CPUs.
+        os.sched_setaffinity(0, cpus)
 
     def report(doing: str, days: int) -> None:
         assert _reports is not None
