@@ -225,7 +225,7 @@ def test_a_failed_run_in_its_own_process_comes_back_with_its_cause(
     monkeypatch.setattr(simulate_module, "_run_plan", failing)
     run = PlanRun(load_plan("default"), CUSTOMERS, MONTHS, SEED, "r1", None)
     with pytest.raises(RuntimeError) as caught:
-        simulate_module._run_alone(0, run)
+        simulate_module._run_alone(0, run, None)
     back = pickle.loads(pickle.dumps(caught.value))
     assert "default@v1" in str(back) and "h2 protocol error" in str(back)
     assert "Traceback" in str(back)
