@@ -53,7 +53,7 @@ def records(database_url: str | None, command: str) -> Iterator[Engine]:
 
     from db.engine import database_url as records_url
     from db.engine import make_engine
-    from db.migrate import current, is_current, upgrade
+    from db.migrate import current, heads, upgrade
 
     given = database_url or settings().resolved_database_url
     try:
@@ -86,7 +86,7 @@ def records(database_url: str | None, command: str) -> Iterator[Engine]:
         )
     engine = make_engine(url)
     try:
-        if not is_current(engine):
+        if revision not in heads():  # already read: no second look, no write lock
             upgrade(engine)
         yield engine
     finally:
